@@ -1,0 +1,31 @@
+"""hhjax: a differentiable Hodgkin–Huxley neuron simulator in JAX.
+
+Units everywhere: mV, ms, µA/cm², mS/cm², µF/cm² (pA and pF only where stated).
+Voltage convention: modern (rest ≈ −65 mV) unless the parameters say otherwise
+(:meth:`HHParams.hh1952` gives HH's 1952 / pyHH convention, rest at 0 mV).
+
+``import hhjax`` does not enable float64; do that yourself with
+``jax.config.update("jax_enable_x64", True)`` before creating arrays.
+"""
+
+from hhjax import channels as channels
+from hhjax import stimulus as stimulus
+from hhjax._equilibrium import resting_state as resting_state
+from hhjax._integrators import DEFAULT_METHOD as DEFAULT_METHOD
+from hhjax._integrators import METHODS as METHODS
+from hhjax._integrators import Integrator as Integrator
+from hhjax._model import Channel as Channel
+from hhjax._model import GateRates as GateRates
+from hhjax._model import Model as Model
+from hhjax._model import model_of as model_of
+from hhjax._simulate import MAX_PLAUSIBLE_CURRENT as MAX_PLAUSIBLE_CURRENT
+from hhjax._simulate import NonFiniteSimulationError as NonFiniteSimulationError
+from hhjax._simulate import StepSizeWarning as StepSizeWarning
+from hhjax._simulate import simulate as simulate
+from hhjax._simulate import step as step
+from hhjax.models.hh import HH as HH
+from hhjax.models.hh import HHParams as HHParams
+from hhjax.models.hh import HHState as HHState
+from hhjax.models.hh import Trace as Trace
+
+__version__ = "0.1.0"

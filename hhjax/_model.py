@@ -1,0 +1,188 @@
+"""Conductance-based models assembled from channels.
+
+A *channel* owns some gating variables and one ionic current; a *model* is a list of
+channels plus a membrane capacitance. The model derives everything the integrators
+and :func:`hhjax.simulate` need — the state derivative, gate steady states and time
+constants, the currents to record — so those are written once and work for every
+model (squid HH today, cortical models next).
+
+Units: V in mV, t in ms, rates in 1/ms, conductances in mS/cm², currents in µA/cm²
+(ionic currents positive **outward**, ``I = g · gates · (V − E)``; the injected
+current ``i_ext`` positive **inward**, i.e. depolarising), capacitance in µF/cm².
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, NamedTuple
+
+import jax.numpy as jnp
+from jax import Array
+
+
+class GateRates(NamedTuple):
+    """Opening and closing rates of one gate, 1/ms (any shape)."""
+
+    alpha: Array
+    beta: Array
+
+
+@dataclasses.dataclass(frozen=True)
+class Channel:
+    """An ion channel: its gates, their rates, and its current.
+
+    Subclasses set ``name`` (the current is recorded as ``i_<name>``) and ``gates``
+    (names of the state fields this channel owns), and implement :meth:`rates` and
+    :meth:`current`. Both read their parameters from the model's parameter pytree by
+    field name, so a channel works in any model whose parameters have those fields.
+    """
+
+    name: str = ""
+    gates: tuple[str, ...] = ()
+
+    def rates(self, v: Array, params: Any) -> dict[str, GateRates]:
+        """Rates of each gate at temperature-reference conditions.
+
+        Args:
+            v: membrane potential, mV, shape ``(*batch)``.
+            params: the model's parameter pytree.
+
+        Returns:
+            ``{gate_name: GateRates(alpha, beta)}`` in 1/ms, unscaled by temperature.
+        """
+        return {}
+
+    def current(self, v: Array, gates: dict[str, Array], params: Any) -> Array:
+        """Ionic current, µA/cm², positive outward, shape ``(*batch)``."""
+        raise NotImplementedError
+
+
+@dataclasses.dataclass(frozen=True)
+class Model:
+    """A single-compartment conductance-based model assembled from channels.
+
+    Attributes:
+        name: short name used on the command line and in saved files (e.g. ``"hh"``).
+        channels: the channels, in the order their currents are recorded.
+        params_type: ``NamedTuple`` class of the parameters; must have fields
+            ``c_m`` (µF/cm²), ``temperature`` (°C), ``q10`` (rates) and ``q10_g``
+            (conductances), plus every field the channels read.
+        state_type: ``NamedTuple`` class with fields ``("v", *gates)``.
+        trace_type: ``NamedTuple`` class with fields
+            ``("t", "v", *gates, *("i_" + channel.name))``.
+        reference_temperature: temperature at which the channels' rates and
+            conductances are given, °C.
+    """
+
+    name: str
+    channels: tuple[Channel, ...]
+    params_type: type
+    state_type: type
+    trace_type: type
+    reference_temperature: float
+
+    def __post_init__(self) -> None:
+        expected_state = ("v", *self.gate_names)
+        if tuple(self.state_type._fields) != expected_state:
+            raise TypeError(
+                f"{self.state_type.__name__} fields {self.state_type._fields} do not "
+                f"match the channels' gates {expected_state}."
+            )
+        expected_trace = ("t", *expected_state, *self.current_names)
+        if tuple(self.trace_type._fields) != expected_trace:
+            raise TypeError(
+                f"{self.trace_type.__name__} fields {self.trace_type._fields} do not "
+                f"match {expected_trace}."
+            )
+        _MODELS[self.params_type] = self
+
+    @property
+    def gate_names(self) -> tuple[str, ...]:
+        return tuple(g for ch in self.channels for g in ch.gates)
+
+    @property
+    def current_names(self) -> tuple[str, ...]:
+        return tuple(f"i_{ch.name}" for ch in self.channels)
+
+    # -- temperature ---------------------------------------------------------------
+    def rate_factor(self, params: Any) -> Array:
+        """Q10 factor of the rates, ``q10 ** ((T − T_ref) / 10)`` (dimensionless)."""
+        return params.q10 ** ((params.temperature - self.reference_temperature) / 10.0)
+
+    def conductance_factor(self, params: Any) -> Array:
+        """Q10 factor of the conductances, ``q10_g ** ((T − T_ref) / 10)``."""
+        return params.q10_g ** (
+            (params.temperature - self.reference_temperature) / 10.0
+        )
+
+    # -- the right-hand side ---------------------------------------------------------
+    def rates(self, v: Array, params: Any) -> dict[str, GateRates]:
+        """Temperature-scaled rates of every gate at ``v`` (mV): ``{gate: (α, β)}``."""
+        phi = self.rate_factor(params)
+        out: dict[str, GateRates] = {}
+        for ch in self.channels:
+            for gate, r in ch.rates(v, params).items():
+                out[gate] = GateRates(phi * r.alpha, phi * r.beta)
+        return out
+
+    def currents(self, state: Any, params: Any) -> dict[str, Array]:
+        """Ionic currents ``{"i_<channel>": µA/cm², positive outward}``."""
+        gates = state._asdict()
+        scale = self.conductance_factor(params)
+        return {
+            f"i_{ch.name}": scale * ch.current(state.v, gates, params)
+            for ch in self.channels
+        }
+
+    def total_current(self, state: Any, params: Any) -> Array:
+        """Sum of the ionic currents, µA/cm², positive outward."""
+        return sum(self.currents(state, params).values())
+
+    def dv_dt(self, state: Any, params: Any, i_ext: Array) -> Array:
+        """``(i_ext − Σ I_ion) / c_m`` in mV/ms (``i_ext`` in µA/cm², inward > 0).
+
+        The currents are subtracted one by one from ``i_ext`` in channel order, the
+        order of operations of pyHH's ``Isum = I − INa − IK − IKleak``.
+        """
+        net = i_ext
+        for current in self.currents(state, params).values():
+            net = net - current
+        return net / params.c_m
+
+    def derivative(self, state: Any, params: Any, i_ext: Array) -> Any:
+        """Time derivative of the whole state, a ``state_type`` in (unit)/ms.
+
+        Gates follow ``dx/dt = α (1 − x) − β x`` (evaluated in this form, as pyHH
+        does, so forward Euler reproduces it to the last bit).
+        """
+        rates = self.rates(state.v, params)
+        gate_derivs = {
+            g: r.alpha * (1.0 - getattr(state, g)) - r.beta * getattr(state, g)
+            for g, r in rates.items()
+        }
+        return self.state_type(v=self.dv_dt(state, params, i_ext), **gate_derivs)
+
+    def steady_state(self, v: Array, params: Any) -> Any:
+        """State with every gate at its steady state ``α / (α + β)`` for ``v`` (mV)."""
+        v = jnp.asarray(v)
+        gates = {g: r.alpha / (r.alpha + r.beta) for g, r in self.rates(v, params).items()}
+        return self.state_type(v=v, **gates)
+
+
+_MODELS: dict[type, Model] = {}
+
+
+def model_of(params: Any) -> Model:
+    """The :class:`Model` that a parameter pytree belongs to.
+
+    Raises:
+        TypeError: if ``params`` is not an instance of a registered parameter type.
+    """
+    model = _MODELS.get(type(params))
+    if model is None:
+        known = ", ".join(sorted(t.__name__ for t in _MODELS))
+        raise TypeError(
+            f"`params` must be a model's parameter tuple ({known}); got "
+            f"{type(params).__name__}."
+        )
+    return model

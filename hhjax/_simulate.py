@@ -1,0 +1,313 @@
+"""Simulation: one pure step, and the jitted ``lax.scan`` over a current waveform."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Iterable
+from functools import partial
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jax.typing import ArrayLike
+
+from hhjax._equilibrium import resting_state
+from hhjax._integrators import DEFAULT_METHOD, get_integrator
+from hhjax._model import Model, model_of
+
+# Above this many recorded samples the scan is split into ~sqrt(n) checkpointed
+# chunks, so reverse-mode gradients store O(sqrt(n)) states instead of O(n).
+_NESTED_CHECKPOINT_MIN = 1024
+# |i_ext| above this (uA/cm^2) is far beyond depolarisation block of any HH-type
+# cell and almost always a current in pA that was not divided by the capacitance.
+MAX_PLAUSIBLE_CURRENT = 1000.0
+
+
+class NonFiniteSimulationError(FloatingPointError):
+    """The simulated state became NaN or infinite."""
+
+
+class StepSizeWarning(UserWarning):
+    """``dt`` is above the stability limit of the chosen integration method."""
+
+
+def _is_traced(x: Any) -> bool:
+    return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(x))
+
+
+def step(
+    state: Any, params: Any, i_ext: ArrayLike, dt: ArrayLike, method: str = DEFAULT_METHOD
+) -> Any:
+    """Advance the state by one step. Pure; not jitted (jit it, or use ``simulate``).
+
+    Args:
+        state: the model's state tuple (e.g. :class:`hhjax.HHState`), V in mV.
+        params: the model's parameter tuple (e.g. :class:`hhjax.HHParams`); the
+            voltage convention is that of ``params``.
+        i_ext: injected current over the step, µA/cm² (inward positive), scalar or
+            broadcastable to the batch shape.
+        dt: step, ms.
+        method: integrator name, see :data:`hhjax.METHODS`.
+
+    Returns:
+        The state after ``dt`` ms, same type and batch shape.
+    """
+    return get_integrator(method).step(model_of(params), state, params, i_ext, dt)
+
+
+# --------------------------------------------------------------------------- checks
+def _check_dt(dt: Any, method: str) -> Any:
+    if _is_traced(dt):
+        return dt
+    if np.ndim(dt) != 0:
+        raise ValueError(f"`dt` must be a scalar step in ms; got shape {np.shape(dt)}.")
+    dt_value = float(dt)
+    if not math.isfinite(dt_value) or dt_value <= 0:
+        raise ValueError(f"`dt` must be a positive, finite step in ms; got {dt_value}.")
+    limit = get_integrator(method).max_stable_dt
+    if dt_value > limit:
+        warnings.warn(
+            f"dt = {dt_value} ms is above {limit} ms, where method {method!r} becomes "
+            "unstable or inaccurate for spiking HH-type cells; use a smaller dt.",
+            StepSizeWarning,
+            stacklevel=3,
+        )
+    return dt_value
+
+
+def _check_current(i_ext: Any, check_values: bool) -> Any:
+    if not _is_traced(i_ext):
+        i_ext = jnp.asarray(i_ext)
+        if not jnp.issubdtype(i_ext.dtype, jnp.floating):
+            i_ext = i_ext.astype(jnp.result_type(float))
+    if i_ext.ndim < 1 or i_ext.shape[0] < 1:
+        raise ValueError(
+            "`i_ext` must have shape (time, *batch) with at least one time step, in "
+            f"uA/cm^2; got shape {i_ext.shape}. For a constant current use "
+            "hhjax.stimulus.constant(amplitude, duration, dt)."
+        )
+    if check_values and not _is_traced(i_ext):
+        values = np.asarray(i_ext)
+        finite = np.isfinite(values)
+        if not finite.all():
+            k = int(np.argwhere(~finite)[0][0])
+            raise ValueError(
+                f"`i_ext` contains non-finite values (first at time index {k}); the "
+                "injected current must be finite everywhere."
+            )
+        peak = float(np.max(np.abs(values)))
+        if peak > MAX_PLAUSIBLE_CURRENT:
+            raise ValueError(
+                f"`i_ext` reaches |I| = {peak:g}, but it must be a current density in "
+                f"uA/cm^2 (|I| <= {MAX_PLAUSIBLE_CURRENT:g}); this looks like a current "
+                "in pA. Convert with hhjax.stimulus.pa_to_density(i_pA, c_pF), or pass "
+                "check_inputs=False if it is really meant."
+            )
+    return i_ext
+
+
+def _check_params(params: Any) -> None:
+    if _is_traced(params):
+        return
+    for name, value in params._asdict().items():
+        value = np.asarray(value)
+        if not np.issubdtype(value.dtype, np.number) or not np.all(np.isfinite(value)):
+            raise ValueError(f"Parameter `{name}` must be finite numbers; got {value}.")
+        if name == "c_m" and np.any(value <= 0):
+            raise ValueError(f"Parameter `c_m` (uF/cm^2) must be > 0; got {value}.")
+        if name.startswith("g_") and np.any(value < 0):
+            raise ValueError(f"Conductance `{name}` (mS/cm^2) must be >= 0; got {value}.")
+
+
+def _record_fields(record: str | Iterable[str], model: Model) -> tuple[str, ...]:
+    available = model.trace_type._fields[1:]
+    if isinstance(record, str):
+        if record == "all":
+            return available
+        record = (record,)
+    fields = tuple(record)
+    unknown = [f for f in fields if f not in available]
+    if unknown or not fields:
+        raise ValueError(
+            f"`record` must be 'all' or names among {available}; got {fields}."
+        )
+    return tuple(f for f in available if f in fields)
+
+
+def _batch_shape(i_ext: Any, params: Any, state0: Any) -> tuple[int, ...]:
+    shapes = {"i_ext[0]": i_ext.shape[1:]}
+    shapes.update({f"params.{k}": jnp.shape(v) for k, v in params._asdict().items()})
+    if state0 is not None:
+        shapes.update({f"state0.{k}": jnp.shape(v) for k, v in state0._asdict().items()})
+    try:
+        return jnp.broadcast_shapes(*shapes.values())
+    except ValueError:
+        listed = ", ".join(f"{k} {s}" for k, s in shapes.items() if s != ())
+        raise ValueError(
+            "The batch shapes of `i_ext` (its trailing axes), the parameters and "
+            f"`state0` must broadcast together; got {listed}."
+        ) from None
+
+
+# ----------------------------------------------------------------------- the scan
+def _chunk_length(n: int) -> int:
+    return n if n < _NESTED_CHECKPOINT_MIN else max(1, math.isqrt(n))
+
+
+@partial(jax.jit, static_argnames=("model", "method", "fields", "stride", "batch_shape"))
+def _run(model, method, fields, stride, batch_shape, params, i_ext, dt, state0):
+    integrator = get_integrator(method)
+    if state0 is None:
+        state0 = resting_state(params)
+    dtype = jnp.result_type(i_ext, *jax.tree.leaves(params), *jax.tree.leaves(state0))
+    state0 = jax.tree.map(lambda x: jnp.broadcast_to(x, batch_shape).astype(dtype), state0)
+    i_ext = i_ext.astype(dtype)
+    dt = jnp.asarray(dt, dtype)
+    wants_currents = any(f.startswith("i_") for f in fields)
+
+    def sample(state):
+        values = state._asdict()
+        if wants_currents:
+            values.update(model.currents(state, params))
+        return tuple(jnp.broadcast_to(values[f], batch_shape) for f in fields)
+
+    @jax.checkpoint  # rematerialise the step in the backward pass: store only states
+    def one_step(state, i_k):
+        return integrator.step(model, state, params, i_k, dt), None
+
+    def block(state, i_block):  # record, then advance `stride` steps
+        out = sample(state)
+        state, _ = lax.scan(one_step, state, i_block)
+        return state, out
+
+    n_blocks = i_ext.shape[0] // stride
+    blocks = i_ext.reshape((n_blocks, stride) + i_ext.shape[1:])
+    chunk = _chunk_length(n_blocks)
+    n_chunks, rest = divmod(n_blocks, chunk)
+
+    @jax.checkpoint
+    def run_chunk(state, i_chunk):
+        return lax.scan(block, state, i_chunk)
+
+    head = blocks[: n_chunks * chunk].reshape((n_chunks, chunk) + blocks.shape[1:])
+    state, out = lax.scan(run_chunk, state0, head)
+    out = [o.reshape((n_chunks * chunk,) + o.shape[2:]) for o in out]
+    if rest:
+        state, tail = lax.scan(block, state, blocks[n_chunks * chunk :])
+        out = [jnp.concatenate([o, t]) for o, t in zip(out, tail)]
+
+    recorded = dict(zip(fields, out))
+    t = jnp.arange(n_blocks, dtype=dtype) * (stride * dt)
+    trace = model.trace_type(
+        t=t, **{f: recorded.get(f) for f in model.trace_type._fields[1:]}
+    )
+    finite = jnp.all(jnp.isfinite(state.v))
+    if "v" in recorded:
+        finite &= jnp.all(jnp.isfinite(recorded["v"]))
+    return trace, state, finite
+
+
+def simulate(
+    params: Any,
+    i_ext: ArrayLike,
+    dt: float,
+    *,
+    state0: Any = None,
+    method: str = DEFAULT_METHOD,
+    record: str | Iterable[str] = "all",
+    stride: int = 1,
+    return_state: bool = False,
+    check_inputs: bool = True,
+) -> Any:
+    """Simulate a model under an injected current: ``jax.lax.scan`` of :func:`step`.
+
+    The scan is jitted and cached: a second call with the same shapes, dtypes and
+    options does not recompile (``dt`` and all array values may change). Gradients
+    (``jax.grad``, ``jax.jvp``) and ``jax.vmap`` work through it. Reverse-mode
+    gradients recompute each step instead of storing its intermediates, and long
+    runs are split into ~√n checkpointed chunks, so a gradient stores O(√n) states.
+
+    Sampling (which time each sample belongs to): sample ``k`` of the returned
+    trace is the state at ``t[k] = k · stride · dt`` ms *before* the step that
+    starts there, so ``v[0]`` is ``state0``, and ``i_ext[k]`` acts on
+    ``[k·dt, (k+1)·dt)``. With ``T = i_ext.shape[0]`` steps the trace has
+    ``T / stride`` samples; the state after the last step is not a sample (get it
+    with ``return_state=True``). This lines up with recordings: ``v[k]`` is to be
+    compared with the recorded sample at ``t[k]``. Currents (``i_na`` …) are
+    computed from the same state as ``v[k]``.
+
+    Voltage convention: that of ``params`` (modern by default; see
+    :meth:`hhjax.HHParams.hh1952`).
+
+    Args:
+        params: a model's parameter tuple (e.g. :class:`hhjax.HHParams`); each leaf
+            a scalar or an array broadcasting against the batch shape.
+        i_ext: injected current density, µA/cm² (inward, depolarising positive),
+            shape ``(time, *batch)``.
+        dt: step, ms (a Python or array scalar).
+        state0: initial state tuple; ``None`` means ``resting_state(params)``.
+        method: integrator name: ``"euler"``, ``"exp_euler"``, ``"exp_midpoint"``,
+            ``"heun"`` or ``"rk4"`` (see ``docs/integrators.md``).
+        record: ``"all"``, or the names of trace fields to record (e.g. ``("v",)``);
+            the others are ``None`` in the returned trace.
+        stride: record every ``stride``-th sample; must divide ``T``.
+        return_state: also return the state after the last step.
+        check_inputs: check values of concrete inputs (finite, plausible units)
+            and the finiteness of the result. Shapes are always checked.
+
+    Returns:
+        The model's trace tuple (e.g. :class:`hhjax.Trace`): ``t`` of shape
+        ``(T/stride,)`` in ms and each recorded field of shape
+        ``(T/stride, *batch)``; with ``return_state=True``, ``(trace, final_state)``.
+
+    Raises:
+        ValueError: bad shapes, ``dt <= 0``, unknown ``method`` or ``record``,
+            non-finite inputs, or currents that look like pA.
+        NonFiniteSimulationError: the simulation produced NaN or inf.
+
+    Warns:
+        StepSizeWarning: ``dt`` above the method's stability limit.
+    """
+    model = model_of(params)
+    get_integrator(method)
+    dt = _check_dt(dt, method)
+    i_ext = _check_current(i_ext, check_inputs)
+    if check_inputs:
+        _check_params(params)
+    if state0 is not None and not isinstance(state0, model.state_type):
+        raise TypeError(
+            f"`state0` must be a {model.state_type.__name__} for "
+            f"{type(params).__name__}; got {type(state0).__name__}."
+        )
+    fields = _record_fields(record, model)
+    n_steps = i_ext.shape[0]
+    if not isinstance(stride, int) or stride < 1 or n_steps % stride:
+        raise ValueError(
+            f"`stride` must be a positive integer dividing the {n_steps} time steps; "
+            f"got {stride!r}."
+        )
+    batch_shape = tuple(_batch_shape(i_ext, params, state0))
+    trace, final, finite = _run(
+        model, method, fields, stride, batch_shape, params, i_ext, dt, state0
+    )
+    if check_inputs and not _is_traced(finite) and not bool(finite):
+        _raise_non_finite(trace, dt, method, i_ext)
+    return (trace, final) if return_state else trace
+
+
+def _raise_non_finite(trace: Any, dt: Any, method: str, i_ext: Any) -> None:
+    where = ""
+    if trace.v is not None:
+        bad = ~np.isfinite(np.asarray(trace.v)).reshape(len(trace.t), -1).all(axis=1)
+        if bad.any():
+            where = f" at t = {float(trace.t[int(np.argmax(bad))]):g} ms"
+    raise NonFiniteSimulationError(
+        f"The simulation became non-finite (NaN or inf){where} with method "
+        f"{method!r}, dt = {dt} ms and max |i_ext| = "
+        f"{float(jnp.max(jnp.abs(i_ext))):g} uA/cm^2. Reduce `dt`, use a more stable "
+        "method, or check that the current is in uA/cm^2 and the parameters are "
+        "physical."
+    )

@@ -1,0 +1,9 @@
+"""Ion channels: gates, their voltage-dependent rates, and the current they carry.
+
+Each channel is a small frozen dataclass (see :class:`hhjax.Channel`); a model is a
+tuple of channels (see :class:`hhjax.Model`).
+"""
+
+from hhjax.channels.hh import Leak as Leak
+from hhjax.channels.hh import Potassium as Potassium
+from hhjax.channels.hh import Sodium as Sodium

@@ -1,0 +1,4 @@
+"""Models assembled from :mod:`hhjax.channels`. Each module defines a model's
+parameter, state and trace tuples and the :class:`hhjax.Model` that ties them."""
+
+from hhjax.models.hh import HH as HH

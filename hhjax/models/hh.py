@@ -1,0 +1,93 @@
+"""The Hodgkin–Huxley (1952) squid-axon model: parameters, state, trace.
+
+Voltage convention: **modern** by default (rest ≈ −65 mV, depolarisation positive).
+:meth:`HHParams.hh1952` gives HH's original convention, as used by pyHH (V measured
+from rest, rest at 0 mV; the rates are the modern ones evaluated at ``V − 65`` mV).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from jax import Array
+from jax.typing import ArrayLike
+
+from hhjax._model import Model
+from hhjax.channels.hh import Leak, Potassium, Sodium
+
+
+class HHParams(NamedTuple):
+    """Parameters of the HH model. Every field may be a scalar or an array whose
+    shape broadcasts against the batch shape of the simulation.
+
+    Defaults are standard HH in the modern convention (Dayan & Abbott 2001, §5.6;
+    ``e_l`` chosen so that rest is ≈ −65 mV: the exact I = 0 fixed point is
+    −64.996 mV, see :func:`hhjax.resting_state`).
+    """
+
+    g_na: ArrayLike = 120.0  # maximal Na+ conductance, mS/cm^2
+    g_k: ArrayLike = 36.0  # maximal K+ conductance, mS/cm^2
+    g_l: ArrayLike = 0.3  # leak conductance, mS/cm^2
+    e_na: ArrayLike = 50.0  # Na+ reversal potential, mV
+    e_k: ArrayLike = -77.0  # K+ reversal potential, mV
+    e_l: ArrayLike = -54.387  # leak reversal potential, mV
+    c_m: ArrayLike = 1.0  # membrane capacitance, uF/cm^2
+    temperature: ArrayLike = 6.3  # degC; rates are given at 6.3 degC
+    q10: ArrayLike = 3.0  # temperature factor of the rates per 10 degC
+    q10_g: ArrayLike = 1.0  # temperature factor of the conductances (1 = off)
+    v_shift: ArrayLike = 0.0  # mV; rates are evaluated at V - v_shift
+
+    @classmethod
+    def hh1952(cls, **overrides: ArrayLike) -> "HHParams":
+        """Parameters in HH's 1952 / pyHH convention: V from rest, rest at 0 mV.
+
+        ``e_na = 115``, ``e_k = −12``, ``e_l = 10.6`` mV and ``v_shift = 65`` mV;
+        conductances and ``c_m`` as the defaults. Note ``e_l`` 10.6 ≠ −54.387 + 65,
+        so this is not exactly the default cell shifted by 65 mV (it rests at
+        ≈ −0.0 mV rather than −65 + 65).
+
+        Args:
+            **overrides: any field to set differently.
+        """
+        base = dict(e_na=115.0, e_k=-12.0, e_l=10.6, v_shift=65.0)
+        base.update(overrides)
+        return cls(**base)
+
+
+class HHState(NamedTuple):
+    """State of the HH model; every field has the batch shape ``(*batch)``."""
+
+    v: Array  # membrane potential, mV
+    m: Array  # Na+ activation, dimensionless in [0, 1]
+    h: Array  # Na+ inactivation, dimensionless in [0, 1]
+    n: Array  # K+ activation, dimensionless in [0, 1]
+
+
+class Trace(NamedTuple):
+    """Recorded output of :func:`hhjax.simulate` for the HH model.
+
+    Sample ``k`` is taken at ``t[k]`` *before* the step that starts there, so
+    ``v[0]`` is the initial state and ``i_ext[k]`` acts between ``t[k]`` and the next
+    step. Fields that were not requested (see ``simulate(record=...)``) are ``None``.
+    Currents are positive outward (``I = g · gates · (V − E)``).
+    """
+
+    t: Array  # time, ms, shape (samples,)
+    v: Array | None  # membrane potential, mV, shape (samples, *batch)
+    m: Array | None  # Na+ activation, 1
+    h: Array | None  # Na+ inactivation, 1
+    n: Array | None  # K+ activation, 1
+    i_na: Array | None  # Na+ current, uA/cm^2, outward positive
+    i_k: Array | None  # K+ current, uA/cm^2, outward positive
+    i_l: Array | None  # leak current, uA/cm^2, outward positive
+
+
+HH = Model(
+    name="hh",
+    channels=(Sodium(), Potassium(), Leak()),
+    params_type=HHParams,
+    state_type=HHState,
+    trace_type=Trace,
+    reference_temperature=6.3,
+)
+"""Standard Hodgkin–Huxley squid-axon model (modern convention by default)."""

@@ -1,0 +1,223 @@
+"""Stimulus builders: injected-current waveforms ready for :func:`hhjax.simulate`.
+
+Every builder returns a float array of shape ``(n_steps,)`` (or ``(n_steps, *batch)``
+where an amplitude is an array) in µA/cm², where ``n_steps = round(duration / dt)``
+and sample ``k`` is the current on ``[k·dt, (k+1)·dt)`` — the convention of
+``simulate``. Times and durations are in ms. Amplitudes may be arrays: their shape
+becomes the batch shape (one waveform per amplitude). Convert whole-cell currents
+in pA with :func:`pa_to_density`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+from jax import Array
+from jax.typing import ArrayLike
+
+__all__ = [
+    "constant",
+    "from_array",
+    "n_steps",
+    "ornstein_uhlenbeck",
+    "pa_to_density",
+    "pulse_train",
+    "ramp",
+    "resample",
+    "step",
+    "times",
+]
+
+
+def n_steps(duration: float, dt: float) -> int:
+    """Number of steps of ``dt`` ms in ``duration`` ms (must be a whole number)."""
+    if not (math.isfinite(dt) and dt > 0):
+        raise ValueError(f"`dt` must be a positive step in ms; got {dt}.")
+    if not (math.isfinite(duration) and duration > 0):
+        raise ValueError(f"`duration` must be a positive time in ms; got {duration}.")
+    n = round(duration / dt)
+    if n < 1 or abs(n * dt - duration) > 1e-6 * max(1.0, duration):
+        raise ValueError(
+            f"`duration` {duration} ms is not a whole number of steps of dt = {dt} ms."
+        )
+    return n
+
+
+def times(duration: float, dt: float) -> Array:
+    """Start time of every step, ``k · dt`` ms, shape ``(n_steps,)``."""
+    return jnp.arange(n_steps(duration, dt)) * dt
+
+
+def _window(duration: float, dt: float, start: float, stop: float) -> Array:
+    """1.0 on steps whose start lies in ``[start, stop)`` ms, else 0.0."""
+    if stop < start:
+        raise ValueError(f"`stop` ({stop} ms) must not be before `start` ({start} ms).")
+    t = times(duration, dt)
+    # Half a step of tolerance so that edges given on the grid are not lost to rounding.
+    eps = 0.5 * dt
+    return ((t >= start - eps) & (t < stop - eps)).astype(t.dtype)
+
+
+def _batched(amplitude: ArrayLike, wave: Array) -> Array:
+    amplitude = jnp.asarray(amplitude)
+    return wave.reshape(wave.shape + (1,) * amplitude.ndim) * amplitude
+
+
+def constant(amplitude: ArrayLike, duration: float, dt: float) -> Array:
+    """Constant current of ``amplitude`` µA/cm² for ``duration`` ms."""
+    return _batched(amplitude, jnp.ones(n_steps(duration, dt)))
+
+
+def step(
+    amplitude: ArrayLike,
+    *,
+    start: float,
+    stop: float,
+    duration: float,
+    dt: float,
+    baseline: ArrayLike = 0.0,
+) -> Array:
+    """A current step: ``amplitude`` µA/cm² on ``[start, stop)`` ms, ``baseline``
+    elsewhere, over ``duration`` ms."""
+    window = _window(duration, dt, start, stop)
+    return _batched(amplitude, window) + _batched(baseline, 1.0 - window)
+
+
+def pulse_train(
+    amplitude: ArrayLike,
+    *,
+    start: float,
+    width: float,
+    period: float,
+    n_pulses: int,
+    duration: float,
+    dt: float,
+) -> Array:
+    """``n_pulses`` rectangular pulses of ``width`` ms every ``period`` ms from
+    ``start`` ms, ``amplitude`` µA/cm² each."""
+    if not 0 < width <= period:
+        raise ValueError(f"Need 0 < width <= period; got width {width}, period {period}.")
+    if n_pulses < 1:
+        raise ValueError(f"`n_pulses` must be >= 1; got {n_pulses}.")
+    wave = sum(
+        _window(duration, dt, start + k * period, start + k * period + width)
+        for k in range(n_pulses)
+    )
+    return _batched(amplitude, wave)
+
+
+def ramp(
+    amplitude: ArrayLike,
+    *,
+    start: float,
+    stop: float,
+    duration: float,
+    dt: float,
+    initial: ArrayLike = 0.0,
+) -> Array:
+    """A linear ramp from ``initial`` at ``start`` to ``amplitude`` µA/cm² at ``stop``
+    ms (values at step starts), zero outside ``[start, stop)``."""
+    if stop <= start:
+        raise ValueError(f"`stop` ({stop} ms) must be after `start` ({start} ms).")
+    t = times(duration, dt)
+    frac = jnp.clip((t - start) / (stop - start), 0.0, 1.0)
+    window = _window(duration, dt, start, stop)
+    return (_batched(initial, 1.0 - frac) + _batched(amplitude, frac)) * window.reshape(
+        window.shape + (1,) * max(jnp.ndim(amplitude), jnp.ndim(initial))
+    )
+
+
+def ornstein_uhlenbeck(
+    mean: ArrayLike,
+    std: ArrayLike,
+    tau: float,
+    *,
+    duration: float,
+    dt: float,
+    key: Array | int = 0,
+    shape: tuple[int, ...] = (),
+) -> Array:
+    """Noisy current: an Ornstein–Uhlenbeck process (exactly discretised).
+
+    ``I`` relaxes to ``mean`` with time constant ``tau`` ms and has stationary
+    standard deviation ``std`` (µA/cm²); it starts at ``mean``.
+
+    Args:
+        mean, std: µA/cm².
+        tau: correlation time, ms (> 0).
+        duration, dt: ms.
+        key: a ``jax.random`` key or an integer seed (reproducible).
+        shape: batch shape of independent realisations.
+
+    Returns:
+        Array ``(n_steps, *shape)`` in µA/cm².
+    """
+    if not tau > 0:
+        raise ValueError(f"`tau` must be > 0 ms; got {tau}.")
+    if isinstance(key, int):
+        key = jax.random.PRNGKey(key)
+    n = n_steps(duration, dt)
+    decay = math.exp(-dt / tau)
+    kick = math.sqrt(1.0 - decay * decay)
+    noise = jax.random.normal(key, (n - 1, *shape), dtype=jnp.result_type(float))
+
+    def advance(x, z):
+        x = decay * x + kick * z
+        return x, x
+
+    _, xs = jax.lax.scan(advance, jnp.zeros(shape), noise)
+    unit = jnp.concatenate([jnp.zeros((1, *shape)), xs])
+    return mean + std * unit
+
+
+def from_array(values: ArrayLike) -> Array:
+    """Validate a user waveform (µA/cm², shape ``(time, *batch)``) for ``simulate``."""
+    arr = jnp.asarray(values, dtype=jnp.result_type(float))
+    if arr.ndim < 1 or arr.shape[0] < 1:
+        raise ValueError(f"A current waveform must be (time, *batch); got {arr.shape}.")
+    if not bool(jnp.all(jnp.isfinite(arr))):
+        raise ValueError("The current waveform contains NaN or inf.")
+    return arr
+
+
+def resample(values: ArrayLike, t: ArrayLike, dt: float, duration: float | None = None) -> Array:
+    """Resample a recorded current onto the simulation grid (zero-order hold).
+
+    Args:
+        values: current at the recording's sample times, µA/cm², shape ``(n, *batch)``;
+            ``values[j]`` holds on ``[t[j], t[j+1])`` (the last for one more interval).
+        t: recording sample times, ms, strictly increasing, shape ``(n,)``.
+        dt: simulation step, ms.
+        duration: ms; defaults to the recording's length ``t[-1] - t[0]`` plus its last
+            interval.
+
+    Returns:
+        Array ``(n_steps, *batch)``: the value held at each step start ``t[0] + k·dt``.
+    """
+    values = jnp.asarray(values, dtype=jnp.result_type(float))
+    t = jnp.asarray(t, dtype=values.dtype)
+    if t.ndim != 1 or values.shape[:1] != t.shape or t.shape[0] < 2:
+        raise ValueError(
+            f"`t` must be 1-D with one entry per sample of `values`; got {t.shape} and "
+            f"{values.shape}."
+        )
+    if not bool(jnp.all(jnp.diff(t) > 0)):
+        raise ValueError("`t` must be strictly increasing.")
+    if duration is None:
+        duration = float(t[-1] - t[0] + (t[-1] - t[-2]))
+    grid = t[0] + times(duration, dt)
+    idx = jnp.clip(jnp.searchsorted(t, grid + 1e-9 * dt, side="right") - 1, 0, t.shape[0] - 1)
+    return values[idx]
+
+
+def pa_to_density(i_pa: ArrayLike, c_pf: float, c_m: float = 1.0) -> Array:
+    """Whole-cell current (pA) to current density (µA/cm²).
+
+    The membrane area is ``c_pf / c_m`` (pF over µF/cm²), so
+    ``I [µA/cm²] = I [pA] / C [pF] · c_m [µF/cm²]``.
+    """
+    if not c_pf > 0:
+        raise ValueError(f"Cell capacitance `c_pf` must be > 0 pF; got {c_pf}.")
+    return jnp.asarray(i_pa, dtype=jnp.result_type(float)) * (c_m / c_pf)
