@@ -60,14 +60,21 @@ def _window(duration: float, dt: float, start: float, stop: float) -> Array:
     return ((t >= start - eps) & (t < stop - eps)).astype(t.dtype)
 
 
-def _batched(amplitude: ArrayLike, wave: Array) -> Array:
-    amplitude = jnp.asarray(amplitude)
-    return wave.reshape(wave.shape + (1,) * amplitude.ndim) * amplitude
+def _mix(*terms: tuple[ArrayLike, Array]) -> Array:
+    """``Σ wave_k ⊗ amplitude_k``: time waveforms ``(n_steps,)`` times amplitudes
+    whose shapes broadcast to the batch shape; returns ``(n_steps, *batch)``."""
+    batch = jnp.broadcast_shapes(*(jnp.shape(a) for a, _ in terms))
+    total = jnp.zeros(terms[0][1].shape + batch)
+    for amplitude, wave in terms:
+        total = total + wave.reshape(wave.shape + (1,) * len(batch)) * jnp.asarray(
+            amplitude
+        )
+    return total
 
 
 def constant(amplitude: ArrayLike, duration: float, dt: float) -> Array:
     """Constant current of ``amplitude`` µA/cm² for ``duration`` ms."""
-    return _batched(amplitude, jnp.ones(n_steps(duration, dt)))
+    return _mix((amplitude, jnp.ones(n_steps(duration, dt))))
 
 
 def step(
@@ -82,7 +89,7 @@ def step(
     """A current step: ``amplitude`` µA/cm² on ``[start, stop)`` ms, ``baseline``
     elsewhere, over ``duration`` ms."""
     window = _window(duration, dt, start, stop)
-    return _batched(amplitude, window) + _batched(baseline, 1.0 - window)
+    return _mix((amplitude, window), (baseline, 1.0 - window))
 
 
 def pulse_train(
@@ -105,7 +112,7 @@ def pulse_train(
         _window(duration, dt, start + k * period, start + k * period + width)
         for k in range(n_pulses)
     )
-    return _batched(amplitude, wave)
+    return _mix((amplitude, wave))
 
 
 def ramp(
@@ -124,9 +131,7 @@ def ramp(
     t = times(duration, dt)
     frac = jnp.clip((t - start) / (stop - start), 0.0, 1.0)
     window = _window(duration, dt, start, stop)
-    return (_batched(initial, 1.0 - frac) + _batched(amplitude, frac)) * window.reshape(
-        window.shape + (1,) * max(jnp.ndim(amplitude), jnp.ndim(initial))
-    )
+    return _mix((initial, (1.0 - frac) * window), (amplitude, frac * window))
 
 
 def ornstein_uhlenbeck(

@@ -1,0 +1,229 @@
+"""Core behaviour of hhjax: gradients, batching, caching, fixed points, options."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.test_util import check_grads
+
+import hhjax
+from hhjax import HHParams, HHState, stimulus
+from hhjax import _rates
+from hhjax._simulate import _run
+
+DT = 0.01  # ms
+
+
+@pytest.fixture(scope="module")
+def spike_current():
+    """6 ms with a 20 uA/cm^2 pulse from 1 ms: one spike near 3 ms."""
+    return stimulus.step(20.0, start=1.0, stop=6.0, duration=6.0, dt=DT)
+
+
+# ------------------------------------------------------------------- gradients
+def test_check_grads_every_parameter(spike_current):
+    trace0 = hhjax.simulate(HHParams(), spike_current, DT)
+    assert float(trace0.v.max()) > 20.0, "the test trace must contain a spike"
+    target = trace0.v + 1.0
+
+    def loss(params):
+        v = hhjax.simulate(params, spike_current, DT, record=("v",)).v
+        return jnp.mean((v - target) ** 2)
+
+    # Perturb around a non-default point so that no parameter sits at a kink.
+    params = HHParams(temperature=8.0, q10_g=1.2, v_shift=0.3)
+    check_grads(loss, (params,), order=1, modes=("rev", "fwd"), atol=1e-4, rtol=1e-4)
+
+
+SINGULAR_POINTS = {
+    "modern": (HHParams(), (-40.0, -55.0)),
+    "hh1952": (HHParams.hh1952(), (25.0, 10.0)),
+}
+
+
+@pytest.mark.parametrize("convention", sorted(SINGULAR_POINTS))
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_rates_and_gradients_finite_at_singular_points(convention, dtype):
+    params, points = SINGULAR_POINTS[convention]
+    params = jax.tree.map(lambda x: jnp.asarray(x, dtype), params)
+    for v in points:
+        v = jnp.asarray(v, dtype)
+        rates = hhjax.HH.rates(v, params)
+        assert all(jnp.isfinite(r).all() for r in jax.tree.leaves(rates))
+        state = hhjax.HH.steady_state(v, params)
+        for method in hhjax.METHODS:
+
+            def vnext(v0, p, method=method):
+                s = state._replace(v=v0)
+                return hhjax.step(s, p, jnp.asarray(5.0, dtype), 0.01, method).v
+
+            dv, dp = jax.grad(vnext, argnums=(0, 1))(v, params)
+            assert jnp.isfinite(dv) and all(jnp.isfinite(x) for x in jax.tree.leaves(dp))
+
+
+@pytest.mark.parametrize("v_half,a,k", [(-40.0, 0.1, 10.0), (-55.0, 0.01, 10.0)])
+def test_linoid_value_and_gradient_near_singularity(v_half, a, k):
+    def exact(v):  # direct formula, accurate away from the singular point
+        x = v - v_half
+        return a * x / (-np.expm1(-x / k))
+
+    # Value at the point is the limit a*k; slope there is a/2.
+    assert float(_rates.linoid(v_half, a, v_half, k)) == pytest.approx(a * k, rel=1e-15)
+    slope = jax.grad(lambda v: _rates.linoid(v, a, v_half, k))(jnp.asarray(v_half))
+    assert float(slope) == pytest.approx(a / 2, rel=1e-12)
+    # Around the series/expm1 switch (|u| = 0.1 <-> |x| = 1 mV) and beyond.
+    for x in [1e-9, 1e-4, 0.3, 0.999, 1.001, 2.0, 10.0, -0.5, -1.001, -10.0]:
+        v = v_half + x
+        u = (v - v_half) / k  # the x actually represented in float64
+        series = a * k * (1 + u / 2 + u * u / 12)  # error O(u^4) < 1e-16 here
+        assert float(_rates.linoid(v, a, v_half, k)) == pytest.approx(
+            exact(v) if abs(x) > 1e-3 else series, rel=1e-12
+        )
+        h = 1e-4
+        fd = (exact(v + h) - exact(v - h)) / (2 * h) if abs(x) > 0.01 else a / 2
+        g = jax.grad(lambda u: _rates.linoid(u, a, v_half, k))(jnp.asarray(v))
+        assert float(g) == pytest.approx(fd, rel=2e-6 if abs(x) > 0.01 else 1e-3)
+
+
+# -------------------------------------------------------------------- batching
+def test_batch_equals_one_by_one():
+    amps = jnp.array([0.0, 8.0, 30.0])
+    g_na = jnp.array([100.0, 120.0, 140.0])
+    i_ext = stimulus.step(amps, start=2.0, stop=20.0, duration=25.0, dt=0.025)
+    batch = hhjax.simulate(HHParams(g_na=g_na), i_ext, 0.025)
+    for b in range(3):
+        single = hhjax.simulate(HHParams(g_na=g_na[b]), i_ext[:, b], 0.025)
+        for name in ("v", "m", "h", "n", "i_na", "i_k", "i_l"):
+            np.testing.assert_allclose(
+                getattr(batch, name)[:, b], getattr(single, name), rtol=1e-12, atol=1e-12
+            )
+    vmapped = jax.vmap(
+        lambda g, i: hhjax.simulate(HHParams(g_na=g), i, 0.025).v, in_axes=(0, 1)
+    )(g_na, i_ext)
+    np.testing.assert_allclose(vmapped.T, batch.v, rtol=1e-12, atol=1e-12)
+
+
+def test_parameter_batch_broadcasts_against_current_batch():
+    i_ext = stimulus.constant(jnp.array([5.0, 15.0]), 5.0, 0.025)  # (T, 2)
+    g_k = jnp.array([[30.0], [36.0], [42.0]])  # (3, 1)
+    trace = hhjax.simulate(HHParams(g_k=g_k), i_ext, 0.025)
+    assert trace.v.shape == (200, 3, 2)
+    np.testing.assert_allclose(
+        trace.v[:, 1, 0],
+        hhjax.simulate(HHParams(g_k=36.0), i_ext[:, 0], 0.025).v,
+        rtol=1e-12,
+    )
+
+
+def test_second_call_with_same_shapes_does_not_recompile():
+    i_ext = stimulus.constant(7.0, 3.0, 0.02)
+    hhjax.simulate(HHParams(), i_ext, 0.02)
+    before = _run._cache_size()
+    hhjax.simulate(HHParams(g_na=110.0, e_l=-60.0), i_ext * 1.5, 0.025)
+    assert _run._cache_size() == before
+
+
+# ------------------------------------------------------------- fixed point, gates
+def test_resting_state_value_and_convention():
+    rest = hhjax.resting_state(HHParams())
+    assert float(rest.v) == pytest.approx(-64.996, abs=1e-3)
+    rest52 = hhjax.resting_state(HHParams.hh1952())
+    assert abs(float(rest52.v)) < 0.01
+    net = hhjax.HH.total_current(rest, HHParams())
+    assert abs(float(net)) < 1e-12
+
+
+@pytest.mark.parametrize("method", sorted(hhjax.METHODS))
+def test_rest_is_a_fixed_point(method):
+    params = HHParams()
+    trace = hhjax.simulate(params, jnp.zeros(10_000), DT, method=method)
+    assert float(jnp.max(jnp.abs(trace.v - trace.v[0]))) <= 1e-9
+    for gate in (trace.m, trace.h, trace.n):
+        assert float(gate.min()) >= 0.0 and float(gate.max()) <= 1.0
+
+
+def test_resting_state_gradient_matches_finite_differences():
+    def v_rest(g_k):
+        return hhjax.resting_state(HHParams(g_k=g_k)).v
+
+    g = float(jax.grad(v_rest)(36.0))
+    h = 1e-4
+    fd = (float(v_rest(36.0 + h)) - float(v_rest(36.0 - h))) / (2 * h)
+    assert g == pytest.approx(fd, rel=1e-6)
+
+
+def test_resting_state_with_current_and_batch():
+    i = jnp.array([-2.0, 0.0, 3.0])
+    rest = hhjax.resting_state(HHParams(), i)
+    assert rest.v.shape == (3,)
+    assert bool(jnp.all(jnp.diff(rest.v) > 0))
+    net = hhjax.HH.total_current(rest, HHParams())
+    np.testing.assert_allclose(net, i, atol=1e-10)
+
+
+# -------------------------------------------------------------------- options
+def test_record_subset_and_stride():
+    i_ext = stimulus.step(12.0, start=1.0, stop=30.0, duration=30.0, dt=0.025)
+    full = hhjax.simulate(HHParams(), i_ext, 0.025)
+    only_v = hhjax.simulate(HHParams(), i_ext, 0.025, record=("v",), stride=4)
+    assert only_v.m is None and only_v.i_na is None
+    np.testing.assert_array_equal(only_v.v, full.v[::4])
+    np.testing.assert_allclose(only_v.t, full.t[::4], rtol=1e-15, atol=1e-12)
+
+
+def test_sample_times_and_initial_state():
+    i_ext = stimulus.constant(3.0, 1.0, 0.05)
+    state0 = HHState(v=-70.0, m=0.05, h=0.6, n=0.3)
+    trace, final = hhjax.simulate(
+        HHParams(), i_ext, 0.05, state0=state0, method="euler", return_state=True
+    )
+    assert trace.t.shape == (20,) and float(trace.t[0]) == 0.0
+    assert float(trace.v[0]) == -70.0
+    # The final state is one step past the last sample.
+    last = HHState(trace.v[-1], trace.m[-1], trace.h[-1], trace.n[-1])
+    expect = hhjax.step(last, HHParams(), 3.0, 0.05, "euler")
+    np.testing.assert_allclose(final.v, expect.v, rtol=1e-14)
+
+
+def _plain_scan(params, i_ext, dt, method):
+    def body(state, i):
+        return hhjax.step(state, params, i, dt, method), state.v
+
+    _, v = jax.lax.scan(body, hhjax.resting_state(params), i_ext)
+    return v
+
+
+def test_chunked_long_scan_equals_plain_scan_and_its_gradient():
+    # 3000 samples: above the threshold where simulate nests checkpointed chunks.
+    i_ext = stimulus.constant(9.0, 30.0, 0.01)
+    trace = hhjax.simulate(HHParams(), i_ext, 0.01, record=("v",))
+    plain = jax.jit(_plain_scan, static_argnums=3)(HHParams(), i_ext, 0.01, "rk4")
+    np.testing.assert_array_equal(trace.v, plain)
+
+    def loss(g_na, fn):
+        return jnp.mean(fn(HHParams(g_na=g_na)) ** 2)
+
+    g_sim = jax.grad(loss)(120.0, lambda p: hhjax.simulate(p, i_ext, 0.01).v)
+    g_ref = jax.grad(loss)(120.0, lambda p: _plain_scan(p, i_ext, 0.01, "rk4"))
+    assert float(g_sim) == pytest.approx(float(g_ref), rel=1e-10)
+
+
+def test_jit_and_grad_through_simulate_with_traced_inputs():
+    i_ext = stimulus.step(10.0, start=1.0, stop=10.0, duration=10.0, dt=0.025)
+
+    @jax.jit
+    def peak(amplitude, e_k):
+        return hhjax.simulate(HHParams(e_k=e_k), amplitude * i_ext, 0.025).v.max()
+
+    assert float(peak(2.0, -77.0)) > 20.0
+    dv = jax.grad(peak)(2.0, -77.0)
+    assert jnp.isfinite(dv)
+
+
+def test_temperature_speeds_up_kinetics():
+    i_ext = stimulus.constant(15.0, 60.0, 0.01)
+    counts = []
+    for temp in (6.3, 16.3):
+        v = np.asarray(hhjax.simulate(HHParams(temperature=temp), i_ext, 0.01).v)
+        counts.append(int(np.sum((v[:-1] < 0) & (v[1:] >= 0))))
+    assert counts[1] > counts[0] >= 3

@@ -1,0 +1,112 @@
+"""Bad input gets a clear, specific error before anything is traced."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import hhjax
+from hhjax import HHParams, HHState, stimulus
+
+I_OK = stimulus.constant(5.0, 2.0, 0.025)
+
+
+@pytest.mark.parametrize("dt", [0.0, -0.01, float("nan"), float("inf")])
+def test_dt_must_be_positive_and_finite(dt):
+    with pytest.raises(ValueError, match=r"`dt` must be a positive, finite step in ms"):
+        hhjax.simulate(HHParams(), I_OK, dt)
+
+
+def test_dt_must_be_scalar():
+    with pytest.raises(ValueError, match=r"`dt` must be a scalar step in ms"):
+        hhjax.simulate(HHParams(), I_OK, jnp.array([0.01, 0.02]))
+
+
+def test_large_euler_step_warns_like_pyhh():
+    with pytest.warns(hhjax.StepSizeWarning, match=r"dt = 0.06 ms is above 0.05 ms"):
+        hhjax.simulate(HHParams(), stimulus.constant(0.0, 0.6, 0.06), 0.06, method="euler")
+
+
+@pytest.mark.parametrize("i_ext", [5.0, jnp.zeros((0,))])
+def test_current_needs_a_time_axis(i_ext):
+    with pytest.raises(ValueError, match=r"`i_ext` must have shape \(time, \*batch\)"):
+        hhjax.simulate(HHParams(), i_ext, 0.025)
+
+
+def test_non_finite_current_is_rejected_with_its_index():
+    i_ext = np.asarray(I_OK).copy()
+    i_ext[17] = np.nan
+    with pytest.raises(ValueError, match=r"non-finite values \(first at time index 17\)"):
+        hhjax.simulate(HHParams(), i_ext, 0.025)
+
+
+def test_current_in_pa_is_recognised():
+    with pytest.raises(ValueError, match=r"looks like a current in pA.*pa_to_density"):
+        hhjax.simulate(HHParams(), stimulus.constant(2500.0, 2.0, 0.025), 0.025)
+
+
+def test_mismatched_batch_shapes_are_named():
+    i_ext = stimulus.constant(jnp.ones(3), 2.0, 0.025)  # batch (3,)
+    with pytest.raises(ValueError, match=r"must broadcast together.*params\.g_na \(4,\)"):
+        hhjax.simulate(HHParams(g_na=jnp.ones(4) * 120.0), i_ext, 0.025)
+
+
+def test_unknown_method_lists_the_known_ones():
+    with pytest.raises(ValueError, match=r"Unknown integration method 'rk45'.*'euler'"):
+        hhjax.simulate(HHParams(), I_OK, 0.025, method="rk45")
+
+
+def test_unknown_record_field():
+    with pytest.raises(ValueError, match=r"`record` must be 'all' or names among"):
+        hhjax.simulate(HHParams(), I_OK, 0.025, record=("v", "voltage"))
+
+
+def test_stride_must_divide_the_steps():
+    with pytest.raises(ValueError, match=r"`stride` must be a positive integer dividing"):
+        hhjax.simulate(HHParams(), I_OK, 0.025, stride=7)
+
+
+def test_state0_must_match_the_model():
+    with pytest.raises(TypeError, match=r"`state0` must be a HHState"):
+        hhjax.simulate(HHParams(), I_OK, 0.025, state0=(-65.0, 0.05, 0.6, 0.3))
+
+
+def test_params_must_be_a_model_parameter_tuple():
+    with pytest.raises(TypeError, match=r"`params` must be a model's parameter tuple"):
+        hhjax.simulate({"g_na": 120.0}, I_OK, 0.025)
+
+
+@pytest.mark.parametrize(
+    "params,pattern",
+    [
+        (HHParams(c_m=0.0), r"`c_m` \(uF/cm\^2\) must be > 0"),
+        (HHParams(g_k=-1.0), r"Conductance `g_k` \(mS/cm\^2\) must be >= 0"),
+        (HHParams(e_na=float("nan")), r"Parameter `e_na` must be finite"),
+    ],
+)
+def test_unphysical_parameters(params, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        hhjax.simulate(params, I_OK, 0.025)
+
+
+def test_divergence_is_reported_with_advice():
+    # Forward Euler far beyond its stability limit on a strong drive blows up.
+    i_ext = stimulus.constant(100.0, 20.0, 0.2)
+    with pytest.warns(hhjax.StepSizeWarning):
+        with pytest.raises(
+            hhjax.NonFiniteSimulationError, match=r"non-finite.*Reduce `dt`.*uA/cm\^2"
+        ):
+            hhjax.simulate(HHParams(), i_ext, 0.2, method="euler", state0=HHState(
+                v=-65.0, m=0.05, h=0.6, n=0.3))
+
+
+def test_stimulus_builders_reject_bad_input():
+    with pytest.raises(ValueError, match=r"not a whole number of steps"):
+        stimulus.constant(1.0, 1.01, 0.025)
+    with pytest.raises(ValueError, match=r"`stop` \(1.0 ms\) must not be before"):
+        stimulus.step(1.0, start=2.0, stop=1.0, duration=5.0, dt=0.025)
+    with pytest.raises(ValueError, match=r"`tau` must be > 0 ms"):
+        stimulus.ornstein_uhlenbeck(0.0, 1.0, 0.0, duration=5.0, dt=0.025)
+    with pytest.raises(ValueError, match=r"`t` must be strictly increasing"):
+        stimulus.resample([1.0, 2.0, 3.0], [0.0, 0.2, 0.1], dt=0.05)
+    with pytest.raises(ValueError, match=r"capacitance `c_pf` must be > 0 pF"):
+        stimulus.pa_to_density(100.0, 0.0)
