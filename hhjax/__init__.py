@@ -18,6 +18,8 @@ from hhjax._model import Channel as Channel
 from hhjax._model import GateRates as GateRates
 from hhjax._model import Model as Model
 from hhjax._model import model_of as model_of
+from hhjax._registry import MODELS as MODELS
+from hhjax._registry import default_params as default_params
 from hhjax._simulate import MAX_PLAUSIBLE_CURRENT as MAX_PLAUSIBLE_CURRENT
 from hhjax._simulate import NonFiniteSimulationError as NonFiniteSimulationError
 from hhjax._simulate import StepSizeWarning as StepSizeWarning
@@ -27,5 +29,9 @@ from hhjax.models.hh import HH as HH
 from hhjax.models.hh import HHParams as HHParams
 from hhjax.models.hh import HHState as HHState
 from hhjax.models.hh import Trace as Trace
+from hhjax.models.pospischil import POSPISCHIL as POSPISCHIL
+from hhjax.models.pospischil import PospischilParams as PospischilParams
+from hhjax.models.pospischil import PospischilState as PospischilState
+from hhjax.models.pospischil import PospischilTrace as PospischilTrace
 
 __version__ = "0.1.0"

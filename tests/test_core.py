@@ -7,8 +7,7 @@ import pytest
 from jax.test_util import check_grads
 
 import hhjax
-from hhjax import HHParams, HHState, stimulus
-from hhjax import _rates
+from hhjax import HHParams, HHState, _rates, stimulus
 from hhjax._simulate import _run
 
 DT = 0.01  # ms
@@ -53,7 +52,7 @@ def test_rates_and_gradients_finite_at_singular_points(convention, dtype):
         state = hhjax.HH.steady_state(v, params)
         for method in hhjax.METHODS:
 
-            def vnext(v0, p, method=method):
+            def vnext(v0, p, method=method, state=state):
                 s = state._replace(v=v0)
                 return hhjax.step(s, p, jnp.asarray(5.0, dtype), 0.01, method).v
 

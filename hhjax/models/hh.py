@@ -38,7 +38,7 @@ class HHParams(NamedTuple):
     v_shift: ArrayLike = 0.0  # mV; rates are evaluated at V - v_shift
 
     @classmethod
-    def hh1952(cls, **overrides: ArrayLike) -> "HHParams":
+    def hh1952(cls, **overrides: ArrayLike) -> HHParams:
         """Parameters in HH's 1952 / pyHH convention: V from rest, rest at 0 mV.
 
         ``e_na = 115``, ``e_k = −12``, ``e_l = 10.6`` mV and ``v_shift = 65`` mV;
@@ -49,7 +49,7 @@ class HHParams(NamedTuple):
         Args:
             **overrides: any field to set differently.
         """
-        base = dict(e_na=115.0, e_k=-12.0, e_l=10.6, v_shift=65.0)
+        base = {"e_na": 115.0, "e_k": -12.0, "e_l": 10.6, "v_shift": 65.0}
         base.update(overrides)
         return cls(**base)
 

@@ -117,11 +117,11 @@ class Recording:
             )
         return self.i * (c_m / self.c_pf)
 
-    def replace(self, **changes) -> "Recording":
+    def replace(self, **changes) -> Recording:
         """A copy with some attributes changed (validated again)."""
         return dataclasses.replace(self, **changes)
 
-    def select(self, sweeps: Sequence[int]) -> "Recording":
+    def select(self, sweeps: Sequence[int]) -> Recording:
         """The sweeps with these source-file indices (0-based), in the given order."""
         rows = []
         for s in sweeps:
@@ -133,7 +133,7 @@ class Recording:
             rows.append(self.sweeps.index(s))
         return self.replace(v=self.v[rows], i=self.i[rows], sweeps=tuple(sweeps))
 
-    def crop(self, start: float, stop: float) -> "Recording":
+    def crop(self, start: float, stop: float) -> Recording:
         """Samples with ``start <= t < stop`` (ms)."""
         keep = (self.t >= start - 1e-9 * self.dt) & (self.t < stop - 1e-9 * self.dt)
         if keep.sum() < 2:

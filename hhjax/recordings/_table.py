@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import csv
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from hhjax.recordings._abf import load_abf
+from hhjax.recordings._nwb import load_nwb
 from hhjax.recordings._recording import Recording, RecordingError
 
 _CURRENT_KEYS = {"i_uA_per_cm2": "uA/cm2", "i_pA": "pA"}
@@ -92,7 +95,7 @@ def load_npz(path: str | os.PathLike) -> Recording:
             columns = {k: data[k] for k in data.files}
     except FileNotFoundError:
         raise RecordingError(f"{where}: no such file.") from None
-    except Exception as err:  # zipfile/format errors of a corrupt file
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:  # corrupt file
         raise RecordingError(f"{where}: not a readable .npz file ({err}).") from None
     return _from_columns(columns, where)
 
@@ -116,19 +119,22 @@ def load_csv(path: str | os.PathLike) -> Recording:
         raise RecordingError(f"{where}: non-numeric value ({err}).") from None
     if data.ndim != 2 or data.shape[1] != len(header):
         raise RecordingError(f"{where}: every row must have {len(header)} values.")
-    return _from_columns(dict(zip(header, data.T)), where)
+    return _from_columns(dict(zip(header, data.T, strict=True)), where)
 
 
 def load_recording(path: str | os.PathLike) -> Recording:
-    """Load any supported recording file, chosen by extension (``.npz``, ``.csv``)."""
+    """Load any supported recording file, chosen by its extension.
+
+    ``.npz`` / ``.csv`` (this module's file contract), ``.abf`` (Axon, via pyabf:
+    :func:`load_abf`) and ``.nwb`` (Neurodata Without Borders, via pynwb:
+    :func:`load_nwb`).
+
+    Raises:
+        RecordingError: unsupported extension, or the loader's own errors.
+        ImportError: the optional package for ``.abf`` / ``.nwb`` is missing.
+    """
     suffix = Path(path).suffix.lower()
-    loaders = {".npz": load_npz, ".csv": load_csv}
-    try:
-        from hhjax.recordings import _formats  # ABF / NWB loaders, if present
-    except ImportError:
-        _formats = None
-    if _formats is not None:
-        loaders.update(_formats.LOADERS)
+    loaders = {".npz": load_npz, ".csv": load_csv, ".abf": load_abf, ".nwb": load_nwb}
     if suffix not in loaders:
         raise RecordingError(
             f"{path}: unsupported file type {suffix!r}; expected one of "

@@ -1,0 +1,127 @@
+"""Neurodata Without Borders (``.nwb``) current-clamp loader via pynwb.
+
+Reads the intracellular-electrophysiology series of an NWB 2 file: every
+``CurrentClampSeries`` in ``acquisition`` (the response, volts) paired by
+``sweep_number`` with a ``CurrentClampStimulusSeries`` in ``stimulus`` (the injected
+current, amperes). Values are converted with each series' ``conversion`` and
+``offset`` to mV and pA.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from hhjax.recordings._abf import require
+from hhjax.recordings._recording import Recording, RecordingError
+
+
+def _series(container, type_name: str) -> list:
+    return [s for s in container.values() if type(s).__name__ == type_name]
+
+
+def _values(series, scale: float) -> np.ndarray:
+    """Series data in SI units × ``scale`` (e.g. 1e3: volts → mV)."""
+    data = np.asarray(series.data[:], dtype=np.float64)
+    offset = float(getattr(series, "offset", 0.0) or 0.0)
+    return (data * float(series.conversion) + offset) * scale
+
+
+def _dt_ms(series, where: str) -> float:
+    if series.rate is not None:
+        return 1000.0 / float(series.rate)
+    t = np.asarray(series.timestamps[:], dtype=np.float64)
+    steps = np.diff(t)
+    if t.size < 2 or np.ptp(steps) > 1e-6 * np.median(steps):
+        raise RecordingError(
+            f"{where}: series {series.name!r} has no uniform sample rate."
+        )
+    return 1000.0 * float(np.median(steps))
+
+
+def _pairs(responses: list, stimuli: list, where: str) -> list[tuple]:
+    """``[(sweep, response, stimulus)]`` sorted by sweep number."""
+    if len(responses) == 1 and len(stimuli) == 1:
+        sweep = responses[0].sweep_number
+        return [(0 if sweep is None else int(sweep), responses[0], stimuli[0])]
+    by_sweep = {}
+    for s in stimuli:
+        if s.sweep_number is not None:
+            by_sweep[int(s.sweep_number)] = s
+    pairs = []
+    for r in responses:
+        if r.sweep_number is None or int(r.sweep_number) not in by_sweep:
+            raise RecordingError(
+                f"{where}: current-clamp series {r.name!r} has no stimulus with the "
+                f"same sweep_number ({r.sweep_number}); cannot tell which current "
+                "was injected."
+            )
+        pairs.append((int(r.sweep_number), r, by_sweep[int(r.sweep_number)]))
+    return sorted(pairs, key=lambda p: p[0])
+
+
+def load_nwb(path: str | os.PathLike) -> Recording:
+    """Load the current-clamp sweeps of an NWB 2 file.
+
+    Args:
+        path: the ``.nwb`` file (HDF5).
+
+    Returns:
+        A :class:`Recording` with ``v`` in mV, ``i`` in pA (``i_unit="pA"``), ``dt``
+        in ms, one row per sweep ordered by ``sweep_number`` (``sweeps`` are those
+        numbers), ``t0 = 0`` at the start of each sweep.
+
+    Raises:
+        ImportError: pynwb is not installed (``pip install 'hhjax[nwb]'``).
+        RecordingError: missing or corrupt file; no current-clamp series (e.g. a
+            voltage-clamp file); unpaired series; sweeps of different length or
+            sample rate.
+    """
+    where = str(path)
+    pynwb = require("pynwb", "nwb", "Reading .nwb files")
+    if not os.path.isfile(path):
+        raise RecordingError(f"{where}: no such file.")
+    io = None
+    try:
+        io = pynwb.NWBHDF5IO(str(path), mode="r")
+        nwbfile = io.read()
+    except Exception as err:  # noqa: BLE001 - h5py/hdmf raise many types on junk
+        if io is not None:
+            io.close()
+        raise RecordingError(
+            f"{where}: not a readable NWB file, or truncated/corrupt "
+            f"({type(err).__name__}: {err})."
+        ) from None
+    with io:
+        responses = _series(nwbfile.acquisition, "CurrentClampSeries")
+        if not responses:
+            kinds = sorted({type(s).__name__ for s in nwbfile.acquisition.values()})
+            clamp = " (voltage clamp)" if "VoltageClampSeries" in kinds else ""
+            raise RecordingError(
+                f"{where}: no CurrentClampSeries in acquisition; found {kinds}"
+                f"{clamp}. hhjax needs current-clamp sweeps."
+            )
+        stimuli = _series(nwbfile.stimulus, "CurrentClampStimulusSeries")
+        pairs = _pairs(responses, stimuli, where)
+        dts = {round(_dt_ms(s, where), 12) for _, r, st in pairs for s in (r, st)}
+        if len(dts) != 1:
+            raise RecordingError(
+                f"{where}: series differ in sample interval ({sorted(dts)} ms)."
+            )
+        v = [_values(r, 1e3) for _, r, _ in pairs]
+        i = [_values(st, 1e12) for _, _, st in pairs]
+    lengths = {x.shape for x in v + i}
+    if len(lengths) != 1:
+        raise RecordingError(
+            f"{where}: sweeps differ in length ({sorted(lengths)}); a Recording "
+            "needs sweeps of one length."
+        )
+    return Recording(
+        dt=dts.pop(),
+        v=np.stack(v),
+        i=np.stack(i),
+        i_unit="pA",
+        sweeps=tuple(s for s, _, _ in pairs),
+        source=where,
+    )

@@ -1,0 +1,474 @@
+"""Recording loaders (ABF, NWB, npz, csv), cell properties and corrections.
+
+The facts about the shipped ABF files (sweep counts, sample rates, step amplitudes,
+pre-stimulus potentials, spike counts) are read from the shipped MANIFEST.md.
+"""
+
+import ast
+import datetime
+import re
+import struct
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hhjax.recordings import (
+    Recording,
+    RecordingError,
+    baseline_drift,
+    cell_properties,
+    correct,
+    fit_exponential,
+    load_abf,
+    load_csv,
+    load_npz,
+    load_nwb,
+    load_recording,
+    save_npz,
+    sweep_baselines,
+)
+
+DATA = Path(__file__).resolve().parents[1] / "examples" / "data" / "recordings"
+# Middle of the main (depolarising) step, s, from MANIFEST.md's protocol notes.
+MID_STEP_S = {"18711001.abf": 1.073}
+MID_STEP_DEFAULT_S = 0.397
+
+
+def _manifest() -> dict[str, dict]:
+    """Per-file facts parsed from MANIFEST.md."""
+    text = (DATA / "MANIFEST.md").read_text()
+    facts = {}
+    for block in text.split("\n### ")[1:]:
+        name = block.split("\n", 1)[0].strip()
+
+        def listed(label, block=block):
+            m = re.search(re.escape(label) + r"[^:]*: (\[[^\]]*\])", block)
+            return ast.literal_eval(m.group(1))
+
+        rate, sweeps, length = re.search(
+            r"(\d+) Hz, (\d+) sweeps x ([\d.]+) s", block
+        ).groups()
+        facts[name] = {
+            "rate_hz": int(rate),
+            "n_sweeps": int(sweeps),
+            "length_s": float(length),
+            "steps_pa": listed("step amplitude per sweep"),
+            "spikes": listed("spikes per sweep (whole sweep)"),
+            "pre_vm": listed("pre-stimulus Vm"),
+        }
+    return facts
+
+
+MANIFEST = _manifest()
+FILES = sorted(MANIFEST)
+
+
+@pytest.fixture(scope="module", params=FILES)
+def shipped(request):
+    return request.param, load_abf(DATA / request.param)
+
+
+def test_manifest_lists_the_four_shipped_files():
+    assert FILES == sorted(p.name for p in DATA.glob("*.abf"))
+    assert len(FILES) == 4
+
+
+# ------------------------------------------------------------------ ABF files
+def test_abf_shape_units_and_rate(shipped):
+    name, rec = shipped
+    facts = MANIFEST[name]
+    assert rec.n_sweeps == facts["n_sweeps"]
+    assert rec.sweeps == tuple(range(facts["n_sweeps"]))
+    assert rec.i_unit == "pA" and rec.c_pf is None and rec.t0 == 0.0
+    assert rec.dt == pytest.approx(1000.0 / facts["rate_hz"])
+    assert rec.n_samples * rec.dt == pytest.approx(facts["length_s"] * 1000.0)
+    assert rec.source == str(DATA / name)
+
+
+def test_abf_step_amplitudes_match_manifest(shipped):
+    name, rec = shipped
+    k = round(MID_STEP_S.get(name, MID_STEP_DEFAULT_S) * 1000.0 / rec.dt)
+    np.testing.assert_allclose(rec.i[:, k], MANIFEST[name]["steps_pa"], atol=1e-3)
+    np.testing.assert_allclose(rec.i[:, 0], 0.0)  # holding command 0 pA
+
+
+def test_abf_voltages_match_manifest(shipped):
+    name, rec = shipped
+    n20 = round(20.0 / rec.dt)
+    pre = np.median(rec.v[:, :n20], axis=1)
+    np.testing.assert_allclose(pre, MANIFEST[name]["pre_vm"], atol=0.051)
+
+
+def test_abf_spike_counts_match_manifest(shipped):
+    signal = pytest.importorskip("scipy.signal")
+    name, rec = shipped
+    counts = [
+        len(
+            signal.find_peaks(
+                v, height=-20.0, prominence=20.0, distance=round(1.0 / rec.dt)
+            )[0]
+        )
+        for v in rec.v
+    ]
+    assert counts == MANIFEST[name]["spikes"]
+
+
+def test_load_recording_dispatches_abf():
+    rec = load_recording(DATA / "18711001.abf")
+    assert rec.n_sweeps == 30 and rec.i_unit == "pA"
+
+
+@pytest.mark.parametrize("n_bytes", [3000, 1_000_000])
+def test_truncated_abf_is_a_clear_error(tmp_path, n_bytes):
+    bad = tmp_path / "cut.abf"
+    bad.write_bytes((DATA / "18711001.abf").read_bytes()[:n_bytes])
+    with pytest.raises(RecordingError, match=r"cut\.abf: .*truncated"):
+        load_abf(bad)
+
+
+@pytest.mark.parametrize("head", [b"", b"ABF2"])
+def test_random_bytes_abf_is_a_clear_error(tmp_path, head):
+    bad = tmp_path / "noise.abf"
+    bad.write_bytes(head + np.random.default_rng(0).bytes(20_000))
+    with pytest.raises(RecordingError, match=r"noise\.abf: not a readable ABF"):
+        load_recording(bad)
+
+
+def test_missing_file_and_unknown_extension(tmp_path):
+    with pytest.raises(RecordingError, match="no such file"):
+        load_abf(tmp_path / "absent.abf")
+    odd = tmp_path / "x.dat"
+    odd.write_text("1")
+    with pytest.raises(RecordingError, match=r"unsupported file type '\.dat'.*\.abf"):
+        load_recording(odd)
+
+
+def test_missing_pyabf_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pyabf", None)
+    with pytest.raises(ImportError, match=r"pip install 'hhjax\[abf\]'"):
+        load_abf(DATA / "18711001.abf")
+
+
+def _write_abf1(path, v, adc_unit="mV", dac_unit="pA", step=(25.0, 10.0)):
+    """An ABF 1 file: pyabf's writer, a larger header and a step epoch table.
+
+    Epoch A: 500 samples at 0; epoch B: 800 samples at ``step[0] + k·step[1]``
+    in sweep k (pyabf puts 1/64 of the sweep at holding before the epochs).
+    """
+    writer = pytest.importorskip("pyabf.abfWriter")
+    writer.writeABF1(np.asarray(v, dtype=float), str(path), 20000, units=adc_unit)
+    raw = path.read_bytes()
+    header_blocks = 12  # the extended header reaches beyond pyabf's 4 blocks
+    out = bytearray(raw[:2048]) + bytearray(header_blocks * 512 - 2048) + raw[2048:]
+    struct.pack_into("i", out, 40, header_blocks)  # lDataSectionPtr
+    struct.pack_into("8s", out, 1346, dac_unit.ljust(8).encode())  # DAC 0 unit
+    struct.pack_into("2h", out, 2296, 1, 0)  # nWaveformEnable
+    struct.pack_into("2h", out, 2300, 1, 0)  # nWaveformSource: epoch table
+    struct.pack_into("2h", out, 2308, 1, 1)  # nEpochType: steps
+    struct.pack_into("2f", out, 2348, 0.0, step[0])  # fEpochInitLevel
+    struct.pack_into("2f", out, 2428, 0.0, step[1])  # fEpochLevelInc
+    struct.pack_into("2i", out, 2508, 500, 800)  # lEpochInitDuration
+    path.write_bytes(bytes(out))
+
+
+def test_abf1_current_clamp(tmp_path):
+    v = -65.0 + np.random.default_rng(1).normal(0.0, 0.2, (3, 2000))
+    path = tmp_path / "v1.abf"
+    _write_abf1(path, v)
+    rec = load_recording(path)
+    assert rec.n_sweeps == 3 and rec.dt == pytest.approx(0.05)
+    np.testing.assert_allclose(rec.v, v, atol=0.01)  # int16 quantisation
+    np.testing.assert_allclose(rec.i[:, 1000], [25.0, 35.0, 45.0])
+    assert np.count_nonzero(rec.i[0]) == 800
+
+
+def test_abf1_voltage_clamp_is_refused(tmp_path):
+    path = tmp_path / "vc.abf"
+    _write_abf1(path, np.zeros((2, 1000)), adc_unit="pA", dac_unit="mV")
+    with pytest.raises(RecordingError, match=r"vc\.abf: .*voltage-clamp"):
+        load_abf(path)
+
+
+def test_abf1_unitless_is_refused(tmp_path):
+    path = tmp_path / "nounit.abf"
+    _write_abf1(path, np.zeros((2, 1000)), adc_unit="", dac_unit="")
+    with pytest.raises(RecordingError, match=r"nounit\.abf: no membrane-potential"):
+        load_abf(path)
+    path2 = tmp_path / "nodac.abf"
+    _write_abf1(path2, np.zeros((2, 1000)), adc_unit="mV", dac_unit="")
+    with pytest.raises(RecordingError, match=r"nodac\.abf: .*has unit ''"):
+        load_abf(path2)
+
+
+# ------------------------------------------------------------------ NWB files
+def _nwb_file(path, series):
+    """Write ``series(electrode) -> [acquisition objects, stimulus objects]``."""
+    pynwb = pytest.importorskip("pynwb", reason="pynwb (hhjax[nwb]) not installed")
+    nwb = pynwb.NWBFile(
+        session_description="test",
+        identifier=path.stem,
+        session_start_time=datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc),
+    )
+    device = nwb.create_device(name="amplifier")
+    electrode = nwb.create_icephys_electrode(
+        name="e0", description="patch", device=device
+    )
+    acquired, stimuli = series(pynwb.icephys, electrode)
+    for s in acquired:
+        nwb.add_acquisition(s)
+    for s in stimuli:
+        nwb.add_stimulus(s)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pynwb.NWBHDF5IO(str(path), "w") as io:
+            io.write(nwb)
+
+
+def _current_clamp(icephys, electrode, sweeps=(2, 0, 1), n=300):
+    acquired, stimuli = [], []
+    for s in sweeps:
+        i_amp = np.zeros(n)
+        i_amp[100:200] = (s - 1) * 50e-12  # amperes
+        stimuli.append(
+            icephys.CurrentClampStimulusSeries(
+                name=f"stim{s}", data=i_amp, rate=10000.0, electrode=electrode,
+                gain=1.0, sweep_number=s,
+            )
+        )
+        acquired.append(
+            icephys.CurrentClampSeries(
+                name=f"resp{s}", data=np.full(n, -65.0 + s), conversion=1e-3,
+                rate=10000.0, electrode=electrode, gain=1.0, sweep_number=s,
+            )
+        )
+    return acquired, stimuli
+
+
+def test_nwb_current_clamp_round_trip(tmp_path):
+    path = tmp_path / "cc.nwb"
+    _nwb_file(path, _current_clamp)
+    rec = load_recording(path)
+    assert rec.sweeps == (0, 1, 2) and rec.i_unit == "pA"
+    assert rec.dt == pytest.approx(0.1) and rec.n_samples == 300
+    np.testing.assert_allclose(rec.v[:, 0], [-65.0, -64.0, -63.0])  # mV
+    np.testing.assert_allclose(rec.i[:, 150], [-50.0, 0.0, 50.0])  # pA
+
+
+def test_nwb_voltage_clamp_is_refused(tmp_path):
+    path = tmp_path / "vc.nwb"
+
+    def series(icephys, electrode):
+        vc = icephys.VoltageClampSeries(
+            name="vc", data=np.zeros(10), rate=1e4, electrode=electrode, gain=1.0
+        )
+        return [vc], []
+
+    _nwb_file(path, series)
+    with pytest.raises(RecordingError, match=r"vc\.nwb: no CurrentClampSeries.*voltage"):
+        load_nwb(path)
+
+
+def test_nwb_unpaired_sweep_is_refused(tmp_path):
+    path = tmp_path / "unpaired.nwb"
+
+    def series(icephys, electrode):
+        acquired, stimuli = _current_clamp(icephys, electrode)
+        return acquired, stimuli[:2]
+
+    _nwb_file(path, series)
+    with pytest.raises(RecordingError, match="no stimulus with the same sweep_number"):
+        load_nwb(path)
+
+
+def test_nwb_corrupt_and_missing_dependency(tmp_path, monkeypatch):
+    bad = tmp_path / "junk.nwb"
+    bad.write_bytes(b"\x89HDF junk" * 100)
+    pytest.importorskip("pynwb")
+    with pytest.raises(RecordingError, match=r"junk\.nwb: not a readable NWB"):
+        load_nwb(bad)
+    monkeypatch.setitem(sys.modules, "pynwb", None)
+    with pytest.raises(ImportError, match=r"pip install 'hhjax\[nwb\]'"):
+        load_nwb(bad)
+
+
+# --------------------------------------------------------------- npz and csv
+def _recording(n_sweeps=2, n=50):
+    rng = np.random.default_rng(2)
+    return Recording(
+        dt=0.05,
+        v=-65.0 + rng.normal(size=(n_sweeps, n)),
+        i=np.tile(np.r_[np.zeros(n // 2), np.full(n - n // 2, 20.0)], (n_sweeps, 1)),
+        i_unit="pA",
+        c_pf=80.0,
+        sweeps=tuple(range(3, 3 + n_sweeps)),
+    )
+
+
+def test_npz_round_trip(tmp_path):
+    rec = _recording()
+    save_npz(rec, tmp_path / "r.npz")
+    back = load_recording(tmp_path / "r.npz")
+    np.testing.assert_array_equal(back.v, rec.v)
+    np.testing.assert_array_equal(back.i, rec.i)
+    assert back.dt == pytest.approx(rec.dt, rel=1e-12)
+    assert (back.i_unit, back.c_pf, back.sweeps) == ("pA", 80.0, rec.sweeps)
+
+
+def _write_csv(path, columns):
+    names = list(columns)
+    rows = np.column_stack([np.asarray(columns[k], dtype=float) for k in names])
+    np.savetxt(path, rows, delimiter=",", header=",".join(names), comments="")
+
+
+def test_csv_round_trip(tmp_path):
+    t = 0.025 * np.arange(40)
+    v = -70.0 + np.sin(t)
+    i = np.where(t > 0.5, 3.0, 0.0)
+    _write_csv(tmp_path / "r.csv", {"t_ms": t, "v_mV": v, "i_uA_per_cm2": i})
+    rec = load_recording(tmp_path / "r.csv")
+    assert rec.dt == pytest.approx(0.025) and rec.i_unit == "uA/cm2"
+    np.testing.assert_allclose(rec.v[0], v, rtol=1e-12)
+    np.testing.assert_allclose(rec.i[0], i)
+
+
+def test_table_validation_errors(tmp_path):
+    t = 0.1 * np.arange(20)
+    v = np.full(20, -65.0)
+    i = np.zeros(20)
+    np.savez(tmp_path / "short.npz", t_ms=t, v_mV=v[:-3], i_uA_per_cm2=i)
+    with pytest.raises(RecordingError, match="17 samples per sweep but `t_ms` has 20"):
+        load_npz(tmp_path / "short.npz")
+    t_bad = t.copy()
+    t_bad[7] += 0.05
+    np.savez(tmp_path / "jitter.npz", t_ms=t_bad, v_mV=v, i_uA_per_cm2=i)
+    with pytest.raises(RecordingError, match="time base is not uniform"):
+        load_npz(tmp_path / "jitter.npz")
+    v_nan = v.copy()
+    v_nan[4] = np.nan
+    _write_csv(tmp_path / "nan.csv", {"t_ms": t, "v_mV": v_nan, "i_uA_per_cm2": i})
+    with pytest.raises(RecordingError, match="NaN/inf samples"):
+        load_csv(tmp_path / "nan.csv")
+    _write_csv(tmp_path / "cols.csv", {"t_ms": t, "v_mV": v})
+    with pytest.raises(RecordingError, match="expected columns"):
+        load_csv(tmp_path / "cols.csv")
+    np.savez(tmp_path / "nocap.npz", t_ms=t, v_mV=v, i_pA=i)
+    with pytest.raises(RecordingError, match="needs the cell capacitance"):
+        load_npz(tmp_path / "nocap.npz")
+
+
+# ------------------------------------------------------------ cell properties
+def _rc_recording(r_mohm=200.0, tau_ms=20.0, r_s=10.0, e=-70.0, noise=0.05):
+    """An exact RC cell with an unbalanced bridge, −100 pA from 50 to 350 ms."""
+    dt, n = 0.05, 10000
+    t = dt * np.arange(n)
+    i = np.where((t >= 50.0) & (t < 350.0), -100.0, 0.0)
+    on = np.clip(t - 50.0, 0.0, None)
+    off = np.clip(t - 350.0, 0.0, None)
+    charge = (1 - np.exp(-on / tau_ms)) - (1 - np.exp(-off / tau_ms))
+    v = e + 1e-3 * (-100.0) * (r_mohm * charge) + 1e-3 * r_s * i
+    rng = np.random.default_rng(3)
+    v = v + rng.normal(0.0, noise, (4, n))
+    return Recording(dt=dt, v=v, i=np.tile(i, (4, 1)), i_unit="pA", source="rc")
+
+
+def test_cell_properties_recover_an_rc_cell():
+    props = cell_properties(_rc_recording())
+    assert props.r_in == pytest.approx(210.0, rel=0.01)  # R_m + R_s at steady state
+    assert props.r_membrane == pytest.approx(200.0, rel=0.01)
+    assert props.tau == pytest.approx(20.0, rel=0.01)
+    assert props.c_pf == pytest.approx(100.0, rel=0.02)
+    assert props.r_series == pytest.approx(10.0, abs=1.0)
+    assert props.v_rest == pytest.approx(-70.0, abs=0.01)
+    assert props.window == pytest.approx((50.0, 350.0))
+    assert props.step_pa == pytest.approx(-100.0)
+    assert props.fit_r2 > 0.999 and props.fit_rmse < 0.05
+    assert abs(props.sag) < 0.01
+    assert props.area_cm2() == pytest.approx(props.c_pf * 1e-6)
+
+
+def test_fit_exponential_exact():
+    t = np.linspace(0.0, 60.0, 400)
+    fit = fit_exponential(t, 3.0 - 7.0 * np.exp(-t / 12.5))
+    assert fit["tau"] == pytest.approx(12.5, rel=1e-6)
+    assert (fit["c"], fit["a"]) == pytest.approx((3.0, -7.0), rel=1e-6)
+    assert fit["r2"] == pytest.approx(1.0)
+
+
+@pytest.fixture(scope="module")
+def properties():
+    return {name: cell_properties(load_abf(DATA / name)) for name in FILES}
+
+
+def test_cell_properties_of_18711001(properties):
+    props = properties["18711001.abf"]
+    assert props.window == pytest.approx((23.4, 323.4), abs=0.05)
+    assert props.step_pa == pytest.approx(-100.0)
+    assert props.sweeps == tuple(range(30))
+    assert np.median(MANIFEST["18711001.abf"]["pre_vm"]) == pytest.approx(
+        props.v_rest, abs=0.3
+    )
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_cell_properties_sane_on_shipped_files(properties, name):
+    p = properties[name]
+    assert -75.0 < p.v_rest < -50.0
+    assert 50.0 < p.r_in < 1000.0  # MOhm
+    assert 3.0 < p.tau < 80.0 and p.tau_se < 0.05 * p.tau  # ms
+    assert 10.0 < p.c_pf < 500.0  # pF
+    assert 0.0 < p.r_series < 30.0  # MOhm, unbalanced bridge
+    assert p.fit_r2 > 0.99
+    assert p.t_fit.shape == p.v_fit.shape == p.v_mean.shape
+
+
+def test_same_cell_same_capacitance(properties):
+    a, b = properties["171116sh_0018.abf"], properties["171116sh_0019.abf"]
+    assert a.c_pf == pytest.approx(b.c_pf, rel=0.1)
+    assert properties["2019_07_24_0055_fsi.abf"].c_pf < 0.5 * a.c_pf
+
+
+def test_capacitance_converts_pa_to_density(properties):
+    rec = load_abf(DATA / "18711001.abf").select([7])
+    c_pf = properties["18711001.abf"].c_pf
+    density = rec.replace(c_pf=c_pf).current_density()
+    np.testing.assert_allclose(density, rec.i / c_pf)
+
+
+def test_no_hyperpolarising_step_is_an_error():
+    rec = _rc_recording()
+    rec = rec.replace(i=-rec.i)
+    with pytest.raises(RecordingError, match="rc: no hyperpolarising current step"):
+        cell_properties(rec)
+
+
+# ---------------------------------------------------------------- corrections
+def test_corrections_default_to_none_and_follow_the_formula():
+    rec = _rc_recording(noise=0.0)
+    np.testing.assert_array_equal(correct(rec).v, rec.v)
+    out = correct(rec, liquid_junction=12.0, series_resistance=10.0, offset=1.0)
+    np.testing.assert_allclose(out.v, rec.v - 12.0 - 10.0 * 1e-3 * rec.i - 1.0)
+    # bridge balance with the true R_s removes the jump at onset:
+    balanced = cell_properties(correct(rec, series_resistance=10.0))
+    assert balanced.r_series == pytest.approx(0.0, abs=0.5)
+    assert balanced.r_in == pytest.approx(200.0, rel=0.01)
+
+
+def test_baseline_drift_correction():
+    rec = _rc_recording(noise=0.0)
+    shifts = np.array([0.0, 2.0, -1.0, 5.0])
+    drifted = rec.replace(v=rec.v + shifts[:, None])
+    drift = baseline_drift(drifted)
+    np.testing.assert_allclose(drift, shifts - np.median(shifts), atol=1e-9)
+    fixed = correct(drifted, offset=drift)
+    np.testing.assert_allclose(np.ptp(sweep_baselines(fixed)), 0.0, atol=1e-9)
+    with pytest.raises(RecordingError, match="one value per sweep"):
+        correct(rec, offset=[1.0, 2.0])
+
+
+def test_series_resistance_needs_pa():
+    rec = _rc_recording().replace(i_unit="uA/cm2", i=np.zeros((4, 10000)))
+    with pytest.raises(RecordingError, match="`c_pf` is unknown"):
+        correct(rec, series_resistance=5.0)
