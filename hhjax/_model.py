@@ -33,12 +33,14 @@ class Channel:
 
     Subclasses set ``name`` (the current is recorded as ``i_<name>``) and ``gates``
     (names of the state fields this channel owns), and implement :meth:`rates` and
-    :meth:`current`. Both read their parameters from the model's parameter pytree by
+    :meth:`current`; ``q10_param`` names the parameter field with the temperature
+    factor of this channel's rates (default ``"q10"``). Both read their parameters from the model's parameter pytree by
     field name, so a channel works in any model whose parameters have those fields.
     """
 
     name: str = ""
     gates: tuple[str, ...] = ()
+    q10_param: str = "q10"  # parameter field holding this channel's rate Q10
 
     def rates(self, v: Array, params: Any) -> dict[str, GateRates]:
         """Rates of each gate at temperature-reference conditions.
@@ -105,9 +107,11 @@ class Model:
         return tuple(f"i_{ch.name}" for ch in self.channels)
 
     # -- temperature ---------------------------------------------------------------
-    def rate_factor(self, params: Any) -> Array:
-        """Q10 factor of the rates, ``q10 ** ((T − T_ref) / 10)`` (dimensionless)."""
-        return params.q10 ** ((params.temperature - self.reference_temperature) / 10.0)
+    def rate_factor(self, params: Any, channel: Channel) -> Array:
+        """Q10 factor of a channel's rates, ``q10 ** ((T − T_ref) / 10)``, with the
+        channel's own Q10 field (``channel.q10_param``); dimensionless."""
+        q10 = getattr(params, channel.q10_param)
+        return q10 ** ((params.temperature - self.reference_temperature) / 10.0)
 
     def conductance_factor(self, params: Any) -> Array:
         """Q10 factor of the conductances, ``q10_g ** ((T − T_ref) / 10)``."""
@@ -118,9 +122,9 @@ class Model:
     # -- the right-hand side ---------------------------------------------------------
     def rates(self, v: Array, params: Any) -> dict[str, GateRates]:
         """Temperature-scaled rates of every gate at ``v`` (mV): ``{gate: (α, β)}``."""
-        phi = self.rate_factor(params)
         out: dict[str, GateRates] = {}
         for ch in self.channels:
+            phi = self.rate_factor(params, ch)
             for gate, r in ch.rates(v, params).items():
                 out[gate] = GateRates(phi * r.alpha, phi * r.beta)
         return out

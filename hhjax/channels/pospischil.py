@@ -30,8 +30,8 @@ References:
     In: Methods in Neuronal Modeling, MIT Press, pp. 97–133.
 
 Parameters read (fields of the model's parameter tuple): ``g_na, e_na, v_t``
-(TraubSodium), ``g_kd, e_k, v_t`` (TraubPotassium), ``g_m, e_k, tau_max, q10,
-q10_m, temperature`` (MCurrent); conductances mS/cm², potentials mV, ``tau_max``
+(TraubSodium), ``g_kd, e_k, v_t`` (TraubPotassium), ``g_m, e_k, tau_max``
+(MCurrent; its rates scale by ``q10_m``); conductances mS/cm², potentials mV, ``tau_max``
 ms, ``temperature`` °C. The leak is :class:`hhjax.channels.Leak` (``g_l, e_l``).
 """
 
@@ -97,15 +97,12 @@ class TraubPotassium(Channel):
 class MCurrent(Channel):
     """Slow non-inactivating K⁺ current ``I_m = g_m p (V − e_k)`` (adaptation).
 
-    Attributes:
-        reference_temperature: temperature of the published rates, °C. The model
-            scales every rate by ``q10 ** ((T − T_ref)/10)``; this channel corrects
-            that to its own ``q10_m ** ((T − reference_temperature)/10)``.
+    Its rates scale with temperature by the parameter ``q10_m``, not ``q10``.
     """
 
     name: str = "m"
     gates: tuple[str, ...] = ("p",)
-    reference_temperature: float = 36.0
+    q10_param: str = "q10_m"
 
     def rates(self, v: Array, params: Any) -> dict[str, GateRates]:
         x = (v + 35.0) / 10.0
@@ -113,8 +110,7 @@ class MCurrent(Channel):
         # Each product is written so that no factor overflows over any V.
         up, down = 3.3 * jnp.exp(0.5 * x), jnp.exp(-0.5 * x)
         s_up, s_down = jax.nn.sigmoid(x), jax.nn.sigmoid(-x)
-        decades = (params.temperature - self.reference_temperature) / 10.0
-        scale = (params.q10_m / params.q10) ** decades / params.tau_max
+        scale = 1.0 / params.tau_max
         return {
             "p": GateRates(
                 scale * (up * s_up + down * s_up),
