@@ -1,0 +1,570 @@
+"""The ``hhjax`` command: simulate a cell or compute its f–I curve without code.
+
+Usage (``hhjax --help``, ``hhjax SUBCOMMAND --help`` for every option)::
+
+    hhjax simulate --amplitude 15 --start 10 --duration 80 --total 100 --out run1
+    hhjax simulate --constant 20 --convention hh1952 --method euler --dt 0.01
+    hhjax simulate --params params.json --param g_na=100 --out run2
+    hhjax simulate --model pospischil-rs --amplitude 2 --duration 200 --total 300
+    hhjax fi --from 0 --to 20 --step 0.5 --out fi1
+    python -m hhjax ...                       # the same without the console script
+
+Units: times in ms, currents in µA/cm² (inward, depolarising positive),
+conductances mS/cm², potentials mV, capacitance µF/cm². The voltage convention is
+modern (rest ≈ −65 mV) unless ``--convention hh1952`` (pyHH's: V from rest, rest
+at 0 mV) or a parameter file says otherwise. The cell starts at rest
+(:func:`hhjax.resting_state`); hhjax's own commands compute in float64.
+
+Errors: a bad option or value prints one line ``hhjax: error: ...`` naming the
+option and what was expected, and exits with status 2; a simulation that fails
+(e.g. becomes non-finite) exits with status 1.
+
+Extending: other packages add subcommands without hhjax importing them. Declare an
+entry point in the group ``hhjax.commands`` whose object is a function
+``register(subparsers)``; it receives the ``argparse`` subparsers action, adds its
+parser with ``subparsers.add_parser(name, help=...)`` and sets
+``parser.set_defaults(func=run)``, where ``run(args)`` returns an exit status (or
+``None`` for 0) and raises :class:`UsageError` (or ``ValueError``) with a message
+naming the option for a bad value. In ``pyproject.toml``::
+
+    [project.entry-points."hhjax.commands"]
+    fit = "fitting.cli:register_fit"
+    predict = "fitting.cli:register_predict"
+
+A plugin that fails to load is reported on one line (``hhjax: warning: ...``) and
+skipped; the other commands keep working.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import warnings
+from collections.abc import Callable, Sequence
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, NoReturn
+
+import jax
+import numpy as np
+
+from hhjax import stimulus
+from hhjax._integrators import DEFAULT_METHOD, METHODS
+from hhjax._registry import MODELS, default_params
+from hhjax._simulate import NonFiniteSimulationError, simulate
+from hhjax.io import apply_overrides, read_params_file, save_trace
+from hhjax.models.hh import HHParams
+
+__all__ = ["ENTRY_POINT_GROUP", "UsageError", "build_parser", "main"]
+
+ENTRY_POINT_GROUP = "hhjax.commands"
+"""Entry-point group from which extra subcommands are loaded."""
+
+_CONVENTIONS = ("modern", "hh1952")
+
+
+class UsageError(ValueError):
+    """A bad command-line value; the message names the option and the expectation."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """``ArgumentParser`` whose errors are one line, ``hhjax: error: ...``, status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        hint = f" (see '{self.prog} --help')"
+        self.exit(2, f"hhjax: error: {_one_line(message)}{hint}\n")
+
+
+def _one_line(message: str) -> str:
+    return " ".join(str(message).split())
+
+
+# -------------------------------------------------------------- option value types
+def _number(check: Callable[[float], bool], expected: str) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected {expected}; got {text!r}"
+            ) from None
+        if not (math.isfinite(value) and check(value)):
+            raise argparse.ArgumentTypeError(f"expected {expected}; got {text!r}")
+        return value
+
+    parse.__name__ = expected  # argparse names the type in some messages
+    return parse
+
+
+_finite = _number(lambda x: True, "a finite number")
+_positive = _number(lambda x: x > 0, "a positive number")
+_non_negative = _number(lambda x: x >= 0, "a number >= 0")
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 2; got {text!r}")
+    return value
+
+
+def _assignment(text: str) -> tuple[str, float]:
+    name, sep, value = text.partition("=")
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not sep or not name.strip() or not math.isfinite(number):
+        raise argparse.ArgumentTypeError(
+            f"expected NAME=NUMBER such as g_na=100; got {text!r}"
+        )
+    return name.strip(), number
+
+
+# ------------------------------------------------------------------ shared options
+def _add_model_options(parser: argparse.ArgumentParser, dt: float) -> None:
+    group = parser.add_argument_group("model and integration")
+    group.add_argument(
+        "--model",
+        choices=tuple(MODELS),
+        default=None,
+        help="model and its default parameters (default: the model named in "
+        "--params, else hh: standard Hodgkin-Huxley)",
+    )
+    group.add_argument(
+        "--params",
+        metavar="FILE",
+        type=Path,
+        help="parameter file, .json or .toml: {field: number} or "
+        '{"model": "hh", "params": {field: number}}; fields of the model\'s '
+        "parameters, e.g. for hh: g_na, g_k, g_l in mS/cm^2; e_na, e_k, e_l, "
+        "v_shift in mV; c_m in uF/cm^2; temperature in degC; q10, q10_g",
+    )
+    group.add_argument(
+        "--param",
+        metavar="NAME=VALUE",
+        type=_assignment,
+        action="append",
+        default=[],
+        help="set one parameter (units as for --params), after the file; repeatable",
+    )
+    group.add_argument(
+        "--convention",
+        choices=_CONVENTIONS,
+        default="modern",
+        help="voltage convention of the default hh parameters: modern (rest about "
+        "-65 mV) or hh1952 (pyHH's; V from rest, rest at 0 mV); other models "
+        "are modern",
+    )
+    group.add_argument(
+        "--method",
+        choices=tuple(METHODS),
+        default=DEFAULT_METHOD,
+        help="integration method",
+    )
+    group.add_argument(
+        "--dt", type=_positive, default=dt, metavar="MS", help="time step, ms"
+    )
+
+
+def _add_output_options(parser: argparse.ArgumentParser, default: str) -> None:
+    group = parser.add_argument_group("output")
+    group.add_argument(
+        "--out",
+        type=Path,
+        default=Path(default),
+        metavar="DIR",
+        help="directory for the output files (created if needed)",
+    )
+    group.add_argument(
+        "--no-plot", action="store_true", help="do not write the PNG figure"
+    )
+
+
+def _params_from_args(args: argparse.Namespace) -> tuple[str, Any]:
+    """Model name and parameters: the model's defaults (``--model``, else the
+    file's model, else ``hh``; ``--convention``), then ``--params``, then
+    ``--param``."""
+    file_model, values = None, {}
+    if args.params is not None:
+        try:
+            file_model, values = read_params_file(args.params)
+        except FileNotFoundError:
+            raise UsageError(
+                f"argument --params: no such file {str(args.params)!r}"
+            ) from None
+        except ValueError as err:
+            raise UsageError(f"argument --params: {err}") from None
+    if args.model and file_model and args.model != file_model:
+        raise UsageError(
+            f"argument --model: {args.model!r} differs from the model "
+            f"{file_model!r} of --params {args.params}"
+        )
+    name = args.model or file_model or "hh"
+    if args.convention == "hh1952":
+        if name != "hh":
+            raise UsageError(
+                f"argument --convention: hh1952 applies to model 'hh', not {name!r}"
+            )
+        base = HHParams.hh1952()
+    else:
+        try:
+            base = default_params(name)
+        except ValueError as err:
+            raise UsageError(f"argument --params: {args.params}: {err}") from None
+    try:
+        params = apply_overrides(base, values, f"argument --params: {args.params}")
+        return name, apply_overrides(params, dict(args.param), "argument --param")
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+
+
+def _whole_steps(option: str, value: float, dt: float) -> int:
+    n = round(value / dt)
+    if abs(n * dt - value) > 1e-6 * max(1.0, value):
+        raise UsageError(
+            f"argument {option}: {value:g} ms is not a whole number of steps of "
+            f"--dt {dt:g} ms"
+        )
+    return n
+
+
+def _simulate_quietly(params: Any, i_ext: Any, dt: float, method: str) -> Any:
+    """``simulate``, with a step-size warning printed as one line on stderr."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trace = simulate(params, i_ext, dt, method=method)
+    for w in caught:
+        print(f"hhjax: warning: {_one_line(w.message)}", file=sys.stderr)
+    return trace
+
+
+def _convention(params: Any) -> str | None:
+    """Voltage convention of parameters, for axis labels (None: neither)."""
+    if not isinstance(params, HHParams):
+        return "modern"  # every other registered model is in the modern convention
+    shift = np.asarray(params.v_shift)
+    return "modern" if np.all(shift == 0) else "hh1952" if np.all(shift == 65) else None
+
+
+def _first_cell(shape: tuple[int, ...]) -> tuple[int, ...] | None:
+    return (0,) * len(shape) if shape else None
+
+
+# ------------------------------------------------------------------------ simulate
+def _add_simulate(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "simulate",
+        help="simulate one cell under a current step or a constant current",
+        description="Simulate a cell from rest under a current step (or a constant "
+        "current) and write trace.npz, trace.csv (columns t_ms, v_mV, m, h, n, "
+        "i_na_uA_per_cm2, ..., i_ext_uA_per_cm2) and trace.png. Currents in "
+        "uA/cm^2 (injected: inward positive; ionic: outward positive), times in ms.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    group = parser.add_argument_group("stimulus (times in ms, currents in uA/cm^2)")
+    group.add_argument(
+        "--amplitude",
+        type=_finite,
+        default=15.0,
+        metavar="UA_PER_CM2",
+        help="step amplitude, uA/cm^2",
+    )
+    group.add_argument(
+        "--start",
+        type=_non_negative,
+        default=10.0,
+        metavar="MS",
+        help="step start, ms",
+    )
+    group.add_argument(
+        "--duration",
+        type=_positive,
+        default=80.0,
+        metavar="MS",
+        help="step duration, ms",
+    )
+    group.add_argument(
+        "--total",
+        type=_positive,
+        default=100.0,
+        metavar="MS",
+        help="length of the simulation, ms",
+    )
+    group.add_argument(
+        "--constant",
+        type=_finite,
+        default=None,
+        metavar="UA_PER_CM2",
+        help="instead of a step, this constant current for the whole --total, "
+        "uA/cm^2 (--amplitude, --start, --duration are then ignored)",
+    )
+    _add_model_options(parser, dt=0.01)
+    _add_output_options(parser, "out")
+    parser.set_defaults(func=_run_simulate)
+
+
+def _stimulus_from_args(args: argparse.Namespace) -> Any:
+    _whole_steps("--total", args.total, args.dt)
+    if args.constant is not None:
+        return stimulus.constant(args.constant, args.total, args.dt)
+    stop = args.start + args.duration
+    if stop > args.total + 1e-9:
+        raise UsageError(
+            f"argument --duration: the step ({args.start:g} + {args.duration:g} ms) "
+            f"must end within --total {args.total:g} ms"
+        )
+    return stimulus.step(
+        args.amplitude, start=args.start, stop=stop, duration=args.total, dt=args.dt
+    )
+
+
+def _run_simulate(args: argparse.Namespace) -> int:
+    _, params = _params_from_args(args)
+    with jax.enable_x64(True):
+        i_ext = _stimulus_from_args(args)
+        trace = _simulate_quietly(params, i_ext, args.dt, args.method)
+        args.out.mkdir(parents=True, exist_ok=True)
+        written = [
+            save_trace(trace, args.out / "trace.npz", i_ext=i_ext),
+            save_trace(trace, args.out / "trace.csv", i_ext=i_ext),
+        ]
+        v = np.asarray(trace.v)
+    batch = v.shape[1:]
+    if not args.no_plot:
+        from hhjax.plot import plot_trace
+
+        fig = plot_trace(
+            trace, i_ext, cell=_first_cell(batch), convention=_convention(params)
+        )
+        written.append(args.out / "trace.png")
+        fig.savefig(written[-1], dpi=120)
+    print(
+        f"simulated {v.shape[0]} steps of {args.dt:g} ms ({args.method}), batch "
+        f"shape {batch}; V from {v.min():.2f} to {v.max():.2f} mV"
+    )
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
+# ------------------------------------------------------------------------------ fi
+def _add_fi(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "fi",
+        help="f-I curve: firing rate against constant current, one batched run",
+        description="Switch each constant current of a range on from rest, "
+        "simulate all of them in one batched run, and write fi.csv "
+        "(current_uA_per_cm2, rate_Hz, spike_count, latency_ms) and fi.png. "
+        "Prints the onset of repetitive firing (the lowest current with at least "
+        "--min-spikes spikes in the analysis window). Rates in Hz.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    group = parser.add_argument_group("currents (uA/cm^2) and timing (ms)")
+    group.add_argument(
+        "--from",
+        dest="i_from",
+        type=_finite,
+        default=0.0,
+        metavar="UA_PER_CM2",
+        help="first current, uA/cm^2",
+    )
+    group.add_argument(
+        "--to",
+        dest="i_to",
+        type=_finite,
+        default=20.0,
+        metavar="UA_PER_CM2",
+        help="last current (included when on the grid), uA/cm^2",
+    )
+    group.add_argument(
+        "--step",
+        dest="i_step",
+        type=_positive,
+        default=0.5,
+        metavar="UA_PER_CM2",
+        help="current spacing, uA/cm^2",
+    )
+    group.add_argument(
+        "--duration",
+        type=_positive,
+        default=1000.0,
+        metavar="MS",
+        help="length of each run, ms",
+    )
+    group.add_argument(
+        "--transient",
+        type=_non_negative,
+        default=200.0,
+        metavar="MS",
+        help="start of the analysis window (spikes before it are not counted), ms",
+    )
+    group.add_argument(
+        "--threshold",
+        type=_finite,
+        default=None,
+        metavar="MV",
+        help="spike threshold, mV in the model's convention (default: 35 mV "
+        "above the resting potential)",
+    )
+    group.add_argument(
+        "--min-spikes",
+        type=_count,
+        default=2,
+        metavar="N",
+        help="spikes in the window that count as repetitive firing",
+    )
+    _add_model_options(parser, dt=0.025)
+    _add_output_options(parser, "out")
+    parser.set_defaults(func=_run_fi)
+
+
+def _current_grid(args: argparse.Namespace) -> np.ndarray:
+    if args.i_to < args.i_from:
+        raise UsageError(
+            f"argument --to: expected a current >= --from {args.i_from:g} uA/cm^2; "
+            f"got {args.i_to:g}"
+        )
+    n = math.floor((args.i_to - args.i_from) / args.i_step + 1e-9) + 1
+    if n > 10000:
+        raise UsageError(
+            f"argument --step: {n} currents from --from to --to is too many (at "
+            "most 10000); use a larger step"
+        )
+    return args.i_from + args.i_step * np.arange(n)
+
+
+def _run_fi(args: argparse.Namespace) -> int:
+    from hhjax.analysis import fi_curve
+
+    name, params = _params_from_args(args)
+    currents = _current_grid(args)
+    if args.transient >= args.duration:
+        raise UsageError(
+            f"argument --transient: expected less than --duration {args.duration:g} "
+            f"ms; got {args.transient:g}"
+        )
+    _whole_steps("--duration", args.duration, args.dt)
+    with jax.enable_x64(True), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        curve = fi_curve(
+            params,
+            currents,
+            duration=args.duration,
+            dt=args.dt,
+            method=args.method,
+            transient=args.transient,
+            threshold=args.threshold,
+            min_spikes=args.min_spikes,
+        )
+        table = np.column_stack(
+            [
+                np.asarray(curve.currents, float),
+                np.asarray(curve.rates, float),
+                np.asarray(curve.counts, float),
+                np.asarray(curve.latency, float),
+            ]
+        )
+    for w in caught:
+        print(f"hhjax: warning: {_one_line(w.message)}", file=sys.stderr)
+    args.out.mkdir(parents=True, exist_ok=True)
+    written = [args.out / "fi.csv"]
+    np.savetxt(
+        written[0],
+        table,
+        delimiter=",",
+        header="current_uA_per_cm2,rate_Hz,spike_count,latency_ms",
+        comments="",
+        fmt=("%.10g", "%.10g", "%d", "%.10g"),
+    )
+    if not args.no_plot:
+        from hhjax.plot import plot_fi
+
+        fig = plot_fi(curve, title=f"f-I curve of {name}, from rest")
+        written.append(args.out / "fi.png")
+        fig.savefig(written[-1], dpi=120)
+    window = f"{curve.window[0]:g}-{curve.window[1]:g} ms"
+    if math.isnan(curve.rheobase):
+        print(
+            f"no repetitive firing between {currents[0]:g} and {currents[-1]:g} "
+            f"uA/cm^2 (window {window}, threshold {curve.threshold:.1f} mV)"
+        )
+    else:
+        print(
+            f"repetitive firing onset: {curve.rheobase:g} uA/cm^2 ({curve.onset_type}; "
+            f"grid step {args.i_step:g} uA/cm^2, window {window}, threshold "
+            f"{curve.threshold:.1f} mV)"
+        )
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
+# ---------------------------------------------------------------------------- main
+def _load_plugins(subparsers: Any) -> None:
+    """Let each ``hhjax.commands`` entry point register its subcommand(s)."""
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            register = ep.load()
+            register(subparsers)
+        except Exception as err:  # noqa: BLE001 (a broken plugin must not break hhjax)
+            print(
+                f"hhjax: warning: could not load command {ep.name!r} from "
+                f"{ep.value}: {_one_line(f'{type(err).__name__}: {err}')}",
+                file=sys.stderr,
+            )
+
+
+def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
+    """The ``hhjax`` argument parser, with the plugin subcommands if ``plugins``."""
+    from hhjax import __version__
+
+    parser = _Parser(
+        prog="hhjax",
+        description="Differentiable Hodgkin-Huxley simulation in JAX. Units: ms, mV, "
+        "uA/cm^2 (injected current inward positive), mS/cm^2, uF/cm^2. Voltage "
+        "convention: modern (rest about -65 mV) unless --convention hh1952.",
+    )
+    parser.add_argument("--version", action="version", version=f"hhjax {__version__}")
+    subparsers = parser.add_subparsers(
+        dest="command", metavar="COMMAND", title="commands", required=True
+    )
+    _add_simulate(subparsers)
+    _add_fi(subparsers)
+    if plugins:
+        _load_plugins(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``hhjax`` command line; returns the exit status.
+
+    Args:
+        argv: arguments without the program name; default ``sys.argv[1:]``.
+
+    Returns:
+        0 on success, 2 for a bad option or value (one line on stderr), 1 when the
+        simulation or writing the output fails.
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # --help, --version, or a one-line usage error
+        return stop.code if isinstance(stop.code, int) else 2
+    try:
+        status = args.func(args)
+    except ValueError as err:  # includes UsageError
+        print(f"hhjax: error: {_one_line(err)}", file=sys.stderr)
+        return 2
+    except (NonFiniteSimulationError, OSError) as err:
+        print(f"hhjax: error: {_one_line(err)}", file=sys.stderr)
+        return 1
+    return 0 if status is None else int(status)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,273 @@
+"""A pyHH-compatible facade on hhjax's jitted core: move over in one line.
+
+Replace ``import pyhh`` by ``from hhjax import pyhh`` and keep the rest::
+
+    import numpy as np
+    from hhjax import pyhh
+
+    model = pyhh.HHModel()
+    model.gNa = 100.0                      # mS/cm^2, as in pyHH
+    stim = np.zeros(20000)
+    stim[7000:13000] = 50.0                # uA/cm^2
+    sim = pyhh.Simulation(model)
+    sim.Run(stimulusWaveform=stim, stepSizeMs=0.01)
+    sim.Vm, sim.StateH, sim.INa            # NumPy float64 arrays, one per step
+
+Voltage convention: HH's 1952 one, as pyHH (V measured from rest, rest at 0 mV,
+depolarisation positive; plot ``Vm - 70`` for a "real-looking" trace). Units: mV, ms,
+µA/cm², mS/cm², µF/cm².
+
+Semantics kept from pyHH (MODEL.md §2): forward Euler with every rate, current and
+derivative taken from the state at the start of the step; ``Vm``, ``StateH``,
+``StateM``, ``StateN`` hold the state *after* each step and ``INa``, ``IK``,
+``IKleak`` the currents computed *before* it (from the same state the step starts
+from), with pyHH's sign ``I = g · gates · (V − E)`` (outward positive);
+``times[k] = k · stepSizeMs``; a model remembers its state, so a second ``Run``
+continues where the first stopped; after a run the model's gates hold the rates
+last evaluated (at the V the last step started from), as pyHH's do.
+
+Deliberate differences from pyHH:
+
+1. ``h`` starts at its steady state (pyHH leaves it at 0): all gates start at
+   steady state for the starting voltage (default 0 mV, i.e. rest), as HHSharp.
+2. Every ``HHModel`` has its own gates and parameters (pyHH shares its gate
+   objects between all models as class attributes).
+3. The 0/0 points of α_m (V = 25 mV) and α_n (V = 10 mV) give the limit value, not
+   NaN.
+4. The loop runs as one jitted :func:`hhjax.simulate` call (``lax.scan``), always in
+   float64 (a scoped ``jax.enable_x64``, no global switch), not a Python loop.
+   ``Run`` prints nothing; the step-size advice above 0.05 ms is a
+   :class:`hhjax.StepSizeWarning` (pyHH prints a line).
+5. Inputs are checked: the waveform must be a 1-D finite array in µA/cm² with
+   |I| ≤ :data:`hhjax.MAX_PLAUSIBLE_CURRENT`, ``stepSizeMs`` a positive number,
+   the parameters finite (conductances ≥ 0, ``Cm`` > 0); a run that becomes NaN or
+   infinite raises :class:`hhjax.NonFiniteSimulationError` instead of filling the
+   arrays with NaN.
+6. Only pyHH's current call ``Run(stimulusWaveform, stepSizeMs)`` is offered (the
+   older ``Run(stimulusCurrent, durationSec, deltaTms)`` with a scalar current is
+   not); ``stepSizeMs`` defaults to 0.01 ms.
+
+Additions: :meth:`HHModel.params` and :meth:`HHModel.state` give the cell as
+:class:`hhjax.HHParams` / :class:`hhjax.HHState`, and :meth:`Simulation.trace` the
+results as a :class:`hhjax.Trace` for :mod:`hhjax.plot`.
+"""
+
+# pyHH's camelCase names (Run, stepSizeMs, ...) are the point of this module.
+# ruff: noqa: N802, N803
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+
+import jax
+import numpy as np
+from jax.typing import ArrayLike
+
+from hhjax._integrators import METHODS
+from hhjax._model import model_of
+from hhjax._simulate import StepSizeWarning, simulate
+from hhjax.models.hh import HHParams, HHState, Trace
+
+__all__ = ["Gate", "HHModel", "Simulation"]
+
+_METHOD = "euler"
+_MAX_STEP_MS = METHODS[_METHOD].max_stable_dt  # pyHH warns above 0.05 ms
+# pyHH result array -> hhjax trace field, for values after / before each step.
+_AFTER_STEP = {"Vm": "v", "StateM": "m", "StateH": "h", "StateN": "n"}
+_BEFORE_STEP = {"INa": "i_na", "IK": "i_k", "IKleak": "i_l"}
+
+
+@dataclasses.dataclass
+class Gate:
+    """One gating variable, as pyHH's ``Gate``.
+
+    Attributes:
+        alpha: opening rate last evaluated, 1/ms.
+        beta: closing rate last evaluated, 1/ms.
+        state: open fraction, dimensionless in [0, 1].
+    """
+
+    alpha: float = 0.0
+    beta: float = 0.0
+    state: float = 0.0
+
+
+class HHModel:
+    """A Hodgkin–Huxley cell with pyHH's attributes (1952 convention, rest 0 mV).
+
+    Attributes:
+        ENa, EK, EKleak: reversal potentials, mV (115, −12, 10.6).
+        gNa, gK, gKleak: maximal conductances, mS/cm² (120, 36, 0.3).
+        Cm: membrane capacitance, µF/cm² (1).
+        Vm: membrane potential, mV (from rest).
+        m, h, n: the gates (:class:`Gate`), each this model's own.
+        INa, IK, IKleak: currents of the last step, µA/cm²,
+            ``g · gates · (V − E)`` (NaN before the first run).
+    """
+
+    def __init__(self, startingVoltage: float = 0.0) -> None:
+        """Create a cell at ``startingVoltage`` mV with gates at steady state there.
+
+        Args:
+            startingVoltage: initial membrane potential, mV, 1952 convention.
+        """
+        self.ENa, self.EK, self.EKleak = 115.0, -12.0, 10.6  # mV
+        self.gNa, self.gK, self.gKleak = 120.0, 36.0, 0.3  # mS/cm^2
+        self.Cm = 1.0  # uF/cm^2
+        self.Vm = float(startingVoltage)
+        self.INa = self.IK = self.IKleak = math.nan
+        with jax.enable_x64(True):
+            params = self.params()
+            state = model_of(params).steady_state(np.float64(self.Vm), params)
+            self._set_gates(state, self.Vm, params)
+
+    def params(self) -> HHParams:
+        """This cell's parameters as :class:`hhjax.HHParams` (1952 convention).
+
+        ``gKleak`` and ``EKleak`` become ``g_l`` and ``e_l``; the temperature is
+        HH's 6.3 °C (no rate scaling), as pyHH.
+        """
+        return HHParams.hh1952(
+            g_na=float(self.gNa),
+            g_k=float(self.gK),
+            g_l=float(self.gKleak),
+            e_na=float(self.ENa),
+            e_k=float(self.EK),
+            e_l=float(self.EKleak),
+            c_m=float(self.Cm),
+        )
+
+    def state(self) -> HHState:
+        """The current state (``Vm`` and gate states) as :class:`hhjax.HHState`."""
+        return HHState(
+            v=np.float64(self.Vm),
+            m=np.float64(self.m.state),
+            h=np.float64(self.h.state),
+            n=np.float64(self.n.state),
+        )
+
+    def _set_gates(self, state: HHState, v_rates: ArrayLike, params: HHParams) -> None:
+        """Set the gates to ``state`` and their rates to those at ``v_rates`` mV."""
+        rates = model_of(params).rates(np.float64(v_rates), params)
+        for name in ("m", "h", "n"):
+            gate = Gate(
+                alpha=float(rates[name].alpha),
+                beta=float(rates[name].beta),
+                state=float(getattr(state, name)),
+            )
+            setattr(self, name, gate)
+
+    def __repr__(self) -> str:
+        return (
+            f"HHModel(gNa={self.gNa}, gK={self.gK}, gKleak={self.gKleak}, "
+            f"ENa={self.ENa}, EK={self.EK}, EKleak={self.EKleak}, Cm={self.Cm}, "
+            f"Vm={self.Vm})"
+        )
+
+
+class Simulation:
+    """Runs an :class:`HHModel` under a current waveform and keeps pyHH's arrays.
+
+    After :meth:`Run`, each of ``times`` (ms), ``Vm`` (mV, 1952 convention),
+    ``StateH``, ``StateM``, ``StateN`` (1), ``INa``, ``IK``, ``IKleak`` (µA/cm²,
+    outward positive) is a NumPy float64 array with one entry per step.
+    """
+
+    def __init__(self, model: HHModel) -> None:
+        if not isinstance(model, HHModel):
+            raise TypeError(
+                f"`model` must be a hhjax.pyhh.HHModel; got {type(model).__name__}."
+            )
+        self.model = model
+        self.CreateArrays(0, 0.0)
+
+    def CreateArrays(self, pointCount: int, deltaTms: float) -> None:
+        """Reset the result arrays to ``pointCount`` entries (pyHH API)."""
+        self.times = np.arange(pointCount) * deltaTms
+        for name in ("Vm", "INa", "IK", "IKleak", "StateN", "StateM", "StateH"):
+            setattr(self, name, np.full(pointCount, np.nan))
+
+    def trace(self) -> Trace:
+        """The results as a :class:`hhjax.Trace` (e.g. for :mod:`hhjax.plot`).
+
+        Same arrays and labelling as pyHH's: sample ``k`` holds ``times[k]``, the
+        state after step ``k`` and the currents computed before it; V in the 1952
+        convention.
+        """
+        return Trace(
+            t=self.times,
+            v=self.Vm,
+            m=self.StateM,
+            h=self.StateH,
+            n=self.StateN,
+            i_na=self.INa,
+            i_k=self.IK,
+            i_l=self.IKleak,
+        )
+
+    def Run(
+        self,
+        stimulusWaveform: ArrayLike,
+        stepSizeMs: float = 0.01,
+    ) -> None:
+        """Advance the model one forward-Euler step per stimulus sample.
+
+        Args:
+            stimulusWaveform: injected current per step, µA/cm² (inward,
+                depolarising positive), shape ``(steps,)``.
+            stepSizeMs: step, ms.
+
+        Raises:
+            ValueError: the waveform is not a non-empty 1-D finite array of
+                plausible µA/cm², ``stepSizeMs`` is not positive, or a parameter is
+                not physical.
+            hhjax.NonFiniteSimulationError: the run became NaN or infinite (usually
+                a too large step).
+
+        Warns:
+            hhjax.StepSizeWarning: ``stepSizeMs`` above 0.05 ms (pyHH's advice).
+        """
+        stim = np.asarray(stimulusWaveform, dtype=np.float64)
+        if stim.ndim != 1 or stim.size == 0:
+            raise ValueError(
+                "`stimulusWaveform` must be a non-empty 1-D array of currents in "
+                f"uA/cm^2, one per step; got shape {stim.shape}."
+            )
+        dt = float(stepSizeMs)
+        if not (math.isfinite(dt) and dt > 0):
+            raise ValueError(f"`stepSizeMs` must be a positive step in ms; got {dt}.")
+        if dt > _MAX_STEP_MS:
+            warnings.warn(
+                f"stepSizeMs = {dt} ms is large: forward Euler becomes inaccurate or "
+                f"unstable above {_MAX_STEP_MS} ms; use 0.01 ms.",
+                StepSizeWarning,
+                stacklevel=2,
+            )
+        with jax.enable_x64(True), warnings.catch_warnings():
+            warnings.simplefilter("ignore", StepSizeWarning)  # warned above
+            params = self.model.params()
+            trace, final = simulate(
+                params,
+                stim,
+                dt,
+                state0=self.model.state(),
+                method=_METHOD,
+                return_state=True,
+            )
+            # Sample k of the trace is the state before step k: the states after
+            # the steps are samples 1..T-1 and the final state; the currents
+            # before the steps are samples 0..T-1.
+            v_last_start = float(trace.v[-1])
+            self.CreateArrays(stim.size, dt)
+            for name, field in _AFTER_STEP.items():
+                before = np.asarray(getattr(trace, field), dtype=np.float64)
+                last = np.asarray(getattr(final, field), dtype=np.float64)
+                setattr(self, name, np.append(before[1:], last))
+            for name, field in _BEFORE_STEP.items():
+                values = np.asarray(getattr(trace, field), dtype=np.float64)
+                setattr(self, name, values)
+                setattr(self.model, name, float(values[-1]))
+            self.model.Vm = float(final.v)
+            self.model._set_gates(final, v_last_start, params)

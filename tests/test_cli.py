@@ -1,0 +1,202 @@
+"""The ``hhjax`` command line: simulate, fi, errors, plugin subcommands."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+import hhjax
+from hhjax import cli
+
+STEP = ["--total", "20", "--start", "2", "--duration", "15", "--amplitude", "15"]
+
+
+def _run_main(argv, capsys):
+    status = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_simulate_writes_trace_files(tmp_path, capsys):
+    status, out, err = _run_main(["simulate", *STEP, "--out", tmp_path], capsys)
+    assert status == 0, err
+    for name in ("trace.npz", "trace.csv", "trace.png"):
+        assert (tmp_path / name).stat().st_size > 0, name
+        assert f"wrote {tmp_path / name}" in out
+    with np.load(tmp_path / "trace.npz") as data:
+        v, t, i_ext = data["v_mV"], data["t_ms"], data["i_ext_uA_per_cm2"]
+    assert v.shape == t.shape == i_ext.shape == (2000,)  # 20 ms / 0.01 ms
+    assert v.max() > 20.0 and v[0] == pytest.approx(-65.0, abs=0.1)  # spikes, rest
+    assert i_ext[199] == 0.0 and i_ext[200] == 15.0 and i_ext[1700] == 0.0
+    header = (tmp_path / "trace.csv").read_text().splitlines()[0].split(",")
+    assert header == [
+        "t_ms", "v_mV", "m", "h", "n", "i_na_uA_per_cm2", "i_k_uA_per_cm2",
+        "i_l_uA_per_cm2", "i_ext_uA_per_cm2",
+    ]  # fmt: skip
+
+
+def test_simulate_parameters_from_file_and_options(tmp_path, capsys):
+    """A fitting-style params.json, --param on top, hh1952 convention, euler: the
+    trace equals hhjax.simulate with those parameters."""
+    params_file = tmp_path / "params.json"
+    params_file.write_text(
+        json.dumps({"model": "hh", "params": {"g_na": 100.0, "g_k": 30.0}, "loss": 1})
+    )
+    argv = ["simulate", "--constant", "20", "--total", "5", "--dt", "0.01"]
+    argv += ["--params", params_file, "--param", "g_k=33", "--convention", "hh1952"]
+    argv += ["--method", "euler", "--no-plot", "--out", tmp_path]
+    status, _, err = _run_main(argv, capsys)
+    assert status == 0, err
+    assert not (tmp_path / "trace.png").exists()
+    params = hhjax.HHParams.hh1952(g_na=100.0, g_k=33.0)
+    expected = hhjax.simulate(params, np.full(500, 20.0), 0.01, method="euler")
+    with np.load(tmp_path / "trace.npz") as data:
+        np.testing.assert_allclose(data["v_mV"], expected.v, rtol=0, atol=1e-10)
+        np.testing.assert_allclose(data["n"], expected.n, rtol=0, atol=1e-12)
+
+
+def test_simulate_toml_parameters(tmp_path, capsys):
+    params_file = tmp_path / "cell.toml"
+    params_file.write_text("g_na = 110.0\ne_l = -54.0\n")
+    argv = ["simulate", *STEP, "--params", params_file]
+    status, _, err = _run_main([*argv, "--no-plot", "--out", tmp_path], capsys)
+    assert status == 0, err
+    rest = hhjax.resting_state(hhjax.HHParams(g_na=110.0, e_l=-54.0))
+    with np.load(tmp_path / "trace.npz") as data:
+        assert data["v_mV"][0] == pytest.approx(float(rest.v), abs=1e-9)
+
+
+def test_fi_onset_between_6_and_7(tmp_path, capsys):
+    """Standard modern HH, each current switched on from rest: repetitive firing
+    starts between 6 and 7 uA/cm^2 (MODEL.md §3: near 6.2-6.3)."""
+    argv = ["fi", "--from", "5.5", "--to", "7.5", "--step", "0.5"]
+    argv += ["--duration", "300", "--transient", "100", "--out", tmp_path]
+    status, out, err = _run_main(argv, capsys)
+    assert status == 0, err
+    onset = float(re.search(r"onset: ([0-9.]+) uA/cm\^2", out).group(1))
+    assert 6.0 < onset <= 7.0
+    table = np.loadtxt(tmp_path / "fi.csv", delimiter=",", skiprows=1)
+    currents, rates, counts = table[:, 0], table[:, 1], table[:, 2]
+    np.testing.assert_allclose(currents, [5.5, 6.0, 6.5, 7.0, 7.5])
+    assert currents[np.argmax(counts >= 2)] == onset
+    assert np.all(rates[currents < onset] == 0) and np.all(
+        rates[currents >= onset] > 40
+    )
+    assert (tmp_path / "fi.png").stat().st_size > 0
+    header = (tmp_path / "fi.csv").read_text().splitlines()[0]
+    assert header == "current_uA_per_cm2,rate_Hz,spike_count,latency_ms"
+
+
+def _subprocess(command):
+    result = subprocess.run(
+        [str(c) for c in command],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_console_script_and_module(tmp_path):
+    """The installed ``hhjax`` script (or ``python -m hhjax`` where it is not
+    installed) runs ``fi`` and writes its files; ``python -m hhjax.cli`` and
+    ``python -m hhjax`` answer ``--help`` (``simulate`` in-process: above)."""
+    script = shutil.which("hhjax", path=str(Path(sys.executable).parent))
+    fi = [script] if script else [sys.executable, "-m", "hhjax"]
+    out = _subprocess(
+        fi
+        + ["fi", "--from", "0", "--to", "20", "--step", "10", "--duration", "60"]
+        + ["--transient", "10", "--threshold", "-30", "--out", tmp_path]
+    )
+    assert "onset: 10 uA/cm^2" in out
+    assert all((tmp_path / f).stat().st_size > 0 for f in ("fi.csv", "fi.png"))
+    for module in ("hhjax.cli", "hhjax"):
+        help_text = _subprocess([sys.executable, "-m", module, "simulate", "--help"])
+        assert "uA/cm^2" in help_text and "--amplitude" in help_text
+
+
+@pytest.mark.parametrize(
+    "argv, option",
+    [
+        (["simulate", "--dt", "abc"], "--dt"),
+        (["simulate", "--dt", "-0.01"], "--dt"),
+        (["simulate", "--method", "leapfrog"], "--method"),
+        (["simulate", "--param", "g_na"], "--param"),
+        (["simulate", "--param", "g_nax=1"], "--param"),
+        (["simulate", "--param", "g_k=-1"], "g_k"),
+        (["simulate", "--total", "10.005"], "--total"),
+        (["simulate", "--start", "50", "--duration", "80"], "--duration"),
+        (["simulate", "--params", "no/such/file.json"], "--params"),
+        (["simulate", "--model", "pospischil-rs", "--convention", "hh1952"], "hh1952"),
+        (["fi", "--from", "5", "--to", "1"], "--to"),
+        (["fi", "--transient", "500", "--duration", "300"], "--transient"),
+        (["fi", "--step", "0"], "--step"),
+        (["frobnicate"], "frobnicate"),
+        ([], "COMMAND"),
+    ],
+)
+def test_bad_options_one_line_exit_2(argv, option, capsys, tmp_path):
+    status, _, err = _run_main([*argv, "--out", tmp_path] if argv else [], capsys)
+    assert status == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("hhjax: error: ") and option in lines[0], lines[0]
+    assert not (tmp_path / "trace.npz").exists()
+
+
+@pytest.mark.parametrize(
+    "name, content, expected",
+    [
+        ("bad.json", '{"params": {"g_na": "fast"}}', "'g_na' must be a number"),
+        ("bad.json", '{"g_na": 100,}', "not valid JSON"),
+        ("bad.toml", "g_na = [1, 2", "not valid TOML"),
+        ("cell.yaml", "g_na: 100", ".json or .toml"),
+        ("other.json", '{"model": "cortical_rs", "params": {}}', "Unknown model"),
+        ("rs.json", '{"model": "pospischil-rs", "params": {"g_k": 3}}', "g_k"),
+    ],
+)
+def test_bad_parameter_file(name, content, expected, tmp_path, capsys):
+    bad = tmp_path / name
+    bad.write_text(content)
+    status, _, err = _run_main(["simulate", "--params", bad], capsys)
+    assert status == 2 and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("hhjax: error: argument --params: ") and expected in err
+
+
+def test_plugin_subcommands(monkeypatch, capsys):
+    """Subcommands come from the ``hhjax.commands`` entry points; a broken one is
+    reported on one line and the others keep working."""
+
+    def register(subparsers):
+        parser = subparsers.add_parser("hello", help="say hello")
+        parser.add_argument("--name", default="world")
+        parser.set_defaults(func=lambda args: print(f"hello {args.name}") or 3)
+
+    def broken():
+        raise ImportError("no module named 'fitting_extra'")
+
+    fake = [
+        SimpleNamespace(name="hello", value="demo:register", load=lambda: register),
+        SimpleNamespace(name="fit", value="fitting_extra:register", load=broken),
+    ]
+    groups = []
+
+    def fake_entry_points(*, group):
+        groups.append(group)
+        return fake
+
+    monkeypatch.setattr(cli, "entry_points", fake_entry_points)
+    status, out, err = _run_main(["hello", "--name", "pyHH"], capsys)
+    assert groups == ["hhjax.commands"]
+    assert status == 3 and out.strip() == "hello pyHH"
+    assert err.count("\n") == 1 and "could not load command 'fit'" in err

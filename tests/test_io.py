@@ -1,0 +1,130 @@
+"""Trace and parameter files: unit-bearing columns, round trips, clear errors."""
+
+from __future__ import annotations
+
+import json
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import hhjax
+from hhjax import io
+
+
+@pytest.fixture(scope="module")
+def trace():
+    """Two cells, 2 ms at 0.025 ms (80 samples), 20 uA/cm^2."""
+    params = hhjax.HHParams(g_na=jnp.array([120.0, 90.0]))
+    return hhjax.simulate(params, jnp.full((80, 2), 20.0), 0.025)
+
+
+def test_column_names():
+    names = [io.column_name(f) for f in hhjax.Trace._fields]
+    assert names == [
+        "t_ms", "v_mV", "m", "h", "n",
+        "i_na_uA_per_cm2", "i_k_uA_per_cm2", "i_l_uA_per_cm2",
+    ]  # fmt: skip
+
+
+def test_npz_round_trip(trace, tmp_path):
+    i_ext = np.full((80, 2), 20.0)
+    path = io.save_trace(trace, tmp_path / "t.npz", i_ext=i_ext)
+    loaded, loaded_i = io.load_trace(path)
+    for field in hhjax.Trace._fields:
+        np.testing.assert_array_equal(getattr(loaded, field), getattr(trace, field))
+    np.testing.assert_array_equal(loaded_i, i_ext)
+
+
+def test_npz_partial_trace(trace, tmp_path):
+    partial = trace._replace(m=None, h=None, n=None, i_na=None, i_k=None, i_l=None)
+    loaded, loaded_i = io.load_trace(io.save_trace(partial, tmp_path / "v.npz"))
+    assert loaded.m is None and loaded_i is None
+    np.testing.assert_array_equal(loaded.v, trace.v)
+
+
+def test_csv_batched_columns(trace, tmp_path):
+    path = io.save_trace(trace, tmp_path / "t.csv", i_ext=np.full(80, 20.0))
+    header = path.read_text().splitlines()[0].split(",")
+    assert header[:5] == ["t_ms", "v_mV[0]", "v_mV[1]", "m[0]", "m[1]"]
+    assert header[-1] == "i_ext_uA_per_cm2" and len(header) == 1 + 7 * 2 + 1
+    table = np.loadtxt(path, delimiter=",", skiprows=1)
+    assert table.shape == (80, 16)
+    np.testing.assert_allclose(table[:, 2], trace.v[:, 1], rtol=1e-9)
+
+
+def test_csv_2d_batch_header(tmp_path):
+    t = np.arange(3.0)
+    trace = hhjax.Trace(t, np.zeros((3, 2, 2)), *([None] * 6))
+    path = io.save_trace(trace, tmp_path / "t.csv")
+    assert path.read_text().splitlines()[0] == (
+        't_ms,"v_mV[0,0]","v_mV[0,1]","v_mV[1,0]","v_mV[1,1]"'
+    )
+
+
+def test_save_trace_errors(trace, tmp_path):
+    with pytest.raises(ValueError, match=".npz or .csv"):
+        io.save_trace(trace, tmp_path / "t.txt")
+    with pytest.raises(ValueError, match="one value per trace sample"):
+        io.save_trace(trace, tmp_path / "t.csv", i_ext=np.zeros(79))
+
+
+@pytest.mark.parametrize(
+    "name, text",
+    [
+        ("flat.json", '{"g_na": 100.0, "e_l": -54.0}'),
+        ("fit.json", '{"model": "hh", "params": {"g_na": 100, "e_l": -54}, "x": 1}'),
+        ("flat.toml", "g_na = 100.0\ne_l = -54.0\n"),
+        ("fit.toml", 'model = "hh"\n[params]\ng_na = 100\ne_l = -54.0\n'),
+    ],
+)
+def test_load_params_layouts(name, text, tmp_path):
+    path = tmp_path / name
+    path.write_text(text)
+    params = io.load_params(path)
+    assert params == hhjax.HHParams(g_na=100.0, e_l=-54.0)
+    assert io.load_params(path, base=hhjax.HHParams.hh1952()).v_shift == 65.0
+
+
+def test_params_round_trip_and_batch(tmp_path):
+    params = hhjax.HHParams.hh1952(g_na=np.array([100.0, 110.0]))
+    path = io.save_params(params, tmp_path / "params.json")
+    assert json.loads(path.read_text())["model"] == "hh"
+    loaded = io.load_params(path)
+    np.testing.assert_array_equal(loaded.g_na, [100.0, 110.0])
+    assert loaded._replace(g_na=0.0) == params._replace(g_na=0.0)
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ('{"g_nax": 1}', "unknown parameter.*g_nax"),
+        ('{"g_na": true}', "'g_na' must be a number"),
+        ('{"g_na": [1, [2]]}', "regular"),
+        ('{"params": [1, 2]}', '"params" must map'),
+        ('{"model": 3}', '"model" must be a model name'),
+        ("[1, 2]", "object/table"),
+    ],
+)
+def test_load_params_errors(text, match, tmp_path):
+    path = tmp_path / "p.json"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=match):
+        io.load_params(path)
+
+
+def test_model_names(tmp_path):
+    """ "model" picks the default parameters; it must agree with a given base."""
+    path = tmp_path / "p.json"
+    path.write_text('{"model": "pospischil-fs", "params": {"g_na": 40}}')
+    assert io.load_params(path) == hhjax.PospischilParams.fs(g_na=40.0)
+    with pytest.raises(ValueError, match="base parameters are HHParams"):
+        io.load_params(path, base=hhjax.HHParams())
+    path.write_text('{"model": "squid-2000", "params": {}}')
+    with pytest.raises(ValueError, match="Unknown model 'squid-2000'"):
+        io.load_params(path)
+    rs = hhjax.PospischilParams.rs(g_m=0.05)
+    with pytest.raises(ValueError, match="Pass `model=`"):
+        io.save_params(rs, tmp_path / "rs.json")
+    io.save_params(rs, tmp_path / "rs.json", model="pospischil-rs")
+    assert io.load_params(tmp_path / "rs.json") == rs
