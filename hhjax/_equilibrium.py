@@ -28,7 +28,7 @@ def _steady_current(model, params, i_ext):
 def _lowest_root(f, lo, hi):
     """Lowest sign change of ``f`` (increasing through it) on ``[lo, hi]``, refined
     by bisection then Newton; elementwise over the batch shape of ``lo``."""
-    frac = jnp.linspace(0.0, 1.0, _GRID_POINTS).reshape((-1,) + (1,) * jnp.ndim(lo))
+    frac = jnp.linspace(0.0, 1.0, _GRID_POINTS, dtype=jnp.result_type(lo)).reshape((-1,) + (1,) * jnp.ndim(lo))
     grid = lo + frac * (hi - lo)
     values = jax.vmap(f)(grid)
     rising = (values[:-1] < 0) & (values[1:] >= 0)
