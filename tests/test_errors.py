@@ -91,12 +91,11 @@ def test_unphysical_parameters(params, pattern):
 def test_divergence_is_reported_with_advice():
     # Forward Euler far beyond its stability limit on a strong drive blows up.
     i_ext = stimulus.constant(100.0, 20.0, 0.2)
-    with pytest.warns(hhjax.StepSizeWarning):
-        with pytest.raises(
-            hhjax.NonFiniteSimulationError, match=r"non-finite.*Reduce `dt`.*uA/cm\^2"
-        ):
-            hhjax.simulate(HHParams(), i_ext, 0.2, method="euler", state0=HHState(
-                v=-65.0, m=0.05, h=0.6, n=0.3))
+    with pytest.warns(hhjax.StepSizeWarning), pytest.raises(
+        hhjax.NonFiniteSimulationError, match=r"non-finite.*Reduce `dt`.*uA/cm\^2"
+    ):
+        hhjax.simulate(HHParams(), i_ext, 0.2, method="euler", state0=HHState(
+            v=-65.0, m=0.05, h=0.6, n=0.3))
 
 
 def test_stimulus_builders_reject_bad_input():
