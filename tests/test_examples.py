@@ -1,38 +1,46 @@
-"""Each example script runs in a fresh process and writes its figure(s)."""
+"""Every numbered example script runs in a fresh process and writes its figure(s).
+
+Examples are found by name (``examples/NN_*.py``); each writes
+``examples/output/NN_*.png``. Those listed in ``SLOW`` run only with ``-m slow``.
+"""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 OUTPUT = EXAMPLES / "output"
+SLOW = {"40_fit_real_recording.py"}
 
 
-@pytest.mark.parametrize(
-    "script, figures",
-    [
-        ("01_pyhh_quickstart.py", ["01_pyhh_quickstart.png"]),
-        ("02_batch_simulation.py", ["02_batch_simulation.png", "02_batch_cell.png"]),
-        ("03_gradients.py", ["03_gradients.png"]),
-    ],
-)
-def test_example_runs_and_writes_its_figure(script, figures):
-    for name in figures:  # a figure left over from an earlier run proves nothing
-        (OUTPUT / name).unlink(missing_ok=True)
+def _cases():
+    for script in sorted(EXAMPLES.glob("[0-9][0-9]_*.py")):
+        marks = [pytest.mark.slow] if script.name in SLOW else []
+        yield pytest.param(script, id=script.stem, marks=marks)
+
+
+@pytest.mark.parametrize("script", _cases())
+def test_example_runs_and_writes_its_figure(script):
+    started = time.time()
     env = {**os.environ, "MPLBACKEND": "Agg"}
     result = subprocess.run(
-        [sys.executable, str(EXAMPLES / script)],
+        [sys.executable, str(script)],
         check=False,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,
         env=env,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    for name in figures:
-        assert (OUTPUT / name).stat().st_size > 10_000, name
+    prefix = script.name.split("_")[0]
+    written = [
+        p for p in OUTPUT.glob(f"{prefix}_*.png") if p.stat().st_mtime >= started - 1
+    ]
+    assert written, f"{script.name} wrote no examples/output/{prefix}_*.png"
+    assert all(p.stat().st_size > 10_000 for p in written)

@@ -1,0 +1,100 @@
+"""Fixed points of a model under constant current, their Jacobian and stability.
+
+All functions are generic over :class:`hhjax.Model` (dispatch on the params type)
+and work on one cell: parameter leaves and ``i_ext`` are scalars (``jax.vmap`` over
+them for batches). The state is flattened to a vector in field order
+``(v, *gates)`` — for HH ``(V [mV], m, h, n)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from jax import Array
+from jax.typing import ArrayLike
+
+from hhjax._equilibrium import resting_state
+from hhjax._model import model_of
+
+
+def state_to_vector(state: Any) -> Array:
+    """Stack a state tuple into a vector ``(v, *gates)``, shape ``(d,)``."""
+    return jnp.stack([jnp.asarray(x) for x in state])
+
+
+def vector_to_state(params: Any, x: ArrayLike) -> Any:
+    """Inverse of :func:`state_to_vector` for the model of ``params``."""
+    return model_of(params).state_type(*x)
+
+
+def vector_field(params: Any, i_ext: ArrayLike):
+    """The right-hand side ``x ↦ dx/dt`` on flat state vectors ``(d,)``, per ms."""
+    model = model_of(params)
+
+    def f(x):
+        return state_to_vector(model.derivative(model.state_type(*x), params, i_ext))
+
+    return f
+
+
+def fixed_point(params: Any, i_ext: ArrayLike = 0.0) -> Any:
+    """The resting state (fixed point) under a constant current, differentiable.
+
+    This is :func:`hhjax.resting_state`, re-exported here so the research API is in
+    one place: the lowest (most hyperpolarised) root of the steady-state current
+    ``Σ I_ion(V, x∞(V)) = i_ext``, found by a bracketed root solve and
+    differentiated implicitly (``lax.custom_root``): the gradient of every state
+    component w.r.t. every parameter and ``i_ext`` costs one extra linear solve and
+    never differentiates through the iterations.
+
+    Args:
+        params: the model's parameter tuple; voltage convention as the params.
+        i_ext: constant injected current, µA/cm² (inward positive).
+
+    Returns:
+        The model's state tuple at the fixed point (V in mV, gates at steady state).
+    """
+    return resting_state(params, i_ext)
+
+
+def jacobian(params: Any, i_ext: ArrayLike = 0.0, state: Any = None) -> Array:
+    """Jacobian of the right-hand side, ``∂(dx/dt)/∂x``, by forward-mode autodiff.
+
+    Args:
+        params: the model's parameter tuple (scalar leaves).
+        i_ext: constant injected current, µA/cm².
+        state: where to evaluate it; ``None``: at :func:`fixed_point`.
+
+    Returns:
+        Array ``(d, d)`` in 1/ms (rows: derivative of ``(v, *gates)``; entries mixing
+        V and gates carry mV per unit gate or its inverse).
+    """
+    if state is None:
+        state = fixed_point(params, i_ext)
+    return jax.jacfwd(vector_field(params, i_ext))(state_to_vector(state))
+
+
+def eigenvalues(params: Any, i_ext: ArrayLike = 0.0, state: Any = None) -> Array:
+    """Eigenvalues of :func:`jacobian`, sorted by decreasing real part, 1/ms.
+
+    The fixed point is linearly stable iff all real parts are negative. A complex
+    pair ``a ± iω`` means damped (``a < 0``) oscillations at ``ω / 2π`` kHz.
+    Differentiable (through ``jnp.linalg.eigvals``, CPU only in JAX).
+
+    Args:
+        params: the model's parameter tuple (scalar leaves).
+        i_ext: constant injected current, µA/cm².
+        state: where to linearise; ``None``: at :func:`fixed_point`.
+
+    Returns:
+        Complex array ``(d,)``, 1/ms.
+    """
+    lam = jnp.linalg.eigvals(jacobian(params, i_ext, state))
+    return lam[jnp.argsort(-lam.real)]
+
+
+def is_stable(params: Any, i_ext: ArrayLike = 0.0) -> Array:
+    """Whether :func:`fixed_point` is linearly stable (all Re λ < 0); bool array."""
+    return jnp.max(eigenvalues(params, i_ext).real) < 0.0

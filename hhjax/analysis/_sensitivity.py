@@ -1,0 +1,108 @@
+"""Sensitivities of scalar features to the parameters: gradients and elasticities."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import numpy as np
+
+
+class Sensitivity(NamedTuple):
+    """d(feature)/d(parameter) for several features and parameters.
+
+    ``elasticities[i, j] = (p_j / f_i) · ∂f_i/∂p_j`` is dimensionless: the relative
+    change of feature ``i`` per relative change of parameter ``j`` (0.5 means a 1 %
+    increase of the parameter raises the feature by 0.5 %). It is NaN where the
+    feature is 0.
+    """
+
+    features: tuple[str, ...]  # feature names, length F
+    parameters: tuple[str, ...]  # parameter names, length P
+    values: np.ndarray  # feature values, shape (F,), units of each feature
+    parameter_values: np.ndarray  # shape (P,), units of each parameter
+    gradients: np.ndarray  # shape (F, P), feature unit per parameter unit
+    elasticities: np.ndarray  # shape (F, P), dimensionless
+
+    def table(self, *, relative: bool = True, digits: int = 4) -> str:
+        """A plain-text table, features as rows and parameters as columns.
+
+        Args:
+            relative: show elasticities (default) instead of raw gradients.
+            digits: significant digits.
+        """
+        data = self.elasticities if relative else self.gradients
+        head = ["feature", "value", *self.parameters]
+        rows = [
+            [name, f"{value:.{digits}g}", *(f"{x:.{digits}g}" for x in row)]
+            for name, value, row in zip(self.features, self.values, data, strict=True)
+        ]
+        widths = [max(len(r[c]) for r in [head, *rows]) for c in range(len(head))]
+        lines = [
+            "  ".join(s.rjust(w) for s, w in zip(r, widths, strict=True))
+            for r in [head, *rows]
+        ]
+        kind = "elasticity (dlog f / dlog p)" if relative else "gradient df/dp"
+        return f"{kind}\n" + "\n".join(lines)
+
+
+def sensitivities(
+    features: Callable[[Any], Any] | Mapping[str, Callable[[Any], Any]],
+    params: Any,
+    parameters: Sequence[str] | None = None,
+) -> Sensitivity:
+    """Gradients and elasticities of scalar features w.r.t. named parameters.
+
+    Each feature is a function ``params -> scalar`` built from differentiable hhjax
+    pieces (e.g. the first spike time of a simulation, the resting potential, a Hopf
+    current); its gradient is one ``jax.grad`` (reverse mode) call.
+
+    Args:
+        features: one callable, or a mapping ``{name: callable}``.
+        params: the parameter tuple to differentiate at (scalar leaves).
+        parameters: names of the fields to report; default: every field whose value
+            is non-zero (elasticities of zero-valued parameters are 0 by definition).
+
+    Returns:
+        A :class:`Sensitivity`; ``.table()`` prints it, and
+        :func:`hhjax.analysis.plot_sensitivities` draws it as a heat map.
+
+    Raises:
+        ValueError: an unknown parameter name, or a feature that is not a scalar.
+    """
+    if callable(features):
+        features = {getattr(features, "__name__", "feature"): features}
+    fields = params._fields
+    if parameters is None:
+        parameters = tuple(f for f in fields if float(getattr(params, f)) != 0.0)
+    unknown = [p for p in parameters if p not in fields]
+    if unknown or not parameters:
+        raise ValueError(
+            f"`parameters` must be names among {fields}; got {tuple(parameters)}."
+        )
+    p_values = np.array([float(getattr(params, p)) for p in parameters])
+    values, grads = [], []
+    for name, fn in features.items():
+        value, grad = jax.value_and_grad(fn)(params)
+        if np.ndim(value) != 0:
+            raise ValueError(
+                f"Feature {name!r} must return a scalar; got shape {np.shape(value)}."
+            )
+        values.append(float(value))
+        grads.append([float(getattr(grad, p)) for p in parameters])
+    values_arr, grads_arr = np.array(values), np.array(grads)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        elasticity = np.where(
+            values_arr[:, None] != 0,
+            grads_arr * p_values[None, :] / values_arr[:, None],
+            np.nan,
+        )
+    return Sensitivity(
+        features=tuple(features),
+        parameters=tuple(parameters),
+        values=values_arr,
+        parameter_values=p_values,
+        gradients=grads_arr,
+        elasticities=elasticity,
+    )

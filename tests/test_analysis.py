@@ -1,0 +1,492 @@
+"""Tests of hhjax.analysis against independent NumPy/SciPy computations.
+
+The reference right-hand side below is written out again from MODEL.md §1 (modern
+HH, 6.3 °C, E_L = −54.387 mV) in plain NumPy, vectorised over copies of the cell so
+one ``solve_ivp`` call integrates many perturbed copies at once; nothing in it comes
+from hhjax. Units: mV, ms, µA/cm², mS/cm².
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.integrate import solve_ivp
+from scipy.optimize import brentq, minimize_scalar
+
+import hhjax
+from hhjax import analysis
+
+RTOL, ATOL = 1e-11, 1e-12
+STANDARD = {
+    "g_na": 120.0,
+    "g_k": 36.0,
+    "g_l": 0.3,
+    "e_na": 50.0,
+    "e_k": -77.0,
+    "e_l": -54.387,
+    "c_m": 1.0,
+    "temperature": 6.3,
+    "q10": 3.0,
+    "q10_g": 1.0,
+    "v_shift": 0.0,
+}
+
+
+# ------------------------------------------------------------ NumPy reference
+def ref_rates(v, p):
+    """(α_m, β_m, α_h, β_h, α_n, β_n) in 1/ms; works for real or complex v."""
+    phi = p["q10"] ** ((p["temperature"] - 6.3) / 10.0)
+    u = v - p["v_shift"]
+    return tuple(
+        phi * r
+        for r in (
+            0.1 * (u + 40.0) / (1.0 - np.exp(-(u + 40.0) / 10.0)),
+            4.0 * np.exp(-(u + 65.0) / 18.0),
+            0.07 * np.exp(-(u + 65.0) / 20.0),
+            1.0 / (1.0 + np.exp(-(u + 35.0) / 10.0)),
+            0.01 * (u + 55.0) / (1.0 - np.exp(-(u + 55.0) / 10.0)),
+            0.125 * np.exp(-(u + 65.0) / 80.0),
+        )
+    )
+
+
+def ref_ionic(v, m, h, n, p):
+    scale = p["q10_g"] ** ((p["temperature"] - 6.3) / 10.0)
+    return scale * (
+        p["g_na"] * m**3 * h * (v - p["e_na"])
+        + p["g_k"] * n**4 * (v - p["e_k"])
+        + p["g_l"] * (v - p["e_l"])
+    )
+
+
+def ref_rhs(y, i_ext, p):
+    """d(V, m, h, n)/dt for states ``y`` of shape (4, ...)."""
+    v, m, h, n = y
+    am, bm, ah, bh, an, bn = ref_rates(v, p)
+    return np.stack(
+        [
+            (i_ext - ref_ionic(v, m, h, n, p)) / p["c_m"],
+            am * (1 - m) - bm * m,
+            ah * (1 - h) - bh * h,
+            an * (1 - n) - bn * n,
+        ]
+    )
+
+
+def ref_steady(v, p):
+    am, bm, ah, bh, an, bn = ref_rates(v, p)
+    return np.array([v, am / (am + bm), ah / (ah + bh), an / (an + bn)])
+
+
+def ref_rest(i_ext=0.0, p=STANDARD):
+    """Fixed point by brentq on the steady-state current (unique for standard HH)."""
+
+    def f(v):
+        return ref_ionic(*ref_steady(v, p), p) - i_ext
+
+    v = brentq(f, -100.0, 50.0, xtol=1e-15, rtol=1e-15, maxiter=500)
+    return ref_steady(v, p)
+
+
+def ref_jacobian(x, i_ext, p=STANDARD):
+    """Jacobian by complex-step differentiation (exact to rounding)."""
+    h = 1e-30
+    cols = [ref_rhs(x + 1j * h * e, i_ext, p).imag / h for e in np.eye(4)]
+    return np.stack(cols, axis=1)
+
+
+def ref_solve(y0, t_end, i_ext, p=STANDARD, **kwargs):
+    """Integrate copies ``y0`` (4, k) together; parameters may be (k,) arrays."""
+    k = y0.shape[1]
+
+    def fun(t, y):
+        return ref_rhs(y.reshape(4, k), i_ext, p).ravel()
+
+    return solve_ivp(
+        fun, (0.0, t_end), y0.ravel(), method="DOP853", rtol=RTOL, atol=ATOL, **kwargs
+    )
+
+
+def upward_crossings(sol, k, copy, level=0.0, n_grid=20000):
+    """Times where V of ``copy`` crosses ``level`` upwards, from the dense output."""
+    t = np.linspace(sol.t[0], sol.t[-1], n_grid)
+    v = sol.sol(t)[copy] - level  # V of copy j is row j (V block comes first)
+    idx = np.nonzero((v[:-1] < 0) & (v[1:] >= 0))[0]
+    return np.array(
+        [
+            brentq(lambda s: sol.sol(s)[copy] - level, t[i], t[i + 1], xtol=1e-13)
+            for i in idx
+        ]
+    )
+
+
+# ----------------------------------------------------------------- spike times
+def test_spike_times_interpolate_inside_the_step_and_pad_with_nan():
+    t = jnp.arange(6.0)
+    v = jnp.array(
+        [
+            [-10.0, 0.0],
+            [10.0, 0.0],
+            [-10.0, 5.0],
+            [-10.0, -5.0],
+            [30.0, 5.0],
+            [40.0, 5.0],
+        ]
+    )
+    times = analysis.spike_times(v, 0.0, max_spikes=3, t=t, interpolation="linear")
+    assert times.shape == (3, 2)
+    np.testing.assert_allclose(times[:, 0], [0.5, 3.25, np.nan])
+    # Starting exactly at threshold is not a crossing; -5 -> 5 crosses at 3.5.
+    np.testing.assert_allclose(times[:, 1], [3.5, np.nan, np.nan])
+    np.testing.assert_array_equal(analysis.spike_count(v, 0.0, t=t), [2, 1])
+    np.testing.assert_array_equal(
+        analysis.spike_count(v, 0.0, t=t, t_start=1.0), [1, 1]
+    )
+    linear = {"t": t, "interpolation": "linear"}
+    np.testing.assert_allclose(analysis.first_spike_time(v, 0.0, **linear), [0.5, 3.5])
+    np.testing.assert_allclose(
+        analysis.firing_rate(v, 0.0, **linear), [1000.0 / 2.75, 0.0]
+    )
+
+
+def test_cubic_interpolation_is_exact_for_a_cubic_and_differentiable():
+    t = jnp.linspace(0.0, 3.0, 7)  # uneven spacing is allowed too
+    t = t.at[3].set(1.4)
+
+    def v_of(c):
+        return (t - 1.3) * (1.0 + c * t * t)  # crosses 0 upwards at t = 1.3 only
+
+    def first(c):
+        return analysis.spike_times(v_of(c), 0.0, max_spikes=2, t=t)[0]
+
+    np.testing.assert_allclose(first(0.5), 1.3, rtol=1e-13)
+    np.testing.assert_allclose(jax.grad(first)(0.5), 0.0, atol=1e-12)
+
+    def shifted(a):  # root at 1.3 + a, still a cubic: exact for every a
+        return analysis.first_spike_time((t - 1.3 - a) ** 3 + (t - 1.3 - a), 0.0, t=t)
+
+    np.testing.assert_allclose(shifted(0.05), 1.35, rtol=1e-13)
+    np.testing.assert_allclose(jax.grad(shifted)(0.05), 1.0, rtol=1e-10)
+
+
+def test_spike_time_gradient_is_that_of_the_interpolation():
+    t = jnp.arange(4.0)
+
+    def first(v):
+        return analysis.spike_times(v, 1.0, max_spikes=2, t=t, interpolation="linear")[
+            0
+        ]
+
+    v = jnp.array([-3.0, 5.0, -2.0, -2.0])
+    # t = 0 + (1 - v0) / (v1 - v0): dt/dv0 = (1 - v1)/(v1 - v0)^2, dt/dv1 = -(1-v0)/...
+    expected = jnp.array([(1 - 5.0) / 64.0, -(1 + 3.0) / 64.0, 0.0, 0.0])
+    np.testing.assert_allclose(jax.grad(first)(v), expected, rtol=1e-12)
+    assert np.all(
+        np.isfinite(
+            jax.grad(
+                lambda v: jnp.nansum(analysis.spike_times(v, 1.0, max_spikes=4, t=t))
+            )(v)
+        )
+    )
+
+
+def test_soft_spike_count_approximates_the_count_and_has_a_gradient():
+    trace = hhjax.simulate(
+        hhjax.HHParams(), hhjax.stimulus.constant(10.0, 50.0, 0.025), 0.025
+    )
+    count = int(analysis.spike_count(trace))
+    soft = float(analysis.soft_spike_count(trace, width=1.0))
+    assert count >= 3 and abs(soft - count) < 0.05
+    with pytest.raises(ValueError, match="max_spikes"):
+        analysis.spike_times(trace, max_spikes=0)
+
+
+# ------------------------------------------------------------------- f-I curve
+def test_fi_curve_onset_of_repetitive_firing_from_rest():
+    currents = np.array([5.0, 6.0, 6.2, 6.4, 6.6, 7.0, 8.0, 10.0])
+    fi = analysis.fi_curve(hhjax.HHParams(), currents, duration=300.0, transient=100.0)
+    assert fi.currents.shape == fi.rates.shape == fi.counts.shape == (8,)
+    assert 6.0 < fi.rheobase < 7.0  # MODEL.md §3: ~6.26 from rest
+    assert fi.onset_type == "class 2"
+    rates = np.asarray(fi.rates)
+    assert np.all(rates[currents < fi.rheobase] == 0)
+    assert np.all(rates[currents >= fi.rheobase] > 40)
+    assert np.all(np.diff(rates[currents >= fi.rheobase]) > 0)
+    # A 10 uA/cm^2 orbit has a period of 14.636 ms (see the PRC test).
+    assert abs(rates[-1] - 1000.0 / 14.636) < 0.1
+
+
+# ------------------------------------------------ done-when 2: resting potential
+def test_rest_gradient_matches_finite_differences_of_an_independent_root():
+    # Away from 6.3 degC and at I != 0 so that temperature and q10_g matter too
+    # (c_m and q10 cannot move a fixed point: their gradients must be 0).
+    params, i_ext = hhjax.HHParams(temperature=12.0, q10_g=1.4), 2.0
+    p0 = params._asdict()
+    grad = jax.grad(lambda p: analysis.fixed_point(p, i_ext).v)(params)
+    v_rest = float(analysis.fixed_point(params, i_ext).v)
+    assert abs(v_rest - ref_rest(i_ext, p0)[0]) < 1e-11
+    for name, value in p0.items():
+        h = 1e-4 * max(abs(value), 1.0)
+        up, down = dict(p0, **{name: value + h}), dict(p0, **{name: value - h})
+        fd = (ref_rest(i_ext, up)[0] - ref_rest(i_ext, down)[0]) / (2 * h)
+        got = float(getattr(grad, name))
+        assert abs(got - fd) <= 1e-6 * abs(fd) + 1e-10, (name, got, fd)
+    assert abs(grad.temperature) > 1e-3 and abs(grad.q10_g) > 1e-3
+
+
+def test_rest_gradient_does_not_differentiate_through_the_iterations():
+    params = hhjax.HHParams()
+    _, tangent = jax.linearize(lambda p: analysis.fixed_point(p, 3.0).v, params)
+    jaxpr = jax.make_jaxpr(tangent)(params)
+    primitives = {eqn.primitive.name for eqn in jaxpr.jaxpr.eqns}
+    assert not primitives & {"while", "scan", "cond"}, primitives
+    assert len(jaxpr.jaxpr.eqns) < 200  # the root solve itself is thousands of ops
+
+
+# ------------------------------------------------------- done-when 1: Hopf points
+def _ref_hopf(lo, hi):
+    def leading_re(i_ext):
+        lam = np.linalg.eigvals(ref_jacobian(ref_rest(i_ext), i_ext))
+        return lam[lam.imag > 0].real.max()
+
+    return brentq(leading_re, lo, hi, xtol=1e-12)
+
+
+def test_hopf_points_match_an_independent_eigenvalue_computation():
+    found = np.asarray(analysis.hopf_points(hhjax.HHParams(), (0.0, 200.0)))
+    assert found.shape == (2,)
+    np.testing.assert_allclose(found[0], _ref_hopf(9.0, 10.5), atol=1e-4)
+    np.testing.assert_allclose(found[1], _ref_hopf(150.0, 160.0), atol=1e-4)
+    low, high = (analysis.classify_hopf(hhjax.HHParams(), i) for i in found)
+    assert low.kind == "subcritical" and high.kind == "supercritical"
+    assert 80.0 < low.frequency < 110.0
+
+
+def test_hopf_types_agree_with_simulation():
+    params = hhjax.HHParams()
+    i_low, i_high = np.asarray(analysis.hopf_points(params, (0.0, 200.0)))
+    # Subcritical: just below the lower Hopf point the rest is stable, yet a large
+    # orbit exists (the cell fires when kicked out of rest).
+    assert bool(analysis.is_stable(params, i_low - 0.05))
+    cycle = analysis.limit_cycle(params, i_low - 0.05)
+    assert cycle.stable
+    # Supercritical: just below the upper Hopf point the rest is unstable and the
+    # only orbit is small (sqrt growth), not a jump to large spikes.
+    # Full spikes at these currents would span > 80 mV; 10 below it the orbit
+    # grown from a 0.1 mV kick spans 12.6 mV.
+    state0 = analysis.fixed_point(params, i_high - 10.0)
+    state0 = state0._replace(v=state0.v + 0.1)
+    trace = hhjax.simulate(
+        params,
+        hhjax.stimulus.constant(i_high - 10.0, 250.0, 0.02),
+        0.02,
+        state0=state0,
+        record=("v",),
+    )
+    assert 1.0 < np.ptp(np.asarray(trace.v)[-2500:]) < 30.0
+
+
+def test_hopf_current_gradient_matches_finite_differences():
+    params = hhjax.HHParams()
+    grad = jax.grad(lambda gk: analysis.hopf_current(params._replace(g_k=gk), (9, 10)))
+    h = 1e-3
+    fd = (
+        analysis.hopf_current(params._replace(g_k=36.0 + h), (9, 10))
+        - analysis.hopf_current(params._replace(g_k=36.0 - h), (9, 10))
+    ) / (2 * h)
+    np.testing.assert_allclose(grad(36.0), fd, rtol=1e-6)
+
+
+# ------------------------------------------- done-when 1: fold of limit cycles
+@pytest.fixture(scope="module")
+def fold():
+    return analysis.limit_cycle_fold(hhjax.HHParams(), 7.0)
+
+
+def _ref_flow(x0s, period, i_ext):
+    """Integrate columns of ``x0s`` (4, k) for ``period`` ms; returns (4, k)."""
+    sol = ref_solve(x0s, period, i_ext, t_eval=[period])
+    return sol.y[:, -1].reshape(4, x0s.shape[1])
+
+
+def _ref_monodromy(x0, period, i_ext, eps=1e-4):
+    """End state and monodromy matrix by central differences of the flow."""
+    cols = np.column_stack(
+        [x0] + [x0 + s * eps * e for e in np.eye(4) for s in (1.0, -1.0)]
+    )
+    out = _ref_flow(cols, period, i_ext)
+    return out[:, 0], (out[:, 1::2] - out[:, 2::2]) / (2 * eps)
+
+
+def _multiplier_one_slope(monodromy):
+    """``χ'(1)`` of ``χ(λ) = det(λ − M)``: the sum of the principal 3x3 minors of
+    ``1 − M``. With the trivial multiplier 1 it equals ``Π_{i>1} (1 − μ_i)``, so it
+    vanishes exactly when a second multiplier is 1 (a fold of cycles); unlike the
+    multipliers of a Jordan block it is well conditioned in ``M``."""
+    a = np.eye(4) - monodromy
+    return sum(np.linalg.det(np.delete(np.delete(a, i, 0), i, 1)) for i in range(4))
+
+
+def test_fold_is_a_periodic_orbit_with_a_double_multiplier_one(fold):
+    assert 6.2 < fold.current < 6.3
+    x0 = np.array([float(x) for x in fold.state])
+    end, monodromy = _ref_monodromy(x0, fold.period, fold.current)
+    assert np.max(np.abs(end - x0)) < 1e-6
+    # 1 - mu_2 grows like 3.5 sqrt(I - I_fold) (0.70 at 6.3 uA/cm^2), so 0.01 here
+    # puts the fold within ~1e-5 uA/cm^2 of the reference's.
+    assert abs(_multiplier_one_slope(monodromy)) < 0.01
+
+
+def test_fold_sensitivity_matches_finite_differences(fold):
+    params = hhjax.HHParams()
+    grad = analysis.fold_sensitivity(params, fold)
+    h = 0.02
+    up = analysis.limit_cycle_fold(params._replace(g_k=36.0 + h), 7.0).current
+    down = analysis.limit_cycle_fold(params._replace(g_k=36.0 - h), 7.0).current
+    np.testing.assert_allclose(float(grad.g_k), (up - down) / (2 * h), rtol=1e-4)
+
+
+@pytest.mark.slow
+def test_fold_matches_an_independent_shooting_continuation(fold):
+    """Reference: orbits parametrised by their period T (Newton on solve_ivp
+    shooting with a central-difference Jacobian, warm-started by extrapolation from
+    the nearest solved periods), the fold as the minimum of I(T)."""
+    solved = {}  # period (ms) -> z = (V, m, h, n, I) of the orbit
+
+    def newton(z, period, eps=1e-5):
+        for _ in range(20):
+            x0, i_ext = z[:4], z[4]
+            steps = eps * np.eye(5)
+            cols = np.column_stack(
+                [x0] + [x0 + s * d[:4] for d in steps for s in (1.0, -1.0)]
+            )
+            currents = np.array([i_ext] * 9 + [i_ext + eps, i_ext - eps])
+            out = _ref_flow(cols, period, currents)
+            f = np.concatenate([out[:, 0] - x0, [ref_rhs(x0, i_ext, STANDARD)[0]]])
+            jac = np.zeros((5, 5))
+            jac[:4] = (out[:, 1::2] - out[:, 2::2]) / (2 * eps)
+            jac[:4, :4] -= np.eye(4)
+            jac[4] = [*ref_jacobian(x0, i_ext)[0], 1.0 / STANDARD["c_m"]]
+            z = z - np.linalg.solve(jac, f)
+            if np.max(np.abs(f)) < 1e-9:
+                return z
+        raise AssertionError(f"reference Newton did not converge at T = {period}")
+
+    def current_of_period(period):
+        near = sorted(solved, key=lambda s: abs(s - period))[:2]
+        if len(near) == 1:
+            guess = solved[near[0]]
+        else:
+            (a, b), (za, zb) = near, (solved[near[0]], solved[near[1]])
+            guess = za + (period - a) / (b - a) * (zb - za)
+        solved[period] = newton(guess, period)
+        return solved[period][4]
+
+    # Start: the orbit at I = 7 from a long simulation from rest (at a V minimum).
+    sol = ref_solve(ref_rest(0.0)[:, None], 300.0, 7.0, dense_output=True)
+    t = np.linspace(250.0, 300.0, 50001)
+    k = int(np.argmin(sol.sol(t)[0]))
+    z0 = np.concatenate([sol.sol(t[k]), [7.0]])
+    later = t[k + 1000 : k + 31000]  # the next minimum is 1 to 31 ms later
+    period0 = float(later[np.argmin(sol.sol(later)[0])] - t[k])
+    solved[period0] = newton(z0, period0)
+    for period in np.arange(period0 + 0.1, 19.6, 0.1):  # walk to near the fold
+        current_of_period(float(period))
+    best = minimize_scalar(
+        current_of_period, bracket=(19.6, 19.9, 20.2), options={"xtol": 1e-6}
+    )
+    assert abs(best.fun - fold.current) < 1e-3, (best.fun, fold.current)
+    assert abs(best.x - fold.period) < 0.05, (best.x, fold.period)
+    print(
+        f"fold: reference I = {best.fun!r} at T = {best.x!r}; hhjax I = "
+        f"{fold.current!r} at T = {fold.period!r}"
+    )
+
+
+# ------------------------------------------ done-when 3: first-spike gradient
+def test_first_spike_time_gradient_matches_solve_ivp_event_finite_differences():
+    i_ext, dt, h = 10.0, 0.01, 0.05
+    params = hhjax.HHParams()
+    current = hhjax.stimulus.constant(i_ext, 8.0, dt)
+
+    def latency(gk):
+        trace = hhjax.simulate(params._replace(g_k=gk), current, dt, record=("v",))
+        return analysis.first_spike_time(trace, 0.0)
+
+    value, grad = jax.value_and_grad(latency)(36.0)
+    # Each cell starts from its own rest (as simulate's default state0 does).
+    gks = np.array([36.0 + h, 36.0 - h])
+    y0 = np.column_stack([ref_rest(0.0, dict(STANDARD, g_k=g)) for g in gks])
+    p = dict(STANDARD, g_k=gks)
+    sol = ref_solve(y0, 8.0, i_ext, p, dense_output=True)
+    up, down = (upward_crossings(sol, 2, c)[0] for c in (0, 1))
+    fd = (up - down) / (2 * h)
+    print(
+        f"first spike: latency {float(value)!r} ms, d/dg_k jax {float(grad)!r}, "
+        f"solve_ivp central differences {fd!r}"
+    )
+    assert abs(float(grad) - fd) <= 0.01 * abs(fd), (float(grad), fd)
+    assert 1.0 < float(value) < 8.0
+
+
+# ------------------------------------------------------------- done-when 4: PRC
+def test_prc_matches_direct_perturbation_with_solve_ivp():
+    i_ext, kick = 10.0, 0.25  # uA/cm^2, mV
+    response = analysis.phase_response_curve(hhjax.HHParams(), i_ext)
+    assert abs(response.period - 14.64) < 0.01
+    # Reference orbit: long run from rest, then the period and the time of a peak.
+    sol = ref_solve(ref_rest(0.0)[:, None], 200.0, i_ext, dense_output=True)
+    ups = upward_crossings(sol, 1, 0)
+    period = ups[-1] - ups[-2]
+    assert abs(period - response.period) < 1e-6
+    peak = minimize_scalar(
+        lambda s: -sol.sol(s)[0],
+        bracket=(ups[-2], ups[-2] + 0.3, ups[-2] + 1.0),
+        options={"xtol": 1e-10},
+    ).x
+    phases = np.linspace(0.0, 0.95, 20)
+    states = sol.sol(peak + phases * period)  # (4, 20)
+    k = phases.size
+    kicked = np.concatenate(
+        [states + kick * np.eye(4)[:, :1], states - kick * np.eye(4)[:, :1]], axis=1
+    )
+    run = ref_solve(kicked, 3.6 * period, i_ext, dense_output=True)
+    t_plus = np.array([upward_crossings(run, 2 * k, j)[-1] for j in range(k)])
+    t_minus = np.array([upward_crossings(run, 2 * k, k + j)[-1] for j in range(k)])
+    direct = -(t_plus - t_minus) / (2 * kick * period)  # advance per mV, cycles
+    adjoint = np.interp(
+        phases, np.asarray(response.phase), np.asarray(response.prc), period=1.0
+    )
+    spread = np.ptp(direct)
+    print(
+        f"PRC: max |adjoint - direct| = {np.max(np.abs(adjoint - direct)):.3g} "
+        f"cycles/mV, range {spread:.4g}; period {response.period!r} ms"
+    )
+    assert spread > 0.02
+    assert np.max(np.abs(adjoint - direct)) < 0.05 * spread, np.c_[
+        phases, adjoint, direct
+    ]
+
+
+# ------------------------------------------------------------ sensitivities
+def test_sensitivities_table_and_elasticities():
+    params = hhjax.HHParams()
+    sens = analysis.sensitivities(
+        {
+            "v_rest": lambda p: analysis.fixed_point(p).v,
+            "n_rest": lambda p: analysis.fixed_point(p).n,
+        },
+        params,
+        parameters=("g_na", "g_k", "g_l", "e_l"),
+    )
+    assert sens.gradients.shape == sens.elasticities.shape == (2, 4)
+    grad = jax.grad(lambda p: analysis.fixed_point(p).v)(params)
+    np.testing.assert_allclose(sens.gradients[0, 1], grad.g_k, rtol=1e-12)
+    np.testing.assert_allclose(
+        sens.elasticities[0, 1], grad.g_k * 36.0 / sens.values[0], rtol=1e-12
+    )
+    assert "g_k" in sens.table() and "v_rest" in sens.table()
+    with pytest.raises(ValueError, match="parameters"):
+        analysis.sensitivities(lambda p: p.g_k, params, parameters=("nope",))
