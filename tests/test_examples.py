@@ -25,7 +25,7 @@ def _cases():
         yield pytest.param(script, id=script.stem, marks=marks)
 
 
-@pytest.mark.parametrize("script", _cases())
+@pytest.mark.parametrize("script", list(_cases()))
 def test_example_runs_and_writes_its_figure(script):
     started = time.time()
     env = {**os.environ, "MPLBACKEND": "Agg"}
