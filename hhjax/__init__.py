@@ -5,8 +5,15 @@ Voltage convention: modern (rest ≈ −65 mV) unless the parameters say otherwi
 (:meth:`HHParams.hh1952` gives HH's 1952 / pyHH convention, rest at 0 mV).
 
 ``import hhjax`` does not enable float64; do that yourself with
-``jax.config.update("jax_enable_x64", True)`` before creating arrays.
+``jax.config.update("jax_enable_x64", True)`` before creating arrays. It does add
+two XLA:CPU compilation flags to ``XLA_FLAGS`` (faster loops; results unchanged;
+opt out with ``HHJAX_NO_XLA_TUNING=1``), see ``hhjax/_xla_flags.py``.
 """
+
+# ruff: noqa: E402 (the XLA flags must be set before anything below touches JAX)
+from hhjax import _xla_flags
+
+_xla_flags.tune_cpu_backend()
 
 from hhjax import channels as channels
 from hhjax import stimulus as stimulus

@@ -18,9 +18,11 @@ from hhjax._equilibrium import resting_state
 from hhjax._integrators import DEFAULT_METHOD, get_integrator
 from hhjax._model import Model, model_of
 
-# Above this many recorded samples the scan is split into ~sqrt(n) checkpointed
-# chunks, so reverse-mode gradients store O(sqrt(n)) states instead of O(n).
-_NESTED_CHECKPOINT_MIN = 1024
+# Reverse-mode gradients store the state before every step (each step is
+# rematerialised, not its intermediates). When that would exceed this many bytes the
+# scan is split into ~sqrt(n) checkpointed chunks, storing O(sqrt(n)) states at the
+# cost of one extra forward pass in the backward sweep.
+_GRADIENT_MEMORY_BUDGET = 256 * 2**20
 # |i_ext| above this (uA/cm^2) is far beyond depolarisation block of any HH-type
 # cell and almost always a current in pA that was not divided by the capacitance.
 MAX_PLAUSIBLE_CURRENT = 1000.0
@@ -80,7 +82,8 @@ def _check_dt(dt: Any, method: str) -> Any:
 
 def _check_current(i_ext: Any, check_values: bool) -> Any:
     if not _is_traced(i_ext):
-        i_ext = jnp.asarray(i_ext)
+        if not isinstance(i_ext, jax.Array):  # asarray of an Array costs ~50 us
+            i_ext = jnp.asarray(i_ext)
         if not jnp.issubdtype(i_ext.dtype, jnp.floating):
             i_ext = i_ext.astype(jnp.result_type(float))
     if i_ext.ndim < 1 or i_ext.shape[0] < 1:
@@ -91,14 +94,16 @@ def _check_current(i_ext: Any, check_values: bool) -> Any:
         )
     if check_values and not _is_traced(i_ext):
         values = np.asarray(i_ext)
-        finite = np.isfinite(values)
-        if not finite.all():
-            k = int(np.argwhere(~finite)[0][0])
+        # max and min propagate NaN and inf: two passes without temporaries, and
+        # the element-wise search only when something is wrong.
+        high, low = float(values.max()), float(values.min())
+        if not (math.isfinite(high) and math.isfinite(low)):
+            k = int(np.argwhere(~np.isfinite(values))[0][0])
             raise ValueError(
                 f"`i_ext` contains non-finite values (first at time index {k}); the "
                 "injected current must be finite everywhere."
             )
-        peak = float(np.max(np.abs(values)))
+        peak = max(high, -low)
         if peak > MAX_PLAUSIBLE_CURRENT:
             raise ValueError(
                 f"`i_ext` reaches |I| = {peak:g}, but it must be a current density in "
@@ -113,12 +118,20 @@ def _check_params(params: Any) -> None:
     if _is_traced(params):
         return
     for name, value in params._asdict().items():
-        value = np.asarray(value)
-        if not np.issubdtype(value.dtype, np.number) or not np.all(np.isfinite(value)):
+        if type(value) in (float, int):  # fast path for plain Python numbers
+            finite, nonpositive, negative = math.isfinite(value), value <= 0, value < 0
+        else:
+            value = np.asarray(value)
+            finite = np.issubdtype(value.dtype, np.number) and bool(
+                np.all(np.isfinite(value))
+            )
+            nonpositive = finite and bool(np.any(value <= 0))
+            negative = finite and bool(np.any(value < 0))
+        if not finite:
             raise ValueError(f"Parameter `{name}` must be finite numbers; got {value}.")
-        if name == "c_m" and np.any(value <= 0):
+        if name == "c_m" and nonpositive:
             raise ValueError(f"Parameter `c_m` (uF/cm^2) must be > 0; got {value}.")
-        if name.startswith("g_") and np.any(value < 0):
+        if name.startswith("g_") and negative:
             raise ValueError(f"Conductance `{name}` (mS/cm^2) must be >= 0; got {value}.")
 
 
@@ -139,11 +152,13 @@ def _record_fields(record: str | Iterable[str], model: Model) -> tuple[str, ...]
 
 def _batch_shape(i_ext: Any, params: Any, state0: Any) -> tuple[int, ...]:
     shapes = {"i_ext[0]": i_ext.shape[1:]}
-    shapes.update({f"params.{k}": jnp.shape(v) for k, v in params._asdict().items()})
+    # NumPy's shape functions: the same results as jax.numpy's for arrays, Python
+    # numbers and tracers, without its per-call argument checks.
+    shapes.update({f"params.{k}": np.shape(v) for k, v in params._asdict().items()})
     if state0 is not None:
-        shapes.update({f"state0.{k}": jnp.shape(v) for k, v in state0._asdict().items()})
+        shapes.update({f"state0.{k}": np.shape(v) for k, v in state0._asdict().items()})
     try:
-        return jnp.broadcast_shapes(*shapes.values())
+        return np.broadcast_shapes(*shapes.values())
     except ValueError:
         listed = ", ".join(f"{k} {s}" for k, s in shapes.items() if s != ())
         raise ValueError(
@@ -153,12 +168,18 @@ def _batch_shape(i_ext: Any, params: Any, state0: Any) -> tuple[int, ...]:
 
 
 # ----------------------------------------------------------------------- the scan
-def _chunk_length(n: int) -> int:
-    return n if n < _NESTED_CHECKPOINT_MIN else max(1, math.isqrt(n))
+def _chunk_length(n_blocks: int, n_steps: int, batch_size: int, n_state: int) -> int:
+    """Blocks per checkpointed chunk: all of them unless the states stored for a
+    reverse-mode gradient would exceed ``_GRADIENT_MEMORY_BUDGET`` bytes."""
+    stored_bytes = 8 * n_steps * batch_size * n_state
+    if stored_bytes <= _GRADIENT_MEMORY_BUDGET:
+        return n_blocks
+    return max(1, math.isqrt(n_blocks))
 
 
-@partial(jax.jit, static_argnames=("model", "method", "fields", "stride", "batch_shape"))
-def _run(model, method, fields, stride, batch_shape, params, i_ext, dt, state0):
+def _run_impl(
+    model, method, fields, stride, batch_shape, chunk, params, i_ext, dt, state0
+):
     integrator = get_integrator(method)
     if state0 is None:
         state0 = resting_state(params)
@@ -174,40 +195,55 @@ def _run(model, method, fields, stride, batch_shape, params, i_ext, dt, state0):
             values.update(model.currents(state, params))
         return tuple(jnp.broadcast_to(values[f], batch_shape) for f in fields)
 
-    @jax.checkpoint  # rematerialise the step in the backward pass: store only states
+    # Rematerialise the step in the backward pass: only the state before each step
+    # is stored. prevent_cse=False: inside a scan CSE cannot merge steps, and the
+    # optimisation barrier it would add slows the forward pass.
+    @partial(jax.checkpoint, prevent_cse=False)
     def one_step(state, i_k):
-        return integrator.step(model, state, params, i_k, dt), None
+        return integrator.step(model, state, params, i_k, dt)
 
     def block(state, i_block):  # record, then advance `stride` steps
         out = sample(state)
-        state, _ = lax.scan(one_step, state, i_block)
+        if stride == 1:  # no inner loop: a length-1 scan would cost a loop per step
+            return one_step(state, i_block), out
+        state, _ = lax.scan(lambda s, i: (one_step(s, i), None), state, i_block)
         return state, out
 
     n_blocks = i_ext.shape[0] // stride
-    blocks = i_ext.reshape((n_blocks, stride) + i_ext.shape[1:])
-    chunk = _chunk_length(n_blocks)
-    n_chunks, rest = divmod(n_blocks, chunk)
+    if stride == 1:
+        blocks = i_ext
+    else:
+        blocks = i_ext.reshape((n_blocks, stride) + i_ext.shape[1:])
+    if chunk >= n_blocks:
+        state, out = lax.scan(block, state0, blocks)
+    else:
+        n_chunks, rest = divmod(n_blocks, chunk)
 
-    @jax.checkpoint
-    def run_chunk(state, i_chunk):
-        return lax.scan(block, state, i_chunk)
+        @partial(jax.checkpoint, prevent_cse=False)
+        def run_chunk(state, i_chunk):
+            return lax.scan(block, state, i_chunk)
 
-    head = blocks[: n_chunks * chunk].reshape((n_chunks, chunk) + blocks.shape[1:])
-    state, out = lax.scan(run_chunk, state0, head)
-    out = [o.reshape((n_chunks * chunk,) + o.shape[2:]) for o in out]
-    if rest:
-        state, tail = lax.scan(block, state, blocks[n_chunks * chunk :])
-        out = [jnp.concatenate([o, t]) for o, t in zip(out, tail)]
+        head = blocks[: n_chunks * chunk].reshape((n_chunks, chunk) + blocks.shape[1:])
+        state, out = lax.scan(run_chunk, state0, head)
+        out = [o.reshape((n_chunks * chunk,) + o.shape[2:]) for o in out]
+        if rest:
+            state, tail = lax.scan(block, state, blocks[n_chunks * chunk :])
+            out = [jnp.concatenate([o, t]) for o, t in zip(out, tail, strict=True)]
 
-    recorded = dict(zip(fields, out))
+    recorded = dict(zip(fields, out, strict=True))
     t = jnp.arange(n_blocks, dtype=dtype) * (stride * dt)
     trace = model.trace_type(
         t=t, **{f: recorded.get(f) for f in model.trace_type._fields[1:]}
     )
+    # NaN and inf propagate through every step (a non-finite V makes the rates and
+    # gates NaN), so a non-finite sample implies a non-finite final state: checking
+    # the final state is enough and avoids another pass over the recorded trace.
     finite = jnp.all(jnp.isfinite(state.v))
-    if "v" in recorded:
-        finite &= jnp.all(jnp.isfinite(recorded["v"]))
     return trace, state, finite
+
+
+_STATIC = ("model", "method", "fields", "stride", "batch_shape", "chunk")
+_run = jax.jit(_run_impl, static_argnames=_STATIC)
 
 
 def simulate(
@@ -227,8 +263,12 @@ def simulate(
     The scan is jitted and cached: a second call with the same shapes, dtypes and
     options does not recompile (``dt`` and all array values may change). Gradients
     (``jax.grad``, ``jax.jvp``) and ``jax.vmap`` work through it. Reverse-mode
-    gradients recompute each step instead of storing its intermediates, and long
-    runs are split into ~√n checkpointed chunks, so a gradient stores O(√n) states.
+    gradients recompute each step instead of storing its intermediates, so they
+    store one state per step; when that would exceed 256 MiB (long runs of large
+    batches) the run is split into ~√n checkpointed chunks and a gradient stores
+    O(√n) states. Inputs sharded over a ``jax.sharding.Mesh`` along the batch axis
+    are simulated in parallel on its devices, and the trace comes back sharded
+    alike (see ``docs/benchmarks.md``, also for recommended ``XLA_FLAGS`` on CPU).
 
     Sampling (which time each sample belongs to): sample ``k`` of the returned
     trace is the state at ``t[k] = k · stride · dt`` ms *before* the step that
@@ -290,8 +330,10 @@ def simulate(
             f"got {stride!r}."
         )
     batch_shape = tuple(_batch_shape(i_ext, params, state0))
+    n_state = len(model.state_type._fields)
+    chunk = _chunk_length(n_steps // stride, n_steps, math.prod(batch_shape), n_state)
     trace, final, finite = _run(
-        model, method, fields, stride, batch_shape, params, i_ext, dt, state0
+        model, method, fields, stride, batch_shape, chunk, params, i_ext, dt, state0
     )
     if check_inputs and not _is_traced(finite) and not bool(finite):
         _raise_non_finite(trace, dt, method, i_ext)

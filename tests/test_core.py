@@ -192,8 +192,10 @@ def _plain_scan(params, i_ext, dt, method):
     return v
 
 
-def test_chunked_long_scan_equals_plain_scan_and_its_gradient():
-    # 3000 samples: above the threshold where simulate nests checkpointed chunks.
+def test_chunked_long_scan_equals_plain_scan_and_its_gradient(monkeypatch):
+    # A zero memory budget forces the nested, sqrt(n)-chunked checkpointed scan
+    # (3000 samples: 54 chunks of 54 and a remainder of 84).
+    monkeypatch.setattr(hhjax._simulate, "_GRADIENT_MEMORY_BUDGET", 0)
     i_ext = stimulus.constant(9.0, 30.0, 0.01)
     trace = hhjax.simulate(HHParams(), i_ext, 0.01, record=("v",))
     plain = jax.jit(_plain_scan, static_argnums=3)(HHParams(), i_ext, 0.01, "rk4")

@@ -381,7 +381,7 @@ def sweep_baselines(recording: Recording, window: tuple | None = None) -> np.nda
     tol = _tolerance(i)
     min_n = _samples(1.0, recording.dt)
     ends = [max(_first_change(row, tol), min_n) for row in i]
-    return np.array([np.median(v[:end]) for v, end in zip(recording.v, ends)])
+    return np.array([np.median(v[:end]) for v, end in zip(recording.v, ends, strict=True)])
 
 
 def baseline_drift(recording: Recording, window: tuple | None = None) -> np.ndarray:

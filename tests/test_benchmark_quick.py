@@ -1,0 +1,50 @@
+"""Speed regression guard (issue 6, target 6): hhjax.simulate must not become more
+than 2× slower than a hand-written plain-JAX ``lax.scan`` of the same scheme,
+measured in the same process with interleaved repeats. The ratio uses the least
+process CPU time of the repeats (both run on one thread), which, unlike wall time,
+does not grow when other processes take the cores of a shared machine.
+
+The workloads are small versions of the benchmark's W1 (one cell) and W2 (a batch
+of cells), from ``benchmarks/_jax_tools.py``; the full comparison is
+``python benchmarks/run.py``.
+"""
+
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import _jax_tools as jax_tools  # noqa: E402
+import _problem as problem  # noqa: E402
+
+MAX_RATIO = 2.0
+REPEATS = 7
+
+WORKLOADS = {
+    "one cell": problem.Workload("W1", 1, 50_000, False, "quick guard"),
+    "batch": problem.Workload("W2", 256, 2_000, False, "quick guard"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(WORKLOADS))
+def test_simulate_within_2x_of_plain_scan(name):
+    wl = WORKLOADS[name]
+    tools = {
+        "hhjax": jax_tools.hhjax_forward(wl, jnp.float64, "exp_euler"),
+        "plain": jax_tools.reference_forward(wl, jnp.float64),
+    }
+    timings = problem.time_tools(tools, REPEATS, jax.block_until_ready)
+    cpu = {k: min(t.cpu_s) for k, t in timings.items()}
+    ratio = cpu["hhjax"] / cpu["plain"]
+    # Same scheme, so the traces agree to rounding (the rate formulas differ in
+    # form: hhjax guards the 0/0 points of alpha_m and alpha_n).
+    v_hhjax = jnp.asarray(timings["hhjax"].result).reshape(wl.steps, -1)
+    v_plain = jnp.asarray(timings["plain"].result).reshape(wl.steps, -1)
+    assert float(jnp.max(jnp.abs(v_hhjax - v_plain))) < 1e-6
+    assert ratio < MAX_RATIO, (
+        f"hhjax.simulate took {cpu['hhjax'] * 1e3:.2f} ms of CPU, {ratio:.2f}x the "
+        f"plain scan's {cpu['plain'] * 1e3:.2f} ms"
+    )
