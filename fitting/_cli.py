@@ -1,0 +1,600 @@
+"""``hhjax fit`` and ``hhjax predict``: subcommands registered through the
+``hhjax.commands`` entry points (see :mod:`hhjax.cli`).
+
+``hhjax fit DATA --free g_na,g_k,g_l --out DIR`` writes ``DIR/params.json``,
+``DIR/metrics.json`` and ``DIR/report.png``; ``hhjax predict PARAMS.json DATA
+--out DIR`` writes ``DIR/metrics.json`` and ``DIR/prediction.png``. Both compute
+in float64 (``fit --float32`` on request). Outputs appear all at once: they are
+written to a temporary directory next to ``DIR`` and moved into place only when
+everything succeeded, so a failed or interrupted command leaves ``DIR`` as it
+was. A long fit checkpoints to ``.DIR.checkpoint.npz`` next to ``DIR``; after
+Ctrl-C or a kill, the same command resumes from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import math
+import os
+import shutil
+import signal
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+import hhjax
+import hhjax.io
+
+CHECKPOINT_SUFFIX = ".checkpoint.npz"
+
+
+def compile_cache_dir() -> Path:
+    """Where ``hhjax fit`` keeps compiled programs between runs:
+    ``$HHJAX_CACHE_DIR``, else ``$XDG_CACHE_HOME/hhjax/jax``, else
+    ``~/.cache/hhjax/jax``."""
+    if os.environ.get("HHJAX_CACHE_DIR"):
+        return Path(os.environ["HHJAX_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "hhjax" / "jax"
+
+
+def _use_compile_cache(enabled: bool) -> None:
+    """JAX's persistent compilation cache: a second ``hhjax fit`` on data of the
+    same shape and settings skips most compilation (measured 13.6 s -> 6.7 s for
+    a 4-start fit of 1 s of data; docs/fitting.md)."""
+    if not enabled:
+        return
+    try:
+        path = compile_cache_dir()
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return  # no writable cache directory: compile as usual
+    jax.config.update("jax_compilation_cache_dir", str(path))
+
+
+# ------------------------------------------------------------------ value parsing
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        values = []
+    if not values or any(v < 0 for v in values):
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated sweep indices >= 0 such as 0,2; got {text!r}"
+        )
+    return values
+
+
+def _names(text: str) -> list[str]:
+    names = [x.strip() for x in text.split(",") if x.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated parameter names such as g_na,g_k; got {text!r}"
+        )
+    return names
+
+
+def _span(text: str) -> tuple[float, float]:
+    start, sep, stop = text.partition(":")
+    try:
+        pair = (float(start), float(stop))
+    except ValueError:
+        pair = (math.nan, math.nan)
+    if not sep or not all(math.isfinite(x) for x in pair) or pair[0] >= pair[1]:
+        raise argparse.ArgumentTypeError(
+            f"expected START:STOP in ms with START < STOP, such as 100:600; got {text!r}"
+        )
+    return pair
+
+
+def _bound(text: str) -> tuple[str, tuple[float, float]]:
+    name, sep, rest = text.partition("=")
+    try:
+        pair = _span(rest) if sep else None
+    except argparse.ArgumentTypeError:
+        pair = None
+    if not name.strip() or pair is None:
+        raise argparse.ArgumentTypeError(
+            f"expected NAME=LOWER:UPPER such as g_na=50:200; got {text!r}"
+        )
+    return name.strip(), pair
+
+
+def _assignment(text: str) -> tuple[str, float]:
+    name, sep, value = text.partition("=")
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not sep or not name.strip() or not math.isfinite(number):
+        raise argparse.ArgumentTypeError(
+            f"expected NAME=NUMBER such as g_na=100; got {text!r}"
+        )
+    return name.strip(), number
+
+
+def _windows(text: str) -> tuple[float | None, ...]:
+    out = []
+    for item in text.split(","):
+        item = item.strip().lower()
+        if item in ("whole", "none"):
+            out.append(None)
+            continue
+        try:
+            value = float(item)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and value > 0):
+            raise argparse.ArgumentTypeError(
+                "expected window lengths in ms and 'whole', comma-separated, such "
+                f"as 2,20,whole; got {text!r}"
+            )
+        out.append(value)
+    return tuple(out)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1; got {text!r}")
+    return value
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number; got {text!r}")
+    return value
+
+
+def _finite(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number; got {text!r}")
+    return value
+
+
+# ------------------------------------------------------------------ shared options
+def _add_data_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("data")
+    group.add_argument(
+        "data",
+        type=Path,
+        metavar="DATA",
+        help="recording: .npz or .csv with t_ms, v_mV and i_uA_per_cm2 (or i_pA "
+        "and c_pF); 1-D for one sweep or 2-D (sweep, time)",
+    )
+    group.add_argument(
+        "--sweeps",
+        type=_int_list,
+        default=None,
+        metavar="LIST",
+        help="sweep indices in the file to use, e.g. 0,2 (default: all)",
+    )
+    group.add_argument(
+        "--window",
+        type=_span,
+        action="append",
+        default=None,
+        metavar="START:STOP",
+        help="use only samples in this time window, ms (repeatable; default: all)",
+    )
+    group.add_argument(
+        "--exclude",
+        type=_span,
+        action="append",
+        default=None,
+        metavar="START:STOP",
+        help="leave out this time window, ms, e.g. a stimulus artefact (repeatable)",
+    )
+    group.add_argument(
+        "--threshold",
+        type=_finite,
+        default=0.0,
+        metavar="MV",
+        help="spike threshold for the metrics: upward crossings, mV",
+    )
+
+
+def _add_output_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="output directory (created; files in it are replaced only when "
+        "everything succeeded)",
+    )
+
+
+def _base_params(args: argparse.Namespace) -> tuple[str, Any]:
+    """Model name and parameters: --model defaults, then --params, then --param."""
+    file_model, values = None, {}
+    if args.params is not None:
+        try:
+            file_model, values = hhjax.io.read_params_file(args.params)
+        except FileNotFoundError:
+            raise ValueError(
+                f"argument --params: no such file {str(args.params)!r}"
+            ) from None
+        except ValueError as err:
+            raise ValueError(f"argument --params: {err}") from None
+    if args.model and file_model and args.model != file_model:
+        raise ValueError(
+            f"argument --model: {args.model!r} differs from the model {file_model!r} "
+            f"of --params {args.params}"
+        )
+    name = args.model or file_model or "hh"
+    try:
+        base = hhjax.default_params(name)
+    except ValueError as err:
+        raise ValueError(f"argument --model: {err}") from None
+    base = hhjax.io.apply_overrides(base, values, f"argument --params: {args.params}")
+    return name, hhjax.io.apply_overrides(base, dict(args.param), "argument --param")
+
+
+def _load(args: argparse.Namespace, c_m: float):
+    import fitting
+
+    try:
+        return fitting.load_data(
+            args.data,
+            sweeps=args.sweeps,
+            windows=args.window,
+            exclude=args.exclude,
+            c_m=c_m,
+        )
+    except fitting.RecordingError as err:
+        raise ValueError(str(err)) from None
+
+
+def _check_out(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"argument --out: {out} exists and is not a directory")
+
+
+@contextlib.contextmanager
+def _staging(out: Path) -> Iterator[Path]:
+    """A temporary directory next to ``out``; on success its files are moved into
+    ``out`` (renamed as a whole if ``out`` does not exist), else it is removed."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    try:
+        os.rename(tmp, out)
+    except OSError:  # out exists: replace file by file, each atomically
+        out.mkdir(parents=True, exist_ok=True)
+        for item in tmp.iterdir():
+            os.replace(item, out / item.name)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Treat SIGTERM (``kill``) like Ctrl-C, so the fit saves its checkpoint."""
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+# -------------------------------------------------------------------------- fit
+def register_fit(subparsers: Any) -> None:
+    """Add ``hhjax fit`` to the ``hhjax`` command line."""
+    from fitting._losses import LOSSES
+
+    parser = subparsers.add_parser(
+        "fit",
+        help="fit model parameters to a voltage recording (many starts at once)",
+        description="Fit free parameters of a model to recorded membrane potential "
+        "under the recorded injected current, from many starts at once, and write "
+        "DIR/params.json (parameters with units, standard errors, loss history, "
+        "settings, versions), DIR/metrics.json (per sweep: spikes in data and "
+        "model, subthreshold error, spike-time error) and DIR/report.png. Computes "
+        "in float64. Units: ms, mV, uA/cm^2 (or pA with c_pF), mS/cm^2, uF/cm^2.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    _add_data_options(parser)
+    group = parser.add_argument_group("model and parameters")
+    group.add_argument(
+        "--free",
+        type=_names,
+        required=True,
+        metavar="NAMES",
+        help="parameters to fit, comma-separated, e.g. g_na,g_k,g_l,e_l",
+    )
+    group.add_argument(
+        "--model",
+        choices=tuple(hhjax.MODELS),
+        default=None,
+        help="model and its default parameters (default: that of --params, else hh)",
+    )
+    group.add_argument(
+        "--params",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="parameter file (.json/.toml) with the fixed values and the centre of "
+        "the starts, e.g. a previous params.json",
+    )
+    group.add_argument(
+        "--param",
+        type=_assignment,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set one parameter (repeatable), after --params",
+    )
+    group.add_argument(
+        "--bounds",
+        type=_bound,
+        action="append",
+        default=[],
+        metavar="NAME=LO:HI",
+        help="bounds of a free parameter in its unit (repeatable; defaults: g_* "
+        "1e-4:1e4 mS/cm^2, e_* -200:200 mV, c_m 0.05:20 uF/cm^2)",
+    )
+    group = parser.add_argument_group("optimisation")
+    group.add_argument(
+        "--loss",
+        choices=tuple(LOSSES),
+        default="shooting",
+        help="shooting: multiple shooting over short windows (robust through "
+        "spikes), then the whole sweep from rest (see --windows); mse: whole-sweep "
+        "V error from rest (subthreshold data); regression: current balance with "
+        "the gates driven by the recorded V (no simulation)",
+    )
+    group.add_argument(
+        "--windows",
+        type=_windows,
+        default=(2.0, 20.0, None),
+        metavar="LIST",
+        help="stages of the shooting loss: window lengths in ms and 'whole' for "
+        "the whole sweep from rest (default 2,20,whole); 2,20 for windows only "
+        "(data that do not start at rest, or a model that cannot reproduce the "
+        "spikes)",
+    )
+    group.add_argument("--starts", type=_positive_int, default=16, metavar="N",
+                       help="number of starts optimised together")  # fmt: skip
+    group.add_argument(
+        "--init",
+        choices=("regression", "params", "bounds"),
+        default="regression",
+        help="centre of the starts: the regression estimate, the parameters "
+        "(--model/--params/--param), or none (spread over the bounds)",
+    )
+    group.add_argument("--spread", type=_positive, default=2.0, metavar="FACTOR",
+                       help="starts are drawn within this factor of the centre")  # fmt: skip
+    group.add_argument("--seed", type=int, default=0, help="seed of the starts")
+    group.add_argument(
+        "--optimizer",
+        choices=("auto", "lm", "adam", "lbfgs"),
+        default="auto",
+        help="auto: Levenberg-Marquardt with forward-mode Jacobians up to 12 free "
+        "parameters, else Adam",
+    )
+    group.add_argument("--iterations", type=_positive_int, default=None, metavar="N",
+                       help="maximum iterations per stage (default 50 for LM)")  # fmt: skip
+    group.add_argument(
+        "--method", choices=tuple(hhjax.METHODS), default=hhjax.DEFAULT_METHOD,
+        help="integration method (the step is the data's sampling interval)",
+    )  # fmt: skip
+    group.add_argument(
+        "--substeps",
+        type=_positive_int,
+        default=1,
+        metavar="K",
+        help="integration steps per data sample (more: stable for coarse sampling "
+        "or stiff parameters; shooting and mse losses)",
+    )
+    group.add_argument("--float32", action="store_true",
+                       help="compute in float32 (default float64)")  # fmt: skip
+    group = parser.add_argument_group("running")
+    group.add_argument("--quiet", action="store_true", help="no progress line")
+    group.add_argument(
+        "--checkpoint-every",
+        type=_positive,
+        default=30.0,
+        metavar="S",
+        help="seconds between checkpoints (.DIR.checkpoint.npz next to DIR)",
+    )
+    group.add_argument(
+        "--no-resume",
+        action="store_true",
+        help="ignore an existing checkpoint and start afresh",
+    )
+    group.add_argument(
+        "--no-compile-cache",
+        action="store_true",
+        help="do not keep compiled programs between runs (default: in "
+        "$HHJAX_CACHE_DIR or ~/.cache/hhjax/jax)",
+    )
+    _add_output_option(parser)
+    parser.set_defaults(func=run_fit)
+
+
+def checkpoint_path(out: Path) -> Path:
+    """Where ``hhjax fit --out DIR`` keeps its checkpoint: ``.DIR.checkpoint.npz``
+    next to ``DIR``."""
+    return out.parent / f".{out.name}{CHECKPOINT_SUFFIX}"
+
+
+def run_fit(args: argparse.Namespace) -> int:
+    """Run ``hhjax fit``; returns the exit status (errors raise ``ValueError``)."""
+    import fitting
+    from fitting._io import write_json_atomic
+    from fitting._report import save_report
+
+    _check_out(args.out)
+    _use_compile_cache(not args.no_compile_cache)
+    name, base = _base_params(args)
+    free = list(args.free)
+    fitting.ParamSpace.create(base, free, dict(args.bounds))  # check names early
+    dtype = "float32" if args.float32 else "float64"
+    checkpoint = checkpoint_path(args.out)
+    init = {"regression": "regression", "params": None, "bounds": "bounds"}[args.init]
+    loss = fitting.LOSSES[args.loss]()
+    if args.substeps > 1:
+        if not hasattr(loss, "substeps"):
+            raise ValueError(
+                f"argument --substeps: the {args.loss} loss does not simulate"
+            )
+        loss = dataclasses.replace(loss, substeps=args.substeps)
+    with jax.enable_x64(True):
+        data = _load(args, float(np.asarray(base.c_m)))
+        try:
+            with _sigterm_as_interrupt():
+                result = fitting.fit(
+                    data, free, params=base, bounds=dict(args.bounds), loss=loss,
+                    optimizer=args.optimizer, n_starts=args.starts, init=init,
+                    spread=args.spread, seed=args.seed, max_iterations=args.iterations,
+                    method=args.method, dtype=dtype, checkpoint=checkpoint,
+                    checkpoint_every=args.checkpoint_every, resume=not args.no_resume,
+                    progress=not args.quiet, model=name,
+                )  # fmt: skip
+        except fitting.FitInterrupted as stop:
+            print(
+                f"hhjax: interrupted: {stop}; run the same command again to resume",
+                file=sys.stderr,
+            )
+            return 130
+        v_model = fitting.simulate_data(result.params, data, method=args.method)
+        report = fitting.metrics(
+            data, result.params, method=args.method, threshold=args.threshold,
+            v_model=v_model,
+        )  # fmt: skip
+    with _staging(args.out) as tmp:
+        result.save(tmp / "params.json")
+        write_json_atomic(tmp / "metrics.json", report)
+        save_report(result, data, v_model, tmp / "report.png", threshold=args.threshold)
+    with contextlib.suppress(OSError):
+        checkpoint.unlink()
+    print(result.summary())
+    _print_metrics(report)
+    for file in ("params.json", "metrics.json", "report.png"):
+        print(f"wrote {args.out / file}")
+    return 0
+
+
+def _print_metrics(report: dict) -> None:
+    for row in report["sweeps"]:
+        sub = row["subthreshold_rmse_mV"]
+        sub_text = "n/a" if sub is None else f"{sub:.3g} mV"
+        print(
+            f"  sweep {row['sweep']}: spikes data {row['spikes_data']}, model "
+            f"{row['spikes_model']} (matched {row['matched_spikes']}); subthreshold "
+            f"RMSE {sub_text}"
+        )
+
+
+# ---------------------------------------------------------------------- predict
+def register_predict(subparsers: Any) -> None:
+    """Add ``hhjax predict`` to the ``hhjax`` command line."""
+    parser = subparsers.add_parser(
+        "predict",
+        help="simulate fitted parameters on (other) data and score the prediction",
+        description="Simulate the model of PARAMS (a params.json from 'hhjax fit', "
+        "or any parameter file with a model name) from rest under the injected "
+        "current of DATA, and write DIR/metrics.json (per sweep: spikes in data "
+        "and model, subthreshold error, spike-time error) and DIR/prediction.png. "
+        "Computes in float64.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "params_file", type=Path, metavar="PARAMS", help="params.json (or .toml)"
+    )
+    _add_data_options(parser)
+    parser.add_argument(
+        "--method",
+        choices=tuple(hhjax.METHODS),
+        default=None,
+        help="integration method (default: the one the fit used, else "
+        f"{hhjax.DEFAULT_METHOD})",
+    )
+    _add_output_option(parser)
+    parser.set_defaults(func=run_predict)
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    """Run ``hhjax predict``; returns the exit status."""
+    import fitting
+    from fitting._io import write_json_atomic
+
+    _check_out(args.out)
+    try:
+        params, document = fitting.load_result(args.params_file)
+    except FileNotFoundError:
+        raise ValueError(f"PARAMS: no such file {str(args.params_file)!r}") from None
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ValueError(f"PARAMS: {err}") from None
+    settings = document.get("settings") if isinstance(document, dict) else None
+    method = args.method or (settings or {}).get("method") or hhjax.DEFAULT_METHOD
+    if method not in hhjax.METHODS:
+        method = hhjax.DEFAULT_METHOD
+    with jax.enable_x64(True):
+        data = _load(args, float(np.asarray(params.c_m)))
+        v_model = fitting.simulate_data(params, data, method=method)
+        report = fitting.metrics(
+            data, params, method=method, threshold=args.threshold, v_model=v_model
+        )
+    report["params_file"] = str(args.params_file)
+    report["data"] = {"source": str(args.data), "sweeps": list(data.sweeps)}
+    with _staging(args.out) as tmp:
+        write_json_atomic(tmp / "metrics.json", report)
+        _save_prediction(data, v_model, tmp / "prediction.png", args.threshold)
+    _print_metrics(report)
+    for file in ("metrics.json", "prediction.png"):
+        print(f"wrote {args.out / file}")
+    return 0
+
+
+def _save_prediction(data, v_model, path: Path, threshold: float) -> None:
+    import io
+
+    from matplotlib.figure import Figure
+
+    from fitting._io import write_bytes_atomic
+
+    n = data.n_sweeps
+    fig = Figure(figsize=(12, 2.4 * n), layout="constrained")
+    for k in range(n):
+        ax = fig.add_subplot(n, 1, k + 1)
+        ax.plot(data.t, data.v[k], color="0.55", lw=0.7, label="data")
+        ax.plot(data.t, v_model[k], color="C3", lw=0.7, label="model (from rest)")
+        ax.axhline(threshold, color="0.8", lw=0.6, ls="--")
+        ax.set_ylabel("V (mV)")
+        ax.set_title(f"sweep {data.sweeps[k]}", fontsize=9, loc="left")
+    ax.set_xlabel("t (ms)")
+    fig.axes[0].legend(loc="upper right", fontsize=8)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
+    write_bytes_atomic(path, buffer.getvalue())

@@ -1,0 +1,883 @@
+"""``fit``: many starts, one compiled computation, checkpointed and resumable."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+import hhjax
+import hhjax.recordings
+from fitting._data import FitData, load_data
+from fitting._io import load_checkpoint, save_checkpoint
+from fitting._losses import EquationError, Loss, get_loss
+from fitting._optim import (
+    grad_mode as resolve_grad_mode,
+)
+from fitting._optim import (
+    levenberg_marquardt,
+    optax_method,
+    resolve_optimizer,
+)
+from fitting._params import ParamSpace
+from fitting._results import FitResult, model_name
+from fitting._uncertainty import laplace, warm_up
+
+DTYPES = {"float64": jnp.float64, "float32": jnp.float32}
+_LM_PATIENCE = 5  # LM stops when no start improved by `tolerance` in this many steps
+_STRAGGLER_RATIO = 1.1  # ... or the only ones still improving are this much worse
+_STRAGGLER_GAIN = 0.02  # than the best and gained less than this over _LM_PATIENCE
+_OPTAX_CHUNK = 10  # optax iterations per compiled call
+
+
+class FitInterrupted(KeyboardInterrupt):
+    """A fit was interrupted; its state is in the checkpoint (if one was given)."""
+
+
+# ---------------------------------------------------------------------- progress
+class _Progress:
+    """One status line (stderr): stage, iteration, best loss, elapsed, ETA."""
+
+    def __init__(self, enabled: bool, n_stages: int, unit: str):
+        self.enabled = enabled
+        self.n_stages = n_stages
+        self.unit = unit
+        self.tty = enabled and sys.stderr.isatty()
+        self.last_print = -math.inf
+
+    def update(self, stage, label, it, n_iter, best, elapsed, eta, done=False):
+        if not self.enabled:
+            return
+        now = time.perf_counter()
+        if not (self.tty or done or now - self.last_print >= 10.0):
+            return
+        self.last_print = now
+        eta_text = "" if eta is None else f", ETA <= {eta:.0f} s"
+        line = (
+            f"fit: stage {stage + 1}/{self.n_stages} ({label}) iteration {it}/{n_iter}"
+            f"  best loss {best:.6g} {self.unit}  {elapsed:.1f} s{eta_text}"
+        )
+        if self.tty:
+            end = "\n" if done else ""
+            print(f"\r{line:<110}", end=end, file=sys.stderr, flush=True)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+    def message(self, text: str):
+        if self.enabled:
+            prefix = "\n" if self.tty and self.last_print > -math.inf else ""
+            print(f"{prefix}fit: {text}", file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------------ inputs
+def _as_fit_data(data: Any, base: Any) -> FitData:
+    if isinstance(data, FitData):
+        return data
+    c_m = float(np.asarray(base.c_m))
+    if isinstance(data, (str, os.PathLike)):
+        return load_data(data, c_m=c_m)
+    if isinstance(data, hhjax.recordings.Recording):
+        return FitData.from_recording(data, c_m=c_m)
+    raise TypeError(
+        "`data` must be a fitting.FitData, a hhjax.recordings.Recording or a path "
+        f"to a recording file; got {type(data).__name__}."
+    )
+
+
+def _check_dtype(dtype: Any) -> str:
+    name = np.dtype(dtype).name if not isinstance(dtype, str) else dtype
+    if name not in DTYPES:
+        raise ValueError(f"`dtype` must be 'float64' or 'float32'; got {dtype!r}.")
+    return name
+
+
+def _settings(
+    space: ParamSpace,
+    loss: Loss,
+    plans,
+    modes,
+    n_starts,
+    init_text,
+    spread,
+    seed,
+    tolerance,
+    method,
+    dtype,
+) -> dict:
+    return {
+        "free": list(space.free),
+        "bounds": {
+            f: [float(lo), float(hi)]
+            for f, lo, hi in zip(space.free, space.lower, space.upper, strict=True)
+        },
+        "log_scale": {f: bool(b) for f, b in zip(space.free, space.log, strict=True)},
+        "fixed": {
+            k: float(np.asarray(v))
+            for k, v in space.base._asdict().items()
+            if k not in space.free
+        },
+        "loss": loss.settings(),
+        "optimizer": [
+            {
+                "kind": kind,
+                "optax": None if opt is None else _describe(opt),
+                "iterations": n,
+                "derivatives": mode,
+            }
+            for (kind, opt, n), mode in zip(plans, modes, strict=True)
+        ],
+        "n_starts": n_starts,
+        "init": init_text,
+        "spread": spread,
+        "seed": seed,
+        "tolerance": tolerance,
+        "method": method,
+        "dtype": dtype,
+    }
+
+
+def _describe(opt: Any) -> str:
+    return f"{type(opt).__module__}.{type(opt).__qualname__}"
+
+
+def _starts(space, init, n_starts, seed, spread, run_regression):
+    """Starting values ``(n_starts, n_free)`` and a description of where from."""
+    if init is None:
+        return space.sample(n_starts, seed, space.base_values(), spread), "base"
+    if isinstance(init, str):
+        if init == "bounds":
+            return space.sample(n_starts, seed, None, spread), "bounds"
+        if init == "regression":
+            center = run_regression()
+            return space.sample(n_starts, seed, center, spread), "regression"
+        raise ValueError(
+            f"`init` must be None, 'bounds', 'regression', parameters or values; got "
+            f"{init!r}."
+        )
+    if isinstance(init, tuple) and hasattr(init, "_fields"):
+        if type(init) is not type(space.base):
+            raise ValueError(
+                f"`init` parameters are {type(init).__name__}, the model's are "
+                f"{type(space.base).__name__}."
+            )
+        center = [float(np.asarray(getattr(init, f))) for f in space.free]
+        return space.sample(n_starts, seed, center, spread), "params"
+    values = np.asarray(init, dtype=np.float64)
+    if values.ndim == 1 and values.shape == (space.n_free,):
+        return space.sample(n_starts, seed, values, spread), "values"
+    if values.ndim == 2 and values.shape[1] == space.n_free and len(values) >= 1:
+        return space.values_clipped(values), "explicit"
+    raise ValueError(
+        f"`init` values must have shape ({space.n_free},) or (n_starts, "
+        f"{space.n_free}) for free parameters {space.free}; got {values.shape}."
+    )
+
+
+def _fingerprint(settings: dict, data: FitData, starts: np.ndarray) -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps(settings, sort_keys=True, default=str).encode())
+    h.update(data.fingerprint().encode())
+    h.update(np.ascontiguousarray(starts, np.float64).tobytes())
+    return h.hexdigest()[:24]
+
+
+# -------------------------------------------------------------------- the driver
+def fit(
+    data: FitData | Any,
+    free: Sequence[str] | str,
+    *,
+    params: Any = None,
+    bounds: Mapping[str, tuple[float, float]] | None = None,
+    loss: str | Loss | Callable = "shooting",
+    optimizer: Any = "auto",
+    n_starts: int = 16,
+    init: Any = None,
+    spread: float = 2.0,
+    seed: int = 0,
+    max_iterations: int | None = None,
+    tolerance: float = 1e-6,
+    method: str = hhjax.DEFAULT_METHOD,
+    dtype: str = "float64",
+    grad_mode: str = "auto",
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: float = 30.0,
+    resume: bool = True,
+    progress: bool = True,
+    callback: Callable[[dict], Any] | None = None,
+    uncertainty: bool = True,
+    model: str | None = None,
+) -> FitResult:
+    """Fit free parameters of a model to recorded voltage, from many starts at once.
+
+    All starts are optimised together: one ``vmap``-ed, jitted step advances every
+    start, and all sweeps are simulated in the same batch with shared parameters.
+    Computes in float64 by default (JAX's x64 mode is switched on for the duration
+    of the call only).
+
+    Voltage convention: that of ``params`` and of the data (modern by default).
+
+    Args:
+        data: :class:`FitData`, a :class:`hhjax.recordings.Recording`, or a path to
+            a recording file (``.npz``/``.csv``); V in mV, current in µA/cm² (or pA
+            with the cell capacitance in pF, converted with ``params.c_m``).
+        free: names of the fields of ``params`` to fit (e.g. ``["g_na", "g_k"]`` or
+            ``"g_na,g_k"``); the other fields stay fixed.
+        params: the model's parameter tuple with the fixed values (default
+            :class:`hhjax.HHParams`); also the centre of the starts by default.
+        bounds: ``{field: (lower, upper)}`` overriding the defaults
+            (:func:`fitting.default_bounds`), in the field's unit.
+        loss: ``"shooting"`` (default), ``"mse"``, ``"regression"``, a
+            :class:`fitting.Loss`, or ``fn(trace, data) -> scalar``.
+        optimizer: ``"auto"`` (Levenberg–Marquardt with forward-mode Jacobians for
+            residual losses with <= 12 free parameters, else Adam), ``"lm"``,
+            ``"adam"``, ``"lbfgs"``, or any ``optax.GradientTransformation``.
+        n_starts: number of starts.
+        init: where starts come from: ``None`` (around ``params``), ``"regression"``
+            (around the :class:`fitting.EquationError` least-squares estimate),
+            ``"bounds"`` (log-uniform / uniform within the bounds), a parameter
+            tuple or ``(n_free,)`` values (around them), or ``(n_starts, n_free)``
+            explicit starting values.
+        spread: starts around a centre are drawn log-uniformly within a factor
+            ``spread`` of each value (sign kept).
+        seed: seed of the starts (reproducible).
+        max_iterations: iterations per stage (default 50 for Levenberg–Marquardt,
+            500 for Adam, 100 for L-BFGS).
+        tolerance: Levenberg–Marquardt ends a stage when, for every start, the
+            last accepted step lowered the loss by at most this fraction (or no
+            step did by more in the last 5 iterations) — except for stragglers,
+            starts 10 % or more above the best loss that gained less than 2 % in
+            the last 5 iterations, which do not hold up the others.
+        method: integrator (see :data:`hhjax.METHODS`); the step is the data's
+            sampling interval.
+        dtype: ``"float64"`` (default) or ``"float32"`` (simulations, Jacobians and
+            gradients in float32; sums over residuals and the linear algebra of
+            Levenberg–Marquardt stay float64).
+        grad_mode: ``"auto"`` (forward mode for <= 3 free parameters), ``"forward"``
+            or ``"reverse"`` (optax optimisers; Levenberg–Marquardt always uses
+            forward-mode Jacobians).
+        checkpoint: file to save progress to (``.npz``); an existing checkpoint of
+            the same fit (same data, settings and starts) is resumed from.
+        checkpoint_every: seconds between checkpoints (also saved at every stage
+            end, at the end and on Ctrl-C).
+        resume: resume from ``checkpoint`` if it exists (else start afresh and
+            overwrite it).
+        progress: print a status line with loss and ETA to stderr.
+        callback: called after every compiled chunk of iterations with a dict
+            (``stage``, ``iteration``, ``losses``, ``best_loss``, ``elapsed_s``);
+            raising ``KeyboardInterrupt`` from it interrupts the fit as Ctrl-C.
+        uncertainty: compute the Laplace standard errors at the best start.
+        model: the model's name for the result file (default: inferred from the
+            type of ``params``, see :data:`hhjax.MODELS`).
+
+    Returns:
+        A :class:`FitResult`.
+
+    Raises:
+        ValueError: unknown names, bad bounds/settings, a checkpoint of another
+            fit, or ``c_m`` free with data in pA.
+        FitInterrupted: on Ctrl-C (the checkpoint, if any, holds the progress).
+    """
+    dtype = _check_dtype(dtype)
+    # x64 also for float32 fits: simulations and Jacobians are float32, but sums
+    # over residuals and the Levenberg-Marquardt linear algebra run in float64.
+    with jax.enable_x64(True):
+        return _fit(
+            data, free, params, bounds, loss, optimizer, n_starts, init, spread,
+            seed, max_iterations, tolerance, method, dtype, grad_mode, checkpoint,
+            checkpoint_every, resume, progress, callback, uncertainty, model,
+        )  # fmt: skip
+
+
+def _fit(
+    data, free, params, bounds, loss, optimizer, n_starts, init, spread, seed,
+    max_iterations, tolerance, method, dtype, grad_mode, checkpoint,
+    checkpoint_every, resume, progress, callback, want_uncertainty, model,
+):  # fmt: skip
+    clock = time.perf_counter()
+    base = hhjax.HHParams() if params is None else params
+    hhjax.model_of(base)  # TypeError for a non-model
+    base = base._replace(**{k: float(np.asarray(v)) for k, v in base._asdict().items()})
+    data = _as_fit_data(data, base)
+    space = ParamSpace.create(base, free, bounds)
+    if data.c_m is not None and "c_m" in space.free:
+        raise ValueError(
+            "`c_m` cannot be fitted from a current in pA: the current density "
+            "I·c_m/C_cell then scales with c_m too, and only g/c_m ratios are "
+            "determined. Fix c_m (µF/cm²) or give the current in uA/cm^2."
+        )
+    if method not in hhjax.METHODS:
+        raise ValueError(
+            f"Unknown `method` {method!r}; expected one of {list(hhjax.METHODS)}."
+        )
+    if not (isinstance(n_starts, int) and n_starts >= 1):
+        raise ValueError(f"`n_starts` must be an integer >= 1; got {n_starts!r}.")
+    if max_iterations is not None and not (
+        isinstance(max_iterations, int) and max_iterations >= 1
+    ):
+        raise ValueError(
+            f"`max_iterations` must be an integer >= 1; got {max_iterations!r}."
+        )
+    loss_obj = get_loss(loss)
+    float_type = DTYPES[dtype]
+    arrays = data.arrays(float_type)
+    stages = loss_obj.stages(data.n_samples, data.n_sweeps, data.dt, method)
+    plans = [
+        resolve_optimizer(optimizer, st, space.n_free, max_iterations) for st in stages
+    ]
+    modes = [
+        "forward (Jacobian)"
+        if kind == "lm"
+        else resolve_grad_mode(grad_mode, space.n_free)
+        for kind, _, _ in plans
+    ]
+
+    def run_regression():
+        result = fit(
+            data, space.free, params=base, bounds=bounds, loss=EquationError(),
+            optimizer="lm", n_starts=1, init=space.base_values()[None],
+            method=method, dtype=dtype, progress=False, uncertainty=False,
+        )  # fmt: skip
+        return result.final_values[0]
+
+    starts, init_text = _starts(space, init, n_starts, seed, spread, run_regression)
+    n_starts = len(starts)
+    settings = _settings(
+        space, loss_obj, plans, modes, n_starts, init_text, spread, seed, tolerance,
+        method, dtype,
+    )  # fmt: skip
+    fingerprint = _fingerprint(settings, data, starts)
+    unit = (
+        "mV^2"
+        if loss_obj.name in ("shooting", "mse")
+        else ("(uA/cm^2)^2" if loss_obj.name == "regression" else "a.u.")
+    )
+    bar = _Progress(progress, len(stages), unit)
+
+    key = _compile_key(loss_obj, data, method, space, modes, n_starts, dtype)
+    run = _Run(
+        space, stages, plans, modes, arrays, n_starts, float_type, tolerance, key
+    )
+    run.started = clock
+    run.want_uncertainty = want_uncertainty
+    restored = None
+    if checkpoint is not None and resume:
+        loaded = load_checkpoint(checkpoint)
+        if loaded is not None:
+            meta, saved = loaded
+            if meta.get("fingerprint") != fingerprint:
+                raise ValueError(
+                    f"{checkpoint}: this checkpoint belongs to a different fit (data, "
+                    "settings or starts differ); delete it or pass resume=False to "
+                    "start afresh."
+                )
+            restored = (meta, saved)
+    resumed_at = None
+    if restored is None:
+        run.start(space.to_z(starts))
+    else:
+        meta, saved = restored
+        run.time_offset = float(meta.get("elapsed_s", 0.0))
+        run.restore(meta, saved)
+        resumed_at = int(meta["records"])
+        bar.message(
+            f"resuming {checkpoint} at stage {run.stage + 1}, iteration {run.iteration}"
+        )
+
+    elapsed = run.elapsed
+
+    def save():
+        if checkpoint is not None:
+            meta, saved = run.snapshot()
+            save_checkpoint(
+                checkpoint,
+                {"fingerprint": fingerprint, "elapsed_s": elapsed(), **meta},
+                saved,
+            )
+
+    last_save = time.perf_counter()
+    timings = []
+    if not run.done:
+        run.precompile_later_stages()
+    try:
+        while not run.done:
+            stage_clock = time.perf_counter()
+            chunk_times = []
+            while not run.stage_done():
+                t0 = time.perf_counter()
+                run.advance()
+                chunk_times.append(time.perf_counter() - t0)
+                eta = None
+                if len(chunk_times) > 1:
+                    per = float(np.median(chunk_times[1:])) / run.chunk
+                    eta = per * (run.n_iter - run.iteration)
+                bar.update(
+                    run.stage, stages[run.stage].label, run.iteration, run.n_iter,
+                    run.best_loss(), elapsed(), eta,
+                )  # fmt: skip
+                if callback is not None:
+                    callback(
+                        {
+                            "stage": run.stage,
+                            "iteration": run.iteration,
+                            "losses": run.last_losses(),
+                            "best_loss": run.best_loss(),
+                            "elapsed_s": elapsed(),
+                        }
+                    )
+                if time.perf_counter() - last_save >= checkpoint_every:
+                    save()
+                    last_save = time.perf_counter()
+            bar.update(
+                run.stage, stages[run.stage].label, run.iteration, run.n_iter,
+                run.best_loss(), elapsed(), 0.0, done=True,
+            )  # fmt: skip
+            timings.append(
+                {
+                    "stage": run.stage,
+                    "label": stages[run.stage].label,
+                    "iterations": run.iteration,
+                    "first_chunk_s": chunk_times[0] if chunk_times else None,
+                    "total_s": time.perf_counter() - stage_clock,
+                }
+            )
+            run.next_stage()
+            save()
+            last_save = time.perf_counter()
+    except KeyboardInterrupt:
+        run.close()
+        save()
+        where = f"; progress saved to {checkpoint}" if checkpoint is not None else ""
+        raise FitInterrupted(
+            f"fit interrupted at stage {run.stage + 1}, iteration {run.iteration}{where}"
+        ) from None
+
+    run.close()
+    z, delta, losses = run.final()
+    losses = np.where(np.isfinite(losses), losses, np.inf)
+    best = int(np.argmin(losses))
+    final_values = space.values_np(z)
+    best_values = final_values[best]
+    best_params = space.base._replace(
+        **{f: float(v) for f, v in zip(space.free, best_values, strict=True)}
+    )
+    unc = None
+    last = stages[-1]
+    if want_uncertainty and last.residuals is not None and np.isfinite(losses[best]):
+        unc = laplace(last, space, best_values, delta[best], arrays)
+    history_loss, history_values, history_stage, history_time = run.history(space)
+    return FitResult(
+        params=best_params,
+        model=model or model_name(base),
+        free=space.free,
+        units=space.units,
+        values={f: float(v) for f, v in zip(space.free, best_values, strict=True)},
+        losses=losses,
+        best=best,
+        start_values=starts,
+        final_values=final_values,
+        loss_history=history_loss,
+        value_history=history_values,
+        stage_of=history_stage,
+        record_times=history_time,
+        stage_labels=tuple(st.label for st in stages),
+        uncertainty=unc,
+        loss_name=loss_obj.name,
+        loss_unit=unit,
+        settings=settings,
+        elapsed_s=elapsed(),
+        resumed_at=resumed_at,
+        timings=tuple(timings),
+        data_source=data.recording.source,
+        sweeps=data.sweeps,
+    )
+
+
+# Compiled stages of recent fits, keyed by everything that shapes the program (loss,
+# data shapes, free parameters and bounds, fixed values, optimizer, starts, dtype):
+# a second fit of the same kind (another cell, a resumed fit) skips compilation.
+_COMPILED: dict = {}
+_CACHE_SIZE = 16
+_CACHE_LOCK = threading.Lock()
+
+
+def _compile_key(loss, data, method, space, modes, n_starts, dtype):
+    key = (
+        loss,
+        data.n_samples,
+        data.n_sweeps,
+        data.dt,
+        method,
+        space.free,
+        tuple(space.lower),
+        tuple(space.upper),
+        space.base,
+        tuple(modes),
+        n_starts,
+        dtype,
+    )
+    try:
+        hash(key)
+    except TypeError:  # e.g. a loss with unhashable fields: no caching
+        return None
+    return key
+
+
+def _carry_offsets(previous, stage, delta) -> np.ndarray | None:
+    """Offsets for ``stage`` from those fitted in ``previous``: each window starts
+    from the offset fitted at its start sample (0 where ``previous`` had none).
+    Window offsets estimate the recording noise at the window starts, so the next
+    stage need not find them again from zero."""
+    if previous.delta_starts is None or stage.delta_starts is None:
+        return None
+    delta = np.asarray(delta)  # (n_starts, W_prev, S)
+    row = {s: k for k, s in enumerate(previous.delta_starts)}
+    out = np.zeros((delta.shape[0], len(stage.delta_starts), delta.shape[2]))
+    for j, start in enumerate(stage.delta_starts):
+        if start in row:
+            out[:, j] = delta[:, row[start]]
+    return out
+
+
+class _Compiled(NamedTuple):
+    kind: str
+    chunk: int
+    n_iter: int
+    delta_shape: tuple[int, ...]
+    init: Callable
+    result: Callable
+    run_chunk: Callable
+    template: Any
+
+
+class _Run:
+    """The state machine of a fit: stages, chunks of iterations, history, and the
+    (de)serialisation of all of it for checkpoints."""
+
+    def __init__(
+        self, space, stages, plans, modes, arrays, n_starts, float_type, tol, key=None
+    ):
+        self.key = key
+        self.space = space
+        self.stages = stages
+        self.plans = plans
+        self.modes = modes
+        self.arrays = arrays
+        self.n_starts = n_starts
+        self.float_type = float_type
+        self.tol = tol
+        self.loss_records: list[np.ndarray] = []
+        self.z_records: list[np.ndarray] = []
+        self.stage_records: list[int] = []
+        self.time_records: list[float] = []  # seconds since the fit began
+        self.clock = time.perf_counter
+        self.time_offset = 0.0  # seconds of earlier sessions (resumed fits)
+        self.stage = 0
+        self.done = False
+        self._final = None
+        self._pool = None
+        self._futures = {}
+        self.want_uncertainty = False
+
+    # -- compiled pieces of each stage ---------------------------------------------
+    def _build(self, index: int) -> _Compiled:
+        """Jitted init/result and the compiled chunk of ``chunk`` iterations
+        (from the cache when an identical fit compiled them before)."""
+        key = None if self.key is None else (*self.key, index, self.plans[index])
+        with _CACHE_LOCK:
+            cached = _COMPILED.get(key) if key is not None else None
+        if cached is not None:
+            return cached
+        built = self._compile(index)
+        if key is not None:
+            with _CACHE_LOCK:
+                _COMPILED[key] = built
+                while len(_COMPILED) > _CACHE_SIZE:
+                    _COMPILED.pop(next(iter(_COMPILED)))
+        return built
+
+    def _compile(self, index: int) -> _Compiled:
+        stage = self.stages[index]
+        kind, opt, n_iter = self.plans[index]
+        if kind == "lm":
+            m = levenberg_marquardt(stage, self.space)
+            chunk = 1
+        else:
+            m = optax_method(stage, self.space, opt, self.modes[index])
+            chunk = min(_OPTAX_CHUNK, n_iter)
+        delta_shape = (self.n_starts,) + (stage.delta_shape or (0,))
+        init = jax.jit(jax.vmap(m.init, in_axes=(0, 0, None)))
+        step = jax.vmap(m.step, in_axes=(0, None))
+
+        def chunk_fn(state, data):
+            def body(st, _):
+                new = step(st, data)
+                return new, jax.vmap(m.observe)(st, new)
+
+            return lax.scan(body, state, None, length=chunk)
+
+        z = jax.ShapeDtypeStruct((self.n_starts, self.space.n_free), self.float_type)
+        d = jax.ShapeDtypeStruct(delta_shape, self.float_type)
+        template = jax.eval_shape(init, z, d, self.arrays)
+        compiled = jax.jit(chunk_fn).lower(template, self.arrays).compile()
+        return _Compiled(
+            kind=kind,
+            chunk=chunk,
+            n_iter=-(-n_iter // chunk) * chunk,
+            delta_shape=delta_shape,
+            init=init,
+            result=jax.jit(jax.vmap(m.result)),
+            run_chunk=compiled,
+            template=template,
+        )
+
+    def precompile_later_stages(self):
+        """Compile the stages after the current one in a background thread, while
+        the current one runs (their compilation then costs no wall time on a
+        machine with a spare core)."""
+        later = range(self.stage + 1, len(self.stages))
+        if not later or self._pool is not None:
+            return
+
+        def build(index):
+            with jax.enable_x64(True):  # the config is per thread: as in fit()
+                return self._build(index)
+
+        self._pool = ThreadPoolExecutor(max_workers=1)
+        for index in later:
+            self._futures[index] = self._pool.submit(build, index)
+        if self.want_uncertainty and self.stages[-1].residuals is not None:
+
+            def compile_laplace():
+                with jax.enable_x64(True):
+                    warm_up(self.stages[-1], self.space, self.arrays)
+
+            self._futures["laplace"] = self._pool.submit(compile_laplace)
+
+    def close(self):
+        """Stop the background compilation (waits for the job in progress)."""
+        if self._pool is not None:
+            for future in self._futures.values():
+                future.cancel()
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    def _setup(self):
+        future = self._futures.pop(self.stage, None)
+        built = future.result() if future is not None else self._build(self.stage)
+        self.kind = built.kind
+        self.chunk = built.chunk
+        self.n_iter = built.n_iter
+        self.delta_shape = built.delta_shape
+        self._init = built.init
+        self._result = built.result
+        self._chunk = built.run_chunk
+        self._state_template = built.template
+
+    def _template(self):
+        return self._state_template
+
+    def start(self, z: np.ndarray):
+        self.stage = 0
+        self._enter_stage(jnp.asarray(z, self.float_type))
+
+    def _enter_stage(self, z, delta=None):
+        self._setup()
+        if delta is None or delta.shape != self.delta_shape:
+            delta = jnp.zeros(self.delta_shape, self.float_type)
+        self.state = self._init(z, jnp.asarray(delta, self.float_type), self.arrays)
+        self.iteration = 0
+        self._commit()
+
+    def _commit(self):
+        """Remember a consistent point to checkpoint (one attribute store, so an
+        interrupt can never catch it half-updated)."""
+        self._committed = (
+            self.stage, self.state, self.iteration, len(self.loss_records),
+            self.done, self._final,
+        )  # fmt: skip
+
+    def elapsed(self) -> float:
+        return self.time_offset + self.clock() - self.started
+
+    def _record(self, losses, z):
+        self.loss_records.append(np.asarray(losses, np.float64))
+        self.z_records.append(np.asarray(z, np.float64))
+        self.stage_records.append(self.stage)
+        self.time_records.append(self.elapsed())
+
+    def advance(self):
+        self.state, (losses, zs) = self._chunk(self.state, self.arrays)
+        losses, zs = np.asarray(losses), np.asarray(zs)
+        for k in range(self.chunk):
+            self._record(losses[k], zs[k])
+        self.iteration += self.chunk
+        self._commit()
+
+    def stage_done(self) -> bool:
+        """Every start (Levenberg–Marquardt) has converged — the last step was
+        accepted and lowered the loss by at most ``tol`` (relative), or no step
+        lowered it by more than that in the last ``_LM_PATIENCE`` iterations — or
+        is a straggler: a loss above ``_STRAGGLER_RATIO`` times the best start's
+        that fell by less than ``_STRAGGLER_GAIN`` (relative) over the last
+        ``_LM_PATIENCE`` iterations. Stragglers would otherwise hold every start
+        in the batch for up to ``max_iterations``."""
+        if self.iteration >= self.n_iter:
+            return True
+        if self.kind != "lm" or self.iteration < 2:
+            return False
+        in_stage = self.loss_records[len(self.loss_records) - self.iteration :]
+        recent = np.array(in_stage[-(_LM_PATIENCE + 1) :])
+        last = recent[-1]
+        scale = self.tol * np.abs(last)
+        step_gain = recent[-2] - last
+        converged = (step_gain > 0) & (step_gain <= scale)
+        if len(recent) == _LM_PATIENCE + 1:
+            converged |= recent[0] - last <= scale
+            best = np.min(np.where(np.isfinite(last), last, np.inf))
+            straggler = (last > _STRAGGLER_RATIO * best) & (
+                recent[0] - last <= _STRAGGLER_GAIN * np.abs(last)
+            )
+            converged |= straggler
+        converged |= ~np.isfinite(last)
+        return bool(np.all(converged))
+
+    def next_stage(self):
+        z, delta, loss = self._result(self.state)
+        self._record(loss, z)  # the point the stage ends at
+        if self.stage + 1 < len(self.stages):
+            previous = self.stages[self.stage]
+            self.stage += 1
+            self._enter_stage(
+                z, _carry_offsets(previous, self.stages[self.stage], delta)
+            )
+        else:
+            self._final = tuple(np.asarray(x) for x in self._result(self.state))
+            self.done = True
+            self._commit()
+
+    def final(self):
+        return self._final
+
+    def best_loss(self) -> float:
+        losses = self.loss_records[-1]
+        finite = losses[np.isfinite(losses)]
+        return float(finite.min()) if finite.size else math.inf
+
+    def last_losses(self) -> np.ndarray:
+        return self.loss_records[-1].copy()
+
+    def history(self, space):
+        losses = np.array(self.loss_records)
+        values = space.values_np(np.array(self.z_records))
+        return (
+            losses, values, np.array(self.stage_records), np.array(self.time_records)
+        )  # fmt: skip
+
+    # -- checkpoints ----------------------------------------------------------------
+    def snapshot(self) -> tuple[dict, dict]:
+        stage, state, iteration, n_records, done, final = self._committed
+        arrays = {
+            "loss_records": np.array(self.loss_records[:n_records]),
+            "z_records": np.array(self.z_records[:n_records]),
+            "stage_records": np.array(self.stage_records[:n_records]),
+            "time_records": np.array(self.time_records[:n_records]),
+        }
+        if done:
+            for k, x in enumerate(final):
+                arrays[f"final_{k}"] = x
+        else:
+            for k, leaf in enumerate(jax.tree.leaves(state)):
+                arrays[f"state_{k}"] = np.asarray(leaf)
+        meta = {
+            "stage": stage,
+            "iteration": iteration,
+            "done": done,
+            "records": n_records,
+        }
+        return meta, arrays
+
+    def restore(self, meta: dict, arrays: dict):
+        self.loss_records = list(arrays["loss_records"])
+        self.z_records = list(arrays["z_records"])
+        self.stage_records = [int(s) for s in arrays["stage_records"]]
+        self.time_records = [float(t) for t in arrays["time_records"]]
+        self.stage = int(meta["stage"])
+        self.iteration = int(meta["iteration"])
+        self._setup()
+        if meta["done"]:
+            self.done = True
+            self._final = tuple(arrays[f"final_{k}"] for k in range(3))
+            self.state = None
+            self._commit()
+            return
+        template = self._template()
+        leaves, treedef = jax.tree.flatten(template)
+        restored = []
+        for k, spec in enumerate(leaves):
+            leaf = arrays.get(f"state_{k}")
+            if leaf is None or leaf.shape != spec.shape:
+                raise ValueError(
+                    "The checkpoint's optimizer state does not match this fit; delete "
+                    "it or pass resume=False."
+                )
+            restored.append(jnp.asarray(leaf, spec.dtype))
+        self.state = jax.tree.unflatten(treedef, restored)
+        self._commit()
+
+
+def regression(
+    data: FitData | Any,
+    free: Sequence[str] | str = ("g_na", "g_k", "g_l", "e_l"),
+    *,
+    params: Any = None,
+    block_ms: float = 0.5,
+    **kwargs,
+) -> FitResult:
+    """Regression estimate (MODEL.md §3): gates driven by the recorded V, then
+    least squares on the current balance (:class:`EquationError`), no simulation.
+
+    For conductances and ``c_m`` the problem is linear and one Gauss–Newton step
+    solves it; reversal potentials enter bilinearly (``g·E``) and take a few more.
+    A fast warm start (``fit(init="regression")`` uses it) and a reasonable
+    estimate for clean data; biased by recording noise (errors in the regressors).
+
+    Args:
+        data, params: as :func:`fit`.
+        free: fields to estimate.
+        block_ms: integration block, ms (see :class:`EquationError`).
+        **kwargs: passed to :func:`fit` (default: one start at ``params``, quiet).
+    """
+    kwargs.setdefault("n_starts", 1)
+    kwargs.setdefault("progress", False)
+    kwargs.setdefault("optimizer", "lm")
+    if kwargs["n_starts"] == 1 and "init" not in kwargs:
+        base = hhjax.HHParams() if params is None else params
+        kwargs["init"] = np.array(
+            [
+                [
+                    float(np.asarray(getattr(base, f)))
+                    for f in (free.split(",") if isinstance(free, str) else free)
+                ]
+            ]
+        )
+    return fit(
+        data, free, params=params, loss=EquationError(block_ms=block_ms), **kwargs
+    )
+
+
+def save_result(result: FitResult, path: str | os.PathLike) -> Path:
+    """Write ``result`` as ``params.json`` (atomically)."""
+    return result.save(path)

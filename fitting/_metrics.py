@@ -1,0 +1,215 @@
+"""How well parameters predict data: spike counts, spike times, subthreshold error.
+
+A spike is an **upward crossing of ``threshold``** (default 0 mV, in the voltage
+convention of the data) by a trace that has been below ``threshold −
+hysteresis`` (default 10 mV) since the previous spike, so recording noise around
+the threshold cannot count one spike twice. Its time is linearly interpolated
+between the two samples. Only samples inside the fitting windows (the data's
+mask) are analysed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import jax
+import numpy as np
+
+import hhjax
+from fitting._data import FitData
+from fitting._losses import initial_state
+
+THRESHOLD_MV = 0.0
+HYSTERESIS_MV = 10.0
+SPIKE_EXCLUSION_MS = 3.0  # subthreshold error ignores samples this close to a spike
+COINCIDENCE_MS = 2.0  # spikes closer than this are matched
+
+
+def spike_times(
+    v: np.ndarray,
+    dt: float,
+    threshold: float = THRESHOLD_MV,
+    hysteresis: float = HYSTERESIS_MV,
+    t0: float = 0.0,
+) -> np.ndarray:
+    """Spike times (ms) of one trace: upward crossings of ``threshold`` (mV)
+    re-armed by falling below ``threshold − hysteresis``.
+
+    Args:
+        v: membrane potential, mV, ``(n_samples,)``.
+        dt: sampling interval, ms.
+        threshold, hysteresis: mV.
+        t0: time of the first sample, ms.
+
+    Returns:
+        Spike times, ms, ascending, ``(n_spikes,)``.
+    """
+    v = np.asarray(v, dtype=np.float64)
+    crossing = np.flatnonzero((v[:-1] < threshold) & (v[1:] >= threshold))
+    low = v < threshold - hysteresis
+    # Index of the last "low" sample at or before each sample (-1: none yet).
+    last_low = np.maximum.accumulate(np.where(low, np.arange(v.size), -1))
+    times, previous = [], -1
+    for k in crossing:
+        armed = previous < 0 or last_low[k] > previous
+        if armed:
+            frac = (threshold - v[k]) / (v[k + 1] - v[k])
+            times.append(t0 + (k + frac) * dt)
+            previous = k
+    return np.array(times)
+
+
+def simulate_data(
+    params: Any,
+    data: FitData,
+    *,
+    method: str = hhjax.DEFAULT_METHOD,
+    start: str = "rest",
+    dtype: str = "float64",
+) -> np.ndarray:
+    """Simulate every sweep of ``data`` with ``params`` under its recorded current.
+
+    Args:
+        params: the model's parameter tuple (voltage convention of the data).
+        data: the sweeps (their current and sampling interval are used).
+        method: integrator.
+        start: ``"rest"`` (resting state for each sweep's first current sample) or
+            ``"data"`` (first recorded V, gates at steady state).
+        dtype: ``"float64"`` (default) or ``"float32"``.
+
+    Returns:
+        Simulated V, mV, ``(n_sweeps, n_samples)``, aligned with ``data.v``.
+    """
+    x64 = jax.enable_x64(True) if dtype == "float64" else contextlib.nullcontext()
+    with x64:
+        arrays = data.arrays(np.float64 if dtype == "float64" else np.float32)
+        state0 = initial_state(params, arrays, start)
+        trace = hhjax.simulate(
+            params, arrays.i, data.dt, state0=state0, method=method, record=("v",)
+        )
+        return np.asarray(trace.v, np.float64).T
+
+
+def _match(a: np.ndarray, b: np.ndarray, window: float) -> list[tuple[int, int]]:
+    """Greedy one-to-one matching of spike times closer than ``window`` (ms)."""
+    pairs = sorted(
+        (abs(x - y), i, j)
+        for i, x in enumerate(a)
+        for j, y in enumerate(b)
+        if abs(x - y) <= window
+    )
+    used_a, used_b, out = set(), set(), []
+    for _, i, j in pairs:
+        if i not in used_a and j not in used_b:
+            used_a.add(i)
+            used_b.add(j)
+            out.append((i, j))
+    return out
+
+
+def _sweep_metrics(t, v_data, v_model, mask, dt, threshold, hysteresis):
+    inside = t[mask]
+    span = (inside[0], inside[-1] + dt) if inside.size else (t[0], t[0])
+
+    def spikes(v):
+        times = spike_times(v, dt, threshold, hysteresis, t0=t[0])
+        k = np.clip(np.round((times - t[0]) / dt).astype(int), 0, t.size - 1)
+        return times[mask[k]] if times.size else times
+
+    s_data, s_model = spikes(v_data), spikes(v_model)
+    err = (v_model - v_data)[mask]
+    near = np.zeros(t.shape, bool)
+    for s in np.concatenate([s_data, s_model]):
+        near |= np.abs(t - s) <= SPIKE_EXCLUSION_MS
+    sub = mask & ~near
+    pairs = _match(s_data, s_model, COINCIDENCE_MS)
+    n_d, n_m = len(s_data), len(s_model)
+    duration = max(span[1] - span[0], dt)
+    gamma = None
+    if n_d + n_m > 0:
+        rate = n_m / duration  # model firing rate, 1/ms
+        expected = 2.0 * rate * COINCIDENCE_MS * n_d  # chance coincidences
+        norm = 1.0 - 2.0 * rate * COINCIDENCE_MS
+        if norm > 0:
+            gamma = (len(pairs) - expected) / (0.5 * (n_d + n_m)) / norm
+    return {
+        "spikes_data": n_d,
+        "spikes_model": n_m,
+        "subthreshold_rmse_mV": (
+            float(np.sqrt(np.mean((v_model - v_data)[sub] ** 2))) if sub.any() else None
+        ),
+        "rmse_mV": float(np.sqrt(np.mean(err**2))) if err.size else None,
+        "matched_spikes": len(pairs),
+        "spike_time_mae_ms": (
+            float(np.mean([abs(s_data[i] - s_model[j]) for i, j in pairs]))
+            if pairs
+            else None
+        ),
+        "coincidence_factor": gamma,
+        "first_spike_latency_data_ms": float(s_data[0] - span[0]) if n_d else None,
+        "first_spike_latency_model_ms": float(s_model[0] - span[0]) if n_m else None,
+        "window_ms": [float(span[0]), float(span[1])],
+    }
+
+
+def metrics(
+    data: FitData,
+    params: Any,
+    *,
+    method: str = hhjax.DEFAULT_METHOD,
+    threshold: float = THRESHOLD_MV,
+    hysteresis: float = HYSTERESIS_MV,
+    v_model: np.ndarray | None = None,
+) -> dict:
+    """Prediction quality of ``params`` on ``data`` (the ``metrics.json`` document).
+
+    The model is simulated from rest under each sweep's recorded current (see
+    :func:`simulate_data`) and compared with the recorded V inside the fitting
+    windows.
+
+    Args:
+        data: the sweeps.
+        params: the model's parameter tuple.
+        method: integrator.
+        threshold, hysteresis: spike detection, mV (see the module docstring).
+        v_model: simulated V ``(n_sweeps, n_samples)`` if already computed.
+
+    Returns:
+        ``{"threshold_mV", "hysteresis_mV", "spike_exclusion_ms",
+        "coincidence_window_ms", "sweeps": [per sweep: "sweep" (index in the
+        file), "spikes_data", "spikes_model", "subthreshold_rmse_mV" (samples
+        farther than 3 ms from any spike), "rmse_mV", "matched_spikes" (within
+        2 ms), "spike_time_mae_ms", "coincidence_factor" (Kistler's Γ, 2 ms),
+        first-spike latencies, "window_ms"], "total": {...}}``.
+    """
+    if v_model is None:
+        v_model = simulate_data(params, data, method=method)
+    t = data.t
+    sweeps = []
+    for k in range(data.n_sweeps):
+        row = {"sweep": int(data.sweeps[k])}
+        row.update(
+            _sweep_metrics(
+                t, data.v[k], v_model[k], data.mask[k], data.dt, threshold, hysteresis
+            )
+        )
+        sweeps.append(row)
+    total_data = sum(s["spikes_data"] for s in sweeps)
+    total_model = sum(s["spikes_model"] for s in sweeps)
+    sub = [s["subthreshold_rmse_mV"] for s in sweeps if s["subthreshold_rmse_mV"]]
+    return {
+        "threshold_mV": threshold,
+        "hysteresis_mV": hysteresis,
+        "spike_exclusion_ms": SPIKE_EXCLUSION_MS,
+        "coincidence_window_ms": COINCIDENCE_MS,
+        "method": method,
+        "start": "rest",
+        "sweeps": sweeps,
+        "total": {
+            "spikes_data": total_data,
+            "spikes_model": total_model,
+            "matched_spikes": sum(s["matched_spikes"] for s in sweeps),
+            "mean_subthreshold_rmse_mV": float(np.mean(sub)) if sub else None,
+        },
+    }

@@ -1,0 +1,1527 @@
+"""The real-cell protocol: fit a cortical model to current-clamp steps of one cell
+and predict the sweeps it was not fitted to.
+
+Voltage convention: modern (mV, rest ≈ −65 mV). Units: ms, mV, pA for whole-cell
+currents, pF, µA/cm² for current densities, mS/cm², µF/cm².
+
+The recipe (measured on the shipped recordings in ``docs/real_cells.md``):
+
+1. **Prepare** (:func:`prepare`): the passive properties of the hyperpolarising
+   step (:func:`hhjax.recordings.cell_properties`) give the cell capacitance
+   ``C`` (pF), which fixes the membrane area ``C / (1 µF/cm²)`` and turns pA into
+   µA/cm²; the onset jump gives the uncompensated series resistance, removed from
+   V (``V − R_s·I``, bridge balance); each sweep's pre-stimulus baseline is
+   brought to a common resting potential (drift). Only the main depolarising
+   step and its surroundings (the *analysis window*, ``[onset − 50, stop + 150)``
+   ms) are fitted and scored: a single-compartment model with a linear leak cannot
+   match the hyperpolarising pulse and the depolarised responses at once when the
+   cell rectifies (inward rectifier, I_h).
+2. **Choose training sweeps** (:func:`select_sweeps`): the strongest sweep
+   without spikes, the rheobase sweep and sweeps spread evenly up to the largest
+   current.
+3. **Search** (:func:`search`): a cross-entropy / separable-CMA search over the
+   free parameters (log scale for positive ones), each generation one batched,
+   jitted, forward-only simulation of every candidate on every training sweep.
+   The cost is what the protocol is judged by, measured on the training sweeps
+   only: spike-count errors (relative to ``1 + 0.1·n``), subthreshold RMSE
+   outside ±3 ms of any spike, and first-spike latency. ``e_l`` is not searched:
+   it is set so that the model rests exactly at the recorded resting potential.
+4. **Polish** (:func:`fit_recording`): Levenberg–Marquardt (:func:`fitting.fit`)
+   on :class:`SpikeFeatureLoss` (soft spike counts plus V capped below spikes)
+   from the search optimum and a few perturbed copies; kept only if the search
+   cost on the training sweeps does not get worse. It also gives the Laplace
+   standard errors of the parameter table.
+5. **Predict and score** (:func:`evaluate`): every sweep simulated from rest
+   under its current; per sweep the counts, subthreshold RMSE and latencies of
+   :func:`fitting.metrics`, and per recording the fraction of held-out sweeps
+   within ±1 spike, the rheobase of data and model, and the mean subthreshold
+   RMSE.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+import hhjax
+from fitting._data import FitArrays, FitData
+from fitting._losses import Loss, Stage
+from fitting._metrics import (
+    HYSTERESIS_MV,
+    SPIKE_EXCLUSION_MS,
+    THRESHOLD_MV,
+    metrics,
+    simulate_data,
+    spike_times,
+)
+from hhjax.analysis import soft_spike_count
+from hhjax.recordings import (
+    CellProperties,
+    Recording,
+    RecordingError,
+    cell_properties,
+    correct,
+    sweep_baselines,
+)
+
+BEFORE_MS = 50.0  # analysis window starts this long before the step onset
+AFTER_MS = 150.0  # ... and ends this long after the step
+LATENCY_SCALE_MS = 20.0  # a first-spike latency error of this size costs 1
+COUNT_SCALE = 0.1  # spike-count errors are divided by 1 + COUNT_SCALE * n_data
+# The model's steady response to the hyperpolarising step may differ from the
+# measured one by this factor (rectification) before it costs PASSIVE_WEIGHT per
+# squared log-unit beyond it; keeps the leak sane where no sweep constrains it.
+PASSIVE_FACTOR = 2.0
+PASSIVE_WEIGHT = 10.0
+ONSET_WEIGHT = 3.0  # extra cost of a sweep that spikes in model xor data (rheobase)
+SIGMA_MV = 1.0  # a subthreshold RMSE of this size costs 1
+CAP_MV = -30.0  # the polish loss compares V capped smoothly at this level
+
+# Free parameters of the search per model, and the log-scaled ones.
+FREE = {
+    "pospischil-rs": (
+        "g_na",
+        "g_kd",
+        "g_m",
+        "g_l",
+        "v_t",
+        "tau_max",
+        "c_m",
+        "e_k",
+        "temperature",
+    ),
+    "pospischil-fs": ("g_na", "g_kd", "g_l", "v_t", "c_m", "e_k", "temperature"),
+}
+_LINEAR = frozenset({"v_t", "e_k", "e_na", "e_l", "temperature"})
+# Search box (physical units): candidates are clipped into it.
+BOUNDS = {
+    "g_na": (1.0, 500.0),
+    "g_kd": (0.1, 100.0),
+    "g_m": (1e-4, 2.0),
+    "g_l": (1e-3, 1.0),
+    "v_t": (-75.0, -25.0),
+    "tau_max": (20.0, 1e4),
+    "c_m": (0.3, 5.0),
+    "e_k": (-110.0, -55.0),
+    "e_l": (-100.0, -20.0),
+    "temperature": (20.0, 40.0),
+}
+# Search spread per parameter: log units for positive ones, mV or degC otherwise.
+SPREAD = {
+    "g_na": 0.7,
+    "g_kd": 0.7,
+    "g_m": 0.7,
+    "g_l": 0.5,
+    "v_t": 5.0,
+    "tau_max": 0.7,
+    "c_m": 0.3,
+    "e_k": 8.0,
+    "temperature": 4.0,
+}
+
+
+# ----------------------------------------------------------------- preparation
+@dataclasses.dataclass(frozen=True, eq=False)
+class Prepared:
+    """A recording made ready for fitting (see :func:`prepare`).
+
+    Attributes:
+        recording: corrected sweeps cropped to the analysis window, current in
+            µA/cm² (``i_unit="uA/cm2"``, ``c_pf`` kept for reference).
+        raw: the recording as loaded (all sweeps, whole sweeps).
+        props: passive properties from the hyperpolarising step, or ``None`` if
+            ``c_pf`` and ``series_resistance`` were given.
+        c_pf: cell capacitance used for the current density, pF.
+        r_series: series resistance removed from V, MΩ.
+        offsets: baseline drift removed from each sweep, mV, ``(n_sweeps,)``.
+        v_rest: common resting potential after the drift correction, mV.
+        step: ``(onset, stop)`` of the main depolarising step, ms.
+        window: ``(start, stop)`` of the analysis window, ms.
+        amplitudes: step current of each sweep, pA, ``(n_sweeps,)``.
+    """
+
+    recording: Recording
+    raw: Recording
+    props: CellProperties | None
+    c_pf: float
+    r_series: float
+    offsets: np.ndarray
+    v_rest: float
+    step: tuple[float, float]
+    window: tuple[float, float]
+    amplitudes: np.ndarray
+
+    @property
+    def sweeps(self) -> tuple[int, ...]:
+        """Index of each sweep in its file (0-based)."""
+        return self.recording.sweeps
+
+    def data(self, sweeps: Sequence[int] | None = None) -> FitData:
+        """The (selected) sweeps as :class:`FitData` (µA/cm², whole window)."""
+        return FitData.from_recording(self.recording, sweeps=sweeps)
+
+    def settings(self) -> dict:
+        """JSON-able description, stored in ``params.json`` under ``protocol``."""
+        return {
+            "c_pF": self.c_pf,
+            "area_cm2": self.c_pf * 1e-6,
+            "series_resistance_MOhm": self.r_series,
+            "v_rest_mV": self.v_rest,
+            "baseline_offsets_mV": [float(x) for x in self.offsets],
+            "step_ms": list(self.step),
+            "window_ms": list(self.window),
+        }
+
+
+def main_step(recording: Recording) -> tuple[float, float]:
+    """``(onset, stop)`` in ms of the first depolarising command epoch, taken from
+    the sweep with the largest current (ties: the first).
+
+    Raises:
+        RecordingError: no sweep has a depolarising step.
+    """
+    i = recording.i
+    row = int(np.argmax(i.max(axis=1)))
+    level = i[row].max()
+    on = np.flatnonzero(np.abs(i[row] - level) <= 1e-6 * max(abs(level), 1.0))
+    if level <= i[row, 0] or on.size == 0:
+        raise RecordingError(
+            f"{recording.source or 'recording'}: no depolarising current step found; "
+            "the protocol fits current-clamp step families."
+        )
+    gaps = np.flatnonzero(np.diff(on) > 1)
+    stop = on[gaps[0]] + 1 if gaps.size else on[-1] + 1  # end of the first run
+    return float(recording.t[on[0]]), float(recording.t0 + stop * recording.dt)
+
+
+def step_amplitudes(recording: Recording, step: tuple[float, float]) -> np.ndarray:
+    """Mean current of each sweep inside ``step`` minus its first sample, in the
+    recording's current unit, ``(n_sweeps,)``."""
+    t = recording.t
+    inside = (t >= step[0]) & (t < step[1])
+    return recording.i[:, inside].mean(axis=1) - recording.i[:, 0]
+
+
+def prepare(
+    recording: Recording,
+    *,
+    c_pf: float | None = None,
+    series_resistance: float | None = None,
+    drift: bool = True,
+    v_ref: float | None = None,
+    step: tuple[float, float] | None = None,
+    before_ms: float = BEFORE_MS,
+    after_ms: float = AFTER_MS,
+) -> Prepared:
+    """Correct a current-clamp recording and crop it to its analysis window.
+
+    Args:
+        recording: whole-cell sweeps, current in pA (e.g. from
+            :func:`hhjax.recordings.load_recording` on an ``.abf``).
+        c_pf: cell capacitance, pF; default from the hyperpolarising step.
+        series_resistance: uncompensated series resistance to remove, MΩ; default
+            the onset jump of the hyperpolarising step (0 disables).
+        drift: remove each sweep's baseline drift (pre-stimulus median).
+        v_ref: resting potential the baselines are brought to, mV; default the
+            median baseline of the recording (use a fit's ``v_rest`` to predict
+            another recording of the same cell on the fit's baseline).
+        step: ``(onset, stop)`` of the step to analyse, ms; default
+            :func:`main_step`.
+        before_ms, after_ms: margins of the analysis window around the step, ms.
+
+    Returns:
+        A :class:`Prepared`.
+
+    Raises:
+        RecordingError: a current that is not in pA, no hyperpolarising step to
+            measure ``c_pf`` from, or no depolarising step.
+    """
+    where = recording.source or "recording"
+    if recording.i_unit != "pA":
+        raise RecordingError(
+            f"{where}: the real-cell protocol needs whole-cell currents in pA "
+            f"(got {recording.i_unit}); give densities to fitting.fit directly."
+        )
+    props = None
+    if c_pf is None or series_resistance is None:
+        props = cell_properties(recording)
+        if not np.isfinite(props.c_pf) or props.c_pf <= 0:
+            raise RecordingError(
+                f"{where}: no usable hyperpolarising step to measure the cell "
+                "capacitance; pass c_pf (pF)."
+            )
+        c_pf = props.c_pf if c_pf is None else c_pf
+        if series_resistance is None:
+            series_resistance = max(float(props.r_series), 0.0)
+    baselines = sweep_baselines(recording)
+    if drift:
+        reference = float(np.median(baselines)) if v_ref is None else float(v_ref)
+        offsets = baselines - reference
+    else:
+        offsets = np.zeros(recording.n_sweeps)
+    fixed = correct(recording, series_resistance=series_resistance, offset=offsets)
+    step = main_step(recording) if step is None else (float(step[0]), float(step[1]))
+    window = (
+        max(step[0] - before_ms, float(recording.t[0])),
+        min(step[1] + after_ms, float(recording.t[-1] + recording.dt)),
+    )
+    cropped = fixed.crop(*window)
+    density = cropped.replace(
+        i=cropped.i / c_pf, i_unit="uA/cm2", c_pf=float(c_pf), source=recording.source
+    )
+    v_rest = float(np.median(sweep_baselines(density, (window[0], step[0]))))
+    return Prepared(
+        recording=density,
+        raw=recording,
+        props=props,
+        c_pf=float(c_pf),
+        r_series=float(series_resistance),
+        offsets=np.asarray(offsets, float),
+        v_rest=v_rest,
+        step=step,
+        window=window,
+        amplitudes=step_amplitudes(recording, step),
+    )
+
+
+# ------------------------------------------------------------ spikes and sweeps
+def spike_counts(prepared: Prepared, v: np.ndarray | None = None) -> np.ndarray:
+    """Spikes per sweep inside the analysis window from the step onset on (upward
+    0 mV crossings re-armed 10 mV below, as :func:`fitting.metrics`).
+
+    Args:
+        prepared: the recording.
+        v: voltages to count in, mV, ``(n_sweeps, n_samples)``; default the data.
+    """
+    rec = prepared.recording
+    v = rec.v if v is None else v
+    out = []
+    for row in v:
+        times = spike_times(row, rec.dt, t0=rec.t0)
+        out.append(int(np.sum(times >= prepared.step[0])))
+    return np.array(out)
+
+
+def first_latencies(prepared: Prepared, v: np.ndarray | None = None) -> np.ndarray:
+    """First-spike latency after the step onset per sweep, ms (NaN: no spike)."""
+    rec = prepared.recording
+    v = rec.v if v is None else v
+    out = []
+    for row in v:
+        times = spike_times(row, rec.dt, t0=rec.t0)
+        times = times[times >= prepared.step[0]]
+        out.append(times[0] - prepared.step[0] if times.size else np.nan)
+    return np.array(out)
+
+
+def rheobase(amplitudes: np.ndarray, counts: np.ndarray) -> float | None:
+    """Smallest depolarising (> 0) step current with at least one spike, in the
+    unit of ``amplitudes`` (``None`` if none spikes); spontaneous spikes at zero
+    or negative current do not count."""
+    amplitudes, counts = np.asarray(amplitudes), np.asarray(counts)
+    spiking = amplitudes[(counts > 0) & (amplitudes > 0)]
+    return float(spiking.min()) if spiking.size else None
+
+
+def select_sweeps(
+    amplitudes: np.ndarray,
+    counts: np.ndarray,
+    n: int,
+    include_negative: bool = False,
+) -> list[int]:
+    """Training sweeps: the strongest depolarising sweep without spikes, the
+    rheobase sweep, then sweeps spread evenly in current up to the largest; with
+    ``include_negative`` also the most hyperpolarising step (if any; n >= 4).
+
+    Args:
+        amplitudes: step current per sweep, pA, ``(n_sweeps,)``.
+        counts: spikes per sweep in the data, ``(n_sweeps,)``.
+        n: number of sweeps to choose (>= 2).
+        include_negative: also train on the most hyperpolarising step. With a
+            linear leak this trades spiking accuracy for the hyperpolarised
+            response when the cell rectifies (measured in docs/real_cells.md).
+
+    Returns:
+        Row indices (0-based), ascending in current.
+
+    Raises:
+        ValueError: ``n < 2`` or no sweep spikes.
+    """
+    amplitudes, counts = np.asarray(amplitudes, float), np.asarray(counts)
+    if n < 2:
+        raise ValueError(f"Choose at least 2 training sweeps; got n={n}.")
+    rheo = rheobase(amplitudes, counts)
+    if rheo is None:
+        raise ValueError("No sweep has a spike: nothing to fit spiking to.")
+    order = np.argsort(amplitudes, kind="stable")
+    below = [k for k in order if amplitudes[k] < rheo and counts[k] == 0]
+    # The strongest subthreshold sweep, if the depolarising steps reach one.
+    chosen = [below[-1]] if below and amplitudes[below[-1]] > 0 else []
+    if include_negative and n >= 4 and amplitudes[order[0]] < 0:
+        chosen.insert(0, int(order[0]))
+    spiking = [k for k in order if amplitudes[k] >= rheo]
+    want = n - len(chosen)
+    targets = np.linspace(amplitudes[spiking[0]], amplitudes[spiking[-1]], want)
+    for target in targets:
+        left = [k for k in spiking if k not in chosen]
+        if not left:
+            break
+        chosen.append(min(left, key=lambda k: abs(amplitudes[k] - target)))
+    return sorted(chosen, key=lambda k: (amplitudes[k], k))
+
+
+# ---------------------------------------------------------- batched features
+def _counts_with_hysteresis(v, threshold, hysteresis):
+    """Crossings of ``threshold`` re-armed below ``threshold − hysteresis``.
+
+    ``v`` is ``(T, *batch)``; returns the boolean spike onsets ``(T − 1, *batch)``.
+    """
+    up = (v[:-1] < threshold) & (v[1:] >= threshold)
+    low = v[1:] < threshold - hysteresis
+
+    def step(armed, x):
+        cross, is_low = x
+        spike = armed & cross
+        return (armed & ~spike) | is_low, spike
+
+    _, spikes = lax.scan(step, jnp.ones(v.shape[1:], bool), (up, low))
+    return spikes
+
+
+def _dilate(events, half_width):
+    """True within ``half_width`` samples of any event, ``(T, *batch)``."""
+    cs = jnp.cumsum(events, axis=0)
+    zeros = jnp.zeros((half_width + 1,) + cs.shape[1:], cs.dtype)
+    tail = jnp.repeat(cs[-1:], half_width, axis=0)
+    padded = jnp.concatenate([zeros, cs, tail])
+    return (padded[2 * half_width + 1 :] - padded[: -2 * half_width - 1]) > 0
+
+
+def batch_features(dt: float, onset_index: int, method: str = "rk4") -> Callable:
+    """A jitted ``features(params, i, v) -> (counts, first, rmse)``.
+
+    ``params`` leaves have shape ``(K,)`` (K candidates), ``i`` and ``v`` are the
+    training sweeps, ``(T, S)``, in µA/cm² and mV. Each candidate is simulated from
+    rest on each sweep; returned arrays are ``(S, K)``: spikes from
+    ``onset_index`` on, first-spike latency after it (ms, NaN if none) and the
+    subthreshold RMSE (mV) outside ±3 ms of a data or model spike.
+    """
+    half = max(int(round(SPIKE_EXCLUSION_MS / dt)), 1)
+
+    def features(params, i_ext, v_data):
+        batch = jax.tree.map(
+            lambda x: jnp.asarray(x)[None, :] if jnp.ndim(x) else x, params
+        )
+        v = hhjax.simulate(
+            batch,
+            i_ext[:, :, None],
+            dt,
+            method=method,
+            record=("v",),
+            check_inputs=False,
+        ).v
+        bad = ~jnp.all(jnp.isfinite(v), axis=0)
+        v = jnp.where(jnp.isfinite(v), v, 0.0)
+        spikes = _counts_with_hysteresis(v, THRESHOLD_MV, HYSTERESIS_MV)
+        d_spikes = _counts_with_hysteresis(v_data, THRESHOLD_MV, HYSTERESIS_MV)
+        after = spikes[onset_index:]
+        counts = jnp.sum(after, axis=0)
+        first = jnp.where(jnp.any(after, 0), (jnp.argmax(after, 0) + 1) * dt, jnp.nan)
+        events = jnp.concatenate(
+            [jnp.zeros((1,) + spikes.shape[1:], bool), spikes | d_spikes[:, :, None]]
+        )
+        keep = ~_dilate(events, half)
+        sq = jnp.where(keep, (v - v_data[:, :, None]) ** 2, 0.0)
+        rmse = jnp.sqrt(jnp.sum(sq, 0) / jnp.maximum(jnp.sum(keep, 0), 1))
+        rmse = jnp.where(bad, jnp.inf, rmse)
+        return counts.T, first.T, rmse.T
+
+    return jax.jit(features)
+
+
+def feature_cost(counts, first, rmse, counts_data, first_data, sigma=SIGMA_MV):
+    """The search cost per candidate (lower is better).
+
+    Args:
+        counts, first, rmse: model features ``(..., S)`` (see
+            :func:`batch_features`, transposed to candidates first).
+        counts_data, first_data: the data's, ``(S,)``.
+        sigma: subthreshold RMSE (mV) that costs as much as one spike at n = 0.
+
+    Returns:
+        ``Σ_s ((n − n_d)/(1 + 0.1 n_d))² + 3·#(sweeps spiking in only one of
+        model and data) + mean_s RMSE²/σ² + mean_s ((lat − lat_d)/20 ms)²``
+        (latency where both spike), ``(...)``; ``inf`` for failed simulations.
+    """
+    scale = 1.0 + COUNT_SCALE * np.asarray(counts_data, float)
+    count_term = np.sum(((counts - counts_data) / scale) ** 2, axis=-1)
+    onset = np.sum((counts > 0) != (np.asarray(counts_data) > 0), axis=-1)
+    count_term = count_term + ONSET_WEIGHT * onset
+    both = np.isfinite(first) & np.isfinite(first_data)
+    lat = np.where(both, (first - np.nan_to_num(first_data)) / LATENCY_SCALE_MS, 0.0)
+    cost = count_term + np.mean(rmse**2, axis=-1) / sigma**2 + np.mean(lat**2, -1)
+    return np.where(np.isfinite(cost), cost, np.inf)
+
+
+# ----------------------------------------------------------------- parameters
+def rest_leak(params: Any, v_rest: float) -> Any:
+    """``params`` with ``e_l`` set so that the model rests at ``v_rest`` (mV):
+    ``e_l = v_rest + Σ I_other(v_rest) / g_l`` with the other currents at their
+    steady state. Works on batched leaves."""
+    model = hhjax.model_of(params)
+    state = model.steady_state(jnp.asarray(v_rest), params)
+    currents = model.currents(state, params)
+    scale = model.conductance_factor(params)
+    other = sum(v for k, v in currents.items() if k != "i_l")
+    return params._replace(e_l=v_rest + other / (scale * params.g_l))
+
+
+def initial_values(
+    prepared: Prepared, base: Any, names: Sequence[str], train: Sequence[int]
+) -> dict[str, float]:
+    """Starting point of the search from the cell's properties.
+
+    ``g_l`` from the depolarised input resistance of the strongest training sweep
+    without spikes (steady ΔV over the last 100 ms of the step), else from
+    ``R_in`` of the hyperpolarising step: ``g_l = c_m / (R·C)``; ``v_t`` 5 mV
+    below the voltage where the first training spike takes off (dV/dt > 10
+    mV/ms); the rest from ``base``.
+    """
+    rec = prepared.recording
+    t, dt = rec.t, rec.dt
+    values = {n: float(np.asarray(getattr(base, n))) for n in names}
+    counts = spike_counts(prepared)
+    rows = [rec.sweeps.index(s) for s in train]
+    quiet = [r for r in rows if counts[r] == 0 and prepared.amplitudes[r] > 0]
+    r_mohm = prepared.props.r_in if prepared.props is not None else None
+    if quiet:
+        r = max(quiet, key=lambda k: prepared.amplitudes[k])
+        tail = (t >= prepared.step[1] - 100.0) & (t < prepared.step[1])
+        dv = float(np.median(rec.v[r, tail])) - prepared.v_rest
+        if dv > 0.5:
+            r_mohm = dv / prepared.amplitudes[r] * 1e3
+    if "g_l" in values and r_mohm:
+        values["g_l"] = float(values.get("c_m", 1.0) * 1e3 / (r_mohm * prepared.c_pf))
+    spiking = [r for r in rows if counts[r] > 0]
+    if "v_t" in values and spiking:
+        r = spiking[0]
+        first = spike_times(rec.v[r], dt, t0=rec.t0)
+        first = first[first >= prepared.step[0]][0]
+        slope = np.diff(rec.v[r]) / dt
+        near = (t[:-1] >= first - 3.0) & (t[:-1] <= first) & (slope > 10.0)
+        if near.any():
+            values["v_t"] = float(rec.v[r, int(np.argmax(near))]) - 5.0
+    return {
+        n: float(np.clip(v, *BOUNDS.get(n, (-np.inf, np.inf))))
+        for n, v in values.items()
+    }
+
+
+def _box(names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The search box in the transformed space."""
+    lo = _to_z({n: BOUNDS[n][0] for n in names}, names)
+    hi = _to_z({n: BOUNDS[n][1] for n in names}, names)
+    return lo, hi
+
+
+def _to_z(values: dict, names: Sequence[str]) -> np.ndarray:
+    return np.array([values[n] if n in _LINEAR else np.log(values[n]) for n in names])
+
+
+def _from_z(z: Any, names: Sequence[str]) -> dict:
+    out = {}
+    for k, n in enumerate(names):
+        lo, hi = BOUNDS.get(n, (-np.inf, np.inf))
+        x = z[..., k] if n in _LINEAR else jnp.exp(z[..., k])
+        out[n] = jnp.clip(x, lo, hi)
+    return out
+
+
+# ---------------------------------------------------------------------- search
+@dataclasses.dataclass(frozen=True)
+class SearchResult:
+    """Outcome of :func:`search`.
+
+    Attributes:
+        params: best parameters (scalar leaves), ``e_l`` set for the resting
+            potential.
+        cost: its search cost on the training sweeps.
+        history: best cost of each generation.
+        evaluations: candidates simulated.
+        elapsed_s: wall time, s.
+    """
+
+    params: Any
+    cost: float
+    history: tuple[float, ...]
+    evaluations: int
+    elapsed_s: float
+
+
+class _Evaluator:
+    """Feature cost of candidate parameters on the training sweeps."""
+
+    def __init__(self, prepared, train, base, names, method, chunk, sigma, guard):
+        data = prepared.data(train)
+        self.v_rest, self.base, self.names = prepared.v_rest, base, tuple(names)
+        self.chunk, self.sigma = chunk, sigma
+        onset = int(round((prepared.step[0] - prepared.window[0]) / data.dt))
+        self.features = batch_features(data.dt, onset, method)
+        self.i = jnp.asarray(data.i.T)
+        self.v = jnp.asarray(data.v.T)
+        sub = dataclasses.replace(prepared, recording=data.recording)
+        self.counts = spike_counts(sub)
+        self.first = first_latencies(sub)
+        self.passive = None
+        props = prepared.props
+        if (
+            guard
+            and props is not None
+            and props.step_pa < 0
+            and np.isfinite(props.r_in)
+        ):
+            i_hyp = props.step_pa / prepared.c_pf  # uA/cm^2
+            dv = props.r_in * props.step_pa * 1e-3  # mV, negative
+            self.passive = (i_hyp, dv)
+            v_rest = self.v_rest
+            self._hyp = jax.jit(lambda p: hhjax.resting_state(p, i_hyp).v - v_rest)
+
+    def passive_penalty(self, params: Any) -> np.ndarray:
+        """:data:`PASSIVE_WEIGHT` · max(0, |ln(ΔV_model / ΔV_data)| − ln 2)² for
+        the steady response to the hyperpolarising step (0 if not measured)."""
+        if self.passive is None:
+            return 0.0
+        ratio = np.asarray(self._hyp(params)) / self.passive[1]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            excess = np.maximum(np.abs(np.log(ratio)) - np.log(PASSIVE_FACTOR), 0.0)
+        return np.where(
+            np.isfinite(excess) & (ratio > 0), PASSIVE_WEIGHT * excess**2, np.inf
+        )
+
+    def params(self, z: np.ndarray) -> Any:
+        p = self.base._replace(**_from_z(jnp.asarray(z), self.names))
+        return rest_leak(p, self.v_rest)
+
+    def __call__(self, z: np.ndarray) -> np.ndarray:
+        out = []
+        for k in range(0, z.shape[0], self.chunk):
+            part = z[k : k + self.chunk]
+            pad = self.chunk - part.shape[0]
+            full = np.concatenate([part, np.repeat(part[-1:], pad, 0)]) if pad else part
+            c, f, r = (
+                np.asarray(a) for a in self.features(self.params(full), self.i, self.v)
+            )
+            cost = feature_cost(c, f, r, self.counts, self.first, self.sigma)
+            cost = cost + self.passive_penalty(self.params(full))
+            out.append(cost[: part.shape[0]])
+        return np.concatenate(out)
+
+
+def _distinct(
+    z: np.ndarray, order: np.ndarray, k: int, scale: np.ndarray, min_dist: float = 1.0
+) -> list[int]:
+    """Up to ``k`` indices from ``order`` (best first) whose points are at least
+    ``min_dist`` apart in units of ``scale`` (the rest filled with the next best)."""
+    chosen: list[int] = []
+    for j in order:
+        if all(np.max(np.abs(z[j] - z[c]) / scale) >= min_dist for c in chosen):
+            chosen.append(int(j))
+        if len(chosen) == k:
+            return chosen
+    rest = [int(j) for j in order if j not in chosen]
+    return chosen + rest[: k - len(chosen)]
+
+
+def search(
+    prepared: Prepared,
+    train: Sequence[int],
+    base: Any,
+    names: Sequence[str],
+    init: dict[str, float],
+    *,
+    generations: int = 16,
+    population: int = 64,
+    restarts: int = 4,
+    elite: float = 0.2,
+    screen: int = 512,
+    seed: int = 0,
+    method: str = "rk4",
+    chunk: int = 64,
+    sigma: float = SIGMA_MV,
+    passive_guard: bool = False,
+    log: Callable[[str], Any] | None = None,
+) -> SearchResult:
+    """Cross-entropy search (separable CMA-style) on the feature cost, from
+    several distinct starting points at once.
+
+    A broad first generation (``screen`` candidates uniform over the search box
+    :data:`BOUNDS`, log scale for positive parameters, plus ``init``) is
+    simulated; the best ``restarts`` candidates that differ by at least one
+    search spread (:data:`SPREAD`) in some parameter become the centres of
+    independent Gaussians. Each generation then draws ``population`` candidates
+    from every Gaussian, simulates all of them on all training sweeps in batches
+    of ``chunk`` (one jitted, forward-only call each), and moves each Gaussian
+    to the log-rank-weighted mean and spread of its best ``elite`` fraction (the
+    spread smoothed 9:1 with the previous one).
+
+    Args:
+        prepared: the recording (:func:`prepare`).
+        train: training sweeps (indices in the file).
+        base: parameters of the model (fixed fields; ``e_l`` is derived).
+        names: free parameters (not ``e_l``).
+        init: a starting point, ``{name: value}`` in physical units (part of the
+            screen; the only centre if ``screen`` is 0).
+        generations: generations after the screen.
+        population: candidates per Gaussian and generation.
+        restarts: number of Gaussians (independent restarts).
+        elite, seed: search settings.
+        screen: size of the broad first generation.
+        method: integrator; the step is the sampling interval.
+        chunk: candidates per compiled simulation.
+        sigma: see :func:`feature_cost`.
+        passive_guard: add the passive penalty (steady response to the
+            hyperpolarising step within :data:`PASSIVE_FACTOR` of the measured
+            one) to the cost.
+        log: called with a progress line per generation.
+
+    Returns:
+        A :class:`SearchResult`.
+    """
+    if "e_l" in names:
+        raise ValueError("`e_l` is set from the resting potential; do not search it.")
+    t0 = time.perf_counter()
+    evaluate_cost = _Evaluator(
+        prepared, train, base, names, method, chunk, sigma, passive_guard
+    )
+    rng = np.random.default_rng(seed)
+    spread0 = np.array([SPREAD.get(n, 0.5) for n in names])
+    lo, hi = _box(names)
+    z = _to_z(init, names)[None]
+    if screen:
+        z = np.concatenate([z, lo + (hi - lo) * rng.random((screen, lo.size))])
+    cost = evaluate_cost(z)
+    order = np.argsort(cost)
+    best_cost, best_z = float(cost[order[0]]), z[order[0]].copy()
+    centres = z[_distinct(z, order, max(restarts, 1), spread0)]
+    spreads = np.repeat(spread0[None], len(centres), 0)
+    n_elite = max(int(population * elite), 2)
+    w = np.log(n_elite + 0.5) - np.log(np.arange(1, n_elite + 1))
+    w /= w.sum()
+    history, evaluations = [best_cost], z.shape[0]
+    for g in range(generations):
+        noise = rng.standard_normal((len(centres), population, lo.size))
+        z = centres[:, None] + spreads[:, None] * noise
+        z = np.clip(z, lo, hi)
+        cost = evaluate_cost(z.reshape(-1, lo.size)).reshape(len(centres), population)
+        evaluations += cost.size
+        for r in range(len(centres)):
+            order = np.argsort(cost[r])
+            if cost[r, order[0]] < best_cost:
+                best_cost, best_z = float(cost[r, order[0]]), z[r, order[0]].copy()
+            top = z[r, order[:n_elite]]
+            spreads[r] = 0.9 * np.sqrt(w @ (top - centres[r]) ** 2) + 0.1 * spreads[r]
+            centres[r] = w @ top
+        history.append(best_cost)
+        if log is not None:
+            per = ", ".join(f"{c:.3g}" for c in cost.min(axis=1))
+            log(
+                f"search generation {g + 1}/{generations}: best cost {best_cost:.4g} "
+                f"(restarts: {per}; {time.perf_counter() - t0:.0f} s)"
+            )
+    best = evaluate_cost.params(best_z)
+    return SearchResult(
+        params=jax.tree.map(lambda x: float(np.asarray(x)), best),
+        cost=best_cost,
+        history=tuple(history),
+        evaluations=evaluations,
+        elapsed_s=time.perf_counter() - t0,
+    )
+
+
+# --------------------------------------------------------------- polish loss
+def _softmin(v, cap, width=2.0):
+    return cap - width * jax.nn.softplus((cap - v) / width)
+
+
+@dataclasses.dataclass(frozen=True)
+class SpikeFeatureLoss(Loss):
+    """Residual loss that stays informative on spiking sweeps (for LM).
+
+    Residuals: the V error outside ±3 ms of the recorded spikes with both traces
+    capped smoothly at ``cap_mv`` (spikes the model fires at other times cost a
+    bounded amount), divided by ``sigma_mv`` and by √(number of samples); and per
+    sweep the soft spike count (:func:`hhjax.analysis.soft_spike_count`, 2 mV
+    width) minus the recorded count, divided by ``1 + 0.1·n``. Sweeps start at
+    rest. V is compared every ``stride`` steps.
+
+    Attributes:
+        counts: recorded spikes per sweep (in the order of the data).
+        stride: compare every ``stride``-th sample.
+        sigma_mv, cap_mv: see above.
+    """
+
+    counts: tuple[int, ...] = ()
+    stride: int = 4
+    sigma_mv: float = 2.0
+    cap_mv: float = CAP_MV
+    name: str = "spike-features"
+
+    def stages(self, n_samples, n_sweeps, dt, method):
+        """One residual stage (see :class:`fitting.Loss`)."""
+        if len(self.counts) != n_sweeps:
+            raise ValueError(
+                f"SpikeFeatureLoss has {len(self.counts)} counts for {n_sweeps} sweeps."
+            )
+        counts = jnp.asarray(self.counts, float)
+        stride, sigma, cap = self.stride, self.sigma_mv, self.cap_mv
+        half = max(int(round(SPIKE_EXCLUSION_MS / dt)), 1)
+
+        def residuals(params, delta, data: FitArrays):
+            state0 = hhjax.resting_state(params, data.i[0])
+            v = hhjax.simulate(
+                params,
+                data.i,
+                dt,
+                state0=state0,
+                method=method,
+                record=("v",),
+                stride=stride,
+                check_inputs=False,
+            ).v
+            up = (data.v[:-1] < THRESHOLD_MV) & (data.v[1:] >= THRESHOLD_MV)
+            events = jnp.concatenate([jnp.zeros((1, up.shape[1]), bool), up])
+            keep = (~_dilate(events, half))[::stride][: v.shape[0]] * data.w[::stride]
+            v_data = data.v[::stride][: v.shape[0]]
+            n = jnp.maximum(jnp.sum(keep), 1.0)
+            r_v = (
+                keep * (_softmin(v, cap) - _softmin(v_data, cap)) / sigma / jnp.sqrt(n)
+            )
+            soft = soft_spike_count(
+                v, THRESHOLD_MV, width=2.0, t=data.t[::stride][: v.shape[0]]
+            )
+            r_n = (soft - counts) / (1.0 + COUNT_SCALE * counts)
+            return jnp.concatenate([r_v.ravel(), r_n]), None, jnp.asarray(1.0)
+
+        return (Stage("spike features", residuals, None, None),)
+
+
+# ------------------------------------------------------------------ evaluation
+def simulate_sweeps(
+    prepared: Prepared, params: Any, method: str = "rk4"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every sweep simulated from rest (:func:`fitting.simulate_data`); a sweep
+    whose simulation becomes non-finite is NaN and flagged.
+
+    Returns:
+        ``(v_model (n_sweeps, n_samples) in mV, failed (n_sweeps,) bool)``.
+    """
+    data = prepared.data()
+    try:
+        return simulate_data(params, data, method=method), np.zeros(data.n_sweeps, bool)
+    except hhjax.NonFiniteSimulationError:
+        pass
+    v = np.full(data.v.shape, np.nan)
+    failed = np.ones(data.n_sweeps, bool)
+    for k, sweep in enumerate(data.sweeps):
+        try:
+            v[k] = simulate_data(params, prepared.data([sweep]), method=method)[0]
+            failed[k] = False
+        except hhjax.NonFiniteSimulationError:
+            pass
+    return v, failed
+
+
+def evaluate(
+    prepared: Prepared, params: Any, train: Sequence[int] = (), *, method: str = "rk4"
+) -> dict:
+    """Simulate every sweep from rest and score it (the ``metrics.json`` document).
+
+    Returns:
+        :func:`fitting.metrics`' document with, per sweep, ``amplitude_pA``,
+        ``training`` and ``count_within_1``, and a ``protocol`` summary over the
+        held-out sweeps: ``held_out``, ``fraction_within_1``,
+        ``rheobase_data_pA`` / ``rheobase_model_pA`` (over all sweeps),
+        ``mean_subthreshold_rmse_mV`` / ``median_...`` / ``max_...``,
+        ``mean_abs_latency_error_ms``.
+    """
+    data = prepared.data()
+    v_model, failed = simulate_sweeps(prepared, params, method)
+    doc = metrics(data, params, method=method, v_model=np.nan_to_num(v_model))
+    train = {int(s) for s in train}
+    counts_d = spike_counts(prepared)
+    counts_m = spike_counts(prepared, v_model)
+    lat_d, lat_m = first_latencies(prepared), first_latencies(prepared, v_model)
+    for k, row in enumerate(doc["sweeps"]):
+        row["amplitude_pA"] = float(prepared.amplitudes[k])
+        row["training"] = row["sweep"] in train
+        row["spikes_data_step"] = int(counts_d[k])
+        row["spikes_model_step"] = int(counts_m[k])
+        row["count_within_1"] = bool(abs(int(counts_m[k]) - int(counts_d[k])) <= 1)
+        row["latency_data_ms"] = None if np.isnan(lat_d[k]) else float(lat_d[k])
+        row["latency_model_ms"] = None if np.isnan(lat_m[k]) else float(lat_m[k])
+        row["simulation_failed"] = bool(failed[k])
+        if failed[k]:
+            row["count_within_1"] = False
+            row["subthreshold_rmse_mV"] = row["rmse_mV"] = None
+    held = [r for r in doc["sweeps"] if not r["training"]]
+    rmse = np.array(
+        [
+            r["subthreshold_rmse_mV"]
+            for r in held
+            if r["subthreshold_rmse_mV"] is not None
+        ]
+    )
+    lat_err = [
+        abs(r["latency_model_ms"] - r["latency_data_ms"])
+        for r in held
+        if r["latency_model_ms"] is not None and r["latency_data_ms"] is not None
+    ]
+    doc["protocol"] = {
+        **prepared.settings(),
+        "training_sweeps": sorted(train),
+        "held_out": [r["sweep"] for r in held],
+        "fraction_within_1": float(np.mean([r["count_within_1"] for r in held]))
+        if held
+        else None,
+        "rheobase_data_pA": rheobase(prepared.amplitudes, counts_d),
+        "rheobase_model_pA": rheobase(prepared.amplitudes, counts_m),
+        "mean_subthreshold_rmse_mV": float(rmse.mean()) if rmse.size else None,
+        "median_subthreshold_rmse_mV": float(np.median(rmse)) if rmse.size else None,
+        "max_subthreshold_rmse_mV": float(rmse.max()) if rmse.size else None,
+        "mean_abs_latency_error_ms": float(np.mean(lat_err)) if lat_err else None,
+    }
+    return doc, v_model
+
+
+# ------------------------------------------------------------------ the fit
+@dataclasses.dataclass(frozen=True, eq=False)
+class RealFit:
+    """A fitted real cell (see :func:`fit_recording`).
+
+    Attributes:
+        params: fitted parameters (scalar leaves).
+        model: model name in :data:`hhjax.MODELS`.
+        free: fitted fields (``e_l`` included: set by the resting potential in
+            the search, free in the polish).
+        prepared: the prepared recording.
+        train: training sweeps (indices in the file).
+        search: the search outcome.
+        polish: the :class:`fitting.FitResult` of the polish, or ``None``.
+        polish_kept: whether the polish improved the search cost and was kept.
+        train_cost: search cost of ``params`` on the training sweeps.
+        uncertainty: Laplace estimate at ``params`` (:class:`fitting.Uncertainty`)
+            for :class:`SpikeFeatureLoss` on the training sweeps, or ``None``.
+        method: integrator.
+        timings: wall time of each phase, s.
+        options: the settings of the fit (search size, weights, guard, seed).
+    """
+
+    params: Any
+    model: str
+    free: tuple[str, ...]
+    prepared: Prepared
+    train: tuple[int, ...]
+    search: SearchResult
+    polish: Any
+    polish_kept: bool
+    train_cost: float
+    uncertainty: Any
+    method: str
+    timings: dict
+    options: dict = dataclasses.field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """The ``params.json`` document: the :class:`fitting.FitResult` layout
+        (``model``, ``params``, ``units``, ``free``, ``uncertainty``) plus
+        ``protocol`` (cell properties, corrections, window, training sweeps,
+        search and polish summaries, timings)."""
+        from fitting._params import unit_of
+        from fitting._results import params_dict, versions
+
+        values = params_dict(self.params)
+        doc = {
+            "format": "hhjax-fit/1",
+            "model": self.model,
+            "params": values,
+            "units": {k: unit_of(k) for k in values},
+            "free": list(self.free),
+            "loss": {
+                "name": "spike-features",
+                "final": self.train_cost,
+                "stages": ["search", "polish"],
+            },
+            "data": {
+                "source": self.prepared.recording.source,
+                "sweeps": list(self.train),
+            },
+            "settings": {"method": self.method, "protocol": "real-cell"},
+            "protocol": {
+                **self.prepared.settings(),
+                "training_sweeps": list(self.train),
+                "search": {
+                    "cost": self.search.cost,
+                    "history": list(self.search.history),
+                    "evaluations": self.search.evaluations,
+                },
+                "polish_kept": self.polish_kept,
+                "options": self.options,
+                "timings_s": self.timings,
+            },
+            "elapsed_s": float(sum(self.timings.values())),
+            "versions": versions(),
+        }
+        if self.uncertainty is not None:
+            doc["uncertainty"] = self.uncertainty.to_dict(
+                tuple(unit_of(n) for n in self.uncertainty.names)
+            )
+        return doc
+
+    def save(self, path) -> Any:
+        """Write :meth:`to_dict` as JSON (atomically); readable by
+        :func:`fitting.load_result`, ``hhjax predict`` and ``hhjax simulate``."""
+        from fitting._io import write_json_atomic
+
+        return write_json_atomic(path, self.to_dict())
+
+    def summary(self) -> str:
+        """Parameters with standard errors, one per line."""
+        from fitting._params import unit_of
+
+        lines = [
+            f"{self.model}: training sweeps {list(self.train)}, "
+            f"cost {self.train_cost:.4g}, {sum(self.timings.values()):.0f} s"
+        ]
+        unc = self.uncertainty
+        for name in self.free:
+            value = float(np.asarray(getattr(self.params, name)))
+            text = f"  {name:>12} = {value:.5g} {unit_of(name)}"
+            if unc is not None and name in unc.names:
+                se = unc.std_errors[unc.names.index(name)]
+                text += f" ± {se:.2g}" if np.isfinite(se) else " ± inf"
+            lines.append(text)
+        return "\n".join(lines)
+
+
+def _training_cost(prepared, train, params, method, sigma, guard) -> float:
+    ev = _Evaluator(prepared, train, params, (), method, 1, sigma, guard)
+    leaves = jax.tree.map(lambda x: jnp.asarray(x)[None], params)
+    c, f, r = (np.asarray(a) for a in ev.features(leaves, ev.i, ev.v))
+    cost = feature_cost(c, f, r, ev.counts, ev.first, sigma) + ev.passive_penalty(
+        leaves
+    )
+    return float(np.asarray(cost).ravel()[0])
+
+
+def _polish(prepared, train, params, free, iterations, starts, seed, method):
+    """LM on :class:`SpikeFeatureLoss` from ``params`` and perturbed copies."""
+    from fitting._fit import fit
+
+    data = prepared.data(train)
+    counts = tuple(
+        int(c)
+        for c in spike_counts(dataclasses.replace(prepared, recording=data.recording))
+    )
+    loss = SpikeFeatureLoss(counts=counts)
+    center = np.array([float(np.asarray(getattr(params, n))) for n in free])
+    rng = np.random.default_rng(seed)
+    init = np.repeat(center[None], starts, 0)
+    jitter = rng.normal(0.0, 0.05, init[1:].shape)
+    signed = np.array([n in _LINEAR for n in free])
+    init[1:] = np.where(
+        signed, init[1:] + 20.0 * jitter * 0.1, init[1:] * np.exp(jitter)
+    )
+    bounds = {n: BOUNDS[n] for n in free if n in BOUNDS}
+    result = fit(
+        data,
+        list(free),
+        params=params,
+        bounds=bounds,
+        loss=loss,
+        optimizer="lm",
+        n_starts=starts,
+        init=init,
+        max_iterations=iterations,
+        method=method,
+        progress=False,
+        uncertainty=False,
+    )
+    return result, loss, data
+
+
+def _laplace(loss, data, params, free, method):
+    from fitting._params import ParamSpace
+    from fitting._uncertainty import laplace
+
+    with jax.enable_x64(True):
+        arrays = data.arrays()
+        stage = loss.stages(data.n_samples, data.n_sweeps, data.dt, method)[0]
+        bounds = {n: BOUNDS[n] for n in free if n in BOUNDS}
+        space = ParamSpace.create(params, list(free), bounds)
+        values = np.array([float(np.asarray(getattr(params, n))) for n in free])
+        return laplace(stage, space, values, np.zeros((0,)), arrays)
+
+
+def fit_recording(
+    recording: Recording | Prepared,
+    model: str = "pospischil-rs",
+    *,
+    sweeps: Sequence[int] | None = None,
+    n_train: int = 6,
+    include_negative: bool = False,
+    free: Sequence[str] | None = None,
+    params: Any = None,
+    generations: int = 16,
+    population: int = 64,
+    restarts: int = 4,
+    screen: int = 512,
+    polish_iterations: int = 8,
+    polish_starts: int = 4,
+    sigma_mv: float = SIGMA_MV,
+    passive_guard: bool | None = None,
+    seed: int = 0,
+    method: str = "rk4",
+    log: Callable[[str], Any] | None = None,
+) -> RealFit:
+    """Fit a model to some sweeps of a current-clamp step recording.
+
+    Args:
+        recording: the loaded recording (pA; prepared with :func:`prepare`'s
+            defaults) or a :class:`Prepared`.
+        model: ``"pospischil-rs"`` or ``"pospischil-fs"`` (or another name of
+            :data:`hhjax.MODELS` with ``free`` given).
+        sweeps: training sweeps (file indices); default :func:`select_sweeps` with
+            ``n_train``.
+        n_train: number of training sweeps when ``sweeps`` is ``None``.
+        include_negative: let :func:`select_sweeps` add the most hyperpolarising
+            step.
+        free: parameters to search (default :data:`FREE` of the model; ``e_l`` is
+            always set by the resting potential and refined in the polish).
+        params: starting/fixed parameters (default the model's defaults).
+        generations, population, restarts, screen: search size
+            (:func:`search`).
+        polish_iterations, polish_starts: LM polish (0 iterations: none).
+        sigma_mv: weight of the subthreshold RMSE in the cost (see
+            :func:`feature_cost`).
+        passive_guard: keep the model's steady response to the hyperpolarising
+            step within a factor 2 of the measured one (:func:`search`);
+            ``None``: on when the scored step family has hyperpolarising steps
+            (the model must respond sanely to them), off otherwise.
+        seed: seed of search and polish.
+        method: integrator (step = sampling interval); ``"rk4"`` by default so
+            that ``hhjax simulate``/``predict`` reproduce the fitted behaviour.
+        log: called with progress lines.
+
+    Returns:
+        A :class:`RealFit`.
+    """
+    timings = {}
+    t0 = time.perf_counter()
+    with jax.enable_x64(True):
+        prepared = recording if isinstance(recording, Prepared) else prepare(recording)
+        base = hhjax.default_params(model) if params is None else params
+        names = tuple(FREE.get(model, ()) if free is None else free)
+        names = tuple(n for n in names if n != "e_l")
+        if not names:
+            raise ValueError(f"No free parameters for model {model!r}; pass `free`.")
+        counts = spike_counts(prepared)
+        if sweeps is None:
+            rows = select_sweeps(prepared.amplitudes, counts, n_train, include_negative)
+            sweeps = [prepared.sweeps[r] for r in rows]
+        train = tuple(int(s) for s in sweeps)
+        init = initial_values(prepared, base, names, train)
+        if passive_guard is None:
+            passive_guard = bool(np.any(prepared.amplitudes < 0))
+        if log is not None:
+            log(f"training sweeps {list(train)}; start {init}")
+        timings["prepare_s"] = time.perf_counter() - t0
+        found = search(
+            prepared,
+            train,
+            base,
+            names,
+            init,
+            generations=generations,
+            population=population,
+            restarts=restarts,
+            screen=screen,
+            seed=seed,
+            sigma=sigma_mv,
+            passive_guard=passive_guard,
+            method=method,
+            log=log,
+        )
+        timings["search_s"] = found.elapsed_s
+        best, cost, polished, kept = found.params, found.cost, None, False
+        all_free = (*names, "e_l")
+        t1 = time.perf_counter()
+        if polish_iterations > 0:
+            polished, loss, data = _polish(
+                prepared,
+                train,
+                found.params,
+                all_free,
+                polish_iterations,
+                polish_starts,
+                seed,
+                method,
+            )
+            cost_polished = _training_cost(
+                prepared, train, polished.params, method, sigma_mv, passive_guard
+            )
+            if log is not None:
+                log(f"polish: cost {cost_polished:.4g} (search {cost:.4g})")
+            stable = not simulate_sweeps(prepared, polished.params, method)[1].any()
+            if cost_polished <= cost and stable:
+                best, cost, kept = polished.params, cost_polished, True
+        else:
+            data = prepared.data(train)
+            loss = SpikeFeatureLoss(
+                counts=tuple(
+                    int(c) for c in counts[[prepared.sweeps.index(s) for s in train]]
+                )
+            )
+        timings["polish_s"] = time.perf_counter() - t1
+        t2 = time.perf_counter()
+        unc = _laplace(loss, data, best, all_free, method)
+        timings["uncertainty_s"] = time.perf_counter() - t2
+    return RealFit(
+        params=best,
+        model=model,
+        free=all_free,
+        prepared=prepared,
+        train=train,
+        search=found,
+        polish=polished,
+        polish_kept=kept,
+        train_cost=cost,
+        uncertainty=unc,
+        method=method,
+        timings=timings,
+        options={
+            "generations": generations,
+            "population": population,
+            "restarts": restarts,
+            "screen": screen,
+            "polish_iterations": polish_iterations,
+            "polish_starts": polish_starts,
+            "sigma_mv": sigma_mv,
+            "passive_guard": passive_guard,
+            "seed": seed,
+        },
+    )
+
+
+def predict_recording(
+    params: Any,
+    recording: Recording,
+    *,
+    document: dict | None = None,
+    same_baseline: bool = False,
+    method: str = "rk4",
+    train: Sequence[int] = (),
+) -> tuple[dict, np.ndarray, Prepared]:
+    """Score fitted parameters on a recording (held-out sweeps or another file).
+
+    Args:
+        params: fitted parameters.
+        recording: the recording (pA).
+        document: the fit's ``params.json`` document; its ``protocol`` block gives
+            the cell capacitance (same cell: same area) and resting potential.
+        same_baseline: bring the baselines to the fit's resting potential instead
+            of the recording's own median (another file of the same cell).
+        method: integrator.
+        train: sweeps to mark as training.
+
+    Returns:
+        ``(metrics document, model V (n_sweeps, n_samples), prepared)``.
+    """
+    protocol = (document or {}).get("protocol", {})
+    c_pf = protocol.get("c_pF")
+    v_ref = protocol.get("v_rest_mV") if same_baseline else None
+    with jax.enable_x64(True):
+        prepared = prepare(recording, c_pf=c_pf, v_ref=v_ref)
+        doc, v_model = evaluate(prepared, params, train, method=method)
+    return doc, v_model, prepared
+
+
+# ---------------------------------------------------------------------- report
+_OVERLAYS = 8
+
+
+def _overlay_rows(doc: dict) -> list[int]:
+    """Rows to draw: the training sweeps and held-out ones spread over the rest."""
+    rows = list(range(len(doc["sweeps"])))
+    train = [k for k in rows if doc["sweeps"][k]["training"]]
+    held = [k for k in rows if k not in train]
+    n_held = max(_OVERLAYS - len(train), 0)
+    if held and n_held:
+        picks = np.unique(np.round(np.linspace(0, len(held) - 1, n_held)).astype(int))
+        train += [held[k] for k in picks]
+    return sorted(train)[:_OVERLAYS]
+
+
+def _steady_levels(prepared: Prepared, v: np.ndarray) -> np.ndarray:
+    """Median V over the last 100 ms of the step per sweep, mV."""
+    t = prepared.recording.t
+    tail = (t >= prepared.step[1] - 100.0) & (t < prepared.step[1])
+    return np.median(v[:, tail], axis=1)
+
+
+def report_figure(
+    prepared: Prepared,
+    doc: dict,
+    v_model: np.ndarray,
+    fit: RealFit | None = None,
+    title: str = "",
+):
+    """The protocol's report: overlays, f–I curve, latency, subthreshold response
+    and (with ``fit``) the parameter table with standard errors.
+
+    Args:
+        prepared: the scored recording.
+        doc: the metrics document of :func:`evaluate`.
+        v_model: model V, mV, ``(n_sweeps, n_samples)``.
+        fit: the fit, for the parameter table.
+        title: figure title.
+
+    Returns:
+        A ``matplotlib.figure.Figure``.
+    """
+    from matplotlib.figure import Figure
+
+    rows = _overlay_rows(doc)
+    fig = Figure(
+        figsize=(15, 3.0 + 1.6 * ((len(rows) + 1) // 2) + 3.2), layout="constrained"
+    )
+    n_over = (len(rows) + 1) // 2
+    grid = fig.add_gridspec(n_over + 1, 8, height_ratios=[1.0] * n_over + [2.2])
+    rec = prepared.recording
+    for j, k in enumerate(rows):
+        ax = fig.add_subplot(grid[j // 2, 4 * (j % 2) : 4 * (j % 2) + 4])
+        ax.plot(rec.t, rec.v[k], color="0.3", lw=0.6, label="data")
+        ax.plot(rec.t, v_model[k], color="C3", lw=0.6, label="model")
+        row = doc["sweeps"][k]
+        tag = "training" if row["training"] else "held out"
+        ax.set_title(
+            f"sweep {row['sweep']} ({row['amplitude_pA']:.0f} pA, {tag}): "
+            f"spikes {row['spikes_data_step']} / {row['spikes_model_step']}",
+            fontsize=8,
+            loc="left",
+        )
+        ax.tick_params(labelsize=7)
+        low, high = ax.get_ylim()
+        if high - low < 10.0:  # at least 10 mV: noise is not a response
+            ax.set_ylim(0.5 * (low + high) - 5.0, 0.5 * (low + high) + 5.0)
+        if j == 0:
+            ax.legend(fontsize=7, loc="upper right")
+    amps = prepared.amplitudes
+    train = np.array([r["training"] for r in doc["sweeps"]])
+    counts_d = np.array([r["spikes_data_step"] for r in doc["sweeps"]])
+    counts_m = np.array([r["spikes_model_step"] for r in doc["sweeps"]])
+
+    def lat(key):
+        return np.array([np.nan if r[key] is None else r[key] for r in doc["sweeps"]])
+
+    panels = [
+        ("f–I: spikes in the step", counts_d, counts_m, "spikes"),
+        ("first-spike latency", lat("latency_data_ms"), lat("latency_model_ms"), "ms"),
+        (
+            "subthreshold: V, last 100 ms of step",
+            _steady_levels(prepared, rec.v),
+            _steady_levels(prepared, v_model),
+            "mV",
+        ),
+    ]
+    for j, (name, d, m, unit) in enumerate(panels):
+        ax = fig.add_subplot(grid[n_over, 2 * j : 2 * j + 2])
+        ax.plot(amps, d, "o-", color="0.3", ms=3, lw=0.8, label="data")
+        ax.plot(amps, m, "s--", color="C3", ms=3, lw=0.8, label="model")
+        ax.plot(
+            amps[train], d[train], "o", mfc="none", mec="C0", ms=8, label="training"
+        )
+        ax.set_xlabel("step current (pA)", fontsize=8)
+        ax.set_ylabel(unit, fontsize=8)
+        ax.set_title(name, fontsize=9, loc="left")
+        ax.tick_params(labelsize=7)
+        if j == 0:
+            ax.legend(fontsize=7)
+    ax = fig.add_subplot(grid[n_over, 6:8])
+    ax.axis("off")
+    if fit is not None:
+        _parameter_table(ax, fit)
+    summary = doc["protocol"]
+    fig.suptitle(
+        f"{title}  held out: {100 * (summary['fraction_within_1'] or 0):.0f} % within "
+        f"±1 spike; rheobase {summary['rheobase_data_pA']} / "
+        f"{summary['rheobase_model_pA']} pA (data / model); subthreshold RMSE mean "
+        f"{summary['mean_subthreshold_rmse_mV'] or float('nan'):.2f} mV",
+        fontsize=10,
+    )
+    return fig
+
+
+def _parameter_table(ax, fit: RealFit) -> None:
+    from fitting._params import unit_of
+
+    unc = fit.uncertainty
+    cells = []
+    for name in fit.free:
+        value = float(np.asarray(getattr(fit.params, name)))
+        se = ""
+        if unc is not None and name in unc.names:
+            s = unc.std_errors[unc.names.index(name)]
+            se = f"{s:.2g}" if np.isfinite(s) else "inf"
+        cells.append([name, f"{value:.4g}", se, unit_of(name)])
+    cells.append(["C (area)", f"{fit.prepared.c_pf:.1f}", "", "pF"])
+    table = ax.table(
+        cellText=cells,
+        colLabels=["parameter", "value", "s.e.", "unit"],
+        loc="center",
+        cellLoc="left",
+    )
+    table.auto_set_font_size(False)
+    table.set_fontsize(7)
+    table.scale(1.0, 1.1)
+
+
+def save_report(
+    path,
+    prepared: Prepared,
+    doc: dict,
+    v_model: np.ndarray,
+    fit: RealFit | None = None,
+    title: str = "",
+    dpi: int = 80,
+):
+    """Write :func:`report_figure` as a PNG (atomically)."""
+    import io
+
+    from fitting._io import write_bytes_atomic
+
+    fig = report_figure(prepared, doc, v_model, fit, title)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return write_bytes_atomic(path, buffer.getvalue())
+
+
+# ------------------------------------------------------- command-line helpers
+RAW_SUFFIXES = (".abf", ".nwb")
+
+
+def wants_protocol(path, document: dict | None = None) -> bool:
+    """Whether ``hhjax fit``/``predict`` should use this protocol: the data is a
+    raw whole-cell recording (``.abf``/``.nwb``, current in pA, capacitance
+    unknown), or the parameter file came from it (has a ``protocol`` block)."""
+    from pathlib import Path
+
+    if document is not None and "protocol" in document:
+        return True
+    return Path(path).suffix.lower() in RAW_SUFFIXES
+
+
+def fit_to_directory(
+    data_path,
+    out_dir,
+    model: str = "pospischil-rs",
+    *,
+    sweeps: Sequence[int] | None = None,
+    params: Any = None,
+    free: Sequence[str] | None = None,
+    seed: int = 0,
+    method: str = "rk4",
+    log: Callable[[str], Any] | None = None,
+    **options,
+) -> RealFit:
+    """Fit a recording file and write ``params.json``, ``metrics.json`` (every
+    sweep, training ones marked) and ``report.png`` into ``out_dir``.
+
+    What ``hhjax fit RECORDING.abf --model pospischil-rs --sweeps 8,12,16 --out
+    DIR`` runs (into a staging directory). ``options`` go to
+    :func:`fit_recording`.
+    """
+    import json
+    from pathlib import Path
+
+    from fitting._io import write_json_atomic
+    from hhjax.recordings import load_recording
+
+    out_dir = Path(out_dir)
+    recording = load_recording(data_path)
+    fit = fit_recording(
+        recording,
+        model,
+        sweeps=sweeps,
+        params=params,
+        free=free,
+        seed=seed,
+        method=method,
+        log=log,
+        **options,
+    )
+    document = fit.to_dict()
+    doc, v_model, prepared = predict_recording(
+        fit.params, recording, document=document, train=fit.train, method=method
+    )
+    fit.save(out_dir / "params.json")
+    write_json_atomic(
+        out_dir / "metrics.json", json.loads(json.dumps(doc, default=float))
+    )
+    title = f"{Path(data_path).name}: {model}, trained on sweeps {list(fit.train)}"
+    save_report(out_dir / "report.png", prepared, doc, v_model, fit, title=title)
+    return fit
+
+
+def predict_to_directory(
+    params_path,
+    data_path,
+    out_dir,
+    *,
+    same_baseline: bool = False,
+    method: str | None = None,
+) -> dict:
+    """Score a ``params.json`` of this protocol on a recording file and write
+    ``metrics.json`` and ``prediction.png`` into ``out_dir`` (what ``hhjax
+    predict DIR/params.json RECORDING.abf --out DIR2`` runs). The fit's training
+    sweeps are marked when the file is the one it was fitted to."""
+    import json
+    from pathlib import Path
+
+    from fitting._io import write_json_atomic
+    from fitting._results import load_result
+    from hhjax.recordings import load_recording
+
+    out_dir = Path(out_dir)
+    params, document = load_result(params_path)
+    method = method or document.get("settings", {}).get("method", "rk4")
+    recording = load_recording(data_path)
+    source = document.get("data", {}).get("source", "")
+    same_file = Path(source).name == Path(data_path).name
+    train = document.get("protocol", {}).get("training_sweeps", []) if same_file else []
+    doc, v_model, prepared = predict_recording(
+        params,
+        recording,
+        document=document,
+        same_baseline=same_baseline,
+        method=method,
+        train=train,
+    )
+    doc["params_file"] = str(params_path)
+    doc["data"] = {"source": str(data_path), "sweeps": list(prepared.sweeps)}
+    write_json_atomic(
+        out_dir / "metrics.json", json.loads(json.dumps(doc, default=float))
+    )
+    save_report(
+        out_dir / "prediction.png",
+        prepared,
+        doc,
+        v_model,
+        title=f"{Path(params_path).name} on {Path(data_path).name}",
+    )
+    return doc

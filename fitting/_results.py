@@ -1,0 +1,197 @@
+"""The result of a fit and its JSON file (``params.json``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import hhjax
+import hhjax.io
+from fitting._io import write_json_atomic
+from fitting._params import unit_of
+from fitting._uncertainty import Uncertainty
+
+FORMAT = "hhjax-fit/1"
+
+
+def versions() -> dict[str, str]:
+    """Versions of the packages that produced a result."""
+    out = {"python": platform.python_version(), "hhjax": hhjax.__version__}
+    for name in ("jax", "jaxlib", "optax", "numpy"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "?"
+    return out
+
+
+def model_name(params: Any) -> str:
+    """Name of the model of ``params`` in :data:`hhjax.MODELS` (the key whose
+    default parameters are of the same type and differ from ``params`` in the
+    fewest fields)."""
+    best, best_diff = None, None
+    for name, make in hhjax.MODELS.items():
+        defaults = make()
+        if type(defaults) is not type(params):
+            continue
+        diff = sum(
+            not np.array_equal(np.asarray(a), np.asarray(b))
+            for a, b in zip(defaults, params, strict=True)
+        )
+        if best_diff is None or diff < best_diff:
+            best, best_diff = name, diff
+    if best is None:
+        raise ValueError(
+            f"{type(params).__name__} is not the parameter type of a model in "
+            f"hhjax.MODELS ({', '.join(hhjax.MODELS)})."
+        )
+    return best
+
+
+def params_dict(params: Any) -> dict[str, float]:
+    """``{field: float}`` of a parameter tuple with scalar leaves."""
+    return {k: float(np.asarray(v)) for k, v in params._asdict().items()}
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class FitResult:
+    """What a fit found, for all starts, and how it got there.
+
+    Attributes:
+        params: best parameters (the model's tuple, Python floats).
+        model: the model's name in :data:`hhjax.MODELS` (e.g. ``"hh"``).
+        free: fitted field names; ``units`` their units.
+        values: best value of each free field, ``{name: value}``.
+        losses: final loss of each start (last stage), ``(n_starts,)``; ``inf``
+            for a start that failed (non-finite simulation).
+        best: index of the best start.
+        start_values, final_values: ``(n_starts, n_free)`` physical values.
+        loss_history: ``(n_records, n_starts)``: loss at iteration 0 of each stage
+            and after every iteration.
+        value_history: ``(n_records, n_starts, n_free)``: the values there.
+        stage_of: ``(n_records,)`` stage index of each record.
+        record_times: ``(n_records,)`` seconds since the fit began when each
+            record was taken (compilation included).
+        stage_labels: description of each stage (e.g. ``"2 ms windows"``).
+        uncertainty: Laplace estimate at the best start, or ``None``.
+        loss_name, loss_unit: the loss (``"shooting"``, ...) and its unit.
+        settings: the fit's settings (JSON-able).
+        elapsed_s: wall time of the fit, s (over all sessions if resumed).
+        resumed_at: number of history records already done when a checkpoint
+            was resumed, or ``None``.
+        timings: per stage run in this session: ``label``, ``iterations``,
+            ``first_chunk_s`` (includes compilation), ``total_s``.
+        data_source: the data file (or ``"arrays"``); ``sweeps`` its sweep indices.
+    """
+
+    params: Any
+    model: str
+    free: tuple[str, ...]
+    units: tuple[str, ...]
+    values: dict[str, float]
+    losses: np.ndarray
+    best: int
+    start_values: np.ndarray
+    final_values: np.ndarray
+    loss_history: np.ndarray
+    value_history: np.ndarray
+    stage_of: np.ndarray
+    record_times: np.ndarray
+    stage_labels: tuple[str, ...]
+    uncertainty: Uncertainty | None
+    loss_name: str
+    loss_unit: str
+    settings: dict
+    elapsed_s: float
+    resumed_at: int | None = None
+    timings: tuple[dict, ...] = ()
+    data_source: str = ""
+    sweeps: tuple[int, ...] = ()
+
+    @property
+    def loss(self) -> float:
+        """Final loss of the best start."""
+        return float(self.losses[self.best])
+
+    def to_dict(self) -> dict:
+        """The ``params.json`` document (see ``docs/fitting.md``)."""
+        params = params_dict(self.params)
+        doc = {
+            "format": FORMAT,
+            "model": self.model,
+            "params": params,
+            "units": {k: unit_of(k) for k in params},
+            "free": list(self.free),
+            "loss": {
+                "name": self.loss_name,
+                "unit": self.loss_unit,
+                "final": self.loss,
+                "stages": list(self.stage_labels),
+            },
+            "starts": {
+                "best": int(self.best),
+                "losses": self.losses.tolist(),
+                "initial": self.start_values.tolist(),
+                "final": self.final_values.tolist(),
+            },
+            "history": {
+                "stage": self.stage_of.tolist(),
+                "seconds": np.round(self.record_times, 3).tolist(),
+                "loss": self.loss_history.tolist(),
+            },
+            "data": {"source": self.data_source, "sweeps": list(self.sweeps)},
+            "settings": self.settings,
+            "elapsed_s": self.elapsed_s,
+            "resumed_at_record": self.resumed_at,
+            "timings": list(self.timings),
+            "versions": versions(),
+        }
+        if self.uncertainty is not None:
+            doc["uncertainty"] = self.uncertainty.to_dict(self.units)
+        return doc
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write :meth:`to_dict` as JSON, atomically."""
+        return write_json_atomic(path, self.to_dict())
+
+    def summary(self) -> str:
+        """A few lines: the best values with standard errors, and the starts."""
+        lines = [
+            f"best of {len(self.losses)} starts: {self.loss_name} loss "
+            f"{self.loss:.6g} {self.loss_unit} (start {self.best})"
+        ]
+        unc = self.uncertainty
+        for k, (name, unit) in enumerate(zip(self.free, self.units, strict=True)):
+            text = f"  {name:>12} = {self.values[name]:.6g} {unit}"
+            if unc is not None:
+                se = unc.std_errors[k]
+                text += f" ± {se:.2g}" if np.isfinite(se) else " ± inf"
+                if name in unc.undetermined:
+                    text += "  (undetermined)"
+            lines.append(text)
+        finite = np.isfinite(self.losses)
+        lines.append(
+            f"  {int(finite.sum())}/{len(self.losses)} starts finished with a finite "
+            f"loss; {self.elapsed_s:.1f} s"
+        )
+        return "\n".join(lines)
+
+
+def load_result(path: str | os.PathLike) -> tuple[Any, dict]:
+    """Read a ``params.json``: the parameters (of the model it names) and the
+    whole document.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not a parameter file (see :func:`hhjax.io.load_params`).
+    """
+    params = hhjax.io.load_params(path)
+    document = json.loads(Path(path).read_text(encoding="utf-8"))
+    return params, document
