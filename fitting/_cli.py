@@ -328,9 +328,11 @@ def register_fit(subparsers: Any) -> None:
     group.add_argument(
         "--free",
         type=_names,
-        required=True,
+        default=None,
         metavar="NAMES",
-        help="parameters to fit, comma-separated, e.g. g_na,g_k,g_l,e_l",
+        help="parameters to fit, comma-separated, e.g. g_na,g_k,g_l,e_l (required "
+        "for .npz/.csv data; for .abf/.nwb recordings the real-cell protocol "
+        "chooses them, see docs/real_cells.md)",
     )
     group.add_argument(
         "--model",
@@ -451,12 +453,17 @@ def checkpoint_path(out: Path) -> Path:
 def run_fit(args: argparse.Namespace) -> int:
     """Run ``hhjax fit``; returns the exit status (errors raise ``ValueError``)."""
     import fitting
+    from fitting import _protocol as protocol
     from fitting._io import write_json_atomic
     from fitting._report import save_report
 
     _check_out(args.out)
     _use_compile_cache(not args.no_compile_cache)
+    if protocol.wants_protocol(args.data):
+        return _run_protocol_fit(args, protocol)
     name, base = _base_params(args)
+    if args.free is None:
+        raise ValueError("argument --free: required for .npz/.csv data (e.g. g_na,g_k)")
     free = list(args.free)
     fitting.ParamSpace.create(base, free, dict(args.bounds))  # check names early
     dtype = "float32" if args.float32 else "float64"
@@ -505,13 +512,37 @@ def run_fit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_protocol_fit(args: argparse.Namespace, protocol: Any) -> int:
+    """``hhjax fit`` on a whole-cell recording (.abf/.nwb): the real-cell protocol
+    (``fitting._protocol``); ``--sweeps`` are the training sweeps (0-based)."""
+    import fitting
+
+    if args.model is None and args.params is None:
+        args.model = "pospischil-rs"
+    name, base = _base_params(args)
+    with jax.enable_x64(True), _sigterm_as_interrupt(), _staging(args.out) as tmp:
+        try:
+            fit = protocol.fit_to_directory(
+                args.data, tmp, name, sweeps=args.sweeps, params=base,
+                free=args.free, seed=args.seed, method=args.method,
+                log=None if args.quiet else print,
+            )  # fmt: skip
+        except fitting.RecordingError as err:
+            raise ValueError(str(err)) from None
+    print(fit.summary())
+    for file in ("params.json", "metrics.json", "report.png"):
+        print(f"wrote {args.out / file}")
+    return 0
+
+
 def _print_metrics(report: dict) -> None:
     for row in report["sweeps"]:
         sub = row["subthreshold_rmse_mV"]
         sub_text = "n/a" if sub is None else f"{sub:.3g} mV"
         print(
             f"  sweep {row['sweep']}: spikes data {row['spikes_data']}, model "
-            f"{row['spikes_model']} (matched {row['matched_spikes']}); subthreshold "
+            f"{row['spikes_model']} (matched {row.get('matched_spikes', 'n/a')}); "
+            "subthreshold "
             f"RMSE {sub_text}"
         )
 
@@ -547,6 +578,7 @@ def register_predict(subparsers: Any) -> None:
 def run_predict(args: argparse.Namespace) -> int:
     """Run ``hhjax predict``; returns the exit status."""
     import fitting
+    from fitting import _protocol as protocol
     from fitting._io import write_json_atomic
 
     _check_out(args.out)
@@ -556,6 +588,18 @@ def run_predict(args: argparse.Namespace) -> int:
         raise ValueError(f"PARAMS: no such file {str(args.params_file)!r}") from None
     except (ValueError, UnicodeDecodeError) as err:
         raise ValueError(f"PARAMS: {err}") from None
+    if protocol.wants_protocol(args.data, document):
+        with jax.enable_x64(True), _staging(args.out) as tmp:
+            try:
+                report = protocol.predict_to_directory(
+                    args.params_file, args.data, tmp, method=args.method
+                )
+            except fitting.RecordingError as err:
+                raise ValueError(str(err)) from None
+        _print_metrics(report)
+        for file in ("metrics.json", "prediction.png"):
+            print(f"wrote {args.out / file}")
+        return 0
     settings = document.get("settings") if isinstance(document, dict) else None
     method = args.method or (settings or {}).get("method") or hhjax.DEFAULT_METHOD
     if method not in hhjax.METHODS:

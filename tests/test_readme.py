@@ -11,7 +11,8 @@ def test_readme_opens_with_the_two_setup_commands():
     text = README.read_text()
     first_block = re.search(r"```bash\n(.*?)```", text, re.S).group(1).strip().splitlines()
     assert len(first_block) == 2
-    assert "pip install -e ." in first_block[0] and "pytest" in first_block[1]
+    assert "pip install -e" in first_block[0] and "hhjax fit" in first_block[0]
+    assert "pip install -e" in first_block[1] and "pytest" in first_block[1]
     ci = (README.parent / ".ci" / "run").read_text()
     assert "-m pytest -q" in first_block[1] and "-m pytest -q" in ci
 
