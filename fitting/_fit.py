@@ -39,7 +39,10 @@ from fitting._uncertainty import laplace, warm_up
 DTYPES = {"float64": jnp.float64, "float32": jnp.float32}
 _LM_PATIENCE = 5  # LM stops when no start improved by `tolerance` in this many steps
 _STRAGGLER_RATIO = 1.1  # ... or the only ones still improving are this much worse
-_STRAGGLER_GAIN = 0.02  # than the best and gained less than this over _LM_PATIENCE
+_STRAGGLER_GAIN = 0.05  # than the best and gained less than this over _LM_PATIENCE
+# Stages before the last only need to land in the next stage's basin: they stop
+# at this relative tolerance (or the fit's, if larger).
+_INTERMEDIATE_TOL = 1e-4
 _OPTAX_CHUNK = 10  # optax iterations per compiled call
 
 
@@ -741,7 +744,8 @@ class _Run:
         in_stage = self.loss_records[len(self.loss_records) - self.iteration :]
         recent = np.array(in_stage[-(_LM_PATIENCE + 1) :])
         last = recent[-1]
-        scale = self.tol * np.abs(last)
+        tol = self.tol if self.stage == len(self.stages) - 1 else _INTERMEDIATE_TOL
+        scale = max(tol, self.tol) * np.abs(last)
         step_gain = recent[-2] - last
         converged = (step_gain > 0) & (step_gain <= scale)
         if len(recent) == _LM_PATIENCE + 1:

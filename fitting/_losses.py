@@ -241,6 +241,9 @@ class Shooting(Loss):
             the maximum-likelihood fit (it assumes each sweep starts at rest
             under its first current sample; for data that do not, or a model
             that cannot reproduce the spikes, use windows only, ``(2.0, 20.0)``).
+        offsets: fit the starting-V offset ``δ`` of every window (``False``:
+            start at the recorded V; kept for comparison — recording noise in
+            the starting V then biases the fit, docs/fitting.md).
         robust_mv: each window's mean square error ``s`` enters the loss as
             ``c·log(1 + s/c)``, ``c = robust_mv²`` (mV²; :func:`robust_scale`), so
             that the few windows whose spike is out of alignment early in a stage
@@ -257,6 +260,7 @@ class Shooting(Loss):
     """
 
     windows_ms: tuple[float | None, ...] = (2.0, 20.0, None)
+    offsets: bool = True
     robust_mv: float | None = 5.0
     substeps: int = 1
     name: str = "shooting"
@@ -285,11 +289,21 @@ class Shooting(Loss):
                 Stage(
                     label=label,
                     residuals=_shooting_residuals(
-                        length, n_windows, dt, method, self.substeps, self.robust_mv
-                    ),
+                        length,
+                        n_windows,
+                        dt,
+                        method,
+                        self.substeps,
+                        self.robust_mv,
+                        self.offsets,
+                    ),  # fmt: skip
                     value=None,
-                    delta_shape=(n_windows, n_sweeps),
-                    delta_starts=tuple(range(0, n_windows * length, length)),
+                    delta_shape=(n_windows, n_sweeps) if self.offsets else None,
+                    delta_starts=(
+                        tuple(range(0, n_windows * length, length))
+                        if self.offsets
+                        else None
+                    ),
                 )
             )
         return tuple(out)
@@ -324,6 +338,7 @@ def _shooting_residuals(
     method: str,
     substeps: int,
     robust_mv: float | None,
+    offsets: bool = True,
 ):
     starts_np = np.arange(n_windows) * length
     # Samples of window j: starts[j] + 1 .. starts[j] + length; (L, W) indices.
@@ -334,9 +349,8 @@ def _shooting_residuals(
         model = hhjax.model_of(params)
         gates = gates_from_voltage(params, data.v[: end + 1], dt)
         starts = jnp.asarray(starts_np)
-        state0 = model.state_type(
-            v=data.v[starts] + delta, **{g: x[starts] for g, x in gates.items()}
-        )
+        v0 = data.v[starts] + delta if offsets else data.v[starts]
+        state0 = model.state_type(v=v0, **{g: x[starts] for g, x in gates.items()})
         # The current over the steps from each sample of the window: (L, W, S).
         i_windows = data.i[index - 1]
         trace, final = simulate_samples(
@@ -347,6 +361,8 @@ def _shooting_residuals(
         w0 = data.w[starts]
         r = jnp.sqrt(w) * voltage_error(simulated, data.v[index])
         r = r * robust_scale(r, w, robust_mv)[None]
+        if not offsets:
+            return r, None, jnp.sum(w)
         prior = jnp.sqrt(w0) * delta
         return r, prior, jnp.sum(w) + jnp.sum(w0)
 

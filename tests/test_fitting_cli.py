@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 
@@ -35,12 +36,24 @@ def _run(capsys, *argv):
     return status, captured.out, captured.err
 
 
-def test_fit_then_predict_write_their_files(recording_file, tmp_path, capsys):
+@pytest.fixture
+def compile_cache(tmp_path, monkeypatch):
+    """A compile-cache directory for one test; JAX's global setting restored."""
+    path = tmp_path / "cache"
+    monkeypatch.setenv("HHJAX_CACHE_DIR", str(path))
+    yield path
+    jax.config.update("jax_compilation_cache_dir", None)
+
+
+def test_fit_then_predict_write_their_files(
+    recording_file, tmp_path, capsys, compile_cache
+):
     out = tmp_path / "fit"
     status, stdout, stderr = _run(
         capsys, "fit", recording_file, "--free", "g_na,g_k,g_l", "--starts", 2,
         "--iterations", 4, "--quiet", "--out", out,
     )  # fmt: skip
+    assert any(compile_cache.iterdir())  # compiled programs kept for the next run
     assert status == 0, stderr
     assert sorted(p.name for p in out.iterdir()) == [
         "metrics.json", "params.json", "report.png",
@@ -72,7 +85,8 @@ def test_fit_on_the_shipped_example(tmp_path, capsys):
     out = tmp_path / "example"
     status, _, stderr = _run(
         capsys, "fit", EXAMPLE, "--free", "g_l,e_l", "--window", "0:100",
-        "--starts", 2, "--iterations", 2, "--init", "params", "--quiet", "--out", out,
+        "--starts", 2, "--iterations", 2, "--init", "params", "--quiet",
+        "--no-compile-cache", "--out", out,
     )  # fmt: skip
     assert status == 0, stderr
     assert {p.name for p in out.iterdir()} == {
@@ -106,7 +120,8 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(
 ):
     data = make(tmp_path / "bad.npz") if make else recording_file
     out = tmp_path / "out"
-    argv = ["fit", data, "--free", "g_na", "--quiet", "--out", out, *extra]
+    argv = ["fit", data, "--free", "g_na", "--quiet", "--no-compile-cache"]
+    argv += ["--out", out, *extra]
     status, stdout, stderr = _run(capsys, *argv)
     assert status == 2
     lines = stderr.strip().splitlines()
@@ -121,8 +136,9 @@ def test_existing_output_is_only_replaced_on_success(recording_file, tmp_path, c
     out.mkdir()
     (out / "params.json").write_text("old")
     status, _, _ = _run(
-        capsys, "fit", _corrupt(tmp_path / "x.npz"), "--free", "g_na", "--out", out
-    )
+        capsys, "fit", _corrupt(tmp_path / "x.npz"), "--free", "g_na",
+        "--no-compile-cache", "--out", out,
+    )  # fmt: skip
     assert status == 2
     assert (out / "params.json").read_text() == "old"
     status, _, stderr = _run(
