@@ -44,12 +44,12 @@ def fit1_data(noise_seed: int = 0, duration: float = 1000.0, noise_mv: float = 1
 
 
 def three_sweep_currents(duration: float = 1000.0) -> np.ndarray:
-    """Step (15 µA/cm² from 100 to 900 ms), ramp (0 → 20 µA/cm² over the sweep)
+    """Step (15 µA/cm² from 100 to 900 ms), ramp (0 → 40 µA/cm² over the sweep)
     and the noisy current, ``(3, n_samples)`` µA/cm²."""
     step = hhjax.stimulus.step(
         15.0, start=0.1 * duration, stop=0.9 * duration, duration=duration, dt=DT
     )
-    ramp = hhjax.stimulus.ramp(20.0, start=0.0, stop=duration, duration=duration, dt=DT)
+    ramp = hhjax.stimulus.ramp(40.0, start=0.0, stop=duration, duration=duration, dt=DT)
     return np.stack([np.asarray(step), np.asarray(ramp), noisy_current(duration)])
 
 

@@ -36,7 +36,9 @@ def main(argv=None) -> int:
     parser.add_argument("--starts", type=int, default=4)
     parser.add_argument("--duration", type=float, default=1000.0, help="ms per sweep")
     parser.add_argument(
-        "--windows", default="2,20", help="shooting windows, ms ('None': whole sweep)"
+        "--windows",
+        default="2,20,None",
+        help="shooting windows, ms ('None': whole sweep)",
     )
     parser.add_argument("--substeps", type=int, default=1)
     args = parser.parse_args(argv)

@@ -261,7 +261,7 @@ def fit(
         tolerance: Levenberg–Marquardt ends a stage when, for every start, the
             last accepted step lowered the loss by at most this fraction (or no
             step did by more in the last 5 iterations) — except for stragglers,
-            starts 10 % or more above the best loss that gained less than 2 % in
+            starts 10 % or more above the best loss that gained less than 5 % in
             the last 5 iterations, which do not hold up the others.
         method: integrator (see :data:`hhjax.METHODS`); the step is the data's
             sampling interval.

@@ -74,7 +74,7 @@ def test_fit1_in_float32(fit1_data):
 
 def test_all_seven_parameters_from_three_sweeps():
     step = hhjax.stimulus.step(15.0, start=100.0, stop=900.0, duration=1000.0, dt=DT)
-    ramp = hhjax.stimulus.ramp(20.0, start=0.0, stop=1000.0, duration=1000.0, dt=DT)
+    ramp = hhjax.stimulus.ramp(40.0, start=0.0, stop=1000.0, duration=1000.0, dt=DT)
     currents = np.stack([np.asarray(step), np.asarray(ramp), _noisy_current()])
     data = fitting.synthetic_data(TRUTH, currents, DT, noise_mv=1.0, seed=0)
     result = fitting.fit(data, ALL7, n_starts=8, seed=0, progress=False)
