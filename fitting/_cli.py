@@ -225,28 +225,7 @@ def _add_output_option(parser: argparse.ArgumentParser) -> None:
 
 def _base_params(args: argparse.Namespace) -> tuple[str, Any]:
     """Model name and parameters: --model defaults, then --params, then --param."""
-    file_model, values = None, {}
-    if args.params is not None:
-        try:
-            file_model, values = hhjax.io.read_params_file(args.params)
-        except FileNotFoundError:
-            raise ValueError(
-                f"argument --params: no such file {str(args.params)!r}"
-            ) from None
-        except ValueError as err:
-            raise ValueError(f"argument --params: {err}") from None
-    if args.model and file_model and args.model != file_model:
-        raise ValueError(
-            f"argument --model: {args.model!r} differs from the model {file_model!r} "
-            f"of --params {args.params}"
-        )
-    name = args.model or file_model or "hh"
-    try:
-        base = hhjax.default_params(name)
-    except ValueError as err:
-        raise ValueError(f"argument --model: {err}") from None
-    base = hhjax.io.apply_overrides(base, values, f"argument --params: {args.params}")
-    return name, hhjax.io.apply_overrides(base, dict(args.param), "argument --param")
+    return hhjax.io.resolve_params(args.model, args.params, dict(args.param))
 
 
 def _load(args: argparse.Namespace, c_m: float):
@@ -273,8 +252,11 @@ def _check_out(out: Path) -> None:
 def _staging(out: Path) -> Iterator[Path]:
     """A temporary directory next to ``out``; on success its files are moved into
     ``out`` (renamed as a whole if ``out`` does not exist), else it is removed."""
+    from fitting._io import umask_mode
+
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    os.chmod(tmp, umask_mode(0o777))
     try:
         yield tmp
     except BaseException:

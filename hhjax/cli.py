@@ -51,9 +51,9 @@ import numpy as np
 
 from hhjax import stimulus
 from hhjax._integrators import DEFAULT_METHOD, METHODS
-from hhjax._registry import MODELS, default_params
+from hhjax._registry import MODELS
 from hhjax._simulate import NonFiniteSimulationError, simulate
-from hhjax.io import apply_overrides, read_params_file, save_trace
+from hhjax.io import resolve_params, save_trace
 from hhjax.models.hh import HHParams
 
 __all__ = ["ENTRY_POINT_GROUP", "UsageError", "build_parser", "main"]
@@ -189,36 +189,10 @@ def _params_from_args(args: argparse.Namespace) -> tuple[str, Any]:
     """Model name and parameters: the model's defaults (``--model``, else the
     file's model, else ``hh``; ``--convention``), then ``--params``, then
     ``--param``."""
-    file_model, values = None, {}
-    if args.params is not None:
-        try:
-            file_model, values = read_params_file(args.params)
-        except FileNotFoundError:
-            raise UsageError(
-                f"argument --params: no such file {str(args.params)!r}"
-            ) from None
-        except ValueError as err:
-            raise UsageError(f"argument --params: {err}") from None
-    if args.model and file_model and args.model != file_model:
-        raise UsageError(
-            f"argument --model: {args.model!r} differs from the model "
-            f"{file_model!r} of --params {args.params}"
-        )
-    name = args.model or file_model or "hh"
-    if args.convention == "hh1952":
-        if name != "hh":
-            raise UsageError(
-                f"argument --convention: hh1952 applies to model 'hh', not {name!r}"
-            )
-        base = HHParams.hh1952()
-    else:
-        try:
-            base = default_params(name)
-        except ValueError as err:
-            raise UsageError(f"argument --params: {args.params}: {err}") from None
     try:
-        params = apply_overrides(base, values, f"argument --params: {args.params}")
-        return name, apply_overrides(params, dict(args.param), "argument --param")
+        return resolve_params(
+            args.model, args.params, dict(args.param), args.convention
+        )
     except ValueError as err:
         raise UsageError(str(err)) from None
 

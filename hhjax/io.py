@@ -280,6 +280,55 @@ def apply_overrides(base: Any, overrides: Mapping[str, Any], source: str) -> Any
     return base._replace(**overrides)
 
 
+def resolve_params(
+    model: str | None = None,
+    params_file: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    convention: str = "modern",
+) -> tuple[str, Any]:
+    """Model name and parameters as the command line gives them.
+
+    The model's defaults (``model``, else the file's ``"model"``, else ``"hh"``;
+    ``convention="hh1952"`` for HH's 1952 / pyHH defaults), then the values of
+    ``params_file`` (JSON/TOML), then ``overrides`` (units as the parameter type).
+
+    Raises:
+        ValueError: a missing or malformed file, a model that differs from the
+            file's, an unknown model or field; the message names the option
+            (``argument --params``, ``--model``, ``--convention``, ``--param``).
+    """
+    file_model, values = None, {}
+    if params_file is not None:
+        try:
+            file_model, values = read_params_file(params_file)
+        except FileNotFoundError:
+            raise ValueError(
+                f"argument --params: no such file {str(params_file)!r}"
+            ) from None
+        except ValueError as err:
+            raise ValueError(f"argument --params: {err}") from None
+    if model and file_model and model != file_model:
+        raise ValueError(
+            f"argument --model: {model!r} differs from the model {file_model!r} of "
+            f"--params {params_file}"
+        )
+    name = model or file_model or "hh"
+    if convention == "hh1952":
+        if name != "hh":
+            raise ValueError(
+                f"argument --convention: hh1952 applies to model 'hh', not {name!r}"
+            )
+        base = HHParams.hh1952()
+    else:
+        try:
+            base = default_params(name)
+        except ValueError as err:
+            option = "--model" if model else f"--params: {params_file}"
+            raise ValueError(f"argument {option}: {err}") from None
+    base = apply_overrides(base, values, f"argument --params: {params_file}")
+    return name, apply_overrides(base, dict(overrides or {}), "argument --param")
+
+
 def load_params(path: str | Path, base: Any = None) -> Any:
     """Parameters from a JSON/TOML file, on top of ``base``.
 
