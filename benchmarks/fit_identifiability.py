@@ -8,9 +8,13 @@ the spread of the estimates across seeds (s.d.), the mean Laplace standard error
 the fit reported, their ratio, how often the fit flagged the parameter as
 undetermined, and the fraction of starts that landed within 2 %.
 
+``--problem fit1`` runs the same study on fit 1 (g_na, g_k, g_l, e_l from the
+noisy-current sweep).
+
 Usage::
 
-    python benchmarks/fit_identifiability.py --seeds 8 --starts 4
+    python benchmarks/fit_identifiability.py --seeds 6 --starts 8
+    python benchmarks/fit_identifiability.py --problem fit1 --seeds 8 --starts 4
 """
 
 from __future__ import annotations
@@ -25,7 +29,18 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fit_common import ALL7_FREE, three_sweep_data, truth_values  # noqa: E402
+from fit_common import (  # noqa: E402
+    ALL7_FREE,
+    FIT1_FREE,
+    fit1_data,
+    three_sweep_data,
+    truth_values,
+)
+
+PROBLEMS = {
+    "fit2": (ALL7_FREE, three_sweep_data),  # step, ramp, noise; all seven
+    "fit1": (FIT1_FREE, fit1_data),  # noisy current; g_na, g_k, g_l, e_l
+}
 
 import fitting  # noqa: E402
 
@@ -41,16 +56,18 @@ def main(argv=None) -> int:
         help="shooting windows, ms ('None': whole sweep)",
     )
     parser.add_argument("--substeps", type=int, default=1)
+    parser.add_argument("--problem", choices=tuple(PROBLEMS), default="fit2")
     args = parser.parse_args(argv)
     windows = tuple(None if w == "None" else float(w) for w in args.windows.split(","))
     loss = fitting.Shooting(windows, substeps=args.substeps)
-    truth = truth_values(ALL7_FREE)
+    free, make_data = PROBLEMS[args.problem]
+    truth = truth_values(free)
     estimates, errors, flags, success, walls, laplace_corr = [], [], [], [], [], []
     for seed in range(args.seeds):
-        data = three_sweep_data(noise_seed=seed, duration=args.duration)
+        data = make_data(noise_seed=seed, duration=args.duration)
         started = time.perf_counter()
         result = fitting.fit(
-            data, ALL7_FREE, loss=loss, n_starts=args.starts, seed=seed, progress=False
+            data, free, loss=loss, n_starts=args.starts, seed=seed, progress=False
         )
         walls.append(time.perf_counter() - started)
         best = result.final_values[result.best]
@@ -58,7 +75,7 @@ def main(argv=None) -> int:
         estimates.append(best)
         errors.append(unc.std_errors)
         laplace_corr.append(unc.correlation)
-        flags.append([name in unc.undetermined for name in ALL7_FREE])
+        flags.append([name in unc.undetermined for name in free])
         rel = np.abs(result.final_values / truth - 1).max(axis=1)
         success.append(np.mean(rel < 0.02))
         print(
@@ -67,9 +84,9 @@ def main(argv=None) -> int:
                     "seed": seed,
                     "wall_s": round(walls[-1], 1),
                     "loss": result.loss,
-                    "best": dict(zip(ALL7_FREE, best.round(5).tolist(), strict=True)),
+                    "best": dict(zip(free, best.round(5).tolist(), strict=True)),
                     "std_errors": dict(
-                        zip(ALL7_FREE, unc.std_errors.round(5).tolist(), strict=True)
+                        zip(free, unc.std_errors.round(5).tolist(), strict=True)
                     ),
                     "starts_within_2pct": success[-1],
                     "undetermined": list(unc.undetermined),
@@ -83,7 +100,8 @@ def main(argv=None) -> int:
     se = errors.mean(axis=0)
     print()
     print(
-        f"{args.seeds} noise seeds x {args.starts} starts, windows {windows}, "
+        f"{args.problem}: {args.seeds} noise seeds x {args.starts} starts, windows "
+        f"{windows}, "
         f"{args.duration:g} ms sweeps; mean wall time {np.mean(walls):.0f} s per fit; "
         f"starts within 2 %: {100 * np.mean(success):.0f} %"
     )
@@ -93,14 +111,14 @@ def main(argv=None) -> int:
         "| s.d. / SE | flagged undetermined |"
     )
     print("|---|---|---|---|---|---|---|")
-    for k, name in enumerate(ALL7_FREE):
+    for k, name in enumerate(free):
         print(
             f"| {name} | {truth[k]:g} | {100 * rel[:, k].mean():+.3f} % | "
             f"{spread[k]:.3g} | {se[k]:.3g} | {spread[k] / se[k]:.2f} | "
             f"{int(flags[:, k].sum())}/{args.seeds} |"
         )
     print()
-    print(f"mean Laplace correlation matrix ({', '.join(ALL7_FREE)}):")
+    print(f"mean Laplace correlation matrix ({', '.join(free)}):")
     print(np.array2string(np.mean(laplace_corr, axis=0), precision=2))
     if len(estimates) > 2:
         print("correlation of the estimates across seeds:")

@@ -21,6 +21,25 @@ import numpy as np
 CHECKPOINT_VERSION = 1
 
 
+def umask_mode(mode: int) -> int:
+    """``mode`` as the process umask would leave it for a newly created file or
+    directory (``tempfile`` creates 0600 / 0700 ones, private to the user)."""
+    return mode & ~_umask()
+
+
+def _umask() -> int:
+    try:  # Linux: read it without changing it (other threads may create files)
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
+
+
 def _atomic_write_bytes(path: Path, payload: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -29,6 +48,7 @@ def _atomic_write_bytes(path: Path, payload: bytes) -> None:
             fh.write(payload)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, umask_mode(0o666))
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

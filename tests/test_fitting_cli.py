@@ -80,6 +80,12 @@ def test_fit_then_predict_write_their_files(
     assert again["sweeps"][0]["spikes_model"] == row["spikes_model"]
     assert (pred / "prediction.png").stat().st_size > 10_000
 
+    status, _, stderr = _run(  # the file is also a parameter file for simulate
+        capsys, "simulate", "--params", out / "params.json", "--total", 5,
+        "--duration", 2, "--start", 1, "--no-plot", "--out", tmp_path / "sim",
+    )  # fmt: skip
+    assert status == 0, stderr
+
 
 def test_fit_on_the_shipped_example(tmp_path, capsys):
     out = tmp_path / "example"
