@@ -31,6 +31,7 @@ import numpy as np
 
 import hhjax
 import hhjax.io
+from hhjax.cli import parse_assignment
 
 CHECKPOINT_SUFFIX = ".checkpoint.npz"
 
@@ -105,19 +106,6 @@ def _bound(text: str) -> tuple[str, tuple[float, float]]:
             f"expected NAME=LOWER:UPPER such as g_na=50:200; got {text!r}"
         )
     return name.strip(), pair
-
-
-def _assignment(text: str) -> tuple[str, float]:
-    name, sep, value = text.partition("=")
-    try:
-        number = float(value)
-    except ValueError:
-        number = math.nan
-    if not sep or not name.strip() or not math.isfinite(number):
-        raise argparse.ArgumentTypeError(
-            f"expected NAME=NUMBER such as g_na=100; got {text!r}"
-        )
-    return name.strip(), number
 
 
 def _windows(text: str) -> tuple[float | None, ...]:
@@ -332,7 +320,7 @@ def register_fit(subparsers: Any) -> None:
     )
     group.add_argument(
         "--param",
-        type=_assignment,
+        type=parse_assignment,
         action="append",
         default=[],
         metavar="NAME=VALUE",

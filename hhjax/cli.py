@@ -56,7 +56,7 @@ from hhjax._simulate import NonFiniteSimulationError, simulate
 from hhjax.io import resolve_params, save_trace
 from hhjax.models.hh import HHParams
 
-__all__ = ["ENTRY_POINT_GROUP", "UsageError", "build_parser", "main"]
+__all__ = ["ENTRY_POINT_GROUP", "UsageError", "build_parser", "main", "parse_assignment"]
 
 ENTRY_POINT_GROUP = "hhjax.commands"
 """Entry-point group from which extra subcommands are loaded."""
@@ -112,7 +112,8 @@ def _count(text: str) -> int:
     return value
 
 
-def _assignment(text: str) -> tuple[str, float]:
+def parse_assignment(text: str) -> tuple[str, float]:
+    """Parse ``NAME=NUMBER`` (an argparse ``type``), e.g. ``--param g_na=100``."""
     name, sep, value = text.partition("=")
     try:
         number = float(value)
@@ -147,7 +148,7 @@ def _add_model_options(parser: argparse.ArgumentParser, dt: float) -> None:
     group.add_argument(
         "--param",
         metavar="NAME=VALUE",
-        type=_assignment,
+        type=parse_assignment,
         action="append",
         default=[],
         help="set one parameter (units as for --params), after the file; repeatable",
