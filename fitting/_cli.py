@@ -48,8 +48,7 @@ def compile_cache_dir() -> Path:
 
 def _use_compile_cache(enabled: bool) -> None:
     """JAX's persistent compilation cache: a second ``hhjax fit`` on data of the
-    same shape and settings skips most compilation (measured 13.6 s -> 6.7 s for
-    a 4-start fit of 1 s of data; docs/fitting.md)."""
+    same shape and settings skips most compilation (docs/fitting.md)."""
     if not enabled:
         return
     try:

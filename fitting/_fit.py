@@ -268,7 +268,7 @@ def fit(
         dtype: ``"float64"`` (default) or ``"float32"`` (simulations, Jacobians and
             gradients in float32; sums over residuals and the linear algebra of
             Levenberg–Marquardt stay float64).
-        grad_mode: ``"auto"`` (forward mode for <= 3 free parameters), ``"forward"``
+        grad_mode: ``"auto"`` (forward mode for 1 free parameter), ``"forward"``
             or ``"reverse"`` (optax optimisers; Levenberg–Marquardt always uses
             forward-mode Jacobians).
         checkpoint: file to save progress to (``.npz``); an existing checkpoint of

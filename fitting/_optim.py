@@ -35,8 +35,8 @@ from fitting._losses import Stage, stage_value
 from fitting._params import ParamSpace
 
 # Gradients for optax: forward mode up to this many free parameters, reverse mode
-# above (measured crossover ~3-4: docs/fitting.md, "Forward or reverse mode").
-FORWARD_MODE_MAX_PARAMS = 3
+# above (measured crossover 1-2: docs/fitting.md, "Optimisers and derivatives").
+FORWARD_MODE_MAX_PARAMS = 1
 # "auto" uses Levenberg-Marquardt (forward-mode Jacobians: n + 1 JVPs per
 # iteration, memory independent of the trace length) up to this many parameters.
 LM_MAX_PARAMS = 12

@@ -86,7 +86,8 @@ def test_all_seven_parameters_from_three_sweeps():
 
 _KILLABLE = textwrap.dedent(
     """
-    import sys, numpy as np, fitting, hhjax
+    import sys, jax, fitting, hhjax
+    jax.config.update("jax_enable_x64", True)  # the same current as the test's
     i = hhjax.stimulus.ornstein_uhlenbeck(5.0, 5.0, 5.0, duration=200.0, dt=0.025, key=1)
     data = fitting.synthetic_data(hhjax.HHParams(), i, 0.025, noise_mv=1.0, seed=0)
     fitting.fit(data, ["g_na", "g_k", "g_l", "e_l"], n_starts=4, seed=0,
