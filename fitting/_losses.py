@@ -132,9 +132,15 @@ V_CAP = 1000.0
 
 def voltage_error(simulated: Array, recorded: Array) -> Array:
     """``simulated − recorded`` (mV), with non-finite or absurd simulated values
-    replaced by ``±V_CAP`` (zero derivative there)."""
-    finite = jnp.isfinite(simulated)
-    capped = jnp.clip(jnp.where(finite, simulated, V_CAP), -V_CAP, V_CAP)
+    replaced by ``±V_CAP`` (zero derivative there).
+
+    The replacement is a ``where`` (a select), not a clip: past a blow-up a
+    simulated V can be finite but huge (1e300 mV) with an infinite tangent, and
+    a clip's derivative would turn that into NaN in every forward-mode Jacobian
+    of the window (measured: one such sample froze a Levenberg–Marquardt start).
+    """
+    inside = jnp.abs(simulated) <= V_CAP  # False for NaN too
+    capped = jnp.where(inside, simulated, jnp.where(simulated < 0, -V_CAP, V_CAP))
     return capped - recorded
 
 

@@ -216,6 +216,21 @@ def test_non_finite_simulations_give_a_finite_capped_loss(noisy):
     assert np.isfinite(float(value)) and float(value) > 10.0  # noise: 0.25 mV^2
 
 
+def test_voltage_error_has_a_zero_tangent_past_a_blow_up():
+    # Past a numerical blow-up V can be finite but huge with an infinite tangent;
+    # the capped residual must then have a zero (not NaN) derivative, or every
+    # forward-mode Jacobian of the window is NaN and Levenberg-Marquardt freezes.
+    simulated = jnp.array([-70.0, 1e300, -1e300, jnp.nan])
+    tangent = jnp.array([1.0, jnp.inf, -jnp.inf, jnp.nan])
+    recorded = jnp.full(4, -65.0)
+    value, slope = jax.jvp(
+        lambda v: fitting._losses.voltage_error(v, recorded), (simulated,), (tangent,)
+    )
+    cap = fitting._losses.V_CAP
+    np.testing.assert_array_equal(value, [-5.0, cap + 65.0, -cap + 65.0, cap + 65.0])
+    np.testing.assert_array_equal(slope, [1.0, 0.0, 0.0, 0.0])
+
+
 # -------------------------------------------------------------------------- fits
 def test_regression_is_exact_on_clean_data(clean):
     result = fitting.regression(clean, ["g_na", "g_k", "g_l"])
