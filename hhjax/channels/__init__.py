@@ -10,3 +10,4 @@ from hhjax.channels.hh import Sodium as Sodium
 from hhjax.channels.pospischil import MCurrent as MCurrent
 from hhjax.channels.pospischil import TraubPotassium as TraubPotassium
 from hhjax.channels.pospischil import TraubSodium as TraubSodium
+from hhjax.channels.slow_ahp import SlowAHPCurrent as SlowAHPCurrent

@@ -30,6 +30,12 @@ and the FS cell 67 µm × 67 µm (1.41·10⁻⁴ cm², 141 pF). The paper also r
 per-cell fits (e.g. an RS cell with g_l = 0.0205, g_na = 56, g_kd = 6,
 g_m = 0.075 mS/cm², v_t = −56.2 mV, tau_max = 608 ms, e_l = −70.3 mV); pass them as
 overrides if you want those.
+
+An extension, not in the paper: a spike-activated slow AHP K⁺ current
+(:class:`hhjax.channels.SlowAHPCurrent`; ``g_ahp``, ``tau_w``, ``v_w``,
+``q10_ahp``). It is switched off (``g_ahp = 0``) in both published sets, which
+then simulate exactly as the published model (the current is zero and V does not
+depend on its gate ``w``).
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ from jax.typing import ArrayLike
 from hhjax._model import Model
 from hhjax.channels.hh import Leak
 from hhjax.channels.pospischil import MCurrent, TraubPotassium, TraubSodium
+from hhjax.channels.slow_ahp import SlowAHPCurrent
 
 _FS = {"g_kd": 10.0, "g_m": 0.0, "g_l": 0.15}
 
@@ -51,7 +58,8 @@ class PospischilParams(NamedTuple):
 
     Every field may be a scalar or an array broadcasting against the batch shape.
     Rates are given at 36 °C: ``q10`` scales the Na⁺/K⁺ rates, ``q10_m`` the M
-    current's, ``q10_g`` every conductance (1 = off).
+    current's, ``q10_ahp`` the slow AHP current's, ``q10_g`` every conductance
+    (1 = off). ``g_ahp = 0`` switches the slow AHP current off (the default).
     """
 
     g_na: ArrayLike = 50.0  # maximal Na+ conductance, mS/cm^2
@@ -68,6 +76,10 @@ class PospischilParams(NamedTuple):
     q10: ArrayLike = 3.0  # temperature factor of the Na+/K+ rates per 10 degC
     q10_m: ArrayLike = 2.3  # temperature factor of the M-current rates
     q10_g: ArrayLike = 1.0  # temperature factor of the conductances (1 = off)
+    g_ahp: ArrayLike = 0.0  # spike-activated slow AHP K+ conductance, mS/cm^2
+    tau_w: ArrayLike = 150.0  # closing time constant of the slow AHP gate, ms
+    v_w: ArrayLike = -10.0  # half-activation of the slow AHP opening rate, mV
+    q10_ahp: ArrayLike = 1.0  # temperature factor of the slow AHP rates
 
     @classmethod
     def rs(cls, **overrides: ArrayLike) -> PospischilParams:
@@ -92,6 +104,7 @@ class PospischilState(NamedTuple):
     h: Array  # Na+ inactivation, dimensionless in [0, 1]
     n: Array  # delayed-rectifier K+ activation, dimensionless in [0, 1]
     p: Array  # M-current activation, dimensionless in [0, 1]
+    w: Array  # slow AHP activation, dimensionless in [0, 1]
 
 
 class PospischilTrace(NamedTuple):
@@ -107,15 +120,23 @@ class PospischilTrace(NamedTuple):
     h: Array | None  # Na+ inactivation, 1
     n: Array | None  # delayed-rectifier K+ activation, 1
     p: Array | None  # M-current activation, 1
+    w: Array | None  # slow AHP activation, 1
     i_na: Array | None  # Na+ current, uA/cm^2
     i_kd: Array | None  # delayed-rectifier K+ current, uA/cm^2
     i_m: Array | None  # M current, uA/cm^2
+    i_ahp: Array | None  # slow AHP current, uA/cm^2
     i_l: Array | None  # leak current, uA/cm^2
 
 
 POSPISCHIL = Model(
     name="pospischil",
-    channels=(TraubSodium(), TraubPotassium(), MCurrent(), Leak()),
+    channels=(
+        TraubSodium(),
+        TraubPotassium(),
+        MCurrent(),
+        SlowAHPCurrent(),
+        Leak(),
+    ),
     params_type=PospischilParams,
     state_type=PospischilState,
     trace_type=PospischilTrace,
