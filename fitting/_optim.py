@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
-from jax import Array
+from jax import Array, lax
 
 from fitting._data import FitArrays
 from fitting._losses import Stage, stage_value
@@ -42,6 +42,12 @@ FORWARD_MODE_MAX_PARAMS = 1
 LM_MAX_PARAMS = 12
 _LAMBDA_MIN, _LAMBDA_MAX = 1e-9, 1e12
 _LAMBDA_INIT = 1e-2
+# Trust region of a Levenberg-Marquardt step: it is damped more until no free
+# field changes by more than a factor exp(_MAX_LOG_STEP) (log-scaled fields) or
+# by more than _MAX_LINEAR_STEP of its bounds' width (others) in one iteration.
+_MAX_LOG_STEP = 0.7
+_MAX_LINEAR_STEP = 0.05
+_MAX_DAMPING_TRIES = 20  # x4 each: up to 1e12 times the damping
 
 
 def _residual_fn(stage: Stage, to_params: Callable, data: FitArrays):
@@ -138,6 +144,34 @@ def _lm_solve(lin: _Linearisation, lam: Array):
     return step_z, step_d.reshape(lin.s.shape[1:])
 
 
+def _bounded_step(lin: _Linearisation, lam: Array, z: Array, space: ParamSpace):
+    """The damped step with the smallest damping ``>= lam`` (×4 at a time) that
+    moves no parameter further than the trust region allows (a factor
+    ``exp(_MAX_LOG_STEP)``, or ``_MAX_LINEAR_STEP`` of the bounds' width): the
+    Levenberg–Marquardt damping as the multiplier of a trust region (Moré 1978),
+    so a far start takes steps that bend towards steepest descent instead of
+    long Gauss–Newton jumps. The Jacobian is reused; only the small damped
+    system is solved again. Returns ``(damping, step_z, step_delta)``."""
+
+    def size(step_z):
+        return space.step_size(z, step_z, _MAX_LOG_STEP, _MAX_LINEAR_STEP)
+
+    def too_long(carry):
+        lam, step_z, _, tries = carry
+        return (size(step_z) > 1.0) & (tries < _MAX_DAMPING_TRIES)
+
+    def damp_more(carry):
+        lam, _, _, tries = carry
+        lam = jnp.minimum(lam * 4.0, _LAMBDA_MAX)
+        return (lam, *_lm_solve(lin, lam), tries + 1)
+
+    step_z, step_d = _lm_solve(lin, lam)
+    lam, step_z, step_d, _ = lax.while_loop(
+        too_long, damp_more, (lam, step_z, step_d, 0)
+    )
+    return lam, step_z, step_d
+
+
 class Method(NamedTuple):
     """An optimiser for one start.
 
@@ -198,7 +232,7 @@ def levenberg_marquardt(stage: Stage, space: ParamSpace) -> Method:
 
     def step(state: LMState, data):
         lin = linearise(stage, space.params_from_z, state.z, state.delta, data)
-        step_z, step_d = _lm_solve(lin, state.lam)
+        lam, step_z, step_d = _bounded_step(lin, state.lam, state.z, space)
         z_new = state.z + step_z.astype(state.z.dtype)
         d_new = state.delta
         if step_d is not None:
@@ -206,7 +240,7 @@ def levenberg_marquardt(stage: Stage, space: ParamSpace) -> Method:
         trial = value(z_new, d_new, data)
         current = _sum_sq(lin) / lin.norm
         ok = jnp.isfinite(trial) & jnp.all(jnp.isfinite(z_new)) & (trial < current)
-        lam = jnp.where(ok, state.lam / 3.0, state.lam * 4.0)
+        lam = jnp.where(ok, lam / 3.0, lam * 4.0)
         return LMState(
             z=jnp.where(ok, z_new, state.z),
             delta=jnp.where(ok, d_new, state.delta),

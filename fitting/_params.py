@@ -175,6 +175,28 @@ class ParamSpace:
         u = lo + (hi - lo) * jax.nn.sigmoid(z)
         return jnp.where(self.log, jnp.exp(u), u)
 
+    def step_size(self, z: Any, dz: Any, log_step: float, linear_step: float) -> Any:
+        """How large a step ``dz`` from ``z`` is in physical terms (linearised):
+        the largest over the fields of ``|Δ log value| / log_step`` for log-scaled
+        fields and ``|Δ value| / (linear_step · (upper − lower))`` for the others.
+        A result ≤ 1 means no field moves by more than a factor ``exp(log_step)``
+        or by more than the fraction ``linear_step`` of its bounds' width.
+
+        Args:
+            z, dz: unconstrained point and step, ``(n_free,)``.
+            log_step: allowed change of the logarithm of a log-scaled field.
+            linear_step: allowed change of another field, fraction of its range.
+
+        Returns:
+            A scalar (dtype of ``z``).
+        """
+        z = jnp.asarray(z)
+        lo, hi = (jnp.asarray(x, z.dtype) for x in self._ends())
+        sig = jax.nn.sigmoid(z)
+        du = (hi - lo) * sig * (1.0 - sig) * dz  # change of u (log value or value)
+        unit = jnp.where(self.log, log_step, linear_step * (hi - lo))
+        return jnp.max(jnp.abs(du) / unit)
+
     def values_np(self, z: Any) -> np.ndarray:
         """:meth:`values` in float64 numpy (for host-side bookkeeping)."""
         lo, hi = self._ends()

@@ -17,7 +17,12 @@ import pytest
 import fitting
 import hhjax
 from fitting._losses import linear_recurrence
-from fitting._optim import _lm_solve, _value_and_grad, linearise
+from fitting._optim import (
+    _lm_solve,
+    _value_and_grad,
+    levenberg_marquardt,
+    linearise,
+)
 from fitting._params import ParamSpace
 from hhjax.recordings import Recording
 
@@ -64,6 +69,15 @@ def test_transform_round_trip_stays_inside_bounds():
     assert np.all(extreme >= space.lower - tol) and np.all(extreme <= space.upper + tol)
     assert list(space.log) == [True, False, True]  # positive wide ranges: log scale
     assert space.units == ("mS/cm^2", "mV", "uF/cm^2")
+
+
+def test_step_size_measures_factors_and_fractions_of_the_range():
+    space = ParamSpace.create(TRUTH, ["g_na", "e_l"], {"e_l": (-90.0, -30.0)})
+    z = space.to_z(np.array([[120.0, -54.387]]))[0]
+    for target, expected in (([240.0, -54.387], np.log(2.0)), ([120.0, -51.387], 3.0)):
+        dz = space.to_z(np.array([target]))[0] - z  # small enough to be ~linear
+        size = float(space.step_size(z, dz, log_step=1.0, linear_step=1.0 / 60.0))
+        assert size == pytest.approx(expected, rel=0.15)
 
 
 def test_starts_are_reproducible_and_within_the_spread():
@@ -168,6 +182,33 @@ def test_forward_and_reverse_gradients_agree(noisy):
     np.testing.assert_allclose(value_f, value_r, rtol=1e-12)
     np.testing.assert_allclose(grad_f["z"], grad_r["z"], rtol=1e-8, atol=1e-12)
     np.testing.assert_allclose(grad_f["delta"], grad_r["delta"], rtol=1e-8, atol=1e-12)
+
+
+def test_levenberg_marquardt_steps_are_bounded_far_from_the_optimum(noisy):
+    """From a start 10x off, no iteration moves a conductance by more than the
+    allowed factor (a Gauss-Newton step would jump much further)."""
+    noisy = _head(noisy, 801)
+    space = ParamSpace.create(TRUTH, ["g_k", "g_l"])
+    stage = fitting.Shooting((2.0,)).stages(noisy.n_samples, 1, DT, "rk4")[0]
+    method = levenberg_marquardt(stage, space)
+    arrays = noisy.arrays()
+    state = method.init(
+        jnp.asarray(space.to_z(np.array([3.6, 3.0]))), jnp.zeros(stage.delta_shape),
+        arrays,
+    )  # fmt: skip
+    cap = fitting._optim._MAX_LOG_STEP
+    lin = linearise(stage, space.params_from_z, state.z, state.delta, arrays)
+    undamped, _ = _lm_solve(lin, state.lam)
+    assert float(space.step_size(state.z, undamped, cap, 0.05)) > 1.5  # too long
+    step = jax.jit(method.step)
+    values, losses = [space.values_np(state.z)], []
+    for _ in range(6):
+        state = step(state, arrays)
+        values.append(space.values_np(state.z))
+        losses.append(float(state.loss_before))
+    ratios = np.abs(np.diff(np.log(values), axis=0))
+    assert ratios.max() <= 1.05 * cap
+    assert float(state.loss) < 0.5 * losses[0]  # and the fit still made progress
 
 
 @pytest.mark.parametrize("window", [2.5, 10.0])
