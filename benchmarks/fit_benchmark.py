@@ -22,9 +22,14 @@ Rows of the printed table:
   (rematerialised steps; √n chunks above its memory budget) against a plain
   ``lax.scan`` of ``hhjax.step`` without checkpointing, and forward mode.
 
+``--problem fit2`` runs the same comparison on fit 2 (all seven parameters from
+the step, ramp and noise sweeps).
+
 Usage::
 
     python benchmarks/fit_benchmark.py            # everything (~6 min on 2 cores)
+    python benchmarks/fit_benchmark.py --problem fit2 --starts 8 --skip-memory \
+        --skip-float32 --skip-regression --long-de 0 --de-losses mse
     python benchmarks/fit_benchmark.py --skip-memory --starts 8
     python benchmarks/fit_benchmark.py --memory-only --steps 100000
 """
@@ -51,19 +56,21 @@ def _errors(values, truth):
     return np.abs(np.asarray(values) / truth - 1.0)
 
 
-def run_gradient_fit(n_starts: int, dtype: str, init=None) -> dict:
-    from fit_common import FIT1_FREE, fit1_data, truth_values
+def run_gradient_fit(problem: str, n_starts: int, dtype: str, init=None) -> dict:
+    from fit_common import PROBLEMS, truth_values
 
     import fitting
 
+    free, make_data = PROBLEMS[problem]
+    truth = truth_values(free)
     started = time.perf_counter()
-    data = fit1_data()
+    data = make_data()
     offset = time.perf_counter() - started  # record times count from fit()
     result = fitting.fit(
-        data, FIT1_FREE, n_starts=n_starts, dtype=dtype, init=init, progress=False
+        data, free, n_starts=n_starts, dtype=dtype, init=init, progress=False
     )
     wall = time.perf_counter() - started
-    err = _errors(result.final_values, truth_values(FIT1_FREE))
+    err = _errors(result.final_values, truth)
     stage_errors = []
     for stage, timing in enumerate(result.timings):
         end = np.flatnonzero(result.stage_of == stage)[-1]
@@ -73,7 +80,7 @@ def run_gradient_fit(n_starts: int, dtype: str, init=None) -> dict:
         stage_errors.append(
             {
                 "stage": timing["label"],
-                "max_rel_error": float(_errors(values, truth_values(FIT1_FREE)).max()),
+                "max_rel_error": float(_errors(values, truth).max()),
                 "stage_s": timing["total_s"],
             }
         )
@@ -83,9 +90,7 @@ def run_gradient_fit(n_starts: int, dtype: str, init=None) -> dict:
             np.isfinite(result.loss_history[k]), result.loss_history[k], np.inf
         )
         values = result.value_history[k, int(np.argmin(losses))]
-        progress.append(
-            (float(seconds), float(_errors(values, truth_values(FIT1_FREE)).max()))
-        )
+        progress.append((float(seconds), float(_errors(values, truth).max())))
     return {
         "method": f"fitting.fit ({n_starts} starts"
         + (", around the regression estimate" if init == "regression" else "")
@@ -95,35 +100,40 @@ def run_gradient_fit(n_starts: int, dtype: str, init=None) -> dict:
         "seconds_to_0.1pct": _first_time(progress, 0.001),
         "wall_s": wall,
         "best_max_rel_error": float(err[result.best].max()),
-        "best_errors": dict(zip(FIT1_FREE, err[result.best].tolist(), strict=True)),
+        "best_errors": dict(zip(free, err[result.best].tolist(), strict=True)),
         "starts_within_2pct": float(np.mean(err.max(axis=1) < 0.02)),
         "iterations": int(result.loss_history.shape[0]),
         "timings": list(result.timings),
     }
 
 
-def run_differential_evolution(budget_s: float, loss: str, label: str = "") -> dict:
+def run_differential_evolution(
+    problem: str, budget_s: float, loss: str, label: str = ""
+) -> dict:
     import jax
     import jax.numpy as jnp
-    from fit_common import DT, FIT1_FREE, TRUTH, fit1_data, truth_values
+    from fit_common import DT, PROBLEMS, TRUTH, truth_values
     from scipy.optimize import differential_evolution
 
     import fitting
 
     jax.config.update("jax_enable_x64", True)
+    free, make_data = PROBLEMS[problem]
     started = time.perf_counter()
-    data = fit1_data()
+    data = make_data()
     arrays = data.arrays()
-    truth = truth_values(FIT1_FREE)
+    truth = truth_values(free)
     lo, hi = np.sort(np.stack([truth / 2, truth * 2]), axis=0)
     if loss == "mse":
-        stage = fitting.TraceMSE().stages(data.n_samples, 1, DT, "rk4")[0]
+        stage = fitting.TraceMSE().stages(data.n_samples, data.n_sweeps, DT, "rk4")[0]
     else:
-        stage = fitting.Shooting((2.0,)).stages(data.n_samples, 1, DT, "rk4")[0]
+        stage = fitting.Shooting((2.0,)).stages(
+            data.n_samples, data.n_sweeps, DT, "rk4"
+        )[0]
     delta = jnp.zeros(stage.delta_shape or (0,))
 
     def one(values):
-        params = TRUTH._replace(**dict(zip(FIT1_FREE, values, strict=True)))
+        params = TRUTH._replace(**dict(zip(free, values, strict=True)))
         return fitting._losses.stage_value(stage, params, delta, arrays)
 
     batch = jax.jit(jax.vmap(one))
@@ -157,7 +167,7 @@ def run_differential_evolution(budget_s: float, loss: str, label: str = "") -> d
         "method": f"differential_evolution ({loss} loss, {label or 'same time'})",
         "wall_s": time.perf_counter() - started,
         "best_max_rel_error": float(err.max()),
-        "best_errors": dict(zip(FIT1_FREE, err.tolist(), strict=True)),
+        "best_errors": dict(zip(free, err.tolist(), strict=True)),
         "starts_within_2pct": None,
         "evaluations": evaluations[0],
         "generations": int(result.nit),
@@ -294,11 +304,17 @@ def _seconds(value) -> str:
     return "not reached" if value is None else f"{value:.1f}"
 
 
-def _table(fit_rows, memory_rows) -> str:
+PROBLEM_TITLES = {
+    "fit1": "fit 1 (g_na, g_k, g_l, e_l; 1 s, 1 mV noise)",
+    "fit2": "fit 2 (all seven; step, ramp, noise sweeps, 1 mV noise)",
+}
+
+
+def _table(fit_rows, memory_rows, problem: str = "fit1") -> str:
     lines = []
     if fit_rows:
         lines += [
-            "| fit 1 (g_na, g_k, g_l, e_l; 1 s, 1 mV noise) | wall s | best: max rel. "
+            f"| {PROBLEM_TITLES[problem]} | wall s | best: max rel. "
             "error | starts within 2 % | s to < 1 % | s to < 0.1 % |",
             "|---|---|---|---|---|---|",
         ]
@@ -335,6 +351,7 @@ def _table(fit_rows, memory_rows) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--problem", choices=tuple(PROBLEM_TITLES), default="fit1")
     parser.add_argument("--starts", type=int, default=16)
     parser.add_argument("--steps", type=int, default=1_000_000)
     parser.add_argument("--skip-memory", action="store_true")
@@ -345,7 +362,13 @@ def main(argv=None) -> int:
         help="also run differential evolution on the MSE for this many times the "
         "gradient fit's wall time (0: skip)",
     )
+    parser.add_argument(
+        "--de-losses",
+        default="mse,shooting",
+        help="losses differential evolution runs on, given the gradient fit's time",
+    )
     parser.add_argument("--skip-float32", action="store_true")
+    parser.add_argument("--skip-regression", action="store_true")
     parser.add_argument("--memory-only", action="store_true")
     parser.add_argument("--memory-worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -354,27 +377,29 @@ def main(argv=None) -> int:
         return 0
     fit_rows = []
     if not args.memory_only:
-        grad = run_gradient_fit(args.starts, "float64")
+        problem = args.problem
+        grad = run_gradient_fit(problem, args.starts, "float64")
         fit_rows.append(grad)
         print(json.dumps(grad), flush=True)
-        for loss in ("mse", "shooting"):
-            fit_rows.append(run_differential_evolution(grad["wall_s"], loss))
+        for loss in filter(None, args.de_losses.split(",")):
+            fit_rows.append(run_differential_evolution(problem, grad["wall_s"], loss))
             print(json.dumps(fit_rows[-1]), flush=True)
         if args.long_de:
             budget = args.long_de * grad["wall_s"]
             label = f"{args.long_de:g}x the time"
-            fit_rows.append(run_differential_evolution(budget, "mse", label))
+            fit_rows.append(run_differential_evolution(problem, budget, "mse", label))
             print(json.dumps(fit_rows[-1]), flush=True)
-        fit_rows.append(run_gradient_fit(1, "float64", init="regression"))
-        print(json.dumps(fit_rows[-1]), flush=True)
+        if not args.skip_regression:
+            fit_rows.append(run_gradient_fit(problem, 1, "float64", init="regression"))
+            print(json.dumps(fit_rows[-1]), flush=True)
         if not args.skip_float32:
-            fit_rows.append(run_gradient_fit(args.starts, "float32"))
+            fit_rows.append(run_gradient_fit(problem, args.starts, "float32"))
             print(json.dumps(fit_rows[-1]), flush=True)
     memory_rows = [] if args.skip_memory else run_memory(args.steps)
     for row in memory_rows:
         print(json.dumps(row), flush=True)
     print()
-    print(_table(fit_rows, memory_rows))
+    print(_table(fit_rows, memory_rows, args.problem))
     return 0
 
 

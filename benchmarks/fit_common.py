@@ -58,3 +58,10 @@ def three_sweep_data(noise_seed: int = 0, duration: float = 1000.0):
     return fitting.synthetic_data(
         TRUTH, three_sweep_currents(duration), DT, noise_mv=1.0, seed=noise_seed
     )
+
+
+PROBLEMS = {
+    "fit1": (FIT1_FREE, fit1_data),  # noisy current; g_na, g_k, g_l, e_l
+    "fit2": (ALL7_FREE, three_sweep_data),  # step, ramp, noise; all seven
+}
+"""``{name: (free fields, data builder(noise_seed=, duration=))}``."""

@@ -29,18 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fit_common import (  # noqa: E402
-    ALL7_FREE,
-    FIT1_FREE,
-    fit1_data,
-    three_sweep_data,
-    truth_values,
-)
-
-PROBLEMS = {
-    "fit2": (ALL7_FREE, three_sweep_data),  # step, ramp, noise; all seven
-    "fit1": (FIT1_FREE, fit1_data),  # noisy current; g_na, g_k, g_l, e_l
-}
+from fit_common import PROBLEMS, truth_values  # noqa: E402
 
 import fitting  # noqa: E402
 
