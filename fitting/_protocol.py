@@ -18,7 +18,9 @@ The recipe (measured on the shipped recordings in ``docs/real_cells.md``):
    cell rectifies (inward rectifier, I_h).
 2. **Choose training sweeps** (:func:`select_sweeps`): the strongest sweep
    without spikes, the rheobase sweep and sweeps spread evenly up to the largest
-   current.
+   current. Where the step family has hyperpolarising steps the RS model also
+   gets I_h (:data:`HYPERPOLARISED`) and the most hyperpolarising step is
+   trained on.
 3. **Search** (:func:`search`): a cross-entropy / separable-CMA search over the
    free parameters (log scale for positive ones), each generation one batched,
    jitted, forward-only simulation of every candidate on every training sweep.
@@ -103,7 +105,11 @@ FREE = {
 # pass ``free=(*FREE["pospischil-rs"], *SLOW_AHP)`` to search it too (measured in
 # docs/real_cells.md: it does not lower the held-out RMSE of the shipped cells).
 SLOW_AHP = ("g_ahp", "tau_w", "v_w")
-_LINEAR = frozenset({"v_t", "e_k", "e_na", "e_l", "temperature", "v_w"})
+# Free too when the scored step family has hyperpolarising steps (and the most
+# hyperpolarising one is trained on): I_h of the Pospischil model (off in the
+# published sets). Measured on 171116sh_0018 in docs/real_cells.md.
+HYPERPOLARISED = {"pospischil-rs": ("g_h", "v_h")}
+_LINEAR = frozenset({"v_t", "e_k", "e_na", "e_l", "temperature", "v_w", "v_h"})
 # Search box (physical units): candidates are clipped into it.
 BOUNDS = {
     "g_na": (1.0, 500.0),
@@ -119,10 +125,12 @@ BOUNDS = {
     "g_ahp": (1e-3, 2.0),
     "tau_w": (20.0, 2000.0),
     "v_w": (-30.0, 20.0),
+    "g_h": (1e-4, 1.0),
+    "v_h": (-100.0, -60.0),
 }
 # Starting values of parameters whose model default switches a channel off
-# (g_ahp = 0 in the published RS/FS sets), in physical units.
-START = {"g_ahp": 0.1}
+# (g_ahp = g_h = 0 in the published RS/FS sets), in physical units.
+START = {"g_ahp": 0.1, "g_h": 0.01}
 # Search spread per parameter: log units for positive ones, mV or degC otherwise.
 SPREAD = {
     "g_na": 0.7,
@@ -137,6 +145,8 @@ SPREAD = {
     "g_ahp": 0.7,
     "tau_w": 0.7,
     "v_w": 6.0,
+    "g_h": 0.7,
+    "v_h": 6.0,
 }
 
 
@@ -1089,7 +1099,8 @@ def fit_recording(
     *,
     sweeps: Sequence[int] | None = None,
     n_train: int = 6,
-    include_negative: bool = False,
+    include_negative: bool | None = None,
+    hyperpolarised: bool | None = None,
     free: Sequence[str] | None = None,
     params: Any = None,
     generations: int = 16,
@@ -1114,8 +1125,12 @@ def fit_recording(
         sweeps: training sweeps (file indices); default :func:`select_sweeps` with
             ``n_train``.
         n_train: number of training sweeps when ``sweeps`` is ``None``.
+        hyperpolarised: also search :data:`HYPERPOLARISED` of the model (I_h)
+            and train on the most hyperpolarising step; ``None``: on when the
+            scored step family has hyperpolarising steps, ``free`` is not given
+            and the model has such parameters.
         include_negative: let :func:`select_sweeps` add the most hyperpolarising
-            step.
+            step; ``None``: when ``hyperpolarised``.
         free: parameters to search (default :data:`FREE` of the model; ``e_l`` is
             always set by the resting potential and refined in the polish).
         params: starting/fixed parameters (default the model's defaults).
@@ -1145,6 +1160,13 @@ def fit_recording(
         names = tuple(n for n in names if n != "e_l")
         if not names:
             raise ValueError(f"No free parameters for model {model!r}; pass `free`.")
+        has_negative = bool(np.any(prepared.amplitudes < 0))
+        if hyperpolarised is None:
+            hyperpolarised = has_negative and free is None and model in HYPERPOLARISED
+        if hyperpolarised:
+            names += tuple(n for n in HYPERPOLARISED.get(model, ()) if n not in names)
+        if include_negative is None:
+            include_negative = hyperpolarised
         counts = spike_counts(prepared)
         if sweeps is None:
             rows = select_sweeps(prepared.amplitudes, counts, n_train, include_negative)
@@ -1152,7 +1174,7 @@ def fit_recording(
         train = tuple(int(s) for s in sweeps)
         init = initial_values(prepared, base, names, train)
         if passive_guard is None:
-            passive_guard = bool(np.any(prepared.amplitudes < 0))
+            passive_guard = has_negative
         if log is not None:
             log(f"training sweeps {list(train)}; start {init}")
         timings["prepare_s"] = time.perf_counter() - t0
@@ -1228,6 +1250,8 @@ def fit_recording(
             "polish_starts": polish_starts,
             "sigma_mv": sigma_mv,
             "passive_guard": passive_guard,
+            "hyperpolarised": hyperpolarised,
+            "include_negative": include_negative,
             "seed": seed,
         },
     )

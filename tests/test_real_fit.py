@@ -114,18 +114,22 @@ def test_prepare_rejects_densities(cell):
         protocol.prepare(dense)
 
 
-def test_slow_ahp_opt_in_has_a_box_a_spread_and_a_start(cell):
-    """The opt-in slow AHP parameters can be searched: bounds, spreads, a start
-    for the switched-off conductance, and ``v_w`` (mV, signed) on a linear scale."""
+def test_added_channels_have_a_box_a_spread_and_a_start(cell):
+    """The slow AHP (opt-in) and I_h (hyperpolarised families) parameters can be
+    searched: bounds, spreads, a start for each switched-off conductance, and the
+    signed half-activations (mV) on a linear scale."""
     _, rec = cell
     prepared = protocol.prepare(rec)
-    names = (*protocol.FREE["pospischil-rs"], *protocol.SLOW_AHP)
+    added = (*protocol.SLOW_AHP, *protocol.HYPERPOLARISED["pospischil-rs"])
+    names = (*protocol.FREE["pospischil-rs"], *added)
     base = hhjax.PospischilParams.rs()
-    assert base.g_ahp == 0.0
+    assert base.g_ahp == base.g_h == 0.0
     init = protocol.initial_values(prepared, base, names, [1, 2])
     assert init["g_ahp"] == protocol.START["g_ahp"]
+    assert init["g_h"] == protocol.START["g_h"]
     assert init["tau_w"] == base.tau_w and init["v_w"] == base.v_w
-    for name in protocol.SLOW_AHP:
+    assert init["v_h"] == base.v_h
+    for name in added:
         assert name in protocol.BOUNDS and name in protocol.SPREAD
     back = protocol._from_z(protocol._to_z(init, names), names)
     for name in names:

@@ -31,11 +31,13 @@ per-cell fits (e.g. an RS cell with g_l = 0.0205, g_na = 56, g_kd = 6,
 g_m = 0.075 mS/cm², v_t = −56.2 mV, tau_max = 608 ms, e_l = −70.3 mV); pass them as
 overrides if you want those.
 
-An extension, not in the paper: a spike-activated slow AHP K⁺ current
+Extensions, not in the paper: a spike-activated slow AHP K⁺ current
 (:class:`hhjax.channels.SlowAHPCurrent`; ``g_ahp``, ``tau_w``, ``v_w``,
-``q10_ahp``). It is switched off (``g_ahp = 0``) in both published sets, which
-then simulate exactly as the published model (the current is zero and V does not
-depend on its gate ``w``).
+``q10_ahp``) and a hyperpolarisation-activated cation current
+(:class:`hhjax.channels.HCurrent`; ``g_h``, ``e_h``, ``v_h``, ``tau_h``,
+``q10_h``). Both are switched off (``g_ahp = g_h = 0``) in the published sets,
+which then simulate exactly as the published model (the currents are zero and V
+does not depend on their gates ``w``, ``r``).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from jax.typing import ArrayLike
 from hhjax._model import Model
 from hhjax.channels.hh import Leak
 from hhjax.channels.pospischil import MCurrent, TraubPotassium, TraubSodium
+from hhjax.channels.ih import HCurrent
 from hhjax.channels.slow_ahp import SlowAHPCurrent
 
 _FS = {"g_kd": 10.0, "g_m": 0.0, "g_l": 0.15}
@@ -58,8 +61,9 @@ class PospischilParams(NamedTuple):
 
     Every field may be a scalar or an array broadcasting against the batch shape.
     Rates are given at 36 °C: ``q10`` scales the Na⁺/K⁺ rates, ``q10_m`` the M
-    current's, ``q10_ahp`` the slow AHP current's, ``q10_g`` every conductance
-    (1 = off). ``g_ahp = 0`` switches the slow AHP current off (the default).
+    current's, ``q10_ahp`` the slow AHP current's, ``q10_h`` I_h's, ``q10_g``
+    every conductance (1 = off). ``g_ahp = 0`` and ``g_h = 0`` (the defaults)
+    switch the slow AHP current and I_h off.
     """
 
     g_na: ArrayLike = 50.0  # maximal Na+ conductance, mS/cm^2
@@ -80,6 +84,11 @@ class PospischilParams(NamedTuple):
     tau_w: ArrayLike = 150.0  # closing time constant of the slow AHP gate, ms
     v_w: ArrayLike = -10.0  # half-activation of the slow AHP opening rate, mV
     q10_ahp: ArrayLike = 1.0  # temperature factor of the slow AHP rates
+    g_h: ArrayLike = 0.0  # hyperpolarisation-activated (HCN) conductance, mS/cm^2
+    e_h: ArrayLike = -30.0  # reversal potential of I_h, mV
+    v_h: ArrayLike = -80.0  # half-activation of I_h, mV
+    tau_h: ArrayLike = 50.0  # activation time constant of I_h, ms
+    q10_h: ArrayLike = 1.0  # temperature factor of the I_h rates
 
     @classmethod
     def rs(cls, **overrides: ArrayLike) -> PospischilParams:
@@ -105,6 +114,7 @@ class PospischilState(NamedTuple):
     n: Array  # delayed-rectifier K+ activation, dimensionless in [0, 1]
     p: Array  # M-current activation, dimensionless in [0, 1]
     w: Array  # slow AHP activation, dimensionless in [0, 1]
+    r: Array  # I_h activation, dimensionless in [0, 1]
 
 
 class PospischilTrace(NamedTuple):
@@ -121,10 +131,12 @@ class PospischilTrace(NamedTuple):
     n: Array | None  # delayed-rectifier K+ activation, 1
     p: Array | None  # M-current activation, 1
     w: Array | None  # slow AHP activation, 1
+    r: Array | None  # I_h activation, 1
     i_na: Array | None  # Na+ current, uA/cm^2
     i_kd: Array | None  # delayed-rectifier K+ current, uA/cm^2
     i_m: Array | None  # M current, uA/cm^2
     i_ahp: Array | None  # slow AHP current, uA/cm^2
+    i_h: Array | None  # hyperpolarisation-activated current, uA/cm^2
     i_l: Array | None  # leak current, uA/cm^2
 
 
@@ -135,6 +147,7 @@ POSPISCHIL = Model(
         TraubPotassium(),
         MCurrent(),
         SlowAHPCurrent(),
+        HCurrent(),
         Leak(),
     ),
     params_type=PospischilParams,
