@@ -37,6 +37,7 @@ import fitting  # noqa: E402
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=8)
+    parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--starts", type=int, default=4)
     parser.add_argument("--duration", type=float, default=1000.0, help="ms per sweep")
     parser.add_argument(
@@ -52,7 +53,7 @@ def main(argv=None) -> int:
     free, make_data = PROBLEMS[args.problem]
     truth = truth_values(free)
     estimates, errors, flags, success, walls, laplace_corr = [], [], [], [], [], []
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         data = make_data(noise_seed=seed, duration=args.duration)
         started = time.perf_counter()
         result = fitting.fit(
