@@ -128,8 +128,11 @@ def gauss_newton_matrix(lin: _Linearisation) -> Array:
     return a - (b / d) @ b.T
 
 
-def _lm_solve(lin: _Linearisation, lam: Array):
-    a, gz, b, d, gd = _normal_equations(lin)
+def _lm_solve(lin: _Linearisation, lam: Array, normal=None):
+    """Damped Gauss–Newton step ``(step_z, step_delta)`` at damping ``lam``;
+    ``normal``: :func:`_normal_equations` of ``lin`` if already computed (they do
+    not depend on ``lam``)."""
+    a, gz, b, d, gd = _normal_equations(lin) if normal is None else normal
     n = a.shape[0]
     diag = jnp.diag(a)
     damp = lam * jnp.where(diag > 0, diag, 1.0)
@@ -150,8 +153,10 @@ def _bounded_step(lin: _Linearisation, lam: Array, z: Array, space: ParamSpace):
     ``exp(_MAX_LOG_STEP)``, or ``_MAX_LINEAR_STEP`` of the bounds' width): the
     Levenberg–Marquardt damping as the multiplier of a trust region (Moré 1978),
     so a far start takes steps that bend towards steepest descent instead of
-    long Gauss–Newton jumps. The Jacobian is reused; only the small damped
-    system is solved again. Returns ``(damping, step_z, step_delta)``."""
+    long Gauss–Newton jumps. The Jacobian and the normal equations are reused;
+    only the small damped system is solved again. Returns ``(damping, step_z, step_delta)``."""
+
+    normal = _normal_equations(lin)  # the sums over all residuals, once
 
     def size(step_z):
         return space.step_size(z, step_z, _MAX_LOG_STEP, _MAX_LINEAR_STEP)
@@ -163,9 +168,9 @@ def _bounded_step(lin: _Linearisation, lam: Array, z: Array, space: ParamSpace):
     def damp_more(carry):
         lam, _, _, tries = carry
         lam = jnp.minimum(lam * 4.0, _LAMBDA_MAX)
-        return (lam, *_lm_solve(lin, lam), tries + 1)
+        return (lam, *_lm_solve(lin, lam, normal), tries + 1)
 
-    step_z, step_d = _lm_solve(lin, lam)
+    step_z, step_d = _lm_solve(lin, lam, normal)
     lam, step_z, step_d, _ = lax.while_loop(
         too_long, damp_more, (lam, step_z, step_d, 0)
     )
