@@ -258,9 +258,10 @@ def fit(
         seed: seed of the starts (reproducible).
         max_iterations: iterations per stage (default 50 for Levenberg–Marquardt,
             500 for Adam, 100 for L-BFGS).
-        tolerance: Levenberg–Marquardt ends a stage when, for every start, the
-            last accepted step lowered the loss by at most this fraction (or no
-            step did by more in the last 5 iterations) — except for stragglers,
+        tolerance: Levenberg–Marquardt ends a stage when, for every start, an
+            undamped Gauss–Newton step would lower the loss by at most this
+            fraction were the residuals linear (or no step lowered it by more in
+            the last 5 iterations) — except for stragglers,
             starts 10 % or more above the best loss that gained less than 5 % in
             the last 5 iterations, which do not hold up the others.
         method: integrator (see :data:`hhjax.METHODS`); the step is the data's
@@ -730,11 +731,12 @@ class _Run:
         self._commit()
 
     def stage_done(self) -> bool:
-        """Every start (Levenberg–Marquardt) has converged — the last step was
-        accepted and lowered the loss by at most ``tol`` (relative), or no step
-        lowered it by more than that in the last ``_LM_PATIENCE`` iterations — or
-        is a straggler: a loss above ``_STRAGGLER_RATIO`` times the best start's
-        that fell by less than ``_STRAGGLER_GAIN`` (relative) over the last
+        """Every start (Levenberg–Marquardt) has converged — an undamped
+        Gauss–Newton step from its accepted point would lower the loss by at
+        most ``tol`` (relative) if the residuals were linear, or no step lowered
+        it by more than that in the last ``_LM_PATIENCE`` iterations — or is a
+        straggler: a loss above ``_STRAGGLER_RATIO`` times the best start's that
+        fell by less than ``_STRAGGLER_GAIN`` (relative) over the last
         ``_LM_PATIENCE`` iterations. Stragglers would otherwise hold every start
         in the batch for up to ``max_iterations``."""
         if self.iteration >= self.n_iter:
@@ -746,8 +748,7 @@ class _Run:
         last = recent[-1]
         tol = self.tol if self.stage == len(self.stages) - 1 else _INTERMEDIATE_TOL
         scale = max(tol, self.tol) * np.abs(last)
-        step_gain = recent[-2] - last
-        converged = (step_gain > 0) & (step_gain <= scale)
+        converged = np.asarray(self.state.potential) <= scale
         if len(recent) == _LM_PATIENCE + 1:
             converged |= recent[0] - last <= scale
             best = np.min(np.where(np.isfinite(last), last, np.inf))

@@ -128,11 +128,11 @@ def gauss_newton_matrix(lin: _Linearisation) -> Array:
     return a - (b / d) @ b.T
 
 
-def _lm_solve(lin: _Linearisation, lam: Array, normal=None):
-    """Damped Gauss–Newton step ``(step_z, step_delta)`` at damping ``lam``;
-    ``normal``: :func:`_normal_equations` of ``lin`` if already computed (they do
-    not depend on ``lam``)."""
-    a, gz, b, d, gd = _normal_equations(lin) if normal is None else normal
+def _lm_solve(normal, lam: Array):
+    """Damped Gauss–Newton step ``(step_z, step_delta)`` at damping ``lam`` from
+    the normal equations ``normal`` (:func:`_normal_equations`); ``step_delta``
+    is flat (one entry per window and sweep), ``None`` without offsets."""
+    a, gz, b, d, gd = normal
     n = a.shape[0]
     diag = jnp.diag(a)
     damp = lam * jnp.where(diag > 0, diag, 1.0)
@@ -144,19 +144,17 @@ def _lm_solve(lin: _Linearisation, lam: Array, normal=None):
     rhs = -(gz - b @ (gd / dd))
     step_z = jnp.linalg.solve(schur, rhs)
     step_d = -(gd + step_z @ b) / dd
-    return step_z, step_d.reshape(lin.s.shape[1:])
+    return step_z, step_d
 
 
-def _bounded_step(lin: _Linearisation, lam: Array, z: Array, space: ParamSpace):
+def _bounded_step(normal, lam: Array, z: Array, space: ParamSpace):
     """The damped step with the smallest damping ``>= lam`` (×4 at a time) that
     moves no parameter further than the trust region allows (a factor
     ``exp(_MAX_LOG_STEP)``, or ``_MAX_LINEAR_STEP`` of the bounds' width): the
     Levenberg–Marquardt damping as the multiplier of a trust region (Moré 1978),
     so a far start takes steps that bend towards steepest descent instead of
-    long Gauss–Newton jumps. The Jacobian and the normal equations are reused;
-    only the small damped system is solved again. Returns ``(damping, step_z, step_delta)``."""
-
-    normal = _normal_equations(lin)  # the sums over all residuals, once
+    long Gauss–Newton jumps. Only the small damped system is solved again.
+    Returns ``(damping, step_z, step_delta)``."""
 
     def size(step_z):
         return space.step_size(z, step_z, _MAX_LOG_STEP, _MAX_LINEAR_STEP)
@@ -168,9 +166,9 @@ def _bounded_step(lin: _Linearisation, lam: Array, z: Array, space: ParamSpace):
     def damp_more(carry):
         lam, _, _, tries = carry
         lam = jnp.minimum(lam * 4.0, _LAMBDA_MAX)
-        return (lam, *_lm_solve(lin, lam, normal), tries + 1)
+        return (lam, *_lm_solve(normal, lam), tries + 1)
 
-    step_z, step_d = _lm_solve(lin, lam, normal)
+    step_z, step_d = _lm_solve(normal, lam)
     lam, step_z, step_d, _ = lax.while_loop(
         too_long, damp_more, (lam, step_z, step_d, 0)
     )
@@ -182,8 +180,9 @@ class Method(NamedTuple):
 
     ``init(z, delta, data) -> state`` (evaluates nothing); ``step(state, data) ->
     state``; ``result(state) -> (z, delta, loss)`` (the best point evaluated);
-    ``observe(before, after) -> (loss, z)``: the loss at the point where the step
-    started, and that point.
+    ``observe(before, after) -> (loss, z)``: a loss the step evaluated and its
+    point (Levenberg–Marquardt: the accepted point after the step; optax: the
+    point where the step started).
     """
 
     init: Callable
@@ -205,19 +204,53 @@ def accumulate(x: Array) -> Array:
 
 # ------------------------------------------------------------ Levenberg-Marquardt
 class LMState(NamedTuple):
-    z: Array  # unconstrained parameters, (n_free,)
-    delta: Array  # per-window V offsets, mV, delta_shape (or (0,))
-    lam: Array  # damping, ()
-    loss: Array  # loss at (z, delta) (inf before the first step), ()
-    loss_before: Array  # loss where the last step started, ()
+    z: Array  # accepted unconstrained parameters, (n_free,)
+    delta: Array  # accepted per-window V offsets, mV, delta_shape (or (0,))
+    lam: Array  # damping of the pending trial step, ()
+    loss: Array  # loss at (z, delta) (inf before the first evaluation), ()
+    normal: tuple  # normal equations at (z, delta), see _normal_equations
+    potential: Array  # loss decrease an undamped Gauss-Newton step from (z, delta)
+    # would bring if the residuals were linear (inf before the first evaluation), ()
+    trial_z: Array  # the point the next iteration evaluates, (n_free,)
+    trial_delta: Array  # and its offsets, like delta
+
+
+def _zero_normal(n: int, n_offsets: int | None, dtype) -> tuple:
+    """Normal equations of no residuals (the state before the first evaluation)."""
+    if n_offsets is None:
+        return jnp.zeros((n, n), dtype), jnp.zeros(n, dtype), None, None, None
+    g = jnp.zeros(n_offsets, dtype)
+    return (
+        jnp.zeros((n, n), dtype),
+        jnp.zeros(n, dtype),
+        jnp.zeros((n, n_offsets), dtype),
+        g,
+        g,
+    )
+
+
+def _potential(normal) -> Array:
+    """Decrease of the sum of squares that the undamped Gauss–Newton step would
+    bring if the residuals were linear, ``gᵀ A⁻¹ g`` (offsets included) — the
+    convergence measure: a damped step can gain little far from the optimum,
+    this cannot."""
+    step_z, step_d = _lm_solve(normal, jnp.zeros((), normal[0].dtype))
+    gain = -jnp.dot(step_z, normal[1])
+    if step_d is not None:
+        gain = gain - jnp.dot(step_d, normal[4])
+    return jnp.maximum(gain, 0.0)
 
 
 def levenberg_marquardt(stage: Stage, space: ParamSpace) -> Method:
     """Levenberg–Marquardt (Marquardt's diagonal scaling) on a residual stage.
 
-    Each iteration linearises once (``n_free + 1`` JVPs), solves the damped normal
-    equations (offsets eliminated window by window) and accepts the step if the
-    loss decreases (damping ÷3), else rejects it (damping ×4).
+    Each iteration linearises once (``n_free + 1`` JVPs, which give the loss
+    too) at the trial point that the previous iteration proposed. If its loss is
+    lower than the accepted point's, the trial point is accepted with its normal
+    equations (damping ÷3); otherwise the accepted point is kept (damping ×4).
+    The next trial point is then solved from the accepted point's normal
+    equations (offsets eliminated window by window) — a rejected step costs no
+    new Jacobian, and every simulation of an iteration is part of one Jacobian.
 
     Returns:
         A :class:`Method` for one start.
@@ -227,38 +260,64 @@ def levenberg_marquardt(stage: Stage, space: ParamSpace) -> Method:
             "Levenberg-Marquardt needs a residual loss (shooting, mse, regression); "
             "use an optax optimizer for a custom scalar loss."
         )
-
-    def value(z, delta, data):
-        return stage_value(stage, space.params_from_z(z), delta, data)
+    with_offsets = stage.delta_shape is not None
 
     def init(z, delta, data):
-        inf = jnp.asarray(jnp.inf, accumulation_dtype(z.dtype))
-        return LMState(z, delta, jnp.asarray(_LAMBDA_INIT, inf.dtype), inf, inf)
+        acc = accumulation_dtype(z.dtype)
+        n_offsets = delta.size if with_offsets else None
+        return LMState(
+            z=z,
+            delta=delta,
+            lam=jnp.asarray(_LAMBDA_INIT, acc),
+            loss=jnp.asarray(jnp.inf, acc),
+            normal=_zero_normal(z.shape[0], n_offsets, acc),
+            potential=jnp.asarray(jnp.inf, acc),
+            trial_z=z,
+            trial_delta=delta,
+        )
 
     def step(state: LMState, data):
-        lin = linearise(stage, space.params_from_z, state.z, state.delta, data)
-        lam, step_z, step_d = _bounded_step(lin, state.lam, state.z, space)
-        z_new = state.z + step_z.astype(state.z.dtype)
-        d_new = state.delta
+        lin = linearise(
+            stage, space.params_from_z, state.trial_z, state.trial_delta, data
+        )
+        trial_loss = _sum_sq(lin) / lin.norm
+        normal = _normal_equations(lin)
+        finite = jnp.isfinite(trial_loss) & jnp.all(jnp.isfinite(state.trial_z))
+        finite &= jnp.all(jnp.isfinite(normal[0])) & jnp.all(jnp.isfinite(normal[1]))
+        ok = finite & (trial_loss < state.loss)
+        first = ~jnp.isfinite(state.loss)  # the start itself: not a step
+
+        def pick(new, old):
+            return jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)
+
+        z, delta = pick((state.trial_z, state.trial_delta), (state.z, state.delta))
+        loss = jnp.where(ok, trial_loss, state.loss)
+        potential = jnp.where(ok, _potential(normal) / lin.norm, state.potential)
+        normal = pick(normal, state.normal)
+        lam = jnp.where(
+            ok, jnp.where(first, state.lam, state.lam / 3.0), state.lam * 4.0
+        )
+        lam = jnp.clip(lam, _LAMBDA_MIN, _LAMBDA_MAX)
+        lam, step_z, step_d = _bounded_step(normal, lam, z, space)
+        trial_delta = delta
         if step_d is not None:
-            d_new = state.delta + step_d.astype(state.delta.dtype)
-        trial = value(z_new, d_new, data)
-        current = _sum_sq(lin) / lin.norm
-        ok = jnp.isfinite(trial) & jnp.all(jnp.isfinite(z_new)) & (trial < current)
-        lam = jnp.where(ok, lam / 3.0, lam * 4.0)
+            trial_delta = delta + step_d.reshape(delta.shape).astype(delta.dtype)
         return LMState(
-            z=jnp.where(ok, z_new, state.z),
-            delta=jnp.where(ok, d_new, state.delta),
-            lam=jnp.clip(lam, _LAMBDA_MIN, _LAMBDA_MAX),
-            loss=jnp.where(ok, trial, current),
-            loss_before=current,
+            z=z,
+            delta=delta,
+            lam=lam,
+            loss=loss,
+            normal=normal,
+            potential=potential,
+            trial_z=z + step_z.astype(z.dtype),
+            trial_delta=trial_delta,
         )
 
     def result(state: LMState):
         return state.z, state.delta, state.loss
 
     def observe(before: LMState, after: LMState):
-        return after.loss_before, before.z
+        return after.loss, after.z
 
     return Method(init, step, result, observe)
 

@@ -18,7 +18,10 @@ import fitting
 import hhjax
 from fitting._losses import linear_recurrence
 from fitting._optim import (
+    _Linearisation,
     _lm_solve,
+    _normal_equations,
+    _potential,
     _value_and_grad,
     levenberg_marquardt,
     linearise,
@@ -198,17 +201,51 @@ def test_levenberg_marquardt_steps_are_bounded_far_from_the_optimum(noisy):
     )  # fmt: skip
     cap = fitting._optim._MAX_LOG_STEP
     lin = linearise(stage, space.params_from_z, state.z, state.delta, arrays)
-    undamped, _ = _lm_solve(lin, state.lam)
+    undamped, _ = _lm_solve(_normal_equations(lin), state.lam)
     assert float(space.step_size(state.z, undamped, cap, 0.05)) > 1.5  # too long
     step = jax.jit(method.step)
     values, losses = [space.values_np(state.z)], []
-    for _ in range(6):
+    for _ in range(7):  # the first evaluates the start
         state = step(state, arrays)
         values.append(space.values_np(state.z))
-        losses.append(float(state.loss_before))
+        losses.append(float(state.loss))
     ratios = np.abs(np.diff(np.log(values), axis=0))
     assert ratios.max() <= 1.05 * cap
     assert float(state.loss) < 0.5 * losses[0]  # and the fit still made progress
+
+
+@pytest.mark.parametrize("offsets", [False, True])
+def test_convergence_potential_is_the_gain_of_the_exact_least_squares_step(offsets):
+    """The stopping measure of Levenberg–Marquardt equals, for linear residuals,
+    the decrease of the sum of squares at the exact least-squares solution (window
+    offsets included)."""
+    rng = np.random.default_rng(3)
+    n, length, windows = 2, 6, 4
+    r = rng.normal(size=(length, windows))
+    jz = rng.normal(size=(n, length, windows))
+    s = rng.normal(size=(length, windows)) if offsets else None
+    c = rng.uniform(0.5, 1.0, windows) if offsets else None
+    prior = rng.normal(size=windows) if offsets else None
+    lin = _Linearisation(
+        r=jnp.asarray(r), norm=jnp.asarray(1.0), prior=prior, jz=jnp.asarray(jz),
+        s=s, c=c,
+    )  # fmt: skip
+    potential = float(_potential(_normal_equations(lin)))
+    # Dense least squares in all unknowns: (z, delta).
+    cols = [jz[k].ravel() for k in range(n)]
+    rows = r.ravel()
+    if offsets:
+        block = np.zeros((length * windows, windows))
+        for w in range(windows):
+            block[w::windows, w] = s[:, w]
+        dense = np.column_stack([*cols, *block.T])
+        dense = np.vstack([dense, np.hstack([np.zeros((windows, n)), np.diag(c)])])
+        rows = np.concatenate([rows, prior])
+    else:
+        dense = np.column_stack(cols)
+    x = np.linalg.lstsq(dense, -rows, rcond=None)[0]
+    gain = rows @ rows - np.sum((rows + dense @ x) ** 2)
+    np.testing.assert_allclose(potential, gain, rtol=1e-9)
 
 
 @pytest.mark.parametrize("window", [2.5, 10.0])
@@ -226,7 +263,7 @@ def test_levenberg_marquardt_schur_step_solves_the_full_normal_equations(noisy, 
     @jax.jit
     def schur_step(z, delta):
         lin = linearise(stage, space.params_from_z, z, delta, arrays)
-        return _lm_solve(lin, jnp.asarray(lam))
+        return _lm_solve(_normal_equations(lin), jnp.asarray(lam))
 
     step_z, step_d = schur_step(z, delta)
 
