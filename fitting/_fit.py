@@ -222,6 +222,7 @@ def fit(
     callback: Callable[[dict], Any] | None = None,
     uncertainty: bool = True,
     model: str | None = None,
+    mesh: jax.sharding.Mesh | None = None,
 ) -> FitResult:
     """Fit free parameters of a model to recorded voltage, from many starts at once.
 
@@ -285,6 +286,11 @@ def fit(
         uncertainty: compute the Laplace standard errors at the best start.
         model: the model's name for the result file (default: inferred from the
             type of ``params``, see :data:`hhjax.MODELS`).
+        mesh: a :class:`jax.sharding.Mesh` to split the starts over (all its
+            devices, e.g. several GPUs, or CPU cores exposed as host devices by
+            ``XLA_FLAGS=--xla_force_host_platform_device_count=N``); ``n_starts``
+            must be a multiple of its size. The data are replicated on every
+            device. Each start's computation is the same as without a mesh.
 
     Returns:
         A :class:`FitResult`.
@@ -301,14 +307,14 @@ def fit(
         return _fit(
             data, free, params, bounds, loss, optimizer, n_starts, init, spread,
             seed, max_iterations, tolerance, method, dtype, grad_mode, checkpoint,
-            checkpoint_every, resume, progress, callback, uncertainty, model,
+            checkpoint_every, resume, progress, callback, uncertainty, model, mesh,
         )  # fmt: skip
 
 
 def _fit(
     data, free, params, bounds, loss, optimizer, n_starts, init, spread, seed,
     max_iterations, tolerance, method, dtype, grad_mode, checkpoint,
-    checkpoint_every, resume, progress, callback, want_uncertainty, model,
+    checkpoint_every, resume, progress, callback, want_uncertainty, model, mesh,
 ):  # fmt: skip
     clock = time.perf_counter()
     base = hhjax.HHParams() if params is None else params
@@ -370,10 +376,12 @@ def _fit(
     )
     bar = _Progress(progress, len(stages), unit)
 
-    key = _compile_key(loss_obj, data, method, space, modes, n_starts, dtype)
+    _check_mesh(mesh, n_starts)
+    key = _compile_key(loss_obj, data, method, space, modes, n_starts, dtype, mesh)
     run = _Run(
-        space, stages, plans, modes, arrays, n_starts, float_type, tolerance, key
-    )
+        space, stages, plans, modes, arrays, n_starts, float_type, tolerance, key,
+        mesh,
+    )  # fmt: skip
     run.started = clock
     run.want_uncertainty = want_uncertainty
     restored = None
@@ -517,7 +525,21 @@ _CACHE_SIZE = 16
 _CACHE_LOCK = threading.Lock()
 
 
-def _compile_key(loss, data, method, space, modes, n_starts, dtype):
+def _check_mesh(mesh, n_starts: int) -> None:
+    if mesh is None:
+        return
+    if not isinstance(mesh, jax.sharding.Mesh):
+        raise TypeError(
+            f"`mesh` must be a jax.sharding.Mesh (or None); got {type(mesh).__name__}."
+        )
+    if n_starts % mesh.size:
+        raise ValueError(
+            f"`n_starts` ({n_starts}) must be a multiple of the mesh's {mesh.size} "
+            "devices, so that every device gets the same number of starts."
+        )
+
+
+def _compile_key(loss, data, method, space, modes, n_starts, dtype, mesh):
     key = (
         loss,
         data.n_samples,
@@ -531,6 +553,7 @@ def _compile_key(loss, data, method, space, modes, n_starts, dtype):
         tuple(modes),
         n_starts,
         dtype,
+        mesh,
     )
     try:
         hash(key)
@@ -571,9 +594,22 @@ class _Run:
     (de)serialisation of all of it for checkpoints."""
 
     def __init__(
-        self, space, stages, plans, modes, arrays, n_starts, float_type, tol, key=None
-    ):
+        self, space, stages, plans, modes, arrays, n_starts, float_type, tol, key=None,
+        mesh=None,
+    ):  # fmt: skip
         self.key = key
+        # With a mesh: every array with a leading starts axis is split over all of
+        # its devices, the data are replicated.
+        self.split = self.replicated = None
+        if mesh is not None:
+            axes = tuple(mesh.axis_names)
+            self.split = jax.sharding.NamedSharding(
+                mesh, jax.sharding.PartitionSpec(axes)
+            )
+            self.replicated = jax.sharding.NamedSharding(
+                mesh, jax.sharding.PartitionSpec()
+            )
+            arrays = jax.device_put(arrays, self.replicated)
         self.space = space
         self.stages = stages
         self.plans = plans
@@ -622,7 +658,19 @@ class _Run:
             m = optax_method(stage, self.space, opt, self.modes[index])
             chunk = min(_OPTAX_CHUNK, n_iter)
         delta_shape = (self.n_starts,) + (stage.delta_shape or (0,))
-        init = jax.jit(jax.vmap(m.init, in_axes=(0, 0, None)))
+        shard = {}
+        if self.split is not None:
+            records = jax.sharding.NamedSharding(
+                self.split.mesh, jax.sharding.PartitionSpec(None, *self.split.spec)
+            )
+            shard = {
+                "in_shardings": (self.split, self.replicated),
+                "out_shardings": (self.split, records),
+            }
+        init = jax.jit(
+            jax.vmap(m.init, in_axes=(0, 0, None)),
+            **({"out_shardings": self.split} if shard else {}),
+        )
         step = jax.vmap(m.step, in_axes=(0, None))
 
         def chunk_fn(state, data):
@@ -635,7 +683,7 @@ class _Run:
         z = jax.ShapeDtypeStruct((self.n_starts, self.space.n_free), self.float_type)
         d = jax.ShapeDtypeStruct(delta_shape, self.float_type)
         template = jax.eval_shape(init, z, d, self.arrays)
-        compiled = jax.jit(chunk_fn).lower(template, self.arrays).compile()
+        compiled = jax.jit(chunk_fn, **shard).lower(template, self.arrays).compile()
         return _Compiled(
             kind=kind,
             chunk=chunk,
@@ -693,6 +741,10 @@ class _Run:
     def _template(self):
         return self._state_template
 
+    def _place(self, x):
+        """``x`` (leading axis: starts) on the devices it is computed on."""
+        return x if self.split is None else jax.device_put(x, self.split)
+
     def start(self, z: np.ndarray):
         self.stage = 0
         self._enter_stage(jnp.asarray(z, self.float_type))
@@ -701,7 +753,9 @@ class _Run:
         self._setup()
         if delta is None or delta.shape != self.delta_shape:
             delta = jnp.zeros(self.delta_shape, self.float_type)
-        self.state = self._init(z, jnp.asarray(delta, self.float_type), self.arrays)
+        z = self._place(jnp.asarray(z, self.float_type))
+        delta = self._place(jnp.asarray(delta, self.float_type))
+        self.state = self._init(z, delta, self.arrays)
         self.iteration = 0
         self._commit()
 
@@ -838,7 +892,7 @@ class _Run:
                     "The checkpoint's optimizer state does not match this fit; delete "
                     "it or pass resume=False."
                 )
-            restored.append(jnp.asarray(leaf, spec.dtype))
+            restored.append(self._place(jnp.asarray(leaf, spec.dtype)))
         self.state = jax.tree.unflatten(treedef, restored)
         self._commit()
 

@@ -76,6 +76,57 @@ SCRIPT = textwrap.dedent(
     out["grad_max_rel"] = float(
         np.max(np.abs(grad_many - grad_one) / np.abs(grad_one))
     )
+
+    # A fit with its starts split over the mesh: 8 per device, a whole SIMD vector
+    # (as above).
+    import fitting
+    import fitting._fit
+
+    current = np.asarray(stimulus.ornstein_uhlenbeck(
+        6.0, 4.0, 5.0, duration=60.0, dt=dt, key=3))
+    data = fitting.synthetic_data(HHParams(), current, dt, noise_mv=0.5, seed=1)
+    kw = dict(n_starts=32, loss=fitting.Shooting((2.0,)), progress=False,
+              uncertainty=False, max_iterations=6)
+    alone = fitting.fit(data, ("g_na", "g_k", "g_l"), **kw)
+    fitting._fit._COMPILED.clear()
+    split = fitting.fit(data, ("g_na", "g_k", "g_l"), mesh=mesh, **kw)
+    (built,) = fitting._fit._COMPILED.values()
+    state_in = jax.tree.leaves(built.run_chunk.input_shardings[0][0])
+    out["fit_state_specs"] = sorted({str(sh.spec) for sh in state_in})
+    out["fit_max_rel"] = float(
+        np.max(np.abs(alone.final_values / split.final_values - 1)))
+    out["fit_equal"] = bool(
+        np.array_equal(alone.final_values, split.final_values)
+        and np.array_equal(alone.value_history, split.value_history)
+    )
+    # The loss sums may be reduced in another order: equal to rounding.
+    out["fit_loss_max_rel"] = float(
+        np.max(np.abs(alone.loss_history / split.loss_history - 1)))
+    out["fit_moved"] = float(np.max(np.abs(alone.final_values / alone.start_values - 1)))
+    # Interrupted at iteration 3 and resumed from its checkpoint, on the mesh.
+    import os, tempfile
+    path = os.path.join(tempfile.mkdtemp(), "fit.npz")
+
+    def stop(info):
+        if info["iteration"] == 3:
+            raise KeyboardInterrupt
+
+    try:
+        fitting.fit(data, ("g_na", "g_k", "g_l"), mesh=mesh, checkpoint=path,
+                    callback=stop, **kw)
+    except KeyboardInterrupt:
+        pass
+    resumed = fitting.fit(data, ("g_na", "g_k", "g_l"), mesh=mesh, checkpoint=path,
+                          **kw)
+    out["fit_resumed_at"] = resumed.resumed_at
+    out["fit_resumed_equal"] = bool(
+        np.array_equal(resumed.final_values, split.final_values))
+    try:
+        fitting.fit(data, ("g_na",), n_starts=6, mesh=mesh, **{
+            k: v for k, v in kw.items() if k != "n_starts"})
+        out["fit_ragged_error"] = None
+    except ValueError as err:
+        out["fit_ragged_error"] = str(err)
     print(json.dumps(out))
     """
 )
@@ -89,7 +140,10 @@ def sharded_results():
     ).strip()
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
     proc = subprocess.run(
-        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env,
+        [sys.executable, "-c", SCRIPT],
+        capture_output=True,
+        text=True,
+        env=env,
         timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -108,6 +162,26 @@ def test_sharded_parameters_equal_single_device_bit_for_bit(sharded_results):
 
 def test_sharded_current_equal_single_device_bit_for_bit(sharded_results):
     assert sharded_results["current_equal"]
+
+
+def test_fit_with_starts_split_over_a_mesh_equals_single_device(sharded_results):
+    # Every leaf of the optimiser state is split over the starts axis...
+    assert sharded_results["fit_state_specs"] == ["P('cells',)"]
+    # ...and the fit (which moved its starts) takes exactly the steps of the unsplit
+    # one.
+    assert sharded_results["fit_moved"] > 1e-3
+    assert sharded_results["fit_equal"], sharded_results["fit_max_rel"]
+    assert sharded_results["fit_loss_max_rel"] < 1e-12
+
+
+def test_fit_on_a_mesh_resumes_from_its_checkpoint(sharded_results):
+    assert sharded_results["fit_resumed_at"] is not None
+    assert sharded_results["fit_resumed_equal"]
+
+
+def test_fit_refuses_starts_that_do_not_divide_over_the_mesh(sharded_results):
+    message = sharded_results["fit_ragged_error"]
+    assert message is not None and "multiple of the mesh's 4 devices" in message
 
 
 def test_gradient_through_sharded_batch(sharded_results):
