@@ -368,6 +368,11 @@ def main(argv=None) -> int:
         help="losses differential evolution runs on, given the gradient fit's time",
     )
     parser.add_argument("--skip-float32", action="store_true")
+    parser.add_argument(
+        "--mixed",
+        action="store_true",
+        help="also run the fit with dtype='mixed' (float32 stages before the last)",
+    )
     parser.add_argument("--skip-regression", action="store_true")
     parser.add_argument("--memory-only", action="store_true")
     parser.add_argument("--memory-worker", default=None, help=argparse.SUPPRESS)
@@ -394,6 +399,9 @@ def main(argv=None) -> int:
             print(json.dumps(fit_rows[-1]), flush=True)
         if not args.skip_float32:
             fit_rows.append(run_gradient_fit(problem, args.starts, "float32"))
+            print(json.dumps(fit_rows[-1]), flush=True)
+        if args.mixed:
+            fit_rows.append(run_gradient_fit(problem, args.starts, "mixed"))
             print(json.dumps(fit_rows[-1]), flush=True)
     memory_rows = [] if args.skip_memory else run_memory(args.steps)
     for row in memory_rows:

@@ -15,6 +15,7 @@ Usage::
 
     python benchmarks/fit_identifiability.py --seeds 6 --starts 8
     python benchmarks/fit_identifiability.py --problem fit1 --seeds 8 --starts 4
+    python benchmarks/fit_identifiability.py --seeds 4 --starts 8 --dtype mixed
 """
 
 from __future__ import annotations
@@ -47,6 +48,9 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--substeps", type=int, default=1)
     parser.add_argument("--problem", choices=tuple(PROBLEMS), default="fit2")
+    parser.add_argument(
+        "--dtype", default="float64", choices=("float64", "float32", "mixed")
+    )
     args = parser.parse_args(argv)
     windows = tuple(None if w == "None" else float(w) for w in args.windows.split(","))
     loss = fitting.Shooting(windows, substeps=args.substeps)
@@ -57,8 +61,9 @@ def main(argv=None) -> int:
         data = make_data(noise_seed=seed, duration=args.duration)
         started = time.perf_counter()
         result = fitting.fit(
-            data, free, loss=loss, n_starts=args.starts, seed=seed, progress=False
-        )
+            data, free, loss=loss, n_starts=args.starts, seed=seed, progress=False,
+            dtype=args.dtype,
+        )  # fmt: skip
         walls.append(time.perf_counter() - started)
         best = result.final_values[result.best]
         unc = result.uncertainty
@@ -91,7 +96,7 @@ def main(argv=None) -> int:
     print()
     print(
         f"{args.problem}: {args.seeds} noise seeds x {args.starts} starts, windows "
-        f"{windows}, "
+        f"{windows}, {args.dtype}, "
         f"{args.duration:g} ms sweeps; mean wall time {np.mean(walls):.0f} s per fit; "
         f"starts within 2 %: {100 * np.mean(success):.0f} %"
     )

@@ -387,8 +387,15 @@ def register_fit(subparsers: Any) -> None:
         help="integration steps per data sample (more: stable for coarse sampling "
         "or stiff parameters; shooting and mse losses)",
     )
-    group.add_argument("--float32", action="store_true",
-                       help="compute in float32 (default float64)")  # fmt: skip
+    precision = group.add_mutually_exclusive_group()
+    precision.add_argument("--float32", action="store_true",
+                           help="compute in float32 (default float64)")  # fmt: skip
+    precision.add_argument(
+        "--mixed",
+        action="store_true",
+        help="float32 for the stages before the last, float64 for the last "
+        "(same result as float64, faster)",
+    )
     group = parser.add_argument_group("running")
     group.add_argument("--quiet", action="store_true", help="no progress line")
     group.add_argument(
@@ -410,7 +417,28 @@ def register_fit(subparsers: Any) -> None:
         "$HHJAX_CACHE_DIR or ~/.cache/hhjax/jax)",
     )
     _add_output_option(parser)
-    parser.set_defaults(func=run_fit)
+    parser.set_defaults(
+        func=run_fit,
+        npz_only_defaults={dest: parser.get_default(dest) for dest in _NPZ_ONLY},
+    )
+
+
+# Options of `hhjax fit` that only the .npz/.csv fit uses (the real-cell protocol
+# for .abf/.nwb recordings has its own search): dest -> flag.
+_NPZ_ONLY = {
+    "loss": "--loss",
+    "windows": "--windows",
+    "starts": "--starts",
+    "init": "--init",
+    "spread": "--spread",
+    "optimizer": "--optimizer",
+    "iterations": "--iterations",
+    "substeps": "--substeps",
+    "float32": "--float32",
+    "mixed": "--mixed",
+    "bounds": "--bounds",
+    "checkpoint_every": "--checkpoint-every",
+}
 
 
 def checkpoint_path(out: Path) -> Path:
@@ -435,7 +463,7 @@ def run_fit(args: argparse.Namespace) -> int:
         raise ValueError("argument --free: required for .npz/.csv data (e.g. g_na,g_k)")
     free = list(args.free)
     fitting.ParamSpace.create(base, free, dict(args.bounds))  # check names early
-    dtype = "float32" if args.float32 else "float64"
+    dtype = "float32" if args.float32 else ("mixed" if args.mixed else "float64")
     checkpoint = checkpoint_path(args.out)
     init = {"regression": "regression", "params": None, "bounds": "bounds"}[args.init]
     loss = fitting.LOSSES[args.loss]()
@@ -486,18 +514,46 @@ def _run_protocol_fit(args: argparse.Namespace, protocol: Any) -> int:
     (``fitting._protocol``); ``--sweeps`` are the training sweeps (0-based)."""
     import fitting
 
+    defaults = getattr(args, "npz_only_defaults", {})
+    unused = [
+        flag
+        for dest, flag in _NPZ_ONLY.items()
+        if dest in defaults and getattr(args, dest) != defaults[dest]
+    ]
+    if unused:
+        raise ValueError(
+            f"{', '.join(unused)}: not used for a recording ({args.data.name}); the "
+            "real-cell protocol chooses its own search (docs/real_cells.md). These "
+            "options apply to .npz/.csv data."
+        )
     if args.model is None and args.params is None:
         args.model = "pospischil-rs"
     name, base = _base_params(args)
-    with jax.enable_x64(True), _sigterm_as_interrupt(), _staging(args.out) as tmp:
-        try:
-            fit = protocol.fit_to_directory(
-                args.data, tmp, name, sweeps=args.sweeps, params=base,
-                free=args.free, seed=args.seed, method=args.method,
-                log=None if args.quiet else print,
-            )  # fmt: skip
-        except fitting.RecordingError as err:
-            raise ValueError(str(err)) from None
+    files = protocol.checkpoint_files(checkpoint_path(args.out))
+    if args.no_resume:
+        for file in files:
+            with contextlib.suppress(OSError):
+                file.unlink()
+    try:
+        with jax.enable_x64(True), _sigterm_as_interrupt(), _staging(args.out) as tmp:
+            try:
+                fit = protocol.fit_to_directory(
+                    args.data, tmp, name, sweeps=args.sweeps, params=base,
+                    free=args.free, seed=args.seed, method=args.method,
+                    log=None if args.quiet else print, checkpoint=files[0],
+                )  # fmt: skip
+            except fitting.RecordingError as err:
+                raise ValueError(str(err)) from None
+    except KeyboardInterrupt as stop:  # FitInterrupted: progress saved
+        print(
+            f"hhjax: interrupted: {stop or 'fit interrupted'}; run the same command "
+            "again to resume",
+            file=sys.stderr,
+        )
+        return 130
+    for file in files:
+        with contextlib.suppress(OSError):
+            file.unlink()
     print(fit.summary())
     for file in ("params.json", "metrics.json", "report.png"):
         print(f"wrote {args.out / file}")

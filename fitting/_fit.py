@@ -36,7 +36,7 @@ from fitting._params import ParamSpace
 from fitting._results import FitResult, model_name
 from fitting._uncertainty import laplace, warm_up
 
-DTYPES = {"float64": jnp.float64, "float32": jnp.float32}
+DTYPES = {"float64": jnp.float64, "float32": jnp.float32, "mixed": jnp.float64}
 _LM_PATIENCE = 5  # LM stops when no start improved by `tolerance` in this many steps
 _STRAGGLER_RATIO = 1.1  # ... or the only ones still improving are this much worse
 _STRAGGLER_GAIN = 0.05  # than the best and gained less than this over _LM_PATIENCE
@@ -103,8 +103,18 @@ def _as_fit_data(data: Any, base: Any) -> FitData:
 def _check_dtype(dtype: Any) -> str:
     name = np.dtype(dtype).name if not isinstance(dtype, str) else dtype
     if name not in DTYPES:
-        raise ValueError(f"`dtype` must be 'float64' or 'float32'; got {dtype!r}.")
+        raise ValueError(
+            f"`dtype` must be 'float64', 'float32' or 'mixed'; got {dtype!r}."
+        )
     return name
+
+
+def _stage_types(dtype: str, n_stages: int) -> list:
+    """Float type of each stage: ``"mixed"`` runs the stages before the last in
+    float32 and the last in float64."""
+    if dtype == "mixed":
+        return [jnp.float32] * (n_stages - 1) + [jnp.float64]
+    return [DTYPES[dtype]] * n_stages
 
 
 def _settings(
@@ -267,9 +277,11 @@ def fit(
             the last 5 iterations, which do not hold up the others.
         method: integrator (see :data:`hhjax.METHODS`); the step is the data's
             sampling interval.
-        dtype: ``"float64"`` (default) or ``"float32"`` (simulations, Jacobians and
+        dtype: ``"float64"`` (default), ``"float32"`` (simulations, Jacobians and
             gradients in float32; sums over residuals and the linear algebra of
-            Levenberg–Marquardt stay float64).
+            Levenberg–Marquardt stay float64) or ``"mixed"`` (float32 for the
+            stages before the last, which only need to reach the last one's basin;
+            float64 for the last, so the result is the float64 optimum).
         grad_mode: ``"auto"`` (forward mode for 1 free parameter), ``"forward"``
             or ``"reverse"`` (optax optimisers; Levenberg–Marquardt always uses
             forward-mode Jacobians).
@@ -341,9 +353,10 @@ def _fit(
             f"`max_iterations` must be an integer >= 1; got {max_iterations!r}."
         )
     loss_obj = get_loss(loss)
-    float_type = DTYPES[dtype]
-    arrays = data.arrays(float_type)
     stages = loss_obj.stages(data.n_samples, data.n_sweeps, data.dt, method)
+    stage_types = _stage_types(dtype, len(stages))
+    arrays_of = {t: data.arrays(t) for t in set(stage_types)}
+    arrays = arrays_of[stage_types[-1]]  # the last stage's: for the Laplace estimate
     plans = [
         resolve_optimizer(optimizer, st, space.n_free, max_iterations) for st in stages
     ]
@@ -379,7 +392,7 @@ def _fit(
     _check_mesh(mesh, n_starts)
     key = _compile_key(loss_obj, data, method, space, modes, n_starts, dtype, mesh)
     run = _Run(
-        space, stages, plans, modes, arrays, n_starts, float_type, tolerance, key,
+        space, stages, plans, modes, arrays_of, n_starts, stage_types, tolerance, key,
         mesh,
     )  # fmt: skip
     run.started = clock
@@ -594,8 +607,8 @@ class _Run:
     (de)serialisation of all of it for checkpoints."""
 
     def __init__(
-        self, space, stages, plans, modes, arrays, n_starts, float_type, tol, key=None,
-        mesh=None,
+        self, space, stages, plans, modes, arrays_of, n_starts, stage_types, tol,
+        key=None, mesh=None,
     ):  # fmt: skip
         self.key = key
         # With a mesh: every array with a leading starts axis is split over all of
@@ -609,14 +622,14 @@ class _Run:
             self.replicated = jax.sharding.NamedSharding(
                 mesh, jax.sharding.PartitionSpec()
             )
-            arrays = jax.device_put(arrays, self.replicated)
+            arrays_of = jax.device_put(arrays_of, self.replicated)
         self.space = space
         self.stages = stages
         self.plans = plans
         self.modes = modes
-        self.arrays = arrays
+        self.arrays_of = arrays_of  # {float type: the data as FitArrays}
         self.n_starts = n_starts
-        self.float_type = float_type
+        self.stage_types = stage_types  # float type of each stage
         self.tol = tol
         self.loss_records: list[np.ndarray] = []
         self.z_records: list[np.ndarray] = []
@@ -680,10 +693,11 @@ class _Run:
 
             return lax.scan(body, state, None, length=chunk)
 
-        z = jax.ShapeDtypeStruct((self.n_starts, self.space.n_free), self.float_type)
-        d = jax.ShapeDtypeStruct(delta_shape, self.float_type)
-        template = jax.eval_shape(init, z, d, self.arrays)
-        compiled = jax.jit(chunk_fn, **shard).lower(template, self.arrays).compile()
+        float_type, arrays = self.stage_types[index], self._arrays(index)
+        z = jax.ShapeDtypeStruct((self.n_starts, self.space.n_free), float_type)
+        d = jax.ShapeDtypeStruct(delta_shape, float_type)
+        template = jax.eval_shape(init, z, d, arrays)
+        compiled = jax.jit(chunk_fn, **shard).lower(template, arrays).compile()
         return _Compiled(
             kind=kind,
             chunk=chunk,
@@ -714,7 +728,7 @@ class _Run:
 
             def compile_laplace():
                 with jax.enable_x64(True):
-                    warm_up(self.stages[-1], self.space, self.arrays)
+                    warm_up(self.stages[-1], self.space, self._arrays(-1))
 
             self._futures["laplace"] = self._pool.submit(compile_laplace)
 
@@ -741,21 +755,26 @@ class _Run:
     def _template(self):
         return self._state_template
 
+    def _arrays(self, index: int):
+        """The data in the float type of stage ``index``."""
+        return self.arrays_of[self.stage_types[index]]
+
     def _place(self, x):
         """``x`` (leading axis: starts) on the devices it is computed on."""
         return x if self.split is None else jax.device_put(x, self.split)
 
     def start(self, z: np.ndarray):
         self.stage = 0
-        self._enter_stage(jnp.asarray(z, self.float_type))
+        self._enter_stage(z)
 
     def _enter_stage(self, z, delta=None):
         self._setup()
+        float_type = self.stage_types[self.stage]
         if delta is None or delta.shape != self.delta_shape:
-            delta = jnp.zeros(self.delta_shape, self.float_type)
-        z = self._place(jnp.asarray(z, self.float_type))
-        delta = self._place(jnp.asarray(delta, self.float_type))
-        self.state = self._init(z, delta, self.arrays)
+            delta = jnp.zeros(self.delta_shape, float_type)
+        z = self._place(jnp.asarray(z, float_type))
+        delta = self._place(jnp.asarray(delta, float_type))
+        self.state = self._init(z, delta, self._arrays(self.stage))
         self.iteration = 0
         self._commit()
 
@@ -777,7 +796,7 @@ class _Run:
         self.time_records.append(self.elapsed())
 
     def advance(self):
-        self.state, (losses, zs) = self._chunk(self.state, self.arrays)
+        self.state, (losses, zs) = self._chunk(self.state, self._arrays(self.stage))
         losses, zs = np.asarray(losses), np.asarray(zs)
         for k in range(self.chunk):
             self._record(losses[k], zs[k])

@@ -43,9 +43,14 @@ The recipe (measured on the shipped recordings in ``docs/real_cells.md``):
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
+import math
+import os
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -54,6 +59,8 @@ from jax import lax
 
 import hhjax
 from fitting._data import FitArrays, FitData
+from fitting._fit import FitInterrupted
+from fitting._io import load_checkpoint, save_checkpoint
 from fitting._losses import Loss, Stage
 from fitting._metrics import (
     HYSTERESIS_MV,
@@ -682,6 +689,8 @@ def search(
     sigma: float = SIGMA_MV,
     passive_guard: bool = False,
     log: Callable[[str], Any] | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    fingerprint: str = "",
 ) -> SearchResult:
     """Cross-entropy search (separable CMA-style) on the feature cost, from
     several distinct starting points at once.
@@ -715,9 +724,17 @@ def search(
             hyperpolarising step within :data:`PASSIVE_FACTOR` of the measured
             one) to the cost.
         log: called with a progress line per generation.
+        checkpoint: file the search state is saved to after the screen and after
+            every generation (atomically); an existing one with the same
+            ``fingerprint`` is resumed from, and the resumed search ends where an
+            uninterrupted one would (the random generator's state is saved too).
+        fingerprint: identifies the search (data and settings) in the checkpoint.
 
     Returns:
         A :class:`SearchResult`.
+
+    Raises:
+        FitInterrupted: on Ctrl-C; the checkpoint holds the last generation.
     """
     if "e_l" in names:
         raise ValueError("`e_l` is set from the resting potential; do not search it.")
@@ -728,23 +745,43 @@ def search(
     rng = np.random.default_rng(seed)
     spread0 = np.array([SPREAD.get(n, 0.5) for n in names])
     lo, hi = _box(names)
-    z = _to_z(init, names)[None]
-    if screen:
-        z = np.concatenate([z, lo + (hi - lo) * rng.random((screen, lo.size))])
-    cost = evaluate_cost(z)
-    order = np.argsort(cost)
-    best_cost, best_z = float(cost[order[0]]), z[order[0]].copy()
-    centres = z[_distinct(z, order, max(restarts, 1), spread0)]
-    spreads = np.repeat(spread0[None], len(centres), 0)
     n_elite = max(int(population * elite), 2)
     w = np.log(n_elite + 0.5) - np.log(np.arange(1, n_elite + 1))
     w /= w.sum()
-    history, evaluations = [best_cost], z.shape[0]
-    for g in range(generations):
+    state = _load_search(checkpoint, fingerprint)
+    if state is None:
+        z = _to_z(init, names)[None]
+        if screen:
+            z = np.concatenate([z, lo + (hi - lo) * rng.random((screen, lo.size))])
+        cost = _interruptible(evaluate_cost, z, checkpoint, "screen")
+        order = np.argsort(cost)
+        centres = z[_distinct(z, order, max(restarts, 1), spread0)]
+        state = _SearchState(
+            generation=0,
+            centres=centres,
+            spreads=np.repeat(spread0[None], len(centres), 0),
+            best_cost=float(cost[order[0]]),
+            best_z=z[order[0]].copy(),
+            history=[float(cost[order[0]])],
+            evaluations=z.shape[0],
+            elapsed_s=time.perf_counter() - t0,
+        )
+        _save_search(checkpoint, fingerprint, state, rng)
+    else:
+        rng.bit_generator.state = state.rng
+        t0 -= state.elapsed_s
+        if log is not None:
+            log(f"resuming {checkpoint} at search generation {state.generation}")
+    centres, spreads = state.centres, state.spreads
+    best_cost, best_z = state.best_cost, state.best_z
+    history, evaluations = list(state.history), state.evaluations
+    for g in range(state.generation, generations):
         noise = rng.standard_normal((len(centres), population, lo.size))
         z = centres[:, None] + spreads[:, None] * noise
         z = np.clip(z, lo, hi)
-        cost = evaluate_cost(z.reshape(-1, lo.size)).reshape(len(centres), population)
+        cost = _interruptible(
+            evaluate_cost, z.reshape(-1, lo.size), checkpoint, f"generation {g + 1}"
+        ).reshape(len(centres), population)
         evaluations += cost.size
         for r in range(len(centres)):
             order = np.argsort(cost[r])
@@ -754,6 +791,11 @@ def search(
             spreads[r] = 0.9 * np.sqrt(w @ (top - centres[r]) ** 2) + 0.1 * spreads[r]
             centres[r] = w @ top
         history.append(best_cost)
+        state = _SearchState(
+            g + 1, centres, spreads, best_cost, best_z, history, evaluations,
+            time.perf_counter() - t0,
+        )  # fmt: skip
+        _save_search(checkpoint, fingerprint, state, rng)
         if log is not None:
             per = ", ".join(f"{c:.3g}" for c in cost.min(axis=1))
             log(
@@ -768,6 +810,84 @@ def search(
         evaluations=evaluations,
         elapsed_s=time.perf_counter() - t0,
     )
+
+
+class _SearchState(NamedTuple):
+    """Where :func:`search` is: the next generation to draw and everything the
+    remaining generations depend on (with the random generator's state)."""
+
+    generation: int
+    centres: np.ndarray  # (restarts, n_free), search coordinates
+    spreads: np.ndarray  # (restarts, n_free)
+    best_cost: float
+    best_z: np.ndarray  # (n_free,)
+    history: list  # best cost after the screen and each generation
+    evaluations: int
+    elapsed_s: float
+    rng: dict | None = None  # numpy bit generator state (when loaded)
+
+
+def _save_search(checkpoint, fingerprint: str, state: _SearchState, rng) -> None:
+    if checkpoint is None:
+        return
+    meta = {
+        "kind": "search",
+        "fingerprint": fingerprint,
+        "generation": state.generation,
+        "best_cost": state.best_cost,
+        "history": list(state.history),
+        "evaluations": state.evaluations,
+        "elapsed_s": state.elapsed_s,
+        "rng": rng.bit_generator.state,
+    }
+    arrays = {
+        "centres": state.centres,
+        "spreads": state.spreads,
+        "best_z": state.best_z,
+    }
+    save_checkpoint(checkpoint, meta, arrays)
+
+
+def _load_search(checkpoint, fingerprint: str) -> _SearchState | None:
+    loaded = None if checkpoint is None else load_checkpoint(checkpoint)
+    if loaded is None:
+        return None
+    meta, arrays = loaded
+    if meta.get("kind") != "search" or meta.get("fingerprint") != fingerprint:
+        raise ValueError(
+            f"{checkpoint}: this checkpoint belongs to a different fit (data, "
+            "settings or seed differ); delete it (or pass --no-resume) to start "
+            "afresh."
+        )
+    return _SearchState(
+        generation=int(meta["generation"]),
+        centres=arrays["centres"],
+        spreads=arrays["spreads"],
+        best_cost=_cost(meta["best_cost"]),
+        best_z=arrays["best_z"],
+        history=[_cost(c) for c in meta["history"]],
+        evaluations=int(meta["evaluations"]),
+        elapsed_s=float(meta["elapsed_s"]),
+        rng=meta["rng"],
+    )
+
+
+def _cost(value) -> float:
+    """A cost read back from JSON (where an infinite cost was written as null)."""
+    return math.inf if value is None else float(value)
+
+
+def _interruptible(evaluate_cost, z, checkpoint, where: str) -> np.ndarray:
+    """``evaluate_cost(z)``, with Ctrl-C turned into :class:`FitInterrupted`."""
+    try:
+        return evaluate_cost(z)
+    except KeyboardInterrupt:
+        saved = ""
+        if checkpoint is not None and Path(checkpoint).exists():
+            saved = f"; progress saved to {checkpoint}"
+        raise FitInterrupted(
+            f"fit interrupted in the search ({where}){saved}"
+        ) from None
 
 
 # --------------------------------------------------------------- polish loss
@@ -1044,8 +1164,11 @@ def _training_cost(prepared, train, params, method, sigma, guard) -> float:
     return float(np.asarray(cost).ravel()[0])
 
 
-def _polish(prepared, train, params, free, iterations, starts, seed, method):
-    """LM on :class:`SpikeFeatureLoss` from ``params`` and perturbed copies."""
+def _polish(
+    prepared, train, params, free, iterations, starts, seed, method, checkpoint=None
+):
+    """LM on :class:`SpikeFeatureLoss` from ``params`` and perturbed copies
+    (checkpointed to ``checkpoint`` and resumed from it, see :func:`fitting.fit`)."""
     from fitting._fit import fit
 
     data = prepared.data(train)
@@ -1076,6 +1199,7 @@ def _polish(prepared, train, params, free, iterations, starts, seed, method):
         method=method,
         progress=False,
         uncertainty=False,
+        checkpoint=checkpoint,
     )
     return result, loss, data
 
@@ -1091,6 +1215,37 @@ def _laplace(loss, data, params, free, method):
         space = ParamSpace.create(params, list(free), bounds)
         values = np.array([float(np.asarray(getattr(params, n))) for n in free])
         return laplace(stage, space, values, np.zeros((0,)), arrays)
+
+
+def checkpoint_files(checkpoint) -> tuple[Path | None, Path | None]:
+    """The files :func:`fit_recording` keeps its progress in: ``checkpoint``
+    (the search) and ``*.polish.npz`` next to it (the polish, a
+    :func:`fitting.fit` checkpoint); ``(None, None)`` without a checkpoint."""
+    if checkpoint is None:
+        return None, None
+    path = Path(checkpoint)
+    stem = path.name[: -len(".npz")] if path.name.endswith(".npz") else path.name
+    return path, path.with_name(stem + ".polish.npz")
+
+
+def _fit_fingerprint(prepared, train, model, base, names, init, method, seed, options):
+    """Digest of what a real-cell fit depends on (its checkpoint's identity)."""
+    data = prepared.data(train).recording
+    digest = hashlib.sha256()
+    for array in (data.v, data.i):
+        digest.update(np.ascontiguousarray(np.asarray(array, np.float64)).tobytes())
+    settings = {
+        "model": model,
+        "train": list(train),
+        "base": {k: float(np.asarray(v)) for k, v in base._asdict().items()},
+        "names": list(names),
+        "init": {k: float(v) for k, v in init.items()},
+        "method": method,
+        "seed": seed,
+        "options": [float(x) for x in options],
+    }
+    digest.update(json.dumps(settings, sort_keys=True).encode())
+    return digest.hexdigest()
 
 
 def fit_recording(
@@ -1114,6 +1269,7 @@ def fit_recording(
     seed: int = 0,
     method: str = "rk4",
     log: Callable[[str], Any] | None = None,
+    checkpoint: str | os.PathLike | None = None,
 ) -> RealFit:
     """Fit a model to some sweeps of a current-clamp step recording.
 
@@ -1147,9 +1303,18 @@ def fit_recording(
         method: integrator (step = sampling interval); ``"rk4"`` by default so
             that ``hhjax simulate``/``predict`` reproduce the fitted behaviour.
         log: called with progress lines.
+        checkpoint: file to save progress to (``.npz``): the search after every
+            generation, the polish in a second file next to it
+            (:func:`checkpoint_files`). A fit given the checkpoint of the same
+            fit (same data and settings) resumes from it and ends where an
+            uninterrupted one would; one of another fit is refused. Delete the
+            files once the result is saved.
 
     Returns:
         A :class:`RealFit`.
+
+    Raises:
+        FitInterrupted: on Ctrl-C (the checkpoint, if any, holds the progress).
     """
     timings = {}
     t0 = time.perf_counter()
@@ -1178,6 +1343,12 @@ def fit_recording(
         if log is not None:
             log(f"training sweeps {list(train)}; start {init}")
         timings["prepare_s"] = time.perf_counter() - t0
+        search_file, polish_file = checkpoint_files(checkpoint)
+        fingerprint = _fit_fingerprint(
+            prepared, train, model, base, names, init, method, seed,
+            [generations, population, restarts, screen, sigma_mv, passive_guard,
+             polish_iterations, polish_starts],
+        )  # fmt: skip
         found = search(
             prepared,
             train,
@@ -1193,6 +1364,8 @@ def fit_recording(
             passive_guard=passive_guard,
             method=method,
             log=log,
+            checkpoint=search_file,
+            fingerprint=fingerprint,
         )
         timings["search_s"] = found.elapsed_s
         best, cost, polished, kept = found.params, found.cost, None, False
@@ -1208,6 +1381,7 @@ def fit_recording(
                 polish_starts,
                 seed,
                 method,
+                polish_file,
             )
             cost_polished = _training_cost(
                 prepared, train, polished.params, method, sigma_mv, passive_guard

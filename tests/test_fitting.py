@@ -335,6 +335,22 @@ def test_shooting_fit_recovers_parameters_from_every_start(shooting_fit):
     assert 0.4 < unc.noise < 0.6  # noise s.d. 0.5 mV
 
 
+def test_mixed_precision_ends_where_the_float64_fit_ends(shooting_fit, noisy):
+    # Same fit as `shooting_fit` (float64), its window stages in float32.
+    mixed = fitting.fit(noisy, FREE, n_starts=4, seed=1, dtype="mixed", progress=False)
+    assert mixed.settings["dtype"] == "mixed"
+    stage0_end = [np.flatnonzero(r.stage_of == 0)[-1] for r in (shooting_fit, mixed)]
+    after_stage0 = [
+        r.value_history[k] for r, k in zip((shooting_fit, mixed), stage0_end)
+    ]
+    # The first stage really ran in another precision (its path differs)...
+    assert np.max(np.abs(after_stage0[1] / after_stage0[0] - 1)) > 1e-9
+    # ...and the float64 last stage takes every start to the same optimum.
+    np.testing.assert_allclose(mixed.final_values, shooting_fit.final_values, rtol=1e-4)
+    assert mixed.loss == pytest.approx(shooting_fit.loss, rel=1e-6)
+    assert mixed.uncertainty is not None
+
+
 def test_laplace_flags_parameters_the_data_cannot_separate(noisy):
     """Temperature and q10 enter only through q10 ** ((T − 6.3) / 10): one
     direction of JᵀJ is null, so both are undetermined."""

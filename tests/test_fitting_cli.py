@@ -137,6 +137,31 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(
     assert [p.name for p in tmp_path.iterdir()] == ([data.name] if make else [])
 
 
+RECORDING = EXAMPLE.parent / "recordings" / "18711001.abf"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            ["--float32", "--starts", "4"],
+            "--starts, --float32: not used for a recording",
+        ),
+        (["--float32", "--mixed"], "not allowed with argument --float32"),
+    ],
+)
+def test_options_that_do_not_apply_are_refused(tmp_path, capsys, extra, message):
+    # The real-cell protocol does not read the .npz/.csv fit's options: setting
+    # one is an error, not silently ignored (before anything is loaded or fitted).
+    out = tmp_path / "out"
+    argv = ["fit", RECORDING, "--quiet", "--no-compile-cache", "--out", out, *extra]
+    status, stdout, stderr = _run(capsys, *argv)
+    assert status == 2
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], stderr
+    assert not out.exists()
+
+
 def test_existing_output_is_only_replaced_on_success(recording_file, tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()

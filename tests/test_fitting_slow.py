@@ -72,6 +72,15 @@ def test_fit1_in_float32(fit1_data):
     assert err[result.best].max() < 0.02, err[result.best]
 
 
+def test_fit1_in_mixed_precision(fit1_data):
+    result = fitting.fit(
+        fit1_data, FIT1, n_starts=16, seed=0, dtype="mixed", progress=False
+    )
+    err = np.abs(result.final_values / _truth(FIT1) - 1)
+    assert err[result.best].max() < 0.01, err[result.best]
+    assert np.mean(err.max(axis=1) < 0.02) >= 0.8, err.max(axis=1)
+
+
 def test_all_seven_parameters_from_three_sweeps():
     step = hhjax.stimulus.step(15.0, start=100.0, stop=900.0, duration=1000.0, dt=DT)
     ramp = hhjax.stimulus.ramp(40.0, start=0.0, stop=1000.0, duration=1000.0, dt=DT)

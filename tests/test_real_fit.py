@@ -175,6 +175,44 @@ def test_tiny_fit_writes_params_and_report(cell, tmp_path):
     assert png.stat().st_size > 20_000
 
 
+def test_interrupted_real_cell_fit_resumes_to_the_uninterrupted_result(cell, tmp_path):
+    _, rec = cell
+    settings = {
+        "n_train": 2, "generations": 3, "population": 6, "restarts": 2, "screen": 6,
+        "polish_iterations": 2, "polish_starts": 2,
+    }  # fmt: skip
+    alone = protocol.fit_recording(rec, "pospischil-rs", **settings)
+    path = tmp_path / "fit.npz"
+
+    def stop_after_generation_2(line):
+        if line.startswith("search generation 2/"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        protocol.fit_recording(
+            rec, "pospischil-rs", checkpoint=path, log=stop_after_generation_2,
+            **settings,
+        )  # fmt: skip
+    assert path.exists() and not protocol.checkpoint_files(path)[1].exists()
+    lines = []
+    resumed = protocol.fit_recording(
+        rec, "pospischil-rs", checkpoint=path, log=lines.append, **settings
+    )
+    assert any(line.startswith("resuming") for line in lines)
+    assert not any(line.startswith("search generation 1/") for line in lines)
+    assert resumed.search.history == alone.search.history
+    assert resumed.search.evaluations == alone.search.evaluations
+    for name in alone.free:
+        assert float(getattr(resumed.params, name)) == pytest.approx(
+            float(getattr(alone.params, name)), rel=1e-12
+        ), name
+    # The checkpoint of this fit is refused by a fit with another seed.
+    with pytest.raises(ValueError, match="belongs to a different fit"):
+        protocol.fit_recording(
+            rec, "pospischil-rs", checkpoint=path, seed=1, **settings
+        )
+
+
 # ------------------------------------------------------------ end to end
 @pytest.fixture(scope="module")
 def fit_18711001():
