@@ -57,7 +57,9 @@ def test_rates_and_gradients_finite_at_singular_points(convention, dtype):
                 return hhjax.step(s, p, jnp.asarray(5.0, dtype), 0.01, method).v
 
             dv, dp = jax.grad(vnext, argnums=(0, 1))(v, params)
-            assert jnp.isfinite(dv) and all(jnp.isfinite(x) for x in jax.tree.leaves(dp))
+            assert jnp.isfinite(dv) and all(
+                jnp.isfinite(x) for x in jax.tree.leaves(dp)
+            )
 
 
 @pytest.mark.parametrize("v_half,a,k", [(-40.0, 0.1, 10.0), (-55.0, 0.01, 10.0)])
@@ -84,6 +86,40 @@ def test_linoid_value_and_gradient_near_singularity(v_half, a, k):
         assert float(g) == pytest.approx(fd, rel=2e-6 if abs(x) > 0.01 else 1e-3)
 
 
+@pytest.mark.parametrize(
+    ("dtype", "value_tol", "slope_tol"),
+    [(jnp.float64, 1e-14, 5e-13), (jnp.float32, 4e-7, 2e-6)],
+)
+def test_x_over_expm1_and_its_derivative_against_50_digit_arithmetic(
+    dtype, value_tol, slope_tol
+):
+    # Every branch: the series (|z| < 0.07 in float64, < 0.5 in float32), both
+    # sides of the switch, and the direct formula out to |z| = 20.
+    import decimal
+
+    decimal.getcontext().prec = 50
+    z = np.concatenate(
+        [
+            np.linspace(-20.0, 20.0, 4001),
+            [0.0, 1e-9, -1e-9, 0.0699, 0.0701, 0.4999, 0.5001],
+        ]
+    )
+    z = np.concatenate([z, -z[-4:]])
+    z_in = jnp.asarray(z, dtype)
+    value = np.asarray(_rates.x_over_expm1(z_in), np.float64)
+    slope = np.asarray(jax.vmap(jax.grad(_rates.x_over_expm1))(z_in), np.float64)
+    for zk, vk, sk in zip(np.asarray(z_in, np.float64), value, slope, strict=True):
+        x = decimal.Decimal(float(zk))
+        if x == 0:
+            exact, exact_slope = decimal.Decimal(1), decimal.Decimal("-0.5")
+        else:
+            e = x.exp()
+            exact = x / (e - 1)
+            exact_slope = 1 / (e - 1) - x * e / (e - 1) ** 2
+        assert abs(vk / float(exact) - 1) < value_tol, (zk, vk)
+        assert abs(sk / float(exact_slope) - 1) < slope_tol, (zk, sk)
+
+
 # -------------------------------------------------------------------- batching
 def test_batch_equals_one_by_one():
     amps = jnp.array([0.0, 8.0, 30.0])
@@ -94,7 +130,10 @@ def test_batch_equals_one_by_one():
         single = hhjax.simulate(HHParams(g_na=g_na[b]), i_ext[:, b], 0.025)
         for name in ("v", "m", "h", "n", "i_na", "i_k", "i_l"):
             np.testing.assert_allclose(
-                getattr(batch, name)[:, b], getattr(single, name), rtol=1e-12, atol=1e-12
+                getattr(batch, name)[:, b],
+                getattr(single, name),
+                rtol=1e-12,
+                atol=1e-12,
             )
     vmapped = jax.vmap(
         lambda g, i: hhjax.simulate(HHParams(g_na=g), i, 0.025).v, in_axes=(0, 1)
