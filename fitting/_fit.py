@@ -355,8 +355,9 @@ def _fit(
     loss_obj = get_loss(loss)
     stages = loss_obj.stages(data.n_samples, data.n_sweeps, data.dt, method)
     stage_types = _stage_types(dtype, len(stages))
-    arrays_of = {t: data.arrays(t) for t in set(stage_types)}
-    arrays = arrays_of[stage_types[-1]]  # the last stage's: for the Laplace estimate
+    # {dtype name: the data as FitArrays} (string keys: a pytree for device_put)
+    arrays_of = {np.dtype(t).name: data.arrays(t) for t in stage_types}
+    arrays = arrays_of[np.dtype(stage_types[-1]).name]  # for the Laplace estimate
     plans = [
         resolve_optimizer(optimizer, st, space.n_free, max_iterations) for st in stages
     ]
@@ -627,7 +628,7 @@ class _Run:
         self.stages = stages
         self.plans = plans
         self.modes = modes
-        self.arrays_of = arrays_of  # {float type: the data as FitArrays}
+        self.arrays_of = arrays_of  # {dtype name: the data as FitArrays}
         self.n_starts = n_starts
         self.stage_types = stage_types  # float type of each stage
         self.tol = tol
@@ -757,7 +758,7 @@ class _Run:
 
     def _arrays(self, index: int):
         """The data in the float type of stage ``index``."""
-        return self.arrays_of[self.stage_types[index]]
+        return self.arrays_of[np.dtype(self.stage_types[index]).name]
 
     def _place(self, x):
         """``x`` (leading axis: starts) on the devices it is computed on."""
