@@ -441,6 +441,13 @@ _NPZ_ONLY = {
 }
 
 
+def _remove(*paths: Path) -> None:
+    """Delete checkpoint files that may not exist."""
+    for path in paths:
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
 def checkpoint_path(out: Path) -> Path:
     """Where ``hhjax fit --out DIR`` keeps its checkpoint: ``.DIR.checkpoint.npz``
     next to ``DIR``."""
@@ -500,8 +507,7 @@ def run_fit(args: argparse.Namespace) -> int:
         result.save(tmp / "params.json")
         write_json_atomic(tmp / "metrics.json", report)
         save_report(result, data, v_model, tmp / "report.png", threshold=args.threshold)
-    with contextlib.suppress(OSError):
-        checkpoint.unlink()
+    _remove(checkpoint)
     print(result.summary())
     _print_metrics(report)
     for file in ("params.json", "metrics.json", "report.png"):
@@ -531,9 +537,7 @@ def _run_protocol_fit(args: argparse.Namespace, protocol: Any) -> int:
     name, base = _base_params(args)
     files = protocol.checkpoint_files(checkpoint_path(args.out))
     if args.no_resume:
-        for file in files:
-            with contextlib.suppress(OSError):
-                file.unlink()
+        _remove(*files)
     try:
         with jax.enable_x64(True), _sigterm_as_interrupt(), _staging(args.out) as tmp:
             try:
@@ -551,9 +555,7 @@ def _run_protocol_fit(args: argparse.Namespace, protocol: Any) -> int:
             file=sys.stderr,
         )
         return 130
-    for file in files:
-        with contextlib.suppress(OSError):
-            file.unlink()
+    _remove(*files)
     print(fit.summary())
     for file in ("params.json", "metrics.json", "report.png"):
         print(f"wrote {args.out / file}")
