@@ -36,7 +36,7 @@ from fitting._params import ParamSpace
 from fitting._results import FitResult, model_name
 from fitting._uncertainty import laplace, warm_up
 
-DTYPES = {"float64": jnp.float64, "float32": jnp.float32, "mixed": jnp.float64}
+DTYPES = {"float64": jnp.float64, "float32": jnp.float32}
 _LM_PATIENCE = 5  # LM stops when no start improved by `tolerance` in this many steps
 _STRAGGLER_RATIO = 1.1  # ... or the only ones still improving are this much worse
 _STRAGGLER_GAIN = 0.05  # than the best and gained less than this over _LM_PATIENCE
@@ -102,7 +102,7 @@ def _as_fit_data(data: Any, base: Any) -> FitData:
 
 def _check_dtype(dtype: Any) -> str:
     name = np.dtype(dtype).name if not isinstance(dtype, str) else dtype
-    if name not in DTYPES:
+    if name not in (*DTYPES, "mixed"):
         raise ValueError(
             f"`dtype` must be 'float64', 'float32' or 'mixed'; got {dtype!r}."
         )
@@ -761,7 +761,8 @@ class _Run:
         return self.arrays_of[np.dtype(self.stage_types[index]).name]
 
     def _place(self, x):
-        """``x`` (leading axis: starts) on the devices it is computed on."""
+        """``x`` (leading axis: starts) on the devices it is computed on (a
+        restored state; a new one comes out of ``init`` placed already)."""
         return x if self.split is None else jax.device_put(x, self.split)
 
     def start(self, z: np.ndarray):
@@ -773,8 +774,8 @@ class _Run:
         float_type = self.stage_types[self.stage]
         if delta is None or delta.shape != self.delta_shape:
             delta = jnp.zeros(self.delta_shape, float_type)
-        z = self._place(jnp.asarray(z, float_type))
-        delta = self._place(jnp.asarray(delta, float_type))
+        # With a mesh, init's output sharding puts the state on the devices.
+        z, delta = jnp.asarray(z, float_type), jnp.asarray(delta, float_type)
         self.state = self._init(z, delta, self._arrays(self.stage))
         self.iteration = 0
         self._commit()
