@@ -7,7 +7,9 @@ a factor 2 of the truth (``benchmarks/fit_common.py``).
 Rows of the printed table:
 
 * ``fitting.fit`` (multiple shooting + Levenberg–Marquardt, forward-mode
-  Jacobians), float64 and float32: wall time including compilation, the best
+  Jacobians), float64 and float32 (``--mixed``: also float32 stages before the
+  last; ``--rk4-stages``: also the float64 fit with RK4 in the 2 ms stage, which
+  by default runs exponential midpoint steps): wall time including compilation, the best
   start's largest relative parameter error, and the fraction of starts within 2 %;
   also one start from the regression warm start (``init="regression"``).
   "s to < 1 %": first time the start with the lowest loss (the best point so
@@ -56,10 +58,14 @@ def _errors(values, truth):
     return np.abs(np.asarray(values) / truth - 1.0)
 
 
-def run_gradient_fit(problem: str, n_starts: int, dtype: str, init=None) -> dict:
+def run_gradient_fit(
+    problem: str, n_starts: int, dtype: str, init=None, rk4_stages: bool = False
+) -> dict:
     from fit_common import PROBLEMS, truth_values
 
     import fitting
+
+    loss = fitting.Shooting(coarse_method=None) if rk4_stages else "shooting"
 
     free, make_data = PROBLEMS[problem]
     truth = truth_values(free)
@@ -67,8 +73,9 @@ def run_gradient_fit(problem: str, n_starts: int, dtype: str, init=None) -> dict
     data = make_data()
     offset = time.perf_counter() - started  # record times count from fit()
     result = fitting.fit(
-        data, free, n_starts=n_starts, dtype=dtype, init=init, progress=False
-    )
+        data, free, n_starts=n_starts, dtype=dtype, init=init, loss=loss,
+        progress=False,
+    )  # fmt: skip
     wall = time.perf_counter() - started
     err = _errors(result.final_values, truth)
     stage_errors = []
@@ -94,7 +101,9 @@ def run_gradient_fit(problem: str, n_starts: int, dtype: str, init=None) -> dict
     return {
         "method": f"fitting.fit ({n_starts} starts"
         + (", around the regression estimate" if init == "regression" else "")
-        + f", {dtype})",
+        + f", {dtype}"
+        + (", RK4 in every stage" if rk4_stages else "")
+        + ")",
         "after_each_stage": stage_errors,
         "seconds_to_1pct": _first_time(progress, 0.01),
         "seconds_to_0.1pct": _first_time(progress, 0.001),
@@ -373,6 +382,11 @@ def main(argv=None) -> int:
         action="store_true",
         help="also run the fit with dtype='mixed' (float32 stages before the last)",
     )
+    parser.add_argument(
+        "--rk4-stages",
+        action="store_true",
+        help="also run the float64 fit with RK4 in every stage (coarse_method=None)",
+    )
     parser.add_argument("--skip-regression", action="store_true")
     parser.add_argument("--memory-only", action="store_true")
     parser.add_argument("--memory-worker", default=None, help=argparse.SUPPRESS)
@@ -403,6 +417,10 @@ def main(argv=None) -> int:
         if args.mixed:
             fit_rows.append(run_gradient_fit(problem, args.starts, "mixed"))
             print(json.dumps(fit_rows[-1]), flush=True)
+        if args.rk4_stages:
+            row = run_gradient_fit(problem, args.starts, "float64", rk4_stages=True)
+            fit_rows.append(row)
+            print(json.dumps(row), flush=True)
     memory_rows = [] if args.skip_memory else run_memory(args.steps)
     for row in memory_rows:
         print(json.dumps(row), flush=True)

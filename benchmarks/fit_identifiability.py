@@ -16,6 +16,7 @@ Usage::
     python benchmarks/fit_identifiability.py --seeds 6 --starts 8
     python benchmarks/fit_identifiability.py --problem fit1 --seeds 8 --starts 4
     python benchmarks/fit_identifiability.py --seeds 4 --starts 8 --dtype mixed
+    python benchmarks/fit_identifiability.py --seeds 4 --starts 8 --coarse-method None
 """
 
 from __future__ import annotations
@@ -47,13 +48,19 @@ def main(argv=None) -> int:
         help="shooting windows, ms ('None': whole sweep)",
     )
     parser.add_argument("--substeps", type=int, default=1)
+    parser.add_argument(
+        "--coarse-method",
+        default="exp_midpoint",
+        help="integrator of the stages before the last ('None': the fit's, rk4)",
+    )
     parser.add_argument("--problem", choices=tuple(PROBLEMS), default="fit2")
     parser.add_argument(
         "--dtype", default="float64", choices=("float64", "float32", "mixed")
     )
     args = parser.parse_args(argv)
     windows = tuple(None if w == "None" else float(w) for w in args.windows.split(","))
-    loss = fitting.Shooting(windows, substeps=args.substeps)
+    coarse = None if args.coarse_method == "None" else args.coarse_method
+    loss = fitting.Shooting(windows, substeps=args.substeps, coarse_method=coarse)
     free, make_data = PROBLEMS[args.problem]
     truth = truth_values(free)
     estimates, errors, flags, success, walls, laplace_corr = [], [], [], [], [], []

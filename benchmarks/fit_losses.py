@@ -11,7 +11,8 @@ design).
 Designs: plain whole-trace V-MSE from rest; multiple shooting over 2 ms windows
 started from the recorded V (no offsets); the same with fitted offsets; the
 continuations 2 → 20 ms, 2 ms → whole sweep, and 2 → 20 ms → whole sweep (the
-default).
+default, whose 2 ms stage runs exponential midpoint steps), and the default with
+RK4 in every stage.
 
 Usage::
 
@@ -40,6 +41,9 @@ DESIGNS = {
     "2 -> 20 ms": fitting.Shooting((2.0, 20.0)),
     "2 ms -> whole sweep": fitting.Shooting((2.0, None)),
     "2 -> 20 ms -> whole sweep (default)": fitting.Shooting((2.0, 20.0, None)),
+    "default, RK4 in every stage": fitting.Shooting(
+        (2.0, 20.0, None), coarse_method=None
+    ),
 }
 
 

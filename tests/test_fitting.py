@@ -294,6 +294,42 @@ def test_non_finite_simulations_give_a_finite_capped_loss(noisy):
     assert np.isfinite(float(value)) and float(value) > 10.0  # noise: 0.25 mV^2
 
 
+def test_window_stages_followed_by_window_stages_use_the_coarse_integrator(noisy):
+    """A window stage followed by another window stage has the residuals of the
+    coarse method (the same as a fit run with it); the stage before the whole
+    sweep, the last stage, and every stage of a fit whose method is of no higher
+    order than the coarse one use the fit's method."""
+    noisy = _head(noisy, 801)
+    space = ParamSpace.create(TRUTH, FREE)
+    params = space.params(np.array([110.0, 40.0, 0.25, -60.0]))
+    arrays = noisy.arrays()
+
+    def residuals(loss, method, k):
+        stage = loss.stages(noisy.n_samples, 1, DT, method)[k]
+        delta = None if stage.delta_shape is None else jnp.zeros(stage.delta_shape)
+        return stage.label, np.asarray(stage.residuals(params, delta, arrays)[0])
+
+    default = fitting.Shooting((2.0, 10.0, None))
+    plain = fitting.Shooting((2.0, 10.0, None), coarse_method=None)
+    label, r = residuals(default, "rk4", 0)
+    assert label == "2 ms windows, exp_midpoint"
+    np.testing.assert_array_equal(r, residuals(plain, "exp_midpoint", 0)[1])
+    assert np.abs(r - residuals(plain, "rk4", 0)[1]).max() > 1e-6
+    for k, expected in ((1, "10 ms windows"), (2, "whole sweep")):
+        label, r = residuals(default, "rk4", k)
+        assert label == expected
+        np.testing.assert_array_equal(r, residuals(plain, "rk4", k)[1])
+    before_whole = fitting.Shooting((2.0, None))
+    label, r = residuals(before_whole, "rk4", 0)
+    assert label == "2 ms windows"
+    np.testing.assert_array_equal(r, residuals(plain, "rk4", 0)[1])
+    label, r = residuals(default, "exp_euler", 0)  # first order: not coarsened
+    assert label == "2 ms windows"
+    np.testing.assert_array_equal(r, residuals(plain, "exp_euler", 0)[1])
+    with pytest.raises(ValueError, match="coarse_method"):
+        fitting.Shooting(coarse_method="rk5")
+
+
 def test_voltage_error_has_a_zero_tangent_past_a_blow_up():
     # Past a numerical blow-up V can be finite but huge with an infinite tangent;
     # the capped residual must then have a zero (not NaN) derivative, or every
@@ -341,7 +377,8 @@ def test_mixed_precision_ends_where_the_float64_fit_ends(shooting_fit, noisy):
     assert mixed.settings["dtype"] == "mixed"
     stage0_end = [np.flatnonzero(r.stage_of == 0)[-1] for r in (shooting_fit, mixed)]
     after_stage0 = [
-        r.value_history[k] for r, k in zip((shooting_fit, mixed), stage0_end)
+        r.value_history[k]
+        for r, k in zip((shooting_fit, mixed), stage0_end, strict=True)
     ]
     # The first stage really ran in another precision (its path differs)...
     assert np.max(np.abs(after_stage0[1] / after_stage0[0] - 1)) > 1e-9
