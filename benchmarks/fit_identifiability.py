@@ -51,7 +51,8 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--coarse-method",
         default="exp_midpoint",
-        help="integrator of the stages before the last ('None': the fit's, rk4)",
+        help="integrator of a window stage followed by another window stage "
+        "('None': the fit's, rk4)",
     )
     parser.add_argument("--problem", choices=tuple(PROBLEMS), default="fit2")
     parser.add_argument(

@@ -46,6 +46,9 @@ sys.path.insert(0, str(HERE))
 import _problem as problem  # noqa: E402
 
 SMALL_LOOP_BYTES = 65536
+# `import hhjax` adds its XLA:CPU flags to XLA_FLAGS unless this is set: without it
+# a "default XLA flags" worker would run with them after all.
+DEFAULTS_ENV = {"HHJAX_NO_XLA_TUNING": "1"}
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 
 
@@ -336,11 +339,14 @@ def main(argv: list[str] | None = None) -> int:
                     NOTES.append(f"Python loop: skipped for {name} (minutes).")
                     continue
                 env = {"XLA_FLAGS": flags} if family == "jax" else None
+                if env and args.xla_defaults:
+                    env.update(DEFAULTS_ENV)
                 rows += _run_worker(found[family], family, name, dtype, args, env)
                 if family == "jax" and not args.quick and not args.xla_defaults \
                         and name in ("W1", "W4") and dtype == "f64":
                     extra = _run_worker(found[family], family, name, dtype, args,
-                                        {"XLA_FLAGS": os.environ.get("XLA_FLAGS", "")})
+                                        {"XLA_FLAGS": os.environ.get("XLA_FLAGS", ""),
+                                         **DEFAULTS_ENV})
                     for r in extra:
                         r["config"] = "default XLA flags"
                     rows += [r for r in extra if r["tool"] in ("hhjax",
