@@ -347,7 +347,7 @@ def register_fit(subparsers: Any) -> None:
     group.add_argument(
         "--windows",
         type=_windows,
-        default=(2.0, 20.0, None),
+        default=None,
         metavar="LIST",
         help="stages of the shooting loss: window lengths in ms and 'whole' for "
         "the whole sweep from rest (default 2,20,whole); 2,20 for windows only "
@@ -474,6 +474,12 @@ def run_fit(args: argparse.Namespace) -> int:
     checkpoint = checkpoint_path(args.out)
     init = {"regression": "regression", "params": None, "bounds": "bounds"}[args.init]
     loss = fitting.LOSSES[args.loss]()
+    if args.windows is not None:
+        if not isinstance(loss, fitting.Shooting):
+            raise ValueError(
+                f"argument --windows: only the shooting loss has windows, not {args.loss}"
+            )
+        loss = dataclasses.replace(loss, windows_ms=args.windows)
     if args.substeps > 1:
         if not hasattr(loss, "substeps"):
             raise ValueError(

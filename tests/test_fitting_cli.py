@@ -91,13 +91,15 @@ def test_fit_on_the_shipped_example(tmp_path, capsys):
     out = tmp_path / "example"
     status, _, stderr = _run(
         capsys, "fit", EXAMPLE, "--free", "g_l,e_l", "--window", "0:100",
-        "--starts", 2, "--iterations", 2, "--init", "params", "--quiet",
-        "--no-compile-cache", "--out", out,
+        "--windows", "2,20", "--starts", 2, "--iterations", 2, "--init", "params",
+        "--quiet", "--no-compile-cache", "--out", out,
     )  # fmt: skip
     assert status == 0, stderr
     assert {p.name for p in out.iterdir()} == {
         "params.json", "metrics.json", "report.png",
     }  # fmt: skip
+    params = json.loads((out / "params.json").read_text())
+    assert params["settings"]["loss"]["windows_ms"] == [2.0, 20.0]
 
 
 def _corrupt(path: Path) -> Path:
@@ -119,6 +121,7 @@ def _mismatched(path: Path) -> Path:
         (None, ["--free", "g_nax"], "Unknown parameter"),
         (None, ["--sweeps", "3"], "no sweep 3"),
         (None, ["--bounds", "g_na=5:1"], "LOWER:UPPER"),
+        (None, ["--loss", "mse", "--windows", "2"], "only the shooting loss"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_nothing_written(
