@@ -268,9 +268,10 @@ class Shooting(Loss):
             right-hand sides per step against RK4's four) ends the 2 ms stage of
             the benchmark fit within 1.5 % of the truth (RK4: 2.0 %, the bias of
             the noise-driven gate states) in ~45 % less time (7.2 s against
-            12.9 s for 33 and 35 iterations; docs/fitting.md). The stage before a whole-sweep stage and the last
-            stage always use the fit's method: the whole-sweep loss is rough at
-            fine scales and must be started close to its optimum.
+            12.9 s for 33 and 35 iterations; docs/fitting.md). The stage before
+            a whole-sweep stage and the last stage always use the fit's method:
+            the whole-sweep loss is rough at fine scales and must be started
+            close to its optimum.
 
     Each stage's windows are consecutive and non-overlapping; a window of ``L``
     samples starts at sample ``j·L`` from V = data + δ_j and the gates driven by
