@@ -1230,10 +1230,7 @@ def checkpoint_files(checkpoint) -> tuple[Path | None, Path | None]:
 
 def _fit_fingerprint(prepared, train, model, base, names, init, method, seed, options):
     """Digest of what a real-cell fit depends on (its checkpoint's identity)."""
-    data = prepared.data(train).recording
-    digest = hashlib.sha256()
-    for array in (data.v, data.i):
-        digest.update(np.ascontiguousarray(np.asarray(array, np.float64)).tobytes())
+    digest = hashlib.sha256(prepared.data(train).fingerprint().encode())
     settings = {
         "model": model,
         "train": list(train),
