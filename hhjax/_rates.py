@@ -29,8 +29,9 @@ from jax.typing import ArrayLike
 # in float32. Measured against 50-digit arithmetic on [-20, 20] (tests/test_core.py):
 # values within 1.4e-15 (float64) and 1.6e-7 (float32) relative, derivatives within
 # 1.1e-13 and 7.6e-7 (the expm1 form with radius 0.1 used before: 8.6e-15 and
-# 2.9e-7, derivatives 1.4e-12 and 4.8e-6). (A z**8 term would allow a larger radius, but made XLA's vectorised
-# float32 batch step 2.5x slower on an AVX-512 CPU.)
+# 2.9e-7, derivatives 1.4e-12 and 4.8e-6). (A z**8 term would allow a larger
+# radius, but made XLA's vectorised float32 batch step 2.5x slower on an AVX-512
+# CPU.)
 _SERIES_RADIUS = {8: 0.07, 4: 0.5, 2: 0.5}  # by itemsize of the float type
 # Bernoulli numbers: z/(e^z - 1) = sum_n B_n z^n / n!, B_1 = -1/2, odd n > 1 vanish.
 _B2, _B4, _B6 = 1.0 / 12.0, -1.0 / 720.0, 1.0 / 30240.0
