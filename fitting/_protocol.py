@@ -19,8 +19,10 @@ The recipe (measured on the shipped recordings in ``docs/real_cells.md``):
 2. **Choose training sweeps** (:func:`select_sweeps`): the strongest sweep
    without spikes, the rheobase sweep and sweeps spread evenly up to the largest
    current. Where the step family has hyperpolarising steps the RS model also
-   gets I_h (:data:`HYPERPOLARISED`) and the most hyperpolarising step is
-   trained on.
+   gets I_h and a persistent Na⁺ current (:data:`HYPERPOLARISED`) and the most
+   hyperpolarising step is trained on: with responses on both sides of rest
+   scored, the leak, the sag (I_h) and the amplification of depolarising steps
+   (I_NaP) can be told apart.
 3. **Search** (:func:`search`): a cross-entropy / separable-CMA search over the
    free parameters (log scale for positive ones), each generation one batched,
    jitted, forward-only simulation of every candidate on every training sweep.
@@ -112,11 +114,15 @@ FREE = {
 # pass ``free=(*FREE["pospischil-rs"], *SLOW_AHP)`` to search it too (measured in
 # docs/real_cells.md: it does not lower the held-out RMSE of the shipped cells).
 SLOW_AHP = ("g_ahp", "tau_w", "v_w")
+# The persistent Na+ current of the Pospischil model (off in the published sets):
+# free by default where hyperpolarising steps are scored (next), opt-in otherwise.
+PERSISTENT_NA = ("g_nap", "v_nap")
 # Free too when the scored step family has hyperpolarising steps (and the most
-# hyperpolarising one is trained on): I_h of the Pospischil model (off in the
-# published sets). Measured on 171116sh_0018 in docs/real_cells.md.
-HYPERPOLARISED = {"pospischil-rs": ("g_h", "v_h")}
-_LINEAR = frozenset({"v_t", "e_k", "e_na", "e_l", "temperature", "v_w", "v_h"})
+# hyperpolarising one is trained on): I_h and the persistent Na+ current of the
+# Pospischil model (both off in the published sets). Measured on 171116sh_0018 in
+# docs/real_cells.md.
+HYPERPOLARISED = {"pospischil-rs": ("g_h", "v_h", *PERSISTENT_NA)}
+_LINEAR = frozenset({"v_t", "e_k", "e_na", "e_l", "temperature", "v_w", "v_h", "v_nap"})
 # Search box (physical units): candidates are clipped into it.
 BOUNDS = {
     "g_na": (1.0, 500.0),
@@ -134,10 +140,12 @@ BOUNDS = {
     "v_w": (-30.0, 20.0),
     "g_h": (1e-4, 1.0),
     "v_h": (-100.0, -60.0),
+    "g_nap": (1e-4, 0.5),
+    "v_nap": (-70.0, -40.0),
 }
 # Starting values of parameters whose model default switches a channel off
-# (g_ahp = g_h = 0 in the published RS/FS sets), in physical units.
-START = {"g_ahp": 0.1, "g_h": 0.01}
+# (g_ahp = g_h = g_nap = 0 in the published RS/FS sets), in physical units.
+START = {"g_ahp": 0.1, "g_h": 0.01, "g_nap": 0.01}
 # Search spread per parameter: log units for positive ones, mV or degC otherwise.
 SPREAD = {
     "g_na": 0.7,
@@ -154,6 +162,8 @@ SPREAD = {
     "v_w": 6.0,
     "g_h": 0.7,
     "v_h": 6.0,
+    "g_nap": 0.7,
+    "v_nap": 5.0,
 }
 
 
@@ -1245,6 +1255,19 @@ def _fit_fingerprint(prepared, train, model, base, names, init, method, seed, op
     return digest.hexdigest()
 
 
+def _check_free(names: Sequence[str], base: Any, model: str) -> None:
+    """Refuse unknown or repeated free parameters before any simulation."""
+    unknown = [n for n in names if n not in base._fields]
+    if unknown:
+        raise ValueError(
+            f"`free` names {unknown}, which are not parameters of model {model!r}; "
+            f"its parameters are {list(base._fields)}."
+        )
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"`free` names {repeated} more than once.")
+
+
 def fit_recording(
     recording: Recording | Prepared,
     model: str = "pospischil-rs",
@@ -1278,10 +1301,10 @@ def fit_recording(
         sweeps: training sweeps (file indices); default :func:`select_sweeps` with
             ``n_train``.
         n_train: number of training sweeps when ``sweeps`` is ``None``.
-        hyperpolarised: also search :data:`HYPERPOLARISED` of the model (I_h)
-            and train on the most hyperpolarising step; ``None``: on when the
-            scored step family has hyperpolarising steps, ``free`` is not given
-            and the model has such parameters.
+        hyperpolarised: also search :data:`HYPERPOLARISED` of the model (I_h,
+            persistent Na⁺) and train on the most hyperpolarising step;
+            ``None``: on when the scored step family has hyperpolarising steps,
+            ``free`` is not given and the model has such parameters.
         include_negative: let :func:`select_sweeps` add the most hyperpolarising
             step; ``None``: when ``hyperpolarised``.
         free: parameters to search (default :data:`FREE` of the model; ``e_l`` is
@@ -1322,6 +1345,7 @@ def fit_recording(
         names = tuple(n for n in names if n != "e_l")
         if not names:
             raise ValueError(f"No free parameters for model {model!r}; pass `free`.")
+        _check_free(names, base, model)
         has_negative = bool(np.any(prepared.amplitudes < 0))
         if hyperpolarised is None:
             hyperpolarised = has_negative and free is None and model in HYPERPOLARISED

@@ -1,5 +1,6 @@
-"""Channels added to the Pospischil model (slow AHP, I_h): rates, gradients, their
-effect, and that the defaults (g = 0) simulate exactly the published model."""
+"""Channels added to the Pospischil model (slow AHP, I_h, persistent Na+): rates,
+gradients, their effect, and that the defaults (g = 0) simulate exactly the published
+model."""
 
 import jax
 import jax.numpy as jnp
@@ -7,10 +8,12 @@ import numpy as np
 import pytest
 
 import hhjax
-from hhjax.channels import HCurrent, SlowAHPCurrent
+from hhjax.channels import HCurrent, PersistentSodium, SlowAHPCurrent
 
 RS = hhjax.PospischilParams.rs()
-ON = RS._replace(g_ahp=0.2, tau_w=120.0, v_w=-15.0, g_h=0.05, v_h=-85.0, tau_h=40.0)
+ON = RS._replace(
+    g_ahp=0.2, tau_w=120.0, v_w=-15.0, g_h=0.05, v_h=-85.0, tau_h=40.0, g_nap=0.03
+)
 V_GRID = np.arange(-120.0, 60.0001, 0.25)  # mV
 
 
@@ -69,17 +72,20 @@ def test_current_finite_and_differentiable(channel, reference):
 
 
 def test_default_parameters_are_the_published_model():
-    """At g_ahp = g_h = 0 (the RS and FS defaults) both currents are exactly zero
-    and V does not depend on their gates' kinetics, bit for bit."""
+    """At g_ahp = g_h = g_nap = 0 (the RS and FS defaults) the added currents are
+    exactly zero and V does not depend on their kinetics, bit for bit."""
     fs = hhjax.PospischilParams.fs()
-    assert RS.g_ahp == RS.g_h == fs.g_ahp == fs.g_h == 0.0
+    assert RS.g_ahp == RS.g_h == RS.g_nap == fs.g_ahp == fs.g_h == fs.g_nap == 0.0
     dt, n = 0.05, 4000  # 200 ms, spiking from 20 ms
     i_ext = np.zeros(n)
     i_ext[400:] = 5.0
     trace = hhjax.simulate(RS, i_ext, dt)
     assert np.all(np.asarray(trace.i_ahp) == 0.0)
     assert np.all(np.asarray(trace.i_h) == 0.0)
-    other = RS._replace(tau_w=3.0, v_w=-60.0, q10_ahp=3.0, v_h=-50.0, tau_h=2.0)
+    assert np.all(np.asarray(trace.i_nap) == 0.0)
+    other = RS._replace(
+        tau_w=3.0, v_w=-60.0, q10_ahp=3.0, v_h=-50.0, tau_h=2.0, v_nap=-65.0
+    )
     v_other = hhjax.simulate(other, i_ext, dt, record="v").v
     np.testing.assert_array_equal(np.asarray(trace.v), np.asarray(v_other))
     assert np.asarray(trace.v).max() > 0.0  # it did spike
@@ -116,3 +122,54 @@ def test_ih_sags_on_hyperpolarising_steps():
     no_m = RS._replace(g_m=0.0)
     assert abs(_sag_ratio(no_m)) < 1e-6  # linear leak: no sag
     assert _sag_ratio(no_m._replace(g_h=0.05)) > 0.1
+
+
+def _nap_reference(v, p):
+    """``I_nap`` as written in hhjax/channels/nap.py, µA/cm²."""
+    return p.g_nap * _sigmoid((v - p.v_nap) / 5.0) * (v - p.e_na)
+
+
+def test_persistent_sodium_matches_the_documented_form():
+    current = PersistentSodium().current(jnp.asarray(V_GRID), {}, ON)
+    np.testing.assert_allclose(current, _nap_reference(V_GRID, ON), rtol=1e-12)
+    assert PersistentSodium().gates == ()  # instantaneous: no state
+
+
+def test_persistent_sodium_finite_with_finite_gradients():
+    def current(v, p):
+        return PersistentSodium().current(v, {}, p)
+
+    v = jnp.asarray(V_GRID)
+    assert np.all(np.isfinite(np.asarray(current(v, ON))))
+    assert np.all(np.isfinite(jax.vmap(jax.grad(current), in_axes=(0, None))(v, ON)))
+    dparams = jax.vmap(jax.grad(current, argnums=1), in_axes=(0, None))(v, ON)
+    for name, g in dparams._asdict().items():
+        assert np.all(np.isfinite(g)), name
+
+
+def _steady_deflection(params, amplitude, dt=0.05):
+    """V at the end of a 600 ms step of ``amplitude`` µA/cm² minus rest, mV."""
+    i_ext = np.full(round(600.0 / dt), amplitude)
+    state0 = hhjax.resting_state(params)
+    v = np.asarray(hhjax.simulate(params, i_ext, dt, state0=state0, record="v").v)
+    return v[-1] - float(state0.v)
+
+
+def test_persistent_sodium_amplifies_depolarisation_only():
+    """I_nap raises the input resistance of depolarising steps (it activates
+    above rest), hardly that of hyperpolarising ones, and lowers the current
+    needed to fire."""
+    passive = RS._replace(g_m=0.0, g_na=0.0, g_kd=0.0, g_l=0.05, e_l=-70.0)
+    nap = passive._replace(g_nap=0.005, v_nap=-55.0)
+    up_passive, up_nap = _steady_deflection(passive, 0.3), _steady_deflection(nap, 0.3)
+    down_passive = _steady_deflection(passive, -0.3)
+    down_nap = _steady_deflection(nap, -0.3)
+    assert up_nap > 1.2 * up_passive > 0
+    assert down_nap == pytest.approx(down_passive, rel=0.1)
+
+    def fires(params, amplitude):
+        return len(_spike_times(params, amplitude)) > 0
+
+    with_nap = RS._replace(g_nap=0.02, v_nap=-55.0)
+    threshold = next(a for a in np.arange(0.05, 3.0, 0.05) if fires(RS, a))
+    assert fires(with_nap, threshold - 0.1) and not fires(RS, threshold - 0.1)

@@ -165,6 +165,25 @@ def test_options_that_do_not_apply_are_refused(tmp_path, capsys, extra, message)
     assert not out.exists()
 
 
+@pytest.mark.parametrize(
+    ("free", "message"),
+    [
+        ("g_na,g_na", "`free` names ['g_na'] more than once"),
+        ("g_na,g_nax", "`free` names ['g_nax'], which are not parameters of model"),
+    ],
+)
+def test_bad_free_list_for_a_recording_is_refused_before_fitting(
+    tmp_path, capsys, free, message
+):
+    out = tmp_path / "out"
+    argv = ["fit", RECORDING, "--free", free, "--quiet", "--no-compile-cache"]
+    status, stdout, stderr = _run(capsys, *argv, "--out", out)
+    assert status == 2
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], stderr
+    assert not out.exists()
+
+
 def test_existing_output_is_only_replaced_on_success(recording_file, tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()

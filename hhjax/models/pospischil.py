@@ -33,11 +33,13 @@ overrides if you want those.
 
 Extensions, not in the paper: a spike-activated slow AHP K⁺ current
 (:class:`hhjax.channels.SlowAHPCurrent`; ``g_ahp``, ``tau_w``, ``v_w``,
-``q10_ahp``) and a hyperpolarisation-activated cation current
+``q10_ahp``), a hyperpolarisation-activated cation current
 (:class:`hhjax.channels.HCurrent`; ``g_h``, ``e_h``, ``v_h``, ``tau_h``,
-``q10_h``). Both are switched off (``g_ahp = g_h = 0``) in the published sets,
-which then simulate exactly as the published model (the currents are zero and V
-does not depend on their gates ``w``, ``r``).
+``q10_h``) and a persistent Na⁺ current (:class:`hhjax.channels.PersistentSodium`;
+``g_nap``, ``v_nap``). All three are switched off (``g_ahp = g_h = g_nap = 0``)
+in the published sets, which then simulate exactly as the published model (the
+currents are zero and V does not depend on their gates ``w``, ``r`` or on
+``v_nap``).
 """
 
 from __future__ import annotations
@@ -49,8 +51,9 @@ from jax.typing import ArrayLike
 
 from hhjax._model import Model
 from hhjax.channels.hh import Leak
-from hhjax.channels.pospischil import MCurrent, TraubPotassium, TraubSodium
 from hhjax.channels.ih import HCurrent
+from hhjax.channels.nap import PersistentSodium
+from hhjax.channels.pospischil import MCurrent, TraubPotassium, TraubSodium
 from hhjax.channels.slow_ahp import SlowAHPCurrent
 
 _FS = {"g_kd": 10.0, "g_m": 0.0, "g_l": 0.15}
@@ -62,8 +65,9 @@ class PospischilParams(NamedTuple):
     Every field may be a scalar or an array broadcasting against the batch shape.
     Rates are given at 36 °C: ``q10`` scales the Na⁺/K⁺ rates, ``q10_m`` the M
     current's, ``q10_ahp`` the slow AHP current's, ``q10_h`` I_h's, ``q10_g``
-    every conductance (1 = off). ``g_ahp = 0`` and ``g_h = 0`` (the defaults)
-    switch the slow AHP current and I_h off.
+    every conductance (1 = off). ``g_ahp = 0``, ``g_h = 0`` and ``g_nap = 0``
+    (the defaults) switch the slow AHP current, I_h and the persistent Na⁺
+    current off.
     """
 
     g_na: ArrayLike = 50.0  # maximal Na+ conductance, mS/cm^2
@@ -89,6 +93,8 @@ class PospischilParams(NamedTuple):
     v_h: ArrayLike = -80.0  # half-activation of I_h, mV
     tau_h: ArrayLike = 50.0  # activation time constant of I_h, ms
     q10_h: ArrayLike = 1.0  # temperature factor of the I_h rates
+    g_nap: ArrayLike = 0.0  # persistent Na+ conductance, mS/cm^2
+    v_nap: ArrayLike = -50.0  # half-activation of the persistent Na+ current, mV
 
     @classmethod
     def rs(cls, **overrides: ArrayLike) -> PospischilParams:
@@ -137,6 +143,7 @@ class PospischilTrace(NamedTuple):
     i_m: Array | None  # M current, uA/cm^2
     i_ahp: Array | None  # slow AHP current, uA/cm^2
     i_h: Array | None  # hyperpolarisation-activated current, uA/cm^2
+    i_nap: Array | None  # persistent Na+ current, uA/cm^2
     i_l: Array | None  # leak current, uA/cm^2
 
 
@@ -148,6 +155,7 @@ POSPISCHIL = Model(
         MCurrent(),
         SlowAHPCurrent(),
         HCurrent(),
+        PersistentSodium(),
         Leak(),
     ),
     params_type=PospischilParams,

@@ -1,0 +1,49 @@
+"""Persistent (non-inactivating) Na⁺ current I_NaP.
+
+Voltage convention: modern (V in mV, rest ≈ −70 mV). Conductance mS/cm², current
+µA/cm² (positive outward).
+
+Activation is taken as instantaneous (it is far faster than the membrane time
+constant) and the current does not inactivate, so the channel has no gate in the
+state:
+
+    p∞ = 1 / (1 + exp(−(V − v_nap) / 5 mV))
+    I_nap = g_nap p∞(V) (V − e_na)
+
+It activates a few mV below spike threshold, adds an inward current that grows
+with depolarisation, and so raises the input resistance of depolarised steps over
+that of hyperpolarised ones and lets slow ramps reach threshold. The form and the
+slope follow measurements in cortical neurons (Magistretti & Alonso 1999:
+half-activation about −52 mV, slope about 5 mV); ``v_nap`` is a parameter because
+it differs between cells and with the liquid-junction correction.
+
+References:
+    Magistretti J., Alonso A. (1999) Fast and slow gating of a persistent
+    sodium current in entorhinal cortex neurons. J. Gen. Physiol. 114:491–509.
+
+Parameters read: ``g_nap`` (mS/cm²), ``v_nap`` (mV), ``e_na`` (mV).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+from jax import Array
+
+from hhjax._model import Channel
+
+NAP_SLOPE_MV = 5.0  # slope factor of the steady-state activation p∞, mV
+
+
+@dataclasses.dataclass(frozen=True)
+class PersistentSodium(Channel):
+    """Persistent Na⁺ current ``I_nap = g_nap p∞(V) (V − e_na)``, no gate state."""
+
+    name: str = "nap"
+    gates: tuple[str, ...] = ()
+
+    def current(self, v: Array, gates: dict[str, Array], params: Any) -> Array:
+        p_inf = jax.nn.sigmoid((v - params.v_nap) / NAP_SLOPE_MV)
+        return params.g_nap * p_inf * (v - params.e_na)
