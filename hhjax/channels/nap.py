@@ -10,16 +10,20 @@ state:
     p∞ = 1 / (1 + exp(−(V − v_nap) / 5 mV))
     I_nap = g_nap p∞(V) (V − e_na)
 
-It activates a few mV below spike threshold, adds an inward current that grows
-with depolarisation, and so raises the input resistance of depolarised steps over
-that of hyperpolarised ones and lets slow ramps reach threshold. The form and the
-slope follow measurements in cortical neurons (Magistretti & Alonso 1999:
-half-activation about −52 mV, slope about 5 mV); ``v_nap`` is a parameter because
-it differs between cells and with the liquid-junction correction.
+It activates below spike threshold (half-activation around −50 mV in cortical
+neurons), adds an inward current that grows with depolarisation, and so raises
+the input resistance of depolarised steps over that of hyperpolarised ones and
+lets slow ramps reach threshold. The single Boltzmann gate with a slope of a few
+mV is the usual description of this current (Crill 1996); ``v_nap`` is a
+parameter because it differs between cells and with the liquid-junction
+correction, the slope is fixed at 5 mV.
 
 References:
-    Magistretti J., Alonso A. (1999) Fast and slow gating of a persistent
-    sodium current in entorhinal cortex neurons. J. Gen. Physiol. 114:491–509.
+    Crill W.E. (1996) Persistent sodium current in mammalian central neurons.
+    Annu. Rev. Physiol. 58:349–362.
+    Magistretti J., Alonso A. (1999) Biophysical properties and slow
+    voltage-dependent inactivation of a sustained sodium current in entorhinal
+    cortex layer-II principal cells. J. Gen. Physiol. 114:491–509.
 
 Parameters read: ``g_nap`` (mS/cm²), ``v_nap`` (mV), ``e_na`` (mV).
 """
