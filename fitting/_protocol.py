@@ -72,6 +72,7 @@ from fitting._metrics import (
     simulate_data,
     spike_times,
 )
+from fitting._params import ParamSpace
 from hhjax.analysis import soft_spike_count
 from hhjax.recordings import (
     CellProperties,
@@ -1174,6 +1175,25 @@ def _training_cost(prepared, train, params, method, sigma, guard) -> float:
     return float(np.asarray(cost).ravel()[0])
 
 
+def _check_free(base: Any, names: Sequence[str]) -> None:
+    """Refuse, before any simulation, what the search or the polish would fail
+    on later: unknown or repeated names, or names without a search box."""
+    unsearchable = [n for n in names if n in base._fields and n not in BOUNDS]
+    if unsearchable:
+        raise ValueError(
+            f"No search box for {', '.join(unsearchable)}: the real-cell protocol "
+            f"searches only {', '.join(n for n in BOUNDS if n != 'e_l')} "
+            "(e_l is set from the resting potential)."
+        )
+    ParamSpace.create(base, (*names, "e_l"), _polish_bounds((*names, "e_l")))
+
+
+def _polish_bounds(free: Sequence[str]) -> dict[str, tuple[float, float]]:
+    """Bounds of the polish and of its standard errors: the search box where it
+    has one, else the defaults of :func:`fitting.default_bounds`."""
+    return {n: BOUNDS[n] for n in free if n in BOUNDS}
+
+
 def _polish(
     prepared, train, params, free, iterations, starts, seed, method, checkpoint=None
 ):
@@ -1195,7 +1215,7 @@ def _polish(
     init[1:] = np.where(
         signed, init[1:] + 20.0 * jitter * 0.1, init[1:] * np.exp(jitter)
     )
-    bounds = {n: BOUNDS[n] for n in free if n in BOUNDS}
+    bounds = _polish_bounds(free)
     result = fit(
         data,
         list(free),
@@ -1215,14 +1235,12 @@ def _polish(
 
 
 def _laplace(loss, data, params, free, method):
-    from fitting._params import ParamSpace
     from fitting._uncertainty import laplace
 
     with jax.enable_x64(True):
         arrays = data.arrays()
         stage = loss.stages(data.n_samples, data.n_sweeps, data.dt, method)[0]
-        bounds = {n: BOUNDS[n] for n in free if n in BOUNDS}
-        space = ParamSpace.create(params, list(free), bounds)
+        space = ParamSpace.create(params, list(free), _polish_bounds(free))
         values = np.array([float(np.asarray(getattr(params, n))) for n in free])
         return laplace(stage, space, values, np.zeros((0,)), arrays)
 
@@ -1253,19 +1271,6 @@ def _fit_fingerprint(prepared, train, model, base, names, init, method, seed, op
     }
     digest.update(json.dumps(settings, sort_keys=True).encode())
     return digest.hexdigest()
-
-
-def _check_free(names: Sequence[str], base: Any, model: str) -> None:
-    """Refuse unknown or repeated free parameters before any simulation."""
-    unknown = [n for n in names if n not in base._fields]
-    if unknown:
-        raise ValueError(
-            f"`free` names {unknown}, which are not parameters of model {model!r}; "
-            f"its parameters are {list(base._fields)}."
-        )
-    repeated = sorted({n for n in names if names.count(n) > 1})
-    if repeated:
-        raise ValueError(f"`free` names {repeated} more than once.")
 
 
 def fit_recording(
@@ -1345,7 +1350,7 @@ def fit_recording(
         names = tuple(n for n in names if n != "e_l")
         if not names:
             raise ValueError(f"No free parameters for model {model!r}; pass `free`.")
-        _check_free(names, base, model)
+        _check_free(base, names)
         has_negative = bool(np.any(prepared.amplitudes < 0))
         if hyperpolarised is None:
             hyperpolarised = has_negative and free is None and model in HYPERPOLARISED

@@ -168,8 +168,9 @@ def test_options_that_do_not_apply_are_refused(tmp_path, capsys, extra, message)
 @pytest.mark.parametrize(
     ("free", "message"),
     [
-        ("g_na,g_na", "`free` names ['g_na'] more than once"),
-        ("g_na,g_nax", "`free` names ['g_nax'], which are not parameters of model"),
+        ("g_na,g_na", "`free` names a parameter twice"),
+        ("g_na,g_nax", "Unknown parameter(s) g_nax for PospischilParams"),
+        ("g_na,e_na", "No search box for e_na"),
     ],
 )
 def test_bad_free_list_for_a_recording_is_refused_before_fitting(
