@@ -151,34 +151,20 @@ RECORDING = EXAMPLE.parent / "recordings" / "18711001.abf"
             "--starts, --float32: not used for a recording",
         ),
         (["--float32", "--mixed"], "not allowed with argument --float32"),
+        (["--free", "g_na,g_na"], "`free` names a parameter twice"),
+        (["--free", "g_na,g_nax"], "Unknown parameter(s) g_nax for PospischilParams"),
+        (["--free", "g_na,e_na"], "No search box for e_na"),
     ],
 )
-def test_options_that_do_not_apply_are_refused(tmp_path, capsys, extra, message):
+def test_bad_options_for_a_recording_are_refused_before_fitting(
+    tmp_path, capsys, extra, message
+):
     # The real-cell protocol does not read the .npz/.csv fit's options: setting
     # one is an error, not silently ignored (before anything is loaded or fitted).
+    # A bad free list is refused before the search, not after it.
     out = tmp_path / "out"
     argv = ["fit", RECORDING, "--quiet", "--no-compile-cache", "--out", out, *extra]
     status, stdout, stderr = _run(capsys, *argv)
-    assert status == 2
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1 and message in lines[0], stderr
-    assert not out.exists()
-
-
-@pytest.mark.parametrize(
-    ("free", "message"),
-    [
-        ("g_na,g_na", "`free` names a parameter twice"),
-        ("g_na,g_nax", "Unknown parameter(s) g_nax for PospischilParams"),
-        ("g_na,e_na", "No search box for e_na"),
-    ],
-)
-def test_bad_free_list_for_a_recording_is_refused_before_fitting(
-    tmp_path, capsys, free, message
-):
-    out = tmp_path / "out"
-    argv = ["fit", RECORDING, "--free", free, "--quiet", "--no-compile-cache"]
-    status, stdout, stderr = _run(capsys, *argv, "--out", out)
     assert status == 2
     lines = stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], stderr

@@ -215,17 +215,23 @@ def test_interrupted_real_cell_fit_resumes_to_the_uninterrupted_result(cell, tmp
 
 
 # ------------------------------------------------------------ end to end
-@pytest.fixture(scope="module")
-def fit_18711001():
+def _fit_and_score(file_name: str, n_train: int):
+    """The protocol's default RS fit of a shipped recording, and its per-recording
+    metrics over every sweep."""
     pytest.importorskip("pyabf")
     from hhjax.recordings import load_recording
 
-    rec = load_recording(RECORDINGS / "18711001.abf")
-    fit = protocol.fit_recording(rec, "pospischil-rs", n_train=6)
+    rec = load_recording(RECORDINGS / file_name)
+    fit = protocol.fit_recording(rec, "pospischil-rs", n_train=n_train)
     doc, _, _ = protocol.predict_recording(
         fit.params, rec, document=fit.to_dict(), train=fit.train
     )
     return fit, doc["protocol"]
+
+
+@pytest.fixture(scope="module")
+def fit_18711001():
+    return _fit_and_score("18711001.abf", n_train=6)
 
 
 @pytest.mark.slow
@@ -258,16 +264,8 @@ def test_171116sh_0018_meets_all_three_criteria():
     I_h and the persistent Na+ current are freed automatically (the step family
     has hyperpolarising steps). With the default seed; the search over these 13
     parameters is seed-sensitive (seeds 2 and 3 miss: docs/real_cells.md)."""
-    pytest.importorskip("pyabf")
-    from hhjax.recordings import load_recording
-
-    rec = load_recording(RECORDINGS / "171116sh_0018.abf")
-    fit = protocol.fit_recording(rec, "pospischil-rs", n_train=5)
+    fit, summary = _fit_and_score("171116sh_0018.abf", n_train=5)
     assert set(protocol.HYPERPOLARISED["pospischil-rs"]) <= set(fit.free)
-    doc, _, _ = protocol.predict_recording(
-        fit.params, rec, document=fit.to_dict(), train=fit.train
-    )
-    summary = doc["protocol"]
     assert len(fit.train) <= 5 and len(summary["held_out"]) == 17 - len(fit.train)
     assert summary["fraction_within_1"] >= 0.8
     assert abs(summary["rheobase_model_pA"] - summary["rheobase_data_pA"]) <= 10.0
