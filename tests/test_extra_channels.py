@@ -109,13 +109,20 @@ def test_slow_ahp_adapts_without_a_resting_conductance():
     assert len(isi) >= 4 and isi[-1] > 1.5 * isi[0]
 
 
-def _sag_ratio(params, amplitude=-1.0, dt=0.05):
-    """Sag ``(V_end − V_min) / (V_rest − V_min)`` (1) of a 400 ms step of
-    ``amplitude`` µA/cm² (negative: hyperpolarising) from rest."""
-    i_ext = np.full(round(400.0 / dt), amplitude)
+def _step_from_rest(params, amplitude, duration, dt=0.05):
+    """V (mV) during a step of ``amplitude`` µA/cm² for ``duration`` ms from
+    rest, and the resting potential."""
+    i_ext = np.full(round(duration / dt), amplitude)
     state0 = hhjax.resting_state(params)
     v = np.asarray(hhjax.simulate(params, i_ext, dt, state0=state0, record="v").v)
-    return (v[-1] - v.min()) / (float(state0.v) - v.min())
+    return v, float(state0.v)
+
+
+def _sag_ratio(params, amplitude=-1.0):
+    """Sag ``(V_end − V_min) / (V_rest − V_min)`` (1) of a 400 ms step of
+    ``amplitude`` µA/cm² (negative: hyperpolarising) from rest."""
+    v, v_rest = _step_from_rest(params, amplitude, 400.0)
+    return (v[-1] - v.min()) / (v_rest - v.min())
 
 
 def test_ih_sags_on_hyperpolarising_steps():
@@ -147,12 +154,10 @@ def test_persistent_sodium_finite_with_finite_gradients():
         assert np.all(np.isfinite(g)), name
 
 
-def _steady_deflection(params, amplitude, dt=0.05):
+def _steady_deflection(params, amplitude):
     """V at the end of a 600 ms step of ``amplitude`` µA/cm² minus rest, mV."""
-    i_ext = np.full(round(600.0 / dt), amplitude)
-    state0 = hhjax.resting_state(params)
-    v = np.asarray(hhjax.simulate(params, i_ext, dt, state0=state0, record="v").v)
-    return v[-1] - float(state0.v)
+    v, v_rest = _step_from_rest(params, amplitude, 600.0)
+    return v[-1] - v_rest
 
 
 def test_persistent_sodium_amplifies_depolarisation_only():
