@@ -667,21 +667,6 @@ class _Evaluator:
         return np.concatenate(out)
 
 
-def _distinct(
-    z: np.ndarray, order: np.ndarray, k: int, scale: np.ndarray, min_dist: float = 1.0
-) -> list[int]:
-    """Up to ``k`` indices from ``order`` (best first) whose points are at least
-    ``min_dist`` apart in units of ``scale`` (the rest filled with the next best)."""
-    chosen: list[int] = []
-    for j in order:
-        if all(np.max(np.abs(z[j] - z[c]) / scale) >= min_dist for c in chosen):
-            chosen.append(int(j))
-        if len(chosen) == k:
-            return chosen
-    rest = [int(j) for j in order if j not in chosen]
-    return chosen + rest[: k - len(chosen)]
-
-
 def search(
     prepared: Prepared,
     train: Sequence[int],
@@ -703,18 +688,22 @@ def search(
     checkpoint: str | os.PathLike | None = None,
     fingerprint: str = "",
 ) -> SearchResult:
-    """Cross-entropy search (separable CMA-style) on the feature cost, from
-    several distinct starting points at once.
+    """Cross-entropy search (separable CMA-style) on the feature cost, several
+    independent Gaussians at once.
 
     A broad first generation (``screen`` candidates uniform over the search box
     :data:`BOUNDS`, log scale for positive parameters, plus ``init``) is
-    simulated; the best ``restarts`` candidates that differ by at least one
-    search spread (:data:`SPREAD`) in some parameter become the centres of
-    independent Gaussians. Each generation then draws ``population`` candidates
-    from every Gaussian, simulates all of them on all training sweeps in batches
-    of ``chunk`` (one jitted, forward-only call each), and moves each Gaussian
-    to the log-rank-weighted mean and spread of its best ``elite`` fraction (the
-    spread smoothed 9:1 with the previous one).
+    simulated; ``restarts`` Gaussians start at its best point (``init`` unless
+    the screen found a better one) with the spreads :data:`SPREAD`. Each
+    generation draws ``population`` candidates from every Gaussian, simulates
+    all of them on all training sweeps in batches of ``chunk`` (one jitted,
+    forward-only call each), and moves each Gaussian to the log-rank-weighted
+    mean and spread of its best ``elite`` fraction (the spread smoothed 9:1 with
+    the previous one). The Gaussians start alike; their own draws lead them
+    into different basins of this rugged cost, and the best point any of them
+    found is the result. (Gaussians started at distinct screen candidates
+    instead wasted their draws in poor basins: see docs/real_cells.md, "Search
+    reliability".)
 
     Args:
         prepared: the recording (:func:`prepare`).
@@ -722,7 +711,7 @@ def search(
         base: parameters of the model (fixed fields; ``e_l`` is derived).
         names: free parameters (not ``e_l``).
         init: a starting point, ``{name: value}`` in physical units (part of the
-            screen; the only centre if ``screen`` is 0).
+            screen; the only one if ``screen`` is 0).
         generations: generations after the screen.
         population: candidates per Gaussian and generation.
         restarts: number of Gaussians (independent restarts).
@@ -765,15 +754,15 @@ def search(
         if screen:
             z = np.concatenate([z, lo + (hi - lo) * rng.random((screen, lo.size))])
         cost = _interruptible(evaluate_cost, z, checkpoint, "screen")
-        order = np.argsort(cost)
-        centres = z[_distinct(z, order, max(restarts, 1), spread0)]
+        best = int(np.argsort(cost)[0])  # NaN last
+        n_gaussians = max(restarts, 1)
         state = _SearchState(
             generation=0,
-            centres=centres,
-            spreads=np.repeat(spread0[None], len(centres), 0),
-            best_cost=float(cost[order[0]]),
-            best_z=z[order[0]].copy(),
-            history=[float(cost[order[0]])],
+            centres=np.repeat(z[best][None], n_gaussians, 0),
+            spreads=np.repeat(spread0[None], n_gaussians, 0),
+            best_cost=float(cost[best]),
+            best_z=z[best].copy(),
+            history=[float(cost[best])],
             evaluations=z.shape[0],
             elapsed_s=time.perf_counter() - t0,
         )
