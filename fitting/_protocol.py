@@ -711,7 +711,7 @@ def search(
         base: parameters of the model (fixed fields; ``e_l`` is derived).
         names: free parameters (not ``e_l``).
         init: a starting point, ``{name: value}`` in physical units (part of the
-            screen; the only one if ``screen`` is 0).
+            screen; the start of every Gaussian if ``screen`` is 0).
         generations: generations after the screen.
         population: candidates per Gaussian and generation.
         restarts: number of Gaussians (independent restarts).
