@@ -31,7 +31,7 @@ import numpy as np
 
 import hhjax
 import hhjax.io
-from hhjax.cli import parse_assignment
+from hhjax.cli import number_option, parse_assignment
 
 CHECKPOINT_SUFFIX = ".checkpoint.npz"
 
@@ -127,34 +127,14 @@ def _windows(text: str) -> tuple[float | None, ...]:
     return tuple(out)
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1; got {text!r}")
-    return value
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a positive number; got {text!r}")
-    return value
-
-
-def _finite(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a finite number; got {text!r}")
-    return value
+_positive_int = number_option(lambda x: x >= 1, "an integer >= 1", int)
+_seed = number_option(lambda x: x >= 0, "an integer >= 0", int)
+_factor = number_option(
+    lambda x: x > 1,
+    "a factor > 1 such as 2 (starts within 1/2 to 2 times the centre)",
+)
+_positive = number_option(lambda x: x > 0, "a positive number")
+_finite = number_option(lambda x: True, "a finite number")
 
 
 # ------------------------------------------------------------------ shared options
@@ -363,9 +343,16 @@ def register_fit(subparsers: Any) -> None:
         help="centre of the starts: the regression estimate, the parameters "
         "(--model/--params/--param), or none (spread over the bounds)",
     )
-    group.add_argument("--spread", type=_positive, default=2.0, metavar="FACTOR",
-                       help="starts are drawn within this factor of the centre")  # fmt: skip
-    group.add_argument("--seed", type=int, default=0, help="seed of the starts")
+    group.add_argument(
+        "--spread",
+        type=_factor,
+        default=2.0,
+        metavar="FACTOR",
+        help="starts are drawn within this factor (> 1) of the centre",
+    )
+    group.add_argument(
+        "--seed", type=_seed, default=0, help="seed of the starts (integer >= 0)"
+    )
     group.add_argument(
         "--optimizer",
         choices=("auto", "lm", "adam", "lbfgs"),
@@ -417,10 +404,29 @@ def register_fit(subparsers: Any) -> None:
         "$HHJAX_CACHE_DIR or ~/.cache/hhjax/jax)",
     )
     _add_output_option(parser)
-    parser.set_defaults(
-        func=run_fit,
-        npz_only_defaults={dest: parser.get_default(dest) for dest in _NPZ_ONLY},
-    )
+    parser.set_defaults(func=run_fit, npz_only=_npz_only(parser, _NPZ_ONLY))
+
+
+def _npz_only(parser: argparse.ArgumentParser, flags: dict[str, str]) -> dict:
+    """``{dest: (flag, default)}`` of the options in ``flags`` (dest -> flag)."""
+    return {dest: (flag, parser.get_default(dest)) for dest, flag in flags.items()}
+
+
+def _refuse_npz_only(args: argparse.Namespace, why: str) -> None:
+    """Refuse the options (``args.npz_only``, see :func:`_npz_only`) that only the
+    .npz/.csv commands read when the real-cell protocol runs instead: one given
+    with a value other than its default is an error, not silently ignored."""
+    given = [
+        flag
+        for dest, (flag, default) in getattr(args, "npz_only", {}).items()
+        if getattr(args, dest) != default
+    ]
+    if given:
+        raise ValueError(
+            f"{', '.join(given)}: not used {why}; the real-cell protocol prepares "
+            "the recording, chooses its own search, windows and spike threshold "
+            "(docs/real_cells.md). These options apply to .npz/.csv data."
+        )
 
 
 # Options of `hhjax fit` that only the .npz/.csv fit uses (the real-cell protocol
@@ -438,6 +444,18 @@ _NPZ_ONLY = {
     "mixed": "--mixed",
     "bounds": "--bounds",
     "checkpoint_every": "--checkpoint-every",
+    "window": "--window",
+    "exclude": "--exclude",
+    "threshold": "--threshold",
+}
+# The same for `hhjax predict` with the parameters of a real-cell fit or on a
+# recording (the protocol scores every sweep itself).
+_PREDICT_NPZ_ONLY = {
+    "sweeps": "--sweeps",
+    "window": "--window",
+    "exclude": "--exclude",
+    "threshold": "--threshold",
+    "substeps": "--substeps",
 }
 
 
@@ -459,6 +477,7 @@ def run_fit(args: argparse.Namespace) -> int:
     import fitting
     from fitting import _protocol as protocol
     from fitting._io import write_json_atomic
+    from fitting._metrics import simulate_sweeps
     from fitting._report import save_report
 
     _check_out(args.out)
@@ -504,13 +523,19 @@ def run_fit(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 130
-        v_model = fitting.simulate_data(result.params, data, method=args.method)
-        report = fitting.metrics(
-            data, result.params, method=args.method, threshold=args.threshold,
-            v_model=v_model,
-        )  # fmt: skip
+    substeps = getattr(loss, "substeps", 1)
     with _staging(args.out) as tmp:
-        result.save(tmp / "params.json")
+        result.save(tmp / "params.json")  # the fit first: scoring cannot lose it
+        with jax.enable_x64(True):
+            # Best parameters that cannot be simulated from rest are flagged per
+            # sweep in metrics.json, not an error that would discard the fit.
+            v_model, failed = simulate_sweeps(
+                result.params, data, method=args.method, substeps=substeps
+            )
+            report = fitting.metrics(
+                data, result.params, method=args.method, threshold=args.threshold,
+                v_model=v_model, substeps=substeps, failed=failed,
+            )  # fmt: skip
         write_json_atomic(tmp / "metrics.json", report)
         save_report(result, data, v_model, tmp / "report.png", threshold=args.threshold)
     _remove(checkpoint)
@@ -526,18 +551,7 @@ def _run_protocol_fit(args: argparse.Namespace, protocol: Any) -> int:
     (``fitting._protocol``); ``--sweeps`` are the training sweeps (0-based)."""
     import fitting
 
-    defaults = getattr(args, "npz_only_defaults", {})
-    unused = [
-        flag
-        for dest, flag in _NPZ_ONLY.items()
-        if dest in defaults and getattr(args, dest) != defaults[dest]
-    ]
-    if unused:
-        raise ValueError(
-            f"{', '.join(unused)}: not used for a recording ({args.data.name}); the "
-            "real-cell protocol chooses its own search (docs/real_cells.md). These "
-            "options apply to .npz/.csv data."
-        )
+    _refuse_npz_only(args, f"for a recording ({args.data.name})")
     if args.model is None and args.params is None:
         args.model = "pospischil-rs"
     name, base = _base_params(args)
@@ -569,7 +583,21 @@ def _run_protocol_fit(args: argparse.Namespace, protocol: Any) -> int:
 
 
 def _print_metrics(report: dict) -> None:
+    failed = report.get("total", {}).get("failed_sweeps")
+    if failed:
+        print(
+            "hhjax: warning: the model could not be simulated from rest (non-finite) "
+            f"on sweep(s) {', '.join(map(str, failed))}: no model metrics there "
+            "(coarsely sampled data may need more --substeps)",
+            file=sys.stderr,
+        )
     for row in report["sweeps"]:
+        if row.get("simulation_failed"):
+            print(
+                f"  sweep {row['sweep']}: spikes data {row['spikes_data']}, model "
+                "simulation failed (non-finite)"
+            )
+            continue
         sub = row["subthreshold_rmse_mV"]
         sub_text = "n/a" if sub is None else f"{sub:.3g} mV"
         print(
@@ -604,8 +632,24 @@ def register_predict(subparsers: Any) -> None:
         help="integration method (default: the one the fit used, else "
         f"{hhjax.DEFAULT_METHOD})",
     )
+    parser.add_argument(
+        "--substeps",
+        type=_positive_int,
+        default=None,
+        metavar="K",
+        help="integration steps per data sample (default: the --substeps of the "
+        "fit, else 1)",
+    )
     _add_output_option(parser)
-    parser.set_defaults(func=run_predict)
+    parser.set_defaults(func=run_predict, npz_only=_npz_only(parser, _PREDICT_NPZ_ONLY))
+
+
+def _fit_substeps(settings: Any) -> int:
+    """The ``--substeps`` a params.json's fit used (its loss settings), else 1."""
+    loss = settings.get("loss") if isinstance(settings, dict) else None
+    substeps = loss.get("substeps") if isinstance(loss, dict) else None
+    ok = isinstance(substeps, int) and not isinstance(substeps, bool) and substeps >= 1
+    return substeps if ok else 1
 
 
 def run_predict(args: argparse.Namespace) -> int:
@@ -613,6 +657,7 @@ def run_predict(args: argparse.Namespace) -> int:
     import fitting
     from fitting import _protocol as protocol
     from fitting._io import write_json_atomic
+    from fitting._metrics import simulate_sweeps
 
     _check_out(args.out)
     try:
@@ -622,6 +667,11 @@ def run_predict(args: argparse.Namespace) -> int:
     except (ValueError, UnicodeDecodeError) as err:
         raise ValueError(f"PARAMS: {err}") from None
     if protocol.wants_protocol(args.data, document):
+        if protocol.wants_protocol(args.data):
+            why = f"for a recording ({args.data.name})"
+        else:
+            why = f"with the parameters of a real-cell fit ({args.params_file.name})"
+        _refuse_npz_only(args, why)
         with jax.enable_x64(True), _staging(args.out) as tmp:
             try:
                 report = protocol.predict_to_directory(
@@ -637,12 +687,16 @@ def run_predict(args: argparse.Namespace) -> int:
     method = args.method or (settings or {}).get("method") or hhjax.DEFAULT_METHOD
     if method not in hhjax.METHODS:
         method = hhjax.DEFAULT_METHOD
+    substeps = args.substeps or _fit_substeps(settings)
     with jax.enable_x64(True):
         data = _load(args, float(np.asarray(params.c_m)))
-        v_model = fitting.simulate_data(params, data, method=method)
-        report = fitting.metrics(
-            data, params, method=method, threshold=args.threshold, v_model=v_model
+        v_model, failed = simulate_sweeps(
+            params, data, method=method, substeps=substeps
         )
+        report = fitting.metrics(
+            data, params, method=method, threshold=args.threshold, v_model=v_model,
+            substeps=substeps, failed=failed,
+        )  # fmt: skip
     report["params_file"] = str(args.params_file)
     report["data"] = {"source": str(args.data), "sweeps": list(data.sweeps)}
     with _staging(args.out) as tmp:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -11,25 +12,26 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from jax import lax
 
 import hhjax
 import hhjax.recordings
 from fitting._data import FitData, load_data
 from fitting._io import load_checkpoint, save_checkpoint
-from fitting._losses import EquationError, Loss, get_loss
+from fitting._losses import EquationError, Loss, get_loss, stage_value
 from fitting._optim import (
     grad_mode as resolve_grad_mode,
 )
 from fitting._optim import (
     levenberg_marquardt,
     optax_method,
+    probe_updates,
     resolve_optimizer,
 )
 from fitting._params import ParamSpace
@@ -48,6 +50,20 @@ _OPTAX_CHUNK = 10  # optax iterations per compiled call
 
 class FitInterrupted(KeyboardInterrupt):
     """A fit was interrupted; its state is in the checkpoint (if one was given)."""
+
+
+def mismatched_checkpoint(
+    checkpoint: Any, why: str, resume_option: bool = True
+) -> ValueError:
+    """The error for a checkpoint that another fit wrote: ``why`` says what
+    differs; the fix names both the Python option (``resume=False``, where the
+    function has one) and the command-line flag (``--no-resume``)."""
+    how = (
+        "pass resume=False (--no-resume on the command line)"
+        if resume_option
+        else "pass --no-resume on the command line"
+    )
+    return ValueError(f"{checkpoint}: {why}; delete it or {how} to start afresh.")
 
 
 # ---------------------------------------------------------------------- progress
@@ -199,6 +215,57 @@ def _starts(space, init, n_starts, seed, spread, run_regression):
     )
 
 
+# Relative tolerance of the probes (below) when a fit compares them with a
+# checkpoint's: same computation, possibly on another device.
+_PROBE_RTOL = 1e-8
+
+
+def _opaque_loss(loss: Loss) -> bool:
+    """Whether ``loss.settings()`` may miss what the loss computes: it holds a
+    function (described by its name only, the same for every lambda) or is not a
+    dataclass (no fields to describe)."""
+    if not dataclasses.is_dataclass(loss):
+        return True
+    return any(callable(getattr(loss, f.name)) for f in dataclasses.fields(loss))
+
+
+def _probes(optimizer, plans, loss, stages, space, z0, data) -> list[float]:
+    """What the settings cannot name, as numbers, for a checkpoint: the updates
+    of a custom optax optimizer on a fixed problem (:func:`probe_updates`), and
+    for an opaque loss (:func:`_opaque_loss`) the value of each stage at the
+    first start ``z0`` and at a point next to it (float64; evaluated eagerly: the
+    simulation inside is jitted, so this costs one compilation of it, not one of
+    the whole loss). Empty for the built-in optimizers and losses."""
+    out = []
+    if isinstance(optimizer, optax.GradientTransformation):
+        index = next(k for k, (kind, _, _) in enumerate(plans) if kind == "optax")
+        shape = stages[index].delta_shape or (0,)
+        out += probe_updates(optimizer, space.n_free, shape).tolist()
+    if _opaque_loss(loss):
+        arrays = data.arrays(jnp.float64)
+        z0 = jnp.asarray(z0, jnp.float64)
+        points = (z0, z0 + 0.1 * jnp.linspace(1.0, -0.5, space.n_free))
+        for stage in stages:
+            delta = jnp.zeros(stage.delta_shape or (0,), jnp.float64)
+            out += [
+                float(stage_value(stage, space.params_from_z(z), delta, arrays))
+                for z in points
+            ]
+    return out
+
+
+def _same_probes(saved: Any, probes: list[float]) -> bool:
+    """Whether a checkpoint's probes (JSON: non-finite numbers as null) are these."""
+    if not probes:
+        return True
+    if not isinstance(saved, list) or len(saved) != len(probes):
+        return False
+    saved = np.array([np.nan if x is None else x for x in saved], np.float64)
+    probes = np.asarray(probes, np.float64)
+    probes = np.where(np.isfinite(probes), probes, np.nan)
+    return bool(np.allclose(saved, probes, rtol=_PROBE_RTOL, atol=0.0, equal_nan=True))
+
+
 def _fingerprint(settings: dict, data: FitData, starts: np.ndarray) -> str:
     h = hashlib.sha256()
     h.update(json.dumps(settings, sort_keys=True, default=str).encode())
@@ -268,7 +335,9 @@ def fit(
             ``spread`` of each value (sign kept).
         seed: seed of the starts (reproducible).
         max_iterations: iterations per stage (default 50 for Levenberg–Marquardt,
-            500 for Adam, 100 for L-BFGS).
+            500 for Adam, 100 for L-BFGS). The first Levenberg–Marquardt iteration
+            only evaluates the start, so N iterations take at most N − 1 steps
+            (N >= 2).
         tolerance: Levenberg–Marquardt ends a stage when, for every start, an
             undamped Gauss–Newton step would lower the loss by at most this
             fraction were the residuals linear (or no step lowered it by more in
@@ -286,7 +355,12 @@ def fit(
             or ``"reverse"`` (optax optimisers; Levenberg–Marquardt always uses
             forward-mode Jacobians).
         checkpoint: file to save progress to (``.npz``); an existing checkpoint of
-            the same fit (same data, settings and starts) is resumed from.
+            the same fit (same data, settings and starts) is resumed from, one of
+            another fit is refused. A custom optax optimizer is identified by its
+            updates on a fixed problem, a custom loss (a function, or a
+            :class:`fitting.Loss` that is not a dataclass) by its values at and
+            next to the first start, since their names alone cannot tell them
+            apart.
         checkpoint_every: seconds between checkpoints (also saved at every stage
             end, at the end and on Ctrl-C).
         resume: resume from ``checkpoint`` if it exists (else start afresh and
@@ -308,8 +382,9 @@ def fit(
         A :class:`FitResult`.
 
     Raises:
-        ValueError: unknown names, bad bounds/settings, a checkpoint of another
-            fit, or ``c_m`` free with data in pA.
+        ValueError: unknown names, bad bounds/settings (e.g. Levenberg–Marquardt
+            with ``max_iterations=1``), a checkpoint of another fit, or ``c_m``
+            free with data in pA.
         FitInterrupted: on Ctrl-C (the checkpoint, if any, holds the progress).
     """
     dtype = _check_dtype(dtype)
@@ -361,6 +436,12 @@ def _fit(
     plans = [
         resolve_optimizer(optimizer, st, space.n_free, max_iterations) for st in stages
     ]
+    if any(kind == "lm" and n < 2 for kind, _, n in plans):
+        raise ValueError(
+            "Levenberg-Marquardt needs `max_iterations` >= 2: its first iteration "
+            "only evaluates the start, so N iterations take at most N - 1 steps; "
+            f"got {max_iterations}."
+        )
     modes = [
         "forward (Jacobian)"
         if kind == "lm"
@@ -383,6 +464,13 @@ def _fit(
         method, dtype,
     )  # fmt: skip
     fingerprint = _fingerprint(settings, data, starts)
+    # A custom optimizer or loss is named by its type/function name only: the
+    # checkpoint also records what it computes (only needed with a checkpoint).
+    probes = (
+        _probes(optimizer, plans, loss_obj, stages, space, space.to_z(starts[0]), data)
+        if checkpoint is not None
+        else []
+    )
     unit = (
         "mV^2"
         if loss_obj.name in ("shooting", "mse")
@@ -403,11 +491,13 @@ def _fit(
         loaded = load_checkpoint(checkpoint)
         if loaded is not None:
             meta, saved = loaded
-            if meta.get("fingerprint") != fingerprint:
-                raise ValueError(
-                    f"{checkpoint}: this checkpoint belongs to a different fit (data, "
-                    "settings or starts differ); delete it or pass resume=False to "
-                    "start afresh."
+            if meta.get("fingerprint") != fingerprint or not _same_probes(
+                meta.get("probes"), probes
+            ):
+                raise mismatched_checkpoint(
+                    checkpoint,
+                    "this checkpoint belongs to a different fit (data, settings, "
+                    "starts, optimizer or loss differ)",
                 )
             restored = (meta, saved)
     resumed_at = None
@@ -416,7 +506,7 @@ def _fit(
     else:
         meta, saved = restored
         run.time_offset = float(meta.get("elapsed_s", 0.0))
-        run.restore(meta, saved)
+        run.restore(meta, saved, checkpoint)
         resumed_at = int(meta["records"])
         bar.message(
             f"resuming {checkpoint} at stage {run.stage + 1}, iteration {run.iteration}"
@@ -427,10 +517,11 @@ def _fit(
     def save():
         if checkpoint is not None:
             meta, saved = run.snapshot()
+            identity = {"fingerprint": fingerprint}
+            if probes:
+                identity["probes"] = probes
             save_checkpoint(
-                checkpoint,
-                {"fingerprint": fingerprint, "elapsed_s": elapsed(), **meta},
-                saved,
+                checkpoint, {**identity, "elapsed_s": elapsed(), **meta}, saved
             )
 
     last_save = time.perf_counter()
@@ -753,9 +844,6 @@ class _Run:
         self._chunk = built.run_chunk
         self._state_template = built.template
 
-    def _template(self):
-        return self._state_template
-
     def _arrays(self, index: int):
         """The data in the float type of stage ``index``."""
         return self.arrays_of[np.dtype(self.stage_types[index]).name]
@@ -889,29 +977,28 @@ class _Run:
         }
         return meta, arrays
 
-    def restore(self, meta: dict, arrays: dict):
+    def restore(self, meta: dict, arrays: dict, source: Any = "checkpoint"):
+        """Continue from a :meth:`snapshot` (read from the file ``source``)."""
         self.loss_records = list(arrays["loss_records"])
         self.z_records = list(arrays["z_records"])
         self.stage_records = [int(s) for s in arrays["stage_records"]]
         self.time_records = [float(t) for t in arrays["time_records"]]
         self.stage = int(meta["stage"])
         self.iteration = int(meta["iteration"])
-        self._setup()
-        if meta["done"]:
+        if meta["done"]:  # nothing left to run: no stage to compile
             self.done = True
             self._final = tuple(arrays[f"final_{k}"] for k in range(3))
             self.state = None
             self._commit()
             return
-        template = self._template()
-        leaves, treedef = jax.tree.flatten(template)
+        self._setup()
+        leaves, treedef = jax.tree.flatten(self._state_template)
         restored = []
         for k, spec in enumerate(leaves):
             leaf = arrays.get(f"state_{k}")
             if leaf is None or leaf.shape != spec.shape:
-                raise ValueError(
-                    "The checkpoint's optimizer state does not match this fit; delete "
-                    "it or pass resume=False."
+                raise mismatched_checkpoint(
+                    source, "its optimizer state does not match this fit"
                 )
             restored.append(self._place(jnp.asarray(leaf, spec.dtype)))
         self.state = jax.tree.unflatten(treedef, restored)
@@ -929,8 +1016,12 @@ def regression(
     """Regression estimate (MODEL.md §3): gates driven by the recorded V, then
     least squares on the current balance (:class:`EquationError`), no simulation.
 
-    For conductances and ``c_m`` the problem is linear and one Gauss–Newton step
-    solves it; reversal potentials enter bilinearly (``g·E``) and take a few more.
+    For conductances and ``c_m`` the problem is linear (one undamped Gauss–Newton
+    step would solve it); reversal potentials enter bilinearly (``g·E``). The
+    Levenberg–Marquardt steps are damped and capped by a trust region (a factor
+    e^0.7 ≈ 2 per step for log-scaled fields, 5 % of the bounds' width for the
+    others), so a start far off takes several iterations; the first iteration
+    only evaluates the start (``max_iterations`` of N takes at most N − 1 steps).
     A fast warm start (``fit(init="regression")`` uses it) and a reasonable
     estimate for clean data; biased by recording noise (errors in the regressors).
 
@@ -956,8 +1047,3 @@ def regression(
     return fit(
         data, free, params=params, loss=EquationError(block_ms=block_ms), **kwargs
     )
-
-
-def save_result(result: FitResult, path: str | os.PathLike) -> Path:
-    """Write ``result`` as ``params.json`` (atomically)."""
-    return result.save(path)

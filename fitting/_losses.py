@@ -29,7 +29,8 @@ computed for one parameter set; fits ``vmap`` them over starts.
   conductances and ``c_m`` (bilinear with the reversal potentials). Its residual is
   that current balance integrated over short blocks (integration instead of a
   derivative keeps recording noise from being amplified). No simulation: cheap,
-  and one Gauss–Newton step solves it exactly for conductances and ``c_m``.
+  and one undamped Gauss–Newton step would solve it exactly for conductances and
+  ``c_m`` (the fit's steps are capped by a trust region: a few from a far start).
 * :class:`CustomLoss`: any ``fn(trace, data) -> scalar`` of a simulated
   :class:`hhjax.Trace` (whole sweeps, from rest) and :class:`FitArrays`.
 """
@@ -198,9 +199,19 @@ class Loss:
         raise NotImplementedError
 
     def settings(self) -> dict:
-        """JSON-able description of the loss (for result files and checkpoints)."""
+        """JSON-able description of the loss (for result files and checkpoints);
+        a function is described by its name (a checkpointed fit also compares the
+        loss's values, see :func:`fitting.fit`)."""
         fields = dataclasses.asdict(self) if dataclasses.is_dataclass(self) else {}
-        return {"name": self.name, **{k: v for k, v in fields.items() if k != "fn"}}
+        return {
+            "name": self.name,
+            **{k: _name_of(v) for k, v in fields.items() if k != "fn"},
+        }
+
+
+def _name_of(value: Any) -> Any:
+    """A function's qualified name (its repr holds a memory address); others as is."""
+    return getattr(value, "__qualname__", repr(value)) if callable(value) else value
 
 
 def simulate_samples(
@@ -517,7 +528,8 @@ class CustomLoss(Loss):
     (see :class:`TraceMSE`); ``data`` is :class:`FitArrays` (time first). ``fn``
     must be written in ``jax.numpy`` (it is jitted, vmapped and differentiated).
     Scalar losses are optimised with optax (not Levenberg–Marquardt) and get no
-    Laplace uncertainty.
+    Laplace uncertainty. Checkpoints name ``fn`` by its qualified name and check
+    its values near the first start (see :func:`fitting.fit`).
     """
 
     fn: Callable[[Any, FitArrays], Array] = None
@@ -550,7 +562,7 @@ class CustomLoss(Loss):
     def settings(self) -> dict:
         return {
             "name": self.name,
-            "fn": getattr(self.fn, "__qualname__", repr(self.fn)),
+            "fn": _name_of(self.fn),
             "record": list(self.record),
             "start": self.start,
             "substeps": self.substeps,

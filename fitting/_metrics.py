@@ -14,6 +14,7 @@ import contextlib
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 import hhjax
@@ -60,6 +61,23 @@ def spike_times(
     return np.array(times)
 
 
+def _simulate(params, data, method, start, dtype, substeps, check_inputs):
+    if not (isinstance(substeps, int) and substeps >= 1):
+        raise ValueError(f"`substeps` must be an integer >= 1; got {substeps!r}.")
+    x64 = jax.enable_x64(True) if dtype == "float64" else contextlib.nullcontext()
+    with x64:
+        arrays = data.arrays(np.float64 if dtype == "float64" else np.float32)
+        state0 = initial_state(params, arrays, start)
+        # As the losses integrate (fitting._losses.simulate_samples), here with
+        # hhjax's checks of the inputs and of the result.
+        i_ext = jnp.repeat(arrays.i, substeps, axis=0) if substeps > 1 else arrays.i
+        trace = hhjax.simulate(
+            params, i_ext, data.dt / substeps, state0=state0, method=method,
+            record=("v",), stride=substeps, check_inputs=check_inputs,
+        )  # fmt: skip
+        return np.asarray(trace.v, np.float64).T
+
+
 def simulate_data(
     params: Any,
     data: FitData,
@@ -67,6 +85,7 @@ def simulate_data(
     method: str = hhjax.DEFAULT_METHOD,
     start: str = "rest",
     dtype: str = "float64",
+    substeps: int = 1,
 ) -> np.ndarray:
     """Simulate every sweep of ``data`` with ``params`` under its recorded current.
 
@@ -77,18 +96,49 @@ def simulate_data(
         start: ``"rest"`` (resting state for each sweep's first current sample) or
             ``"data"`` (first recorded V, gates at steady state).
         dtype: ``"float64"`` (default) or ``"float32"``.
+        substeps: integration steps per data sample, each ``data.dt / substeps``
+            ms with the current held over the sample (as the fit's ``substeps``,
+            e.g. ``--substeps``; more for coarsely sampled data).
 
     Returns:
         Simulated V, mV, ``(n_sweeps, n_samples)``, aligned with ``data.v``.
+
+    Raises:
+        hhjax.NonFiniteSimulationError: a sweep's simulation became non-finite
+            (see :func:`simulate_sweeps` to flag such sweeps instead).
+        ValueError: bad parameters or ``substeps``.
     """
-    x64 = jax.enable_x64(True) if dtype == "float64" else contextlib.nullcontext()
-    with x64:
-        arrays = data.arrays(np.float64 if dtype == "float64" else np.float32)
-        state0 = initial_state(params, arrays, start)
-        trace = hhjax.simulate(
-            params, arrays.i, data.dt, state0=state0, method=method, record=("v",)
+    return _simulate(params, data, method, start, dtype, substeps, True)
+
+
+def simulate_sweeps(
+    params: Any,
+    data: FitData,
+    *,
+    method: str = hhjax.DEFAULT_METHOD,
+    start: str = "rest",
+    dtype: str = "float64",
+    substeps: int = 1,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`simulate_data`, but a sweep whose simulation becomes non-finite
+    (parameters that cannot be simulated from rest at this step) is NaN and
+    flagged instead of raising; the sweeps are independent, so the others are
+    unaffected.
+
+    Returns:
+        ``(v_model, failed)``: simulated V in mV ``(n_sweeps, n_samples)`` (NaN
+        rows for the failed sweeps) and ``(n_sweeps,)`` bool.
+    """
+    try:
+        v = simulate_data(
+            params, data, method=method, start=start, dtype=dtype, substeps=substeps
         )
-        return np.asarray(trace.v, np.float64).T
+        return v, np.zeros(data.n_sweeps, bool)
+    except hhjax.NonFiniteSimulationError:  # the inputs passed hhjax's checks
+        v = np.array(_simulate(params, data, method, start, dtype, substeps, False))
+    failed = ~np.isfinite(v).all(axis=1)
+    v[failed] = np.nan
+    return v, failed
 
 
 def _match(a: np.ndarray, b: np.ndarray, window: float) -> list[tuple[int, int]]:
@@ -153,6 +203,13 @@ def _sweep_metrics(t, v_data, v_model, mask, dt, threshold, hysteresis):
     }
 
 
+# What a sweep whose simulation failed has in place of the model's metrics.
+_MODEL_FIELDS = (
+    "spikes_model", "subthreshold_rmse_mV", "rmse_mV", "matched_spikes",
+    "spike_time_mae_ms", "coincidence_factor", "first_spike_latency_model_ms",
+)  # fmt: skip
+
+
 def metrics(
     data: FitData,
     params: Any,
@@ -161,55 +218,96 @@ def metrics(
     threshold: float = THRESHOLD_MV,
     hysteresis: float = HYSTERESIS_MV,
     v_model: np.ndarray | None = None,
+    substeps: int = 1,
+    failed: Any = None,
 ) -> dict:
     """Prediction quality of ``params`` on ``data`` (the ``metrics.json`` document).
 
     The model is simulated from rest under each sweep's recorded current (see
-    :func:`simulate_data`) and compared with the recorded V inside the fitting
-    windows.
+    :func:`simulate_sweeps`) and compared with the recorded V inside the fitting
+    windows. A sweep whose simulation failed (non-finite) is reported with
+    ``"simulation_failed": true`` and ``None`` for every model metric, and is
+    left out of ``"total"``.
 
     Args:
         data: the sweeps.
         params: the model's parameter tuple.
         method: integrator.
         threshold, hysteresis: spike detection, mV (see the module docstring).
-        v_model: simulated V ``(n_sweeps, n_samples)`` if already computed.
+        v_model: simulated V, mV, ``(n_sweeps, n_samples)`` if already computed;
+            rows with a non-finite value count as failed.
+        substeps: integration steps per data sample (see :func:`simulate_data`)
+            when ``v_model`` is not given.
+        failed: ``(n_sweeps,)`` bool, sweeps whose simulation failed (e.g. from
+            :func:`simulate_sweeps`), in addition to the non-finite rows of
+            ``v_model``; needed when ``v_model`` had its NaN replaced.
 
     Returns:
         ``{"threshold_mV", "hysteresis_mV", "spike_exclusion_ms",
-        "coincidence_window_ms", "sweeps": [per sweep: "sweep" (index in the
-        file), "spikes_data", "spikes_model", "subthreshold_rmse_mV" (samples
-        farther than 3 ms from any spike), "rmse_mV", "matched_spikes" (within
-        2 ms), "spike_time_mae_ms", "coincidence_factor" (Kistler's Γ, 2 ms),
-        first-spike latencies, "window_ms"], "total": {...}}``.
+        "coincidence_window_ms", "method", "substeps", "start", "sweeps": [per
+        sweep: "sweep" (index in the file), "simulation_failed", "spikes_data",
+        "spikes_model", "subthreshold_rmse_mV" (samples farther than 3 ms from
+        any spike), "rmse_mV", "matched_spikes" (within 2 ms),
+        "spike_time_mae_ms", "coincidence_factor" (Kistler's Γ, 2 ms),
+        first-spike latencies, "window_ms"], "total": {"spikes_data",
+        "spikes_model", "matched_spikes", "mean_subthreshold_rmse_mV" over the
+        sweeps that simulated, "failed_sweeps" (their indices in the file)}}``.
+
+    Raises:
+        ValueError: ``v_model`` or ``failed`` of the wrong shape.
     """
+    shape = (data.n_sweeps,)
+    if failed is not None:
+        failed = np.asarray(failed)
+        if failed.shape != shape or failed.dtype != bool:
+            raise ValueError(
+                f"`failed` must be {shape[0]} booleans (one per sweep); got "
+                f"{failed.dtype} of shape {failed.shape}."
+            )
     if v_model is None:
-        v_model = simulate_data(params, data, method=method)
+        v_model, simulated_failed = simulate_sweeps(
+            params, data, method=method, substeps=substeps
+        )
+    else:
+        v_model = np.asarray(v_model, dtype=np.float64)
+        if v_model.shape != data.v.shape:
+            raise ValueError(
+                f"`v_model` must be (n_sweeps, n_samples) = {data.v.shape} like the "
+                f"data, in mV; got {v_model.shape}."
+            )
+        simulated_failed = ~np.isfinite(v_model).all(axis=1)
+    failed = simulated_failed if failed is None else failed | simulated_failed
     t = data.t
     sweeps = []
     for k in range(data.n_sweeps):
-        row = {"sweep": int(data.sweeps[k])}
+        row = {"sweep": int(data.sweeps[k]), "simulation_failed": bool(failed[k])}
+        v_k = np.nan_to_num(v_model[k]) if failed[k] else v_model[k]
         row.update(
             _sweep_metrics(
-                t, data.v[k], v_model[k], data.mask[k], data.dt, threshold, hysteresis
+                t, data.v[k], v_k, data.mask[k], data.dt, threshold, hysteresis
             )
         )
+        if failed[k]:
+            row.update(dict.fromkeys(_MODEL_FIELDS))
         sweeps.append(row)
-    total_data = sum(s["spikes_data"] for s in sweeps)
-    total_model = sum(s["spikes_model"] for s in sweeps)
-    sub = [s["subthreshold_rmse_mV"] for s in sweeps if s["subthreshold_rmse_mV"]]
+    ok = [s for s in sweeps if not s["simulation_failed"]]
+    sub = [
+        s["subthreshold_rmse_mV"] for s in ok if s["subthreshold_rmse_mV"] is not None
+    ]
     return {
         "threshold_mV": threshold,
         "hysteresis_mV": hysteresis,
         "spike_exclusion_ms": SPIKE_EXCLUSION_MS,
         "coincidence_window_ms": COINCIDENCE_MS,
         "method": method,
+        "substeps": substeps,
         "start": "rest",
         "sweeps": sweeps,
         "total": {
-            "spikes_data": total_data,
-            "spikes_model": total_model,
-            "matched_spikes": sum(s["matched_spikes"] for s in sweeps),
+            "spikes_data": sum(s["spikes_data"] for s in ok),
+            "spikes_model": sum(s["spikes_model"] for s in ok),
+            "matched_spikes": sum(s["matched_spikes"] for s in ok),
             "mean_subthreshold_rmse_mV": float(np.mean(sub)) if sub else None,
+            "failed_sweeps": [s["sweep"] for s in sweeps if s["simulation_failed"]],
         },
     }

@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from jax import Array, lax
 
@@ -461,6 +462,48 @@ def resolve_optimizer(
         "`optimizer` must be 'auto', 'lm', 'adam', 'lbfgs' or an "
         f"optax.GradientTransformation; got {optimizer!r}."
     )
+
+
+def probe_updates(
+    optimizer: optax.GradientTransformation, n_free: int, delta_shape: tuple = (0,)
+) -> np.ndarray:
+    """What ``optimizer`` does, as numbers: its updates over 3 steps from its
+    initial state on a fixed quadratic in parameters shaped as a fit passes them
+    (``{"z": (n_free,), "delta": delta_shape}``), float64 on the CPU.
+
+    A checkpoint can name an optax transformation only by its type, the same for
+    every optax optimizer; these updates differ with the learning rate (or its
+    schedule), the momenta and most other hyperparameters, so a fit compares them
+    before it resumes a checkpoint written with a custom optimizer.
+
+    Returns:
+        ``(3 * (n_free + prod(delta_shape)),)``.
+    """
+    opt = optax.with_extra_args_support(optimizer)
+    size = n_free + int(np.prod(delta_shape))
+    curvature = jnp.linspace(0.5, 2.0, size)
+    target = jnp.linspace(-1.0, 1.5, size)
+
+    def flat(p):
+        return jnp.concatenate([p["z"], p["delta"].reshape(-1)])
+
+    def loss(p):
+        return 0.5 * jnp.sum(curvature * (flat(p) - target) ** 2)
+
+    def run():
+        p = {"z": jnp.zeros(n_free), "delta": jnp.zeros(delta_shape)}
+        state, out = opt.init(p), []
+        for _ in range(3):
+            value, grads = jax.value_and_grad(loss)(p)
+            updates, state = opt.update(
+                grads, state, p, value=value, grad=grads, value_fn=loss
+            )
+            out.append(flat(updates))
+            p = optax.apply_updates(p, updates)
+        return jnp.concatenate(out)
+
+    with jax.enable_x64(True), jax.default_device(jax.devices("cpu")[0]):
+        return np.asarray(jax.jit(run)(), np.float64)
 
 
 def grad_mode(mode: str, n_free: int) -> str:

@@ -101,7 +101,8 @@ class ParamSpace:
                 in the field's unit.
 
         Raises:
-            ValueError: unknown or repeated names, missing or invalid bounds.
+            ValueError: unknown or repeated names, missing or invalid bounds, bounds
+                of a parameter that is not free.
         """
         if isinstance(free, str):
             free = [f.strip() for f in free.split(",") if f.strip()]
@@ -123,6 +124,13 @@ class ParamSpace:
             raise ValueError(
                 f"`bounds` names unknown parameter(s) {', '.join(stray)} for "
                 f"{type(base).__name__}."
+            )
+        fixed = sorted(set(bounds) - set(free))
+        if fixed:
+            raise ValueError(
+                f"`bounds` given for parameter(s) {', '.join(fixed)} that are not "
+                f"fitted; bounds apply only to the free parameters "
+                f"({', '.join(free)}): free them too or drop their bounds."
             )
         lower, upper = [], []
         for name in free:
@@ -167,13 +175,20 @@ class ParamSpace:
         hi = np.where(self.log, np.log(np.where(self.log, self.upper, 1.0)), self.upper)
         return lo, hi
 
+    def _from_u(self, u: Any, xp: Any = np) -> Any:
+        """Physical values of transformed ``u`` (``log value`` or ``value``), with
+        ``xp`` numpy or jax.numpy. ``exp`` sees only the log-scaled fields: that of
+        a wide linear range (e.g. 1e6 mS/cm^2) would overflow, and its ``inf``
+        would make the gradient of the unused branch ``0 * inf = NaN``."""
+        return xp.where(self.log, xp.exp(xp.where(self.log, u, 0.0)), u)
+
     def values(self, z: Any) -> jax.Array:
         """Physical values ``(..., n_free)`` of unconstrained ``z`` ``(..., n_free)``,
         in the dtype of ``z``."""
         z = jnp.asarray(z)
         lo, hi = (jnp.asarray(x, z.dtype) for x in self._ends())
         u = lo + (hi - lo) * jax.nn.sigmoid(z)
-        return jnp.where(self.log, jnp.exp(u), u)
+        return self._from_u(u, jnp)
 
     def step_size(self, z: Any, dz: Any, log_step: float, linear_step: float) -> Any:
         """How large a step ``dz`` from ``z`` is in physical terms (linearised):
@@ -202,7 +217,7 @@ class ParamSpace:
         lo, hi = self._ends()
         z = np.asarray(z, dtype=np.float64)
         u = lo + (hi - lo) * (0.5 * (1.0 + np.tanh(0.5 * z)))
-        return np.where(self.log, np.exp(u), u)
+        return self._from_u(u)
 
     def to_z(self, values: Any) -> np.ndarray:
         """Unconstrained ``z`` of physical values (clipped just inside the bounds)."""
@@ -258,7 +273,7 @@ class ParamSpace:
         lo, hi = self._ends()
         uniform = rng.uniform(size=(n, self.n_free))
         within = lo + (hi - lo) * uniform
-        within = np.where(self.log, np.exp(within), within)
+        within = self._from_u(within)
         if center is None:
             values = within
         else:

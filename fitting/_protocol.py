@@ -44,10 +44,12 @@ The recipe (measured on the shipped recordings in ``docs/real_cells.md``):
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import math
+import operator
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -61,7 +63,7 @@ from jax import lax
 
 import hhjax
 from fitting._data import FitArrays, FitData
-from fitting._fit import FitInterrupted
+from fitting._fit import FitInterrupted, mismatched_checkpoint
 from fitting._io import load_checkpoint, save_checkpoint
 from fitting._losses import Loss, Stage
 from fitting._metrics import (
@@ -69,9 +71,9 @@ from fitting._metrics import (
     SPIKE_EXCLUSION_MS,
     THRESHOLD_MV,
     metrics,
-    simulate_data,
     spike_times,
 )
+from fitting._metrics import simulate_sweeps as _simulate_sweeps
 from fitting._params import ParamSpace
 from hhjax.analysis import soft_spike_count
 from hhjax.recordings import (
@@ -734,14 +736,27 @@ def search(
         A :class:`SearchResult`.
 
     Raises:
-        FitInterrupted: on Ctrl-C; the checkpoint holds the last generation.
+        FitInterrupted: on Ctrl-C (anywhere in the search); the checkpoint holds
+            the last generation.
     """
     if "e_l" in names:
         raise ValueError("`e_l` is set from the resting potential; do not search it.")
     t0 = time.perf_counter()
-    evaluate_cost = _Evaluator(
-        prepared, train, base, names, method, chunk, sigma, passive_guard
-    )
+    with _resumable(" in the search", checkpoint):
+        evaluate_cost = _Evaluator(
+            prepared, train, base, names, method, chunk, sigma, passive_guard
+        )
+        return _search(
+            evaluate_cost, names, init, generations, population, restarts, elite,
+            screen, seed, log, checkpoint, fingerprint, t0,
+        )  # fmt: skip
+
+
+def _search(
+    evaluate_cost, names, init, generations, population, restarts, elite, screen,
+    seed, log, checkpoint, fingerprint, t0,
+) -> SearchResult:  # fmt: skip
+    """The body of :func:`search` (there with Ctrl-C made resumable)."""
     rng = np.random.default_rng(seed)
     spread0 = np.array([SPREAD.get(n, 0.5) for n in names])
     lo, hi = _box(names)
@@ -854,10 +869,11 @@ def _load_search(checkpoint, fingerprint: str) -> _SearchState | None:
         return None
     meta, arrays = loaded
     if meta.get("kind") != "search" or meta.get("fingerprint") != fingerprint:
-        raise ValueError(
-            f"{checkpoint}: this checkpoint belongs to a different fit (data, "
-            "settings or seed differ); delete it (or pass --no-resume) to start "
-            "afresh."
+        raise mismatched_checkpoint(
+            checkpoint,
+            "this checkpoint belongs to a different fit (data, settings or seed "
+            "differ)",
+            resume_option=False,
         )
     return _SearchState(
         generation=int(meta["generation"]),
@@ -879,15 +895,23 @@ def _cost(value) -> float:
 
 def _interruptible(evaluate_cost, z, checkpoint, where: str) -> np.ndarray:
     """``evaluate_cost(z)``, with Ctrl-C turned into :class:`FitInterrupted`."""
-    try:
+    with _resumable(f" in the search ({where})", checkpoint):
         return evaluate_cost(z)
+
+
+@contextlib.contextmanager
+def _resumable(where: str, *files):
+    """Turn Ctrl-C (a plain ``KeyboardInterrupt``) into :class:`FitInterrupted`,
+    naming those of the checkpoint ``files`` that hold progress; a
+    ``FitInterrupted`` raised inside (with its own message) passes unchanged."""
+    try:
+        yield
+    except FitInterrupted:
+        raise
     except KeyboardInterrupt:
-        saved = ""
-        if checkpoint is not None and Path(checkpoint).exists():
-            saved = f"; progress saved to {checkpoint}"
-        raise FitInterrupted(
-            f"fit interrupted in the search ({where}){saved}"
-        ) from None
+        saved = [str(f) for f in files if f is not None and Path(f).exists()]
+        note = f"; progress saved to {' and '.join(saved)}" if saved else ""
+        raise FitInterrupted(f"fit interrupted{where}{note}") from None
 
 
 # --------------------------------------------------------------- polish loss
@@ -967,54 +991,49 @@ def simulate_sweeps(
     Returns:
         ``(v_model (n_sweeps, n_samples) in mV, failed (n_sweeps,) bool)``.
     """
-    data = prepared.data()
-    try:
-        return simulate_data(params, data, method=method), np.zeros(data.n_sweeps, bool)
-    except hhjax.NonFiniteSimulationError:
-        pass
-    v = np.full(data.v.shape, np.nan)
-    failed = np.ones(data.n_sweeps, bool)
-    for k, sweep in enumerate(data.sweeps):
-        try:
-            v[k] = simulate_data(params, prepared.data([sweep]), method=method)[0]
-            failed[k] = False
-        except hhjax.NonFiniteSimulationError:
-            pass
-    return v, failed
+    return _simulate_sweeps(params, prepared.data(), method=method)
 
 
 def evaluate(
     prepared: Prepared, params: Any, train: Sequence[int] = (), *, method: str = "rk4"
-) -> dict:
+) -> tuple[dict, np.ndarray]:
     """Simulate every sweep from rest and score it (the ``metrics.json`` document).
 
+    A sweep whose simulation failed (became non-finite) has
+    ``simulation_failed`` true, ``None`` for every number of the model
+    (:func:`fitting.metrics`; here also ``spikes_model_step`` and
+    ``latency_model_ms``), counts as a miss in ``fraction_within_1`` and is left
+    out of ``total`` and of the RMSE and latency summaries.
+
     Returns:
-        :func:`fitting.metrics`' document with, per sweep, ``amplitude_pA``,
-        ``training`` and ``count_within_1``, and a ``protocol`` summary over the
-        held-out sweeps: ``held_out``, ``fraction_within_1``,
+        ``(doc, v_model)``: :func:`fitting.metrics`' document with, per sweep,
+        ``amplitude_pA``, ``training``, the spike counts and first-spike
+        latencies in the step, ``count_within_1``, and a ``protocol`` summary
+        over the held-out sweeps: ``held_out``, ``fraction_within_1``,
         ``rheobase_data_pA`` / ``rheobase_model_pA`` (over all sweeps),
         ``mean_subthreshold_rmse_mV`` / ``median_...`` / ``max_...``,
-        ``mean_abs_latency_error_ms``.
+        ``mean_abs_latency_error_ms``; and the model's V, mV, ``(n_sweeps,
+        n_samples)`` (NaN rows for failed sweeps).
     """
     data = prepared.data()
     v_model, failed = simulate_sweeps(prepared, params, method)
-    doc = metrics(data, params, method=method, v_model=np.nan_to_num(v_model))
+    doc = metrics(data, params, method=method, v_model=v_model, failed=failed)
     train = {int(s) for s in train}
     counts_d = spike_counts(prepared)
-    counts_m = spike_counts(prepared, v_model)
+    counts_m = spike_counts(prepared, v_model)  # 0 for a failed (NaN) sweep
     lat_d, lat_m = first_latencies(prepared), first_latencies(prepared, v_model)
     for k, row in enumerate(doc["sweeps"]):
         row["amplitude_pA"] = float(prepared.amplitudes[k])
         row["training"] = row["sweep"] in train
         row["spikes_data_step"] = int(counts_d[k])
-        row["spikes_model_step"] = int(counts_m[k])
-        row["count_within_1"] = bool(abs(int(counts_m[k]) - int(counts_d[k])) <= 1)
         row["latency_data_ms"] = None if np.isnan(lat_d[k]) else float(lat_d[k])
-        row["latency_model_ms"] = None if np.isnan(lat_m[k]) else float(lat_m[k])
-        row["simulation_failed"] = bool(failed[k])
         if failed[k]:
+            row.update(spikes_model_step=None, latency_model_ms=None)
             row["count_within_1"] = False
-            row["subthreshold_rmse_mV"] = row["rmse_mV"] = None
+        else:
+            row["spikes_model_step"] = int(counts_m[k])
+            row["latency_model_ms"] = None if np.isnan(lat_m[k]) else float(lat_m[k])
+            row["count_within_1"] = bool(abs(int(counts_m[k]) - int(counts_d[k])) <= 1)
     held = [r for r in doc["sweeps"] if not r["training"]]
     rmse = np.array(
         [
@@ -1036,7 +1055,7 @@ def evaluate(
         if held
         else None,
         "rheobase_data_pA": rheobase(prepared.amplitudes, counts_d),
-        "rheobase_model_pA": rheobase(prepared.amplitudes, counts_m),
+        "rheobase_model_pA": rheobase(prepared.amplitudes[~failed], counts_m[~failed]),
         "mean_subthreshold_rmse_mV": float(rmse.mean()) if rmse.size else None,
         "median_subthreshold_rmse_mV": float(np.median(rmse)) if rmse.size else None,
         "max_subthreshold_rmse_mV": float(rmse.max()) if rmse.size else None,
@@ -1104,6 +1123,7 @@ class RealFit:
             },
             "data": {
                 "source": self.prepared.recording.source,
+                "digest": recording_digest(self.prepared.raw),
                 "sweeps": list(self.train),
             },
             "settings": {"method": self.method, "protocol": "real-cell"},
@@ -1262,6 +1282,38 @@ def _fit_fingerprint(prepared, train, model, base, names, init, method, seed, op
     return digest.hexdigest()
 
 
+def _check_sweeps(prepared: Prepared, sweeps: Sequence[int]) -> tuple[int, ...]:
+    """The training sweeps as file indices, refused (before any simulation) if
+    the recording lacks one, lists one twice, or none is given."""
+    available = prepared.sweeps
+    try:
+        train = tuple(operator.index(s) for s in sweeps)
+    except TypeError:
+        raise ValueError(
+            f"`sweeps` must be sweep indices (integers, 0-based); got {sweeps!r}."
+        ) from None
+    first, last = available[0], available[-1]
+    span = (
+        f"{first}..{last}"
+        if available == tuple(range(first, last + 1))
+        else ", ".join(map(str, available))
+    )
+    where = f"{prepared.recording.source}: " if prepared.recording.source else ""
+    missing = [s for s in train if s not in available]
+    if missing:
+        raise ValueError(
+            f"{where}no sweep {', '.join(map(str, missing))}; the training sweeps "
+            f"must be among the recording's sweeps {span} (0-based)."
+        )
+    twice = sorted({s for s in train if train.count(s) > 1})
+    if twice or not train:
+        raise ValueError(
+            "`sweeps` must list distinct sweeps of the recording "
+            f"({span}, 0-based); got {list(train)}."
+        )
+    return train
+
+
 def fit_recording(
     recording: Recording | Prepared,
     model: str = "pospischil-rs",
@@ -1328,11 +1380,23 @@ def fit_recording(
         A :class:`RealFit`.
 
     Raises:
+        ValueError: before any simulation: training sweeps not in the recording
+            (or repeated), unknown or unsearchable ``free`` names,
+            ``polish_iterations`` of 1 (the polish's first iteration only
+            evaluates its start, see :func:`fitting.fit`).
         FitInterrupted: on Ctrl-C (the checkpoint, if any, holds the progress).
     """
+    if not (isinstance(polish_iterations, int) and polish_iterations >= 0) or (
+        polish_iterations == 1
+    ):
+        raise ValueError(
+            "`polish_iterations` must be 0 (no polish) or an integer >= 2 (the "
+            "first Levenberg-Marquardt iteration only evaluates the start); got "
+            f"{polish_iterations!r}."
+        )
     timings = {}
     t0 = time.perf_counter()
-    with jax.enable_x64(True):
+    with jax.enable_x64(True), _resumable("", *checkpoint_files(checkpoint)):
         prepared = recording if isinstance(recording, Prepared) else prepare(recording)
         base = hhjax.default_params(model) if params is None else params
         names = tuple(FREE.get(model, ()) if free is None else free)
@@ -1351,7 +1415,7 @@ def fit_recording(
         if sweeps is None:
             rows = select_sweeps(prepared.amplitudes, counts, n_train, include_negative)
             sweeps = [prepared.sweeps[r] for r in rows]
-        train = tuple(int(s) for s in sweeps)
+        train = _check_sweeps(prepared, sweeps)
         init = initial_values(prepared, base, names, train)
         if passive_guard is None:
             passive_guard = has_negative
@@ -1537,9 +1601,11 @@ def report_figure(
         ax.plot(rec.t, v_model[k], color="C3", lw=0.6, label="model")
         row = doc["sweeps"][k]
         tag = "training" if row["training"] else "held out"
+        model = row["spikes_model_step"]
         ax.set_title(
             f"sweep {row['sweep']} ({row['amplitude_pA']:.0f} pA, {tag}): "
-            f"spikes {row['spikes_data_step']} / {row['spikes_model_step']}",
+            f"spikes {row['spikes_data_step']} / "
+            f"{'simulation failed' if model is None else model}",
             fontsize=8,
             loc="left",
         )
@@ -1551,15 +1617,23 @@ def report_figure(
             ax.legend(fontsize=7, loc="upper right")
     amps = prepared.amplitudes
     train = np.array([r["training"] for r in doc["sweeps"]])
-    counts_d = np.array([r["spikes_data_step"] for r in doc["sweeps"]])
-    counts_m = np.array([r["spikes_model_step"] for r in doc["sweeps"]])
 
-    def lat(key):
+    def column(key):  # NaN for None (no spike; the model's: simulation failed)
         return np.array([np.nan if r[key] is None else r[key] for r in doc["sweeps"]])
 
     panels = [
-        ("f–I: spikes in the step", counts_d, counts_m, "spikes"),
-        ("first-spike latency", lat("latency_data_ms"), lat("latency_model_ms"), "ms"),
+        (
+            "f–I: spikes in the step",
+            column("spikes_data_step"),
+            column("spikes_model_step"),
+            "spikes",
+        ),
+        (
+            "first-spike latency",
+            column("latency_data_ms"),
+            column("latency_model_ms"),
+            "ms",
+        ),
         (
             "subthreshold: V, last 100 ms of step",
             _steady_levels(prepared, rec.v),
@@ -1643,6 +1717,30 @@ def save_report(
 RAW_SUFFIXES = (".abf", ".nwb")
 
 
+def recording_digest(recording: Recording) -> str:
+    """A short hash of a recording's samples (V, current, dt, sweep indices): a
+    fit stores it, and ``predict`` marks the training sweeps only on a recording
+    with the same digest (the same file's data, wherever it lies)."""
+    h = hashlib.sha256()
+    for array in (recording.v, recording.i, [recording.dt], recording.sweeps):
+        h.update(np.ascontiguousarray(array, dtype=np.float64).tobytes())
+    return h.hexdigest()[:16]
+
+
+def _fitted_on(document: dict, recording: Recording, data_path) -> bool:
+    """Whether a fit's ``params.json`` document was fitted to ``recording``: by
+    the stored digest, or for files written before it by the file name."""
+    data = document.get("data", {})
+    if data.get("digest") is not None:
+        return data["digest"] == recording_digest(recording)
+    return Path(data.get("source", "")).name == Path(data_path).name
+
+
+def _plain(document: dict) -> dict:
+    """``document`` with numpy and JAX scalars as Python numbers (for JSON)."""
+    return json.loads(json.dumps(document, default=float))
+
+
 def wants_protocol(path, document: dict | None = None) -> bool:
     """Whether ``hhjax fit``/``predict`` should use this protocol: the data is a
     raw whole-cell recording (``.abf``/``.nwb``, current in pA, capacitance
@@ -1674,9 +1772,6 @@ def fit_to_directory(
     DIR`` runs (into a staging directory). ``options`` go to
     :func:`fit_recording`.
     """
-    import json
-    from pathlib import Path
-
     from fitting._io import write_json_atomic
     from hhjax.recordings import load_recording
 
@@ -1698,9 +1793,7 @@ def fit_to_directory(
         fit.params, recording, document=document, train=fit.train, method=method
     )
     fit.save(out_dir / "params.json")
-    write_json_atomic(
-        out_dir / "metrics.json", json.loads(json.dumps(doc, default=float))
-    )
+    write_json_atomic(out_dir / "metrics.json", _plain(doc))
     title = f"{Path(data_path).name}: {model}, trained on sweeps {list(fit.train)}"
     save_report(out_dir / "report.png", prepared, doc, v_model, fit, title=title)
     return fit
@@ -1718,9 +1811,6 @@ def predict_to_directory(
     ``metrics.json`` and ``prediction.png`` into ``out_dir`` (what ``hhjax
     predict DIR/params.json RECORDING.abf --out DIR2`` runs). The fit's training
     sweeps are marked when the file is the one it was fitted to."""
-    import json
-    from pathlib import Path
-
     from fitting._io import write_json_atomic
     from fitting._results import load_result
     from hhjax.recordings import load_recording
@@ -1729,8 +1819,7 @@ def predict_to_directory(
     params, document = load_result(params_path)
     method = method or document.get("settings", {}).get("method", "rk4")
     recording = load_recording(data_path)
-    source = document.get("data", {}).get("source", "")
-    same_file = Path(source).name == Path(data_path).name
+    same_file = _fitted_on(document, recording, data_path)
     train = document.get("protocol", {}).get("training_sweeps", []) if same_file else []
     doc, v_model, prepared = predict_recording(
         params,
@@ -1742,9 +1831,7 @@ def predict_to_directory(
     )
     doc["params_file"] = str(params_path)
     doc["data"] = {"source": str(data_path), "sweeps": list(prepared.sweeps)}
-    write_json_atomic(
-        out_dir / "metrics.json", json.loads(json.dumps(doc, default=float))
-    )
+    write_json_atomic(out_dir / "metrics.json", _plain(doc))
     save_report(
         out_dir / "prediction.png",
         prepared,

@@ -33,7 +33,8 @@ def report_figure(
         result: the fit.
         data: the data it was fitted to.
         v_model: the best parameters simulated on ``data`` (mV,
-            ``(n_sweeps, n_samples)``, e.g. from :func:`fitting.simulate_data`).
+            ``(n_sweeps, n_samples)``, e.g. from :func:`fitting.simulate_data`);
+            a sweep with a non-finite value is titled as a failed simulation.
         threshold: spike threshold for choosing the zooms, mV.
 
     Returns:
@@ -78,7 +79,10 @@ def _sweep_row(fig, grid, k, t, data, v_model, threshold):
         )  # fmt: skip
     ax.set_ylabel("V (mV)")
     ax.set_xlabel("t (ms)")
-    ax.set_title(f"sweep {data.sweeps[k]}", fontsize=9, loc="left")
+    title = f"sweep {data.sweeps[k]}"
+    if not np.isfinite(v_model[k]).all():
+        title += ": the model could not be simulated from rest (non-finite)"
+    ax.set_title(title, fontsize=9, loc="left")
     if k == 0:
         ax.legend(loc="upper right", fontsize=8)
     spikes = spike_times(data.v[k], data.dt, threshold, HYSTERESIS_MV, t0=t[0])

@@ -15,7 +15,7 @@ import numpy as np
 import hhjax
 import hhjax.io
 from fitting._io import write_json_atomic
-from fitting._params import unit_of
+from fitting._params import ParamSpace, unit_of
 from fitting._uncertainty import Uncertainty
 
 FORMAT = "hhjax-fit/1"
@@ -120,6 +120,19 @@ class FitResult:
         """Final loss of the best start."""
         return float(self.losses[self.best])
 
+    def at_bounds(self) -> list[str]:
+        """Free parameters whose best value lies at one of its bounds
+        (``settings["bounds"]``; within 0.1 % of the range, of the log range for a
+        log-scaled field): the optimum may lie beyond, so widen that bound and fit
+        again. Empty without recorded bounds."""
+        bounds = (
+            self.settings.get("bounds") if isinstance(self.settings, dict) else None
+        )
+        if not isinstance(bounds, dict) or set(bounds) != set(self.free):
+            return []
+        space = ParamSpace.create(self.params, self.free, bounds)
+        return space.at_bounds([self.values[name] for name in self.free])
+
     def to_dict(self) -> dict:
         """The ``params.json`` document (see ``docs/fitting.md``)."""
         params = params_dict(self.params)
@@ -147,6 +160,7 @@ class FitResult:
                 "loss": self.loss_history.tolist(),
             },
             "data": {"source": self.data_source, "sweeps": list(self.sweeps)},
+            "at_bounds": self.at_bounds(),
             "settings": self.settings,
             "elapsed_s": self.elapsed_s,
             "resumed_at_record": self.resumed_at,
@@ -168,6 +182,7 @@ class FitResult:
             f"{self.loss:.6g} {self.loss_unit} (start {self.best})"
         ]
         unc = self.uncertainty
+        at_bounds = self.at_bounds()
         for k, (name, unit) in enumerate(zip(self.free, self.units, strict=True)):
             text = f"  {name:>12} = {self.values[name]:.6g} {unit}"
             if unc is not None:
@@ -175,6 +190,9 @@ class FitResult:
                 text += f" ± {se:.2g}" if np.isfinite(se) else " ± inf"
                 if name in unc.undetermined:
                     text += "  (undetermined)"
+            if name in at_bounds:
+                lo, hi = self.settings["bounds"][name]
+                text += f"  (at a bound of [{lo:g}, {hi:g}] {unit}: widen it)"
             lines.append(text)
         finite = np.isfinite(self.losses)
         lines.append(
@@ -185,13 +203,20 @@ class FitResult:
 
 
 def load_result(path: str | os.PathLike) -> tuple[Any, dict]:
-    """Read a ``params.json``: the parameters (of the model it names) and the
-    whole document.
+    """Read a ``params.json`` (or any JSON/TOML parameter file): the parameters
+    (of the model it names) and the whole document.
 
     Raises:
         FileNotFoundError: no such file.
         ValueError: not a parameter file (see :func:`hhjax.io.load_params`).
     """
-    params = hhjax.io.load_params(path)
-    document = json.loads(Path(path).read_text(encoding="utf-8"))
-    return params, document
+    path = Path(path)
+    params = hhjax.io.load_params(path)  # checks the suffix, syntax and values
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() == ".toml":
+        try:
+            import tomllib
+        except ModuleNotFoundError:  # Python 3.10: load_params found tomli
+            import tomli as tomllib
+        return params, tomllib.loads(text)
+    return params, json.loads(text)

@@ -41,7 +41,11 @@ def _is_traced(x: Any) -> bool:
 
 
 def step(
-    state: Any, params: Any, i_ext: ArrayLike, dt: ArrayLike, method: str = DEFAULT_METHOD
+    state: Any,
+    params: Any,
+    i_ext: ArrayLike,
+    dt: ArrayLike,
+    method: str = DEFAULT_METHOD,
 ) -> Any:
     """Advance the state by one step. Pure; not jitted (jit it, or use ``simulate``).
 
@@ -114,25 +118,40 @@ def _check_current(i_ext: Any, check_values: bool) -> Any:
     return i_ext
 
 
+# Parameter fields that must be > 0, by name prefix, with their units.
+_POSITIVE_FIELDS = {"c_m": "uF/cm^2", "q10": "dimensionless", "tau": "ms"}
+ABSOLUTE_ZERO_C = -273.15  # degC
+
+
 def _check_params(params: Any) -> None:
     if _is_traced(params):
         return
     for name, value in params._asdict().items():
         if type(value) in (float, int):  # fast path for plain Python numbers
-            finite, nonpositive, negative = math.isfinite(value), value <= 0, value < 0
+            finite, low = math.isfinite(value), value
         else:
             value = np.asarray(value)
             finite = np.issubdtype(value.dtype, np.number) and bool(
                 np.all(np.isfinite(value))
             )
-            nonpositive = finite and bool(np.any(value <= 0))
-            negative = finite and bool(np.any(value < 0))
+            low = float(np.min(value)) if finite and value.size else 0.0
         if not finite:
             raise ValueError(f"Parameter `{name}` must be finite numbers; got {value}.")
-        if name == "c_m" and nonpositive:
-            raise ValueError(f"Parameter `c_m` (uF/cm^2) must be > 0; got {value}.")
-        if name.startswith("g_") and negative:
-            raise ValueError(f"Conductance `{name}` (mS/cm^2) must be >= 0; got {value}.")
+        if name.startswith("g_") and low < 0:
+            raise ValueError(
+                f"Conductance `{name}` (mS/cm^2) must be >= 0; got {value}."
+            )
+        prefix = next((p for p in _POSITIVE_FIELDS if name.startswith(p)), None)
+        if prefix is not None and low <= 0:
+            raise ValueError(
+                f"Parameter `{name}` ({_POSITIVE_FIELDS[prefix]}) must be > 0; "
+                f"got {value}."
+            )
+        if name == "temperature" and low <= ABSOLUTE_ZERO_C:
+            raise ValueError(
+                f"Parameter `temperature` (degC) must be above absolute zero "
+                f"({ABSOLUTE_ZERO_C} degC); got {value}."
+            )
 
 
 def _record_fields(record: str | Iterable[str], model: Model) -> tuple[str, ...]:
@@ -184,7 +203,9 @@ def _run_impl(
     if state0 is None:
         state0 = resting_state(params)
     dtype = jnp.result_type(i_ext, *jax.tree.leaves(params), *jax.tree.leaves(state0))
-    state0 = jax.tree.map(lambda x: jnp.broadcast_to(x, batch_shape).astype(dtype), state0)
+    state0 = jax.tree.map(
+        lambda x: jnp.broadcast_to(x, batch_shape).astype(dtype), state0
+    )
     i_ext = i_ext.astype(dtype)
     dt = jnp.asarray(dt, dtype)
     wants_currents = any(f.startswith("i_") for f in fields)

@@ -17,7 +17,10 @@ at 0 mV) or a parameter file says otherwise. The cell starts at rest
 
 Errors: a bad option or value prints one line ``hhjax: error: ...`` naming the
 option and what was expected, and exits with status 2; a simulation that fails
-(e.g. becomes non-finite) exits with status 1.
+(e.g. becomes non-finite) exits with status 1. Runs are limited to
+``MAX_STEPS`` time steps and about ``MAX_OUTPUT_BYTES`` of recorded values; a
+longer run is a usage error. Negative numbers may be written ``-1e1`` as well as
+``--amplitude=-1e1``. Every output file is written atomically (never half-written).
 
 Extending: other packages add subcommands without hhjax importing them. Declare an
 entry point in the group ``hhjax.commands`` whose object is a function
@@ -38,10 +41,13 @@ skipped; the other commands keep working.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import math
+import re
 import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, NoReturn
@@ -51,17 +57,44 @@ import numpy as np
 
 from hhjax import stimulus
 from hhjax._integrators import DEFAULT_METHOD, METHODS
+from hhjax._model import model_of
 from hhjax._registry import MODELS
-from hhjax._simulate import NonFiniteSimulationError, simulate
-from hhjax.io import resolve_params, save_trace
+from hhjax._simulate import MAX_PLAUSIBLE_CURRENT, NonFiniteSimulationError, simulate
+from hhjax.io import (
+    resolve_params,
+    save_trace,
+    table_csv_text,
+    write_bytes_atomic,
+    write_text_atomic,
+)
 from hhjax.models.hh import HHParams
 
-__all__ = ["ENTRY_POINT_GROUP", "UsageError", "build_parser", "main", "parse_assignment"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "MAX_OUTPUT_BYTES",
+    "MAX_STEPS",
+    "UsageError",
+    "build_parser",
+    "main",
+    "number_option",
+    "parse_assignment",
+]
 
 ENTRY_POINT_GROUP = "hhjax.commands"
 """Entry-point group from which extra subcommands are loaded."""
 
+MAX_STEPS = 10**8
+"""Most time steps one command simulates (``--total`` or ``--duration`` / ``--dt``)."""
+
+MAX_OUTPUT_BYTES = 2**30
+"""Most bytes of recorded float64 values a command holds: time steps × cells ×
+recorded fields × 8 (1 GiB)."""
+
+_MAX_CURRENTS = 10000  # currents of one `hhjax fi` run
 _CONVENTIONS = ("modern", "hh1952")
+# argparse's own pattern misses scientific notation: `--amplitude -1e1` would read
+# "-1e1" as an option and fail with "expected one argument".
+_NEGATIVE_NUMBER = re.compile(r"^-(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$")
 
 
 class UsageError(ValueError):
@@ -69,7 +102,13 @@ class UsageError(ValueError):
 
 
 class _Parser(argparse.ArgumentParser):
-    """``ArgumentParser`` whose errors are one line, ``hhjax: error: ...``, status 2."""
+    """``ArgumentParser`` whose errors are one line, ``hhjax: error: ...``, status 2,
+    and that takes ``-1e1`` as a negative number (its subparsers are ``_Parser``
+    too)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = _NEGATIVE_NUMBER
 
     def error(self, message: str) -> NoReturn:
         hint = f" (see '{self.prog} --help')"
@@ -81,10 +120,16 @@ def _one_line(message: str) -> str:
 
 
 # -------------------------------------------------------------- option value types
-def _number(check: Callable[[float], bool], expected: str) -> Callable[[str], float]:
-    def parse(text: str) -> float:
+def number_option(
+    check: Callable[[Any], bool], expected: str, convert: type = float
+) -> Callable[[str], Any]:
+    """An argparse ``type=`` for a number: ``convert(text)`` (``float`` or
+    ``int``) that must be finite and pass ``check``; otherwise the option's error
+    is ``expected {expected}; got '...'`` (one line, exit status 2)."""
+
+    def parse(text: str) -> Any:
         try:
-            value = float(text)
+            value = convert(text)
         except ValueError:
             raise argparse.ArgumentTypeError(
                 f"expected {expected}; got {text!r}"
@@ -97,9 +142,15 @@ def _number(check: Callable[[float], bool], expected: str) -> Callable[[str], fl
     return parse
 
 
-_finite = _number(lambda x: True, "a finite number")
-_positive = _number(lambda x: x > 0, "a positive number")
-_non_negative = _number(lambda x: x >= 0, "a number >= 0")
+_finite = number_option(lambda x: True, "a finite number")
+_positive = number_option(lambda x: x > 0, "a positive number")
+_non_negative = number_option(lambda x: x >= 0, "a number >= 0")
+# simulate's plausibility limit, checked here so the message is about options.
+_current = number_option(
+    lambda x: abs(x) <= MAX_PLAUSIBLE_CURRENT,
+    f"a current density in uA/cm^2 with |I| <= {MAX_PLAUSIBLE_CURRENT:g} (a "
+    "current in pA is I_pA / C_pF uA/cm^2 for c_m = 1 uF/cm^2)",
+)
 
 
 def _count(text: str) -> int:
@@ -172,11 +223,19 @@ def _add_model_options(parser: argparse.ArgumentParser, dt: float) -> None:
     )
 
 
+def _out_dir(text: str) -> Path:
+    """``--out``: a directory, created if needed, so not an existing file."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} exists and is not a directory")
+    return path
+
+
 def _add_output_options(parser: argparse.ArgumentParser, default: str) -> None:
     group = parser.add_argument_group("output")
     group.add_argument(
         "--out",
-        type=Path,
+        type=_out_dir,
         default=Path(default),
         metavar="DIR",
         help="directory for the output files (created if needed)",
@@ -199,7 +258,15 @@ def _params_from_args(args: argparse.Namespace) -> tuple[str, Any]:
 
 
 def _whole_steps(option: str, value: float, dt: float) -> int:
-    n = round(value / dt)
+    """``value`` (ms) as a whole number of steps of ``dt`` (ms), at most
+    :data:`MAX_STEPS`; a :class:`UsageError` naming ``option`` otherwise."""
+    steps = value / dt
+    if not steps <= MAX_STEPS:  # also inf, when dt is tiny
+        raise UsageError(
+            f"argument {option}: {value:g} ms is more than {MAX_STEPS:.0e} steps of "
+            f"--dt {dt:g} ms; use a shorter {option} or a larger --dt"
+        )
+    n = round(steps)
     if abs(n * dt - value) > 1e-6 * max(1.0, value):
         raise UsageError(
             f"argument {option}: {value:g} ms is not a whole number of steps of "
@@ -208,14 +275,43 @@ def _whole_steps(option: str, value: float, dt: float) -> int:
     return n
 
 
-def _simulate_quietly(params: Any, i_ext: Any, dt: float, method: str) -> Any:
-    """``simulate``, with a step-size warning printed as one line on stderr."""
+def _check_output_size(
+    option: str, steps: int, cells: int, fields: int, fewer: str
+) -> None:
+    """A :class:`UsageError` naming ``option`` if ``steps × cells × fields``
+    float64 values exceed :data:`MAX_OUTPUT_BYTES`; ``fewer`` says how to have
+    fewer cells."""
+    size = 8 * steps * cells * fields
+    if size > MAX_OUTPUT_BYTES:
+        raise UsageError(
+            f"argument {option}: the run would record about {size / 1e9:.3g} GB "
+            f"({steps} steps x {cells} cells x {fields} fields x 8 bytes), more "
+            f"than {MAX_OUTPUT_BYTES / 1e9:.3g} GB; use a shorter {option}, a "
+            f"larger --dt or {fewer}"
+        )
+
+
+def _cells(params: Any) -> int:
+    """Cells in the batch of a parameter tuple (1 for scalar parameters)."""
+    return math.prod(np.broadcast_shapes(*(np.shape(v) for v in params)))
+
+
+@contextlib.contextmanager
+def _warnings_to_stderr() -> Iterator[None]:
+    """Print the warnings raised inside (e.g. a step-size warning) as one line each
+    on stderr, ``hhjax: warning: ...``, once the block has succeeded."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        trace = simulate(params, i_ext, dt, method=method)
+        yield
     for w in caught:
         print(f"hhjax: warning: {_one_line(w.message)}", file=sys.stderr)
-    return trace
+
+
+def _save_figure(fig: Any, path: Path) -> Path:
+    """Write a matplotlib figure as PNG (120 dpi) atomically; returns ``path``."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120)
+    return write_bytes_atomic(path, buffer.getvalue())
 
 
 def _convention(params: Any) -> str | None:
@@ -244,7 +340,7 @@ def _add_simulate(subparsers: Any) -> None:
     group = parser.add_argument_group("stimulus (times in ms, currents in uA/cm^2)")
     group.add_argument(
         "--amplitude",
-        type=_finite,
+        type=_current,
         default=15.0,
         metavar="UA_PER_CM2",
         help="step amplitude, uA/cm^2",
@@ -272,7 +368,7 @@ def _add_simulate(subparsers: Any) -> None:
     )
     group.add_argument(
         "--constant",
-        type=_finite,
+        type=_current,
         default=None,
         metavar="UA_PER_CM2",
         help="instead of a step, this constant current for the whole --total, "
@@ -284,9 +380,13 @@ def _add_simulate(subparsers: Any) -> None:
 
 
 def _stimulus_from_args(args: argparse.Namespace) -> Any:
-    _whole_steps("--total", args.total, args.dt)
+    """The injected current, µA/cm², ``(steps,)``: ``--constant`` for ``--total``
+    ms, else the step ``--amplitude`` from ``--start`` for ``--duration`` ms; all
+    times whole numbers of steps of ``--dt``."""
     if args.constant is not None:
         return stimulus.constant(args.constant, args.total, args.dt)
+    _whole_steps("--start", args.start, args.dt)
+    _whole_steps("--duration", args.duration, args.dt)
     stop = args.start + args.duration
     if stop > args.total + 1e-9:
         raise UsageError(
@@ -300,10 +400,15 @@ def _stimulus_from_args(args: argparse.Namespace) -> Any:
 
 def _run_simulate(args: argparse.Namespace) -> int:
     _, params = _params_from_args(args)
+    steps = _whole_steps("--total", args.total, args.dt)
+    fields = len(model_of(params).trace_type._fields) + 1  # and i_ext
+    _check_output_size(
+        "--total", steps, _cells(params), fields, "fewer cells in --params"
+    )
     with jax.enable_x64(True):
         i_ext = _stimulus_from_args(args)
-        trace = _simulate_quietly(params, i_ext, args.dt, args.method)
-        args.out.mkdir(parents=True, exist_ok=True)
+        with _warnings_to_stderr():
+            trace = simulate(params, i_ext, args.dt, method=args.method)
         written = [
             save_trace(trace, args.out / "trace.npz", i_ext=i_ext),
             save_trace(trace, args.out / "trace.csv", i_ext=i_ext),
@@ -316,8 +421,7 @@ def _run_simulate(args: argparse.Namespace) -> int:
         fig = plot_trace(
             trace, i_ext, cell=_first_cell(batch), convention=_convention(params)
         )
-        written.append(args.out / "trace.png")
-        fig.savefig(written[-1], dpi=120)
+        written.append(_save_figure(fig, args.out / "trace.png"))
     print(
         f"simulated {v.shape[0]} steps of {args.dt:g} ms ({args.method}), batch "
         f"shape {batch}; V from {v.min():.2f} to {v.max():.2f} mV"
@@ -343,7 +447,7 @@ def _add_fi(subparsers: Any) -> None:
     group.add_argument(
         "--from",
         dest="i_from",
-        type=_finite,
+        type=_current,
         default=0.0,
         metavar="UA_PER_CM2",
         help="first current, uA/cm^2",
@@ -351,7 +455,7 @@ def _add_fi(subparsers: Any) -> None:
     group.add_argument(
         "--to",
         dest="i_to",
-        type=_finite,
+        type=_current,
         default=20.0,
         metavar="UA_PER_CM2",
         help="last current (included when on the grid), uA/cm^2",
@@ -404,28 +508,45 @@ def _current_grid(args: argparse.Namespace) -> np.ndarray:
             f"argument --to: expected a current >= --from {args.i_from:g} uA/cm^2; "
             f"got {args.i_to:g}"
         )
-    n = math.floor((args.i_to - args.i_from) / args.i_step + 1e-9) + 1
-    if n > 10000:
+    ratio = (args.i_to - args.i_from) / args.i_step  # inf for a tiny --step
+    n = math.floor(ratio + 1e-9) + 1 if ratio < _MAX_CURRENTS else _MAX_CURRENTS + 1
+    if n > _MAX_CURRENTS:
         raise UsageError(
-            f"argument --step: {n} currents from --from to --to is too many (at "
-            "most 10000); use a larger step"
+            f"argument --step: more than {_MAX_CURRENTS} currents from --from "
+            f"{args.i_from:g} to --to {args.i_to:g} uA/cm^2 in steps of "
+            f"{args.i_step:g}; use a larger step"
         )
     return args.i_from + args.i_step * np.arange(n)
+
+
+def _single_cell(params: Any) -> None:
+    """``fi`` batches the currents: a :class:`UsageError` for batched parameters."""
+    lists = [f"{k} {np.shape(v)}" for k, v in params._asdict().items() if np.shape(v)]
+    if lists:
+        raise UsageError(
+            "argument --params: fi simulates one cell over a range of currents, so "
+            "each parameter must be a single number; got lists for "
+            f"{', '.join(lists)} (run fi once per parameter set)"
+        )
 
 
 def _run_fi(args: argparse.Namespace) -> int:
     from hhjax.analysis import fi_curve
 
     name, params = _params_from_args(args)
+    _single_cell(params)
     currents = _current_grid(args)
     if args.transient >= args.duration:
         raise UsageError(
             f"argument --transient: expected less than --duration {args.duration:g} "
             f"ms; got {args.transient:g}"
         )
-    _whole_steps("--duration", args.duration, args.dt)
-    with jax.enable_x64(True), warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    steps = _whole_steps("--duration", args.duration, args.dt)
+    # fi records V of each current, and holds the current of each step and cell.
+    _check_output_size(
+        "--duration", steps, len(currents), 2, "fewer currents (a larger --step)"
+    )
+    with jax.enable_x64(True), _warnings_to_stderr():
         curve = fi_curve(
             params,
             currents,
@@ -444,24 +565,17 @@ def _run_fi(args: argparse.Namespace) -> int:
                 np.asarray(curve.latency, float),
             ]
         )
-    for w in caught:
-        print(f"hhjax: warning: {_one_line(w.message)}", file=sys.stderr)
-    args.out.mkdir(parents=True, exist_ok=True)
-    written = [args.out / "fi.csv"]
-    np.savetxt(
-        written[0],
+    text = table_csv_text(
         table,
-        delimiter=",",
-        header="current_uA_per_cm2,rate_Hz,spike_count,latency_ms",
-        comments="",
+        "current_uA_per_cm2,rate_Hz,spike_count,latency_ms",
         fmt=("%.10g", "%.10g", "%d", "%.10g"),
     )
+    written = [write_text_atomic(args.out / "fi.csv", text)]
     if not args.no_plot:
         from hhjax.plot import plot_fi
 
         fig = plot_fi(curve, title=f"f-I curve of {name}, from rest")
-        written.append(args.out / "fi.png")
-        fig.savefig(written[-1], dpi=120)
+        written.append(_save_figure(fig, args.out / "fi.png"))
     window = f"{curve.window[0]:g}-{curve.window[1]:g} ms"
     if math.isnan(curve.rheobase):
         print(
@@ -537,6 +651,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except (NonFiniteSimulationError, OSError) as err:
         print(f"hhjax: error: {_one_line(err)}", file=sys.stderr)
+        return 1
+    except (MemoryError, jax.errors.JaxRuntimeError) as err:  # e.g. out of memory
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        print(
+            f"hhjax: error: the run failed ({type(err).__name__}: {first}); try a "
+            "shorter run, a larger --dt or fewer cells",
+            file=sys.stderr,
+        )
         return 1
     return 0 if status is None else int(status)
 

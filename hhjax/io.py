@@ -1,11 +1,13 @@
-"""Saving traces and reading parameter files.
+"""Saving traces and reading parameter files; files that are never half-written.
 
 Traces (from :func:`hhjax.simulate`, any model) go to ``.npz`` or ``.csv`` with
 unit-bearing names: ``t_ms``, ``v_mV``, the gates by name (dimensionless), each
 current as ``i_<channel>_uA_per_cm2`` (outward positive) and the injected current,
 if given, as ``i_ext_uA_per_cm2`` (inward positive). A ``.npz`` keeps the batch
-shape ``(samples, *batch)`` of each field; a ``.csv`` has one column per field and
-cell, ``v_mV[3]`` (1-D batch) or ``v_mV[1,2]`` (2-D batch).
+shape ``(samples, *batch)`` of each field and names the model (``model``: e.g.
+``"hh"``, ``"pospischil"``); a ``.csv`` has one column per field and cell,
+``v_mV[3]`` (1-D batch) or ``v_mV[1,2]`` (2-D batch). :func:`load_trace` reads
+both.
 
 Parameter files are JSON or TOML, in either of two layouts::
 
@@ -21,13 +23,24 @@ give keep the values of ``base`` (default: the named model's defaults; standard 
 in the modern convention if none is named). TOML needs Python ≥ 3.11
 (``tomllib``) or the ``tomli`` package.
 
+Every file is written atomically (:func:`write_bytes_atomic`): to a temporary name
+in the same directory, flushed to disk and renamed over the target, so a crash or a
+kill leaves the old file or the new one, never a torn one.
+
 Recordings are read elsewhere (``hhjax.recordings``). The numerical core never
 imports this module.
 """
 
 from __future__ import annotations
 
+import contextlib
+import csv
+import io
 import json
+import os
+import re
+import tempfile
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -35,21 +48,104 @@ from typing import Any
 import numpy as np
 from jax.typing import ArrayLike
 
+from hhjax._model import _MODELS
 from hhjax._registry import MODELS, default_params
+from hhjax._simulate import _check_params
 from hhjax.models.hh import HHParams, Trace
 
 __all__ = [
     "apply_overrides",
     "column_name",
+    "json_safe",
     "load_params",
     "load_trace",
     "read_params_file",
     "save_params",
     "save_trace",
     "trace_columns",
+    "umask_mode",
+    "write_bytes_atomic",
+    "write_json_atomic",
+    "write_text_atomic",
 ]
 
 I_EXT_COLUMN = "i_ext_uA_per_cm2"
+MODEL_KEY = "model"  # .npz entry naming the model of a saved trace (Model.name)
+TRACE_SUFFIXES = (".npz", ".csv")
+
+
+# ------------------------------------------------------------------ atomic writes
+def umask_mode(mode: int) -> int:
+    """``mode`` as the process umask would leave it for a newly created file or
+    directory (``tempfile`` creates 0600 / 0700 ones, private to the user)."""
+    return mode & ~_umask()
+
+
+def _umask() -> int:
+    try:  # Linux: read it without changing it (other threads may create files)
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
+
+
+def write_bytes_atomic(path: str | os.PathLike, payload: bytes) -> Path:
+    """Write ``payload`` to ``path`` atomically; returns the path.
+
+    The bytes go to a temporary file in the same directory (created if needed),
+    are flushed to disk and renamed over ``path`` (``os.replace``, atomic on POSIX
+    and Windows); the file gets the mode a plain ``open`` would give it. On any
+    error the temporary file is removed and ``path`` is left as it was.
+
+    Raises:
+        OSError: the directory cannot be created or written.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, umask_mode(0o666))
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically; returns the path."""
+    return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_json_atomic(path: str | os.PathLike, document: Any) -> Path:
+    """Write a JSON document (indented, non-finite numbers as null) atomically."""
+    return write_text_atomic(path, json.dumps(json_safe(document), indent=2) + "\n")
+
+
+def json_safe(value: Any) -> Any:
+    """A JSON-able copy of ``value``: NumPy arrays as (nested) lists, NumPy scalars
+    as Python numbers, and NaN/inf as ``None`` (JSON has no non-finite numbers)."""
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return json_safe(value.tolist())
+    if isinstance(value, np.generic):
+        return json_safe(value.item())
+    return value
 
 
 # ------------------------------------------------------------------------- traces
@@ -98,7 +194,7 @@ def trace_columns(trace: Any, i_ext: ArrayLike | None = None) -> dict[str, np.nd
     return columns
 
 
-def _save_csv(columns: dict[str, np.ndarray], path: Path) -> None:
+def _csv_text(columns: dict[str, np.ndarray]) -> str:
     header, data = [], []
     n = columns["t_ms"].shape[0]
     for name, values in columns.items():
@@ -113,18 +209,41 @@ def _save_csv(columns: dict[str, np.ndarray], path: Path) -> None:
     table = np.concatenate([d.astype(float) for d in data], axis=1)
     # Column names with commas are quoted, as CSV readers expect.
     quoted = [f'"{h}"' if "," in h else h for h in header]
-    np.savetxt(
-        path, table, delimiter=",", header=",".join(quoted), comments="", fmt="%.10g"
-    )
+    return table_csv_text(table, ",".join(quoted))
+
+
+def table_csv_text(table: np.ndarray, header: str, fmt: Any = "%.10g") -> str:
+    """CSV text of a ``(rows, columns)`` table under one header line (``fmt`` as
+    :func:`numpy.savetxt`'s, one format or one per column)."""
+    buffer = io.StringIO()
+    np.savetxt(buffer, table, delimiter=",", header=header, comments="", fmt=fmt)
+    return buffer.getvalue()
+
+
+def _trace_types() -> dict[str, type]:
+    """``{Model.name: trace type}`` of the registered models (``"hh"``, ...)."""
+    return {model.name: model.trace_type for model in _MODELS.values()}
+
+
+def _npz_bytes(columns: dict[str, np.ndarray], trace_type: type) -> bytes:
+    names = {t: n for n, t in _trace_types().items()}
+    extra = {MODEL_KEY: np.array(names[trace_type])} if trace_type in names else {}
+    buffer = io.BytesIO()
+    np.savez(buffer, **columns, **extra)
+    return buffer.getvalue()
 
 
 def save_trace(trace: Any, path: str | Path, *, i_ext: ArrayLike | None = None) -> Path:
     """Write a trace to ``.npz`` or ``.csv`` (chosen by the suffix of ``path``).
 
+    The file is written atomically (:func:`write_bytes_atomic`), exactly at
+    ``path`` (whatever the case of its suffix).
+
     Args:
         trace: a trace tuple from :func:`hhjax.simulate` (any model, any batch).
-        path: file to write; ``.npz`` keeps full precision and the batch shape,
-            ``.csv`` writes 10 significant digits, one column per field and cell.
+        path: file to write; ``.npz`` keeps full precision, the batch shape and the
+            model's name, ``.csv`` writes 10 significant digits, one column per
+            field and cell.
         i_ext: the injected current, µA/cm², one value per sample (optional).
 
     Returns:
@@ -132,40 +251,52 @@ def save_trace(trace: Any, path: str | Path, *, i_ext: ArrayLike | None = None) 
 
     Raises:
         ValueError: unknown suffix, or ``i_ext`` of the wrong length.
+        OSError: the file cannot be written.
     """
     path = Path(path)
-    columns = trace_columns(trace, i_ext)
     suffix = path.suffix.lower()
-    if suffix == ".npz":
-        np.savez(path, **columns)
-    elif suffix == ".csv":
-        _save_csv(columns, path)
-    else:
+    if suffix not in TRACE_SUFFIXES:
         raise ValueError(
             f"Cannot save a trace as {path.name!r}: the suffix must be .npz or .csv."
         )
-    return path
+    columns = trace_columns(trace, i_ext)
+    if suffix == ".npz":
+        return write_bytes_atomic(path, _npz_bytes(columns, type(trace)))
+    return write_text_atomic(path, _csv_text(columns))
 
 
 def load_trace(path: str | Path, trace_type: type | None = None) -> Any:
-    """Read a trace written by :func:`save_trace` as ``.npz``.
+    """Read a trace written by :func:`save_trace` (``.npz`` or ``.csv``).
 
     Args:
-        path: the ``.npz`` file.
-        trace_type: the model's trace tuple class; default :class:`hhjax.Trace`.
+        path: the ``.npz`` or ``.csv`` file.
+        trace_type: the model's trace tuple class (e.g. :class:`hhjax.Trace`);
+            default: the model named in a ``.npz``, else the registered model whose
+            trace has all the file's columns (:class:`hhjax.Trace` if it fits).
 
     Returns:
-        ``(trace, i_ext)``: the trace tuple (fields not in the file are ``None``)
-        and the injected current in µA/cm² (``None`` if not saved).
+        ``(trace, i_ext)``: the trace tuple (fields not in the file are ``None``;
+        arrays ``(samples, *batch)``) and the injected current in µA/cm²
+        (``None`` if not saved).
 
     Raises:
-        ValueError: the file has columns that ``trace_type`` lacks, or no ``t_ms``.
+        FileNotFoundError: no such file.
+        ValueError: another suffix; an unreadable file; a model other than
+            ``trace_type``'s or one not registered; columns that ``trace_type``
+            lacks, or no ``t_ms``.
     """
-    if trace_type is None:
-        trace_type = Trace
-    with np.load(Path(path)) as data:
-        columns = {name: data[name] for name in data.files}
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in TRACE_SUFFIXES:
+        raise ValueError(
+            f"{path}: a trace file must end in .npz or .csv; got {path.suffix!r}."
+        )
+    columns = _read_npz(path) if suffix == ".npz" else _read_csv(path)
+    model = columns.pop(MODEL_KEY, None)
     i_ext = columns.pop(I_EXT_COLUMN, None)
+    trace_type = _resolve_trace_type(
+        trace_type, None if model is None else str(model), columns, path
+    )
     by_column = {column_name(f): f for f in trace_type._fields}
     unknown = sorted(set(columns) - set(by_column))
     if unknown or "t_ms" not in columns:
@@ -175,6 +306,94 @@ def load_trace(path: str | Path, trace_type: type | None = None) -> Any:
         )
     fields = {by_column[c]: values for c, values in columns.items()}
     return trace_type(**{f: fields.get(f) for f in trace_type._fields}), i_ext
+
+
+def _resolve_trace_type(
+    trace_type: type | None, model: str | None, columns: Mapping, path: Path
+) -> type:
+    """The trace type to load into: ``trace_type``, checked against the model the
+    file names; else the named model's; else inferred from the columns."""
+    types = _trace_types()
+    if model is not None and model not in types:
+        if trace_type is not None:
+            return trace_type
+        raise ValueError(
+            f"{path}: the trace is of model {model!r}, which is not registered "
+            f"(known: {', '.join(sorted(types))}); pass `trace_type=`."
+        )
+    if model is not None:
+        if trace_type is not None and trace_type is not types[model]:
+            raise ValueError(
+                f"{path}: the trace is of model {model!r} ({types[model].__name__}), "
+                f"not a {trace_type.__name__}."
+            )
+        return types[model]
+    if trace_type is not None:
+        return trace_type
+    fits = [
+        t for t in types.values() if set(columns) <= {column_name(f) for f in t._fields}
+    ]
+    if len(fits) == 1 or Trace in fits:
+        return Trace if Trace in fits else fits[0]
+    if fits:
+        raise ValueError(
+            f"{path}: columns {sorted(columns)} fit several models' traces "
+            f"({', '.join(t.__name__ for t in fits)}); pass `trace_type=`."
+        )
+    return Trace  # fits none: load_trace's column check says what is wrong
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {name: data[name] for name in data.files}
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:  # truncated
+        raise ValueError(f"{path}: not a readable .npz trace ({err}).") from None
+
+
+_CSV_COLUMN = re.compile(r"^(?P<name>[^\[\]]+)(?:\[(?P<index>\d+(?:,\d+)*)\])?$")
+
+
+def _read_csv(path: Path) -> dict[str, np.ndarray]:
+    """Columns of a trace ``.csv`` by name, the cells of a batched field (``v_mV[0]``
+    ... or ``v_mV[0,0]`` ...) put back into its shape ``(samples, *batch)``."""
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a UTF-8 text .csv file.") from None
+    header = next(csv.reader(lines[:1]), [])
+    try:
+        table = np.loadtxt(lines[1:], delimiter=",", ndmin=2)
+    except ValueError as err:
+        raise ValueError(f"{path}: not a trace .csv of numbers ({err}).") from None
+    if table.shape[0] and table.shape[1] != len(header):
+        raise ValueError(
+            f"{path}: the header has {len(header)} columns but the rows have "
+            f"{table.shape[1]}."
+        )
+    cells: dict[str, list[tuple[tuple[int, ...], int]]] = {}
+    for k, label in enumerate(header):
+        match = _CSV_COLUMN.match(label.strip())
+        if match is None:
+            raise ValueError(f"{path}: column {label!r} is not NAME or NAME[i,...].")
+        index = match["index"]
+        key = () if index is None else tuple(int(i) for i in index.split(","))
+        cells.setdefault(match["name"], []).append((key, k))
+    columns = {}
+    for name, parts in cells.items():
+        indices = [key for key, _ in parts]
+        shape = tuple(max(i) + 1 for i in zip(*indices, strict=False))
+        if indices != list(np.ndindex(*shape)):
+            raise ValueError(
+                f"{path}: the columns of {name!r} must be one column, or one per "
+                f"cell of its batch in order ({name}[0], {name}[1], ... or "
+                f"{name}[0,0], {name}[0,1], ...); got {len(indices)} that are not."
+            )
+        values = table[:, [k for _, k in parts]]
+        columns[name] = values.reshape((table.shape[0], *shape))
+    return columns
 
 
 # --------------------------------------------------------------------- parameters
@@ -293,8 +512,10 @@ def resolve_params(
     ``params_file`` (JSON/TOML), then ``overrides`` (units as the parameter type).
 
     Raises:
-        ValueError: a missing or malformed file, a model that differs from the
-            file's, an unknown model or field; the message names the option
+        ValueError: a missing, unreadable or malformed file, a model that differs
+            from the file's, an unknown model or field, a value that is not
+            allowed (a negative conductance, ``c_m`` <= 0), or lists of values
+            whose shapes do not broadcast together; the message names the option
             (``argument --params``, ``--model``, ``--convention``, ``--param``).
     """
     file_model, values = None, {}
@@ -304,6 +525,11 @@ def resolve_params(
         except FileNotFoundError:
             raise ValueError(
                 f"argument --params: no such file {str(params_file)!r}"
+            ) from None
+        except OSError as err:  # a directory, no permission, ...
+            raise ValueError(
+                f"argument --params: cannot read {str(params_file)!r} "
+                f"({err.strerror or err}); expected a .json or .toml file"
             ) from None
         except ValueError as err:
             raise ValueError(f"argument --params: {err}") from None
@@ -325,8 +551,30 @@ def resolve_params(
         except ValueError as err:
             option = "--model" if model else f"--params: {params_file}"
             raise ValueError(f"argument {option}: {err}") from None
-    base = apply_overrides(base, values, f"argument --params: {params_file}")
-    return name, apply_overrides(base, dict(overrides or {}), "argument --param")
+    source = f"argument --params: {params_file}"
+    base = _checked(apply_overrides(base, values, source), source)
+    source = "argument --param"
+    return name, _checked(apply_overrides(base, dict(overrides or {}), source), source)
+
+
+def _checked(params: Any, source: str) -> Any:
+    """``params`` if :func:`hhjax.simulate` would take them, else a ``ValueError``
+    naming ``source`` (finite values, conductances >= 0, ``c_m`` > 0, batch
+    shapes that broadcast)."""
+    try:
+        _check_params(params)
+    except ValueError as err:
+        raise ValueError(f"{source}: {err}") from None
+    shapes = {name: np.shape(value) for name, value in params._asdict().items()}
+    try:
+        np.broadcast_shapes(*shapes.values())
+    except ValueError:
+        listed = ", ".join(f"{k} {s}" for k, s in shapes.items() if s)
+        raise ValueError(
+            f"{source}: lists of parameter values must have shapes that broadcast "
+            f"together (one batch of cells); got {listed}"
+        ) from None
+    return params
 
 
 def load_params(path: str | Path, base: Any = None) -> Any:
@@ -380,7 +628,7 @@ def save_params(params: Any, path: str | Path, model: str | None = None) -> Path
     """Write parameters as JSON, ``{"model": name, "params": {field: value}}``.
 
     The layout :func:`load_params` and ``hhjax simulate --params`` read. Array
-    leaves are written as nested lists.
+    leaves are written as nested lists; the file is written atomically.
 
     Args:
         params: a parameter tuple (e.g. :class:`hhjax.HHParams`).
@@ -394,6 +642,7 @@ def save_params(params: Any, path: str | Path, model: str | None = None) -> Path
     Raises:
         ValueError: ``model`` missing where ambiguous or unknown, or a
             non-finite value.
+        OSError: the file cannot be written.
     """
     path = Path(path)
     if model is None:
@@ -409,5 +658,4 @@ def save_params(params: Any, path: str | Path, model: str | None = None) -> Path
             raise ValueError(f"Parameter {name!r} is not finite: {value}.")
         values[name] = float(array) if array.ndim == 0 else array.tolist()
     document = {"model": model, "params": values}
-    path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-    return path
+    return write_text_atomic(path, json.dumps(document, indent=2) + "\n")

@@ -4,8 +4,10 @@ Every builder returns a float array of shape ``(n_steps,)`` (or ``(n_steps, *bat
 where an amplitude is an array) in µA/cm², where ``n_steps = round(duration / dt)``
 and sample ``k`` is the current on ``[k·dt, (k+1)·dt)`` — the convention of
 ``simulate``. Times and durations are in ms. Amplitudes may be arrays: their shape
-becomes the batch shape (one waveform per amplitude). Convert whole-cell currents
-in pA with :func:`pa_to_density`.
+becomes the batch shape (one waveform per amplitude). Every window (a step, a ramp,
+a pulse train) must lie in the run: finite ``0 <= start <= stop <= duration`` ms,
+else a ``ValueError`` names the values. Convert whole-cell currents in pA with
+:func:`pa_to_density`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 from jax.typing import ArrayLike
+
+from hhjax._simulate import _is_traced
 
 __all__ = [
     "constant",
@@ -50,14 +54,39 @@ def times(duration: float, dt: float) -> Array:
     return jnp.arange(n_steps(duration, dt)) * dt
 
 
+def _check_window(start: float, stop: float, duration: float, what: str) -> None:
+    """Require finite ``0 <= start <= stop <= duration`` (ms) for the ``what`` window."""
+    tol = 1e-6 * max(1.0, duration)  # as in n_steps: times given on the grid
+    if not (
+        math.isfinite(start)
+        and math.isfinite(stop)
+        and -tol <= start <= stop + tol
+        and stop <= duration + tol
+    ):
+        raise ValueError(
+            f"The {what} must satisfy 0 <= start <= stop <= duration (ms, finite); "
+            f"got start = {start}, stop = {stop}, duration = {duration}."
+        )
+
+
 def _window(duration: float, dt: float, start: float, stop: float) -> Array:
     """1.0 on steps whose start lies in ``[start, stop)`` ms, else 0.0."""
-    if stop < start:
-        raise ValueError(f"`stop` ({stop} ms) must not be before `start` ({start} ms).")
     t = times(duration, dt)
+    _check_window(start, stop, duration, "window [`start`, `stop`)")
     # Half a step of tolerance so that edges given on the grid are not lost to rounding.
     eps = 0.5 * dt
     return ((t >= start - eps) & (t < stop - eps)).astype(t.dtype)
+
+
+def _batch_shape(**shapes: tuple[int, ...]) -> tuple[int, ...]:
+    """Broadcast of the named arguments' shapes (the batch shape of a stimulus)."""
+    try:
+        return jnp.broadcast_shapes(*shapes.values())
+    except ValueError:
+        got = ", ".join(f"`{name}` {shape}" for name, shape in shapes.items())
+        raise ValueError(
+            f"Array arguments must broadcast to one batch shape; got {got}."
+        ) from None
 
 
 def _mix(*terms: tuple[ArrayLike, Array]) -> Array:
@@ -105,9 +134,14 @@ def pulse_train(
     """``n_pulses`` rectangular pulses of ``width`` ms every ``period`` ms from
     ``start`` ms, ``amplitude`` µA/cm² each."""
     if not 0 < width <= period:
-        raise ValueError(f"Need 0 < width <= period; got width {width}, period {period}.")
+        raise ValueError(
+            f"Need 0 < width <= period; got width {width}, period {period}."
+        )
     if n_pulses < 1:
         raise ValueError(f"`n_pulses` must be >= 1; got {n_pulses}.")
+    n_steps(duration, dt)
+    end = start + (n_pulses - 1) * period + width
+    _check_window(start, end, duration, "pulse train (stop = end of the last pulse)")
     wave = sum(
         _window(duration, dt, start + k * period, start + k * period + width)
         for k in range(n_pulses)
@@ -126,11 +160,11 @@ def ramp(
 ) -> Array:
     """A linear ramp from ``initial`` at ``start`` to ``amplitude`` µA/cm² at ``stop``
     ms (values at step starts), zero outside ``[start, stop)``."""
+    window = _window(duration, dt, start, stop)
     if stop <= start:
         raise ValueError(f"`stop` ({stop} ms) must be after `start` ({start} ms).")
     t = times(duration, dt)
     frac = jnp.clip((t - start) / (stop - start), 0.0, 1.0)
-    window = _window(duration, dt, start, stop)
     return _mix((initial, (1.0 - frac) * window), (amplitude, frac * window))
 
 
@@ -147,33 +181,48 @@ def ornstein_uhlenbeck(
     """Noisy current: an Ornstein–Uhlenbeck process (exactly discretised).
 
     ``I`` relaxes to ``mean`` with time constant ``tau`` ms and has stationary
-    standard deviation ``std`` (µA/cm²); it starts at ``mean``.
+    standard deviation ``std`` (µA/cm²); it starts at ``mean``. Array ``mean`` and
+    ``std`` give one independent realisation per element, like the amplitudes of
+    the other builders: the batch shape is the broadcast of ``mean.shape``,
+    ``std.shape`` and ``shape``.
 
     Args:
-        mean, std: µA/cm².
+        mean: µA/cm², scalar or array (batch).
+        std: stationary standard deviation, µA/cm², ``>= 0``, scalar or array.
         tau: correlation time, ms (> 0).
         duration, dt: ms.
         key: a ``jax.random`` key or an integer seed (reproducible).
-        shape: batch shape of independent realisations.
+        shape: batch shape of independent realisations (broadcast with the shapes
+            of ``mean`` and ``std``).
 
     Returns:
-        Array ``(n_steps, *shape)`` in µA/cm².
+        Array ``(n_steps, *batch)`` in µA/cm².
+
+    Raises:
+        ValueError: ``tau`` not a positive finite time, ``std`` negative or
+            non-finite, ``mean`` non-finite, or shapes that do not broadcast.
     """
-    if not tau > 0:
-        raise ValueError(f"`tau` must be > 0 ms; got {tau}.")
+    if not (math.isfinite(tau) and tau > 0):
+        raise ValueError(f"`tau` must be a positive finite time in ms; got {tau}.")
+    mean, std = jnp.asarray(mean), jnp.asarray(std)
+    if not _is_traced(mean) and not bool(jnp.all(jnp.isfinite(mean))):
+        raise ValueError(f"`mean` must be finite (µA/cm²); got {mean}.")
+    if not _is_traced(std) and not bool(jnp.all(jnp.isfinite(std) & (std >= 0))):
+        raise ValueError(f"`std` must be finite and >= 0 µA/cm²; got {std}.")
+    batch = _batch_shape(mean=mean.shape, std=std.shape, shape=tuple(shape))
     if isinstance(key, int):
         key = jax.random.PRNGKey(key)
     n = n_steps(duration, dt)
     decay = math.exp(-dt / tau)
     kick = math.sqrt(1.0 - decay * decay)
-    noise = jax.random.normal(key, (n - 1, *shape), dtype=jnp.result_type(float))
+    noise = jax.random.normal(key, (n - 1, *batch), dtype=jnp.result_type(float))
 
     def advance(x, z):
         x = decay * x + kick * z
         return x, x
 
-    _, xs = jax.lax.scan(advance, jnp.zeros(shape), noise)
-    unit = jnp.concatenate([jnp.zeros((1, *shape)), xs])
+    _, xs = jax.lax.scan(advance, jnp.zeros(batch), noise)
+    unit = jnp.concatenate([jnp.zeros((1, *batch)), xs])
     return mean + std * unit
 
 
@@ -187,7 +236,9 @@ def from_array(values: ArrayLike) -> Array:
     return arr
 
 
-def resample(values: ArrayLike, t: ArrayLike, dt: float, duration: float | None = None) -> Array:
+def resample(
+    values: ArrayLike, t: ArrayLike, dt: float, duration: float | None = None
+) -> Array:
     """Resample a recorded current onto the simulation grid (zero-order hold).
 
     Args:
@@ -213,7 +264,9 @@ def resample(values: ArrayLike, t: ArrayLike, dt: float, duration: float | None 
     if duration is None:
         duration = float(t[-1] - t[0] + (t[-1] - t[-2]))
     grid = t[0] + times(duration, dt)
-    idx = jnp.clip(jnp.searchsorted(t, grid + 1e-9 * dt, side="right") - 1, 0, t.shape[0] - 1)
+    idx = jnp.clip(
+        jnp.searchsorted(t, grid + 1e-9 * dt, side="right") - 1, 0, t.shape[0] - 1
+    )
     return values[idx]
 
 

@@ -490,3 +490,33 @@ def test_sensitivities_table_and_elasticities():
     assert "g_k" in sens.table() and "v_rest" in sens.table()
     with pytest.raises(ValueError, match="parameters"):
         analysis.sensitivities(lambda p: p.g_k, params, parameters=("nope",))
+
+
+# ------------------------------------------------ shooting needs float64 (x64)
+@pytest.mark.parametrize(
+    "entry",
+    [
+        analysis.limit_cycle,
+        analysis.phase_response_curve,
+        analysis.limit_cycle_fold,
+        analysis.fold_current,
+    ],
+)
+def test_shooting_in_float32_says_float64_is_needed(entry):
+    # Newton stops at a 1e-10 residual, which float32 cannot reach: without the
+    # up-front check this failed as "did not converge; give a better guess".
+    with jax.enable_x64(False), pytest.raises(RuntimeError, match="needs float64"):
+        entry(hhjax.HHParams(), 10.0)
+
+
+def test_fold_sensitivity_in_float32_says_float64_is_needed():
+    fold = analysis.CycleFold(
+        current=6.26,
+        period=17.0,
+        state=hhjax.resting_state(hhjax.HHParams()),
+        branch_currents=np.array([6.26]),
+        branch_periods=np.array([17.0]),
+        n_steps=1700,
+    )
+    with jax.enable_x64(False), pytest.raises(RuntimeError, match="jax_enable_x64"):
+        analysis.fold_sensitivity(hhjax.HHParams(), fold)

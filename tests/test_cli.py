@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -10,6 +11,7 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import jax
 import numpy as np
 import pytest
 
@@ -143,6 +145,20 @@ def test_console_script_and_module(tmp_path):
         (["fi", "--step", "0"], "--step"),
         (["frobnicate"], "frobnicate"),
         ([], "COMMAND"),
+        # too many steps, or too much output, before any allocation
+        (["simulate", "--total", "1e12"], "--total"),
+        (["simulate", "--dt", "1e-320"], "--dt"),
+        (["simulate", "--total", "1e6"], "--total: the run would record"),
+        (["fi", "--step", "1e-320"], "--step"),
+        (["fi", "--duration", "1e6", "--dt", "0.01"], "--duration"),
+        # library errors name the option that gave the value
+        (["simulate", "--param", "g_na=-5"], "argument --param: "),
+        (["simulate", "--constant", "5000"], "--constant"),
+        (["fi", "--to", "2000"], "--to"),
+        (["simulate", "--params", "."], "argument --params: cannot read"),
+        # step times on the --dt grid, like --total
+        (["simulate", "--start", "10.005"], "--start"),
+        (["simulate", "--duration", "79.995"], "--duration"),
     ],
 )
 def test_bad_options_one_line_exit_2(argv, option, capsys, tmp_path):
@@ -151,7 +167,63 @@ def test_bad_options_one_line_exit_2(argv, option, capsys, tmp_path):
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
     assert lines[0].startswith("hhjax: error: ") and option in lines[0], lines[0]
+    assert "check_inputs" not in lines[0]  # a Python argument, not an option
     assert not (tmp_path / "trace.npz").exists()
+
+
+@pytest.mark.parametrize(
+    "command, params, expected",
+    [
+        ("fi", {"g_na": [100.0, 120.0]}, "each parameter must be a single number"),
+        ("simulate", {"g_na": [1.0, 2.0], "g_k": [1.0, 2.0, 3.0]}, "broadcast"),
+    ],
+)
+def test_batched_parameter_file_errors(command, params, expected, tmp_path, capsys):
+    path = tmp_path / "batch.json"
+    path.write_text(json.dumps(params))
+    status, _, err = _run_main([command, "--params", path, "--out", tmp_path], capsys)
+    assert status == 2 and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("hhjax: error: argument --params: ") and expected in err
+
+
+@pytest.mark.parametrize(
+    "argv, dest, value",
+    [
+        (["simulate", "--amplitude", "-1e1"], "amplitude", -10.0),
+        (["simulate", "--constant", "-2.5E-1"], "constant", -0.25),
+        (["fi", "--from", "-1.e1", "--to", "-.5"], "i_to", -0.5),
+    ],
+)
+def test_negative_numbers_in_scientific_notation(argv, dest, value):
+    args = cli.build_parser(plugins=False).parse_args(argv)
+    assert getattr(args, dest) == value
+
+
+def test_outputs_written_atomically_and_warnings_one_line(
+    tmp_path, capsys, monkeypatch
+):
+    """Every output file arrives by an atomic rename; a step-size warning is one
+    line on stderr in both commands."""
+    renamed = []
+    replace = os.replace
+
+    def spy(src, dst):
+        renamed.append(Path(dst).name)
+        replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", spy)
+    fast = ["--method", "euler", "--dt", "0.1", "--out", tmp_path]
+    status, _, err = _run_main(
+        ["simulate", "--constant", "0", "--total", "1", *fast], capsys
+    )
+    assert status == 0, err
+    assert sorted(renamed) == ["trace.csv", "trace.npz", "trace.png"]
+    argv = ["fi", "--from", "0", "--to", "0", "--duration", "1", "--transient", "0"]
+    status, _, err_fi = _run_main([*argv, *fast], capsys)
+    assert status == 0, err_fi
+    assert sorted(renamed)[:2] == ["fi.csv", "fi.png"]
+    for text in (err, err_fi):
+        assert text.count("\n") == 1 and text.startswith("hhjax: warning: dt = 0.1")
 
 
 @pytest.mark.parametrize(
@@ -200,3 +272,26 @@ def test_plugin_subcommands(monkeypatch, capsys):
     assert groups == ["hhjax.commands"]
     assert status == 3 and out.strip() == "hello pyHH"
     assert err.count("\n") == 1 and "could not load command 'fit'" in err
+
+
+def test_runtime_failure_is_one_line_exit_1(monkeypatch, capsys, tmp_path):
+    """An XLA failure (e.g. out of device memory) is one line and status 1."""
+
+    def exhausted(*args, **kwargs):
+        raise jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: Out of memory\nstack")
+
+    monkeypatch.setattr(cli, "simulate", exhausted)
+    status, _, err = _run_main(["simulate", "--no-plot", "--out", tmp_path], capsys)
+    assert status == 1 and err.count("\n") == 1, err
+    assert err.startswith("hhjax: error: the run failed (JaxRuntimeError: RESOURCE")
+    assert not (tmp_path / "trace.npz").exists()
+
+
+@pytest.mark.parametrize("command", ["simulate", "fi"])
+def test_out_that_is_a_file_is_a_usage_error(command, tmp_path, capsys):
+    path = tmp_path / "taken"
+    path.write_text("keep me")
+    status, _, err = _run_main([command, "--out", path], capsys)
+    assert status == 2 and len(err.strip().splitlines()) == 1, err
+    assert "argument --out:" in err and "not a directory" in err
+    assert path.read_text() == "keep me"

@@ -81,6 +81,13 @@ def test_params_must_be_a_model_parameter_tuple():
         (HHParams(c_m=0.0), r"`c_m` \(uF/cm\^2\) must be > 0"),
         (HHParams(g_k=-1.0), r"Conductance `g_k` \(mS/cm\^2\) must be >= 0"),
         (HHParams(e_na=float("nan")), r"Parameter `e_na` must be finite"),
+        (HHParams(q10=0.0, temperature=20.0), r"`q10` \(dimensionless\) must be > 0"),
+        (HHParams(q10=-3.0, temperature=20.0), r"`q10` \(dimensionless\) must be > 0"),
+        (HHParams(temperature=-300.0), r"`temperature` \(degC\) must be above"),
+        (
+            hhjax.PospischilParams(tau_max=np.array([500.0, -1.0])),
+            r"`tau_max` \(ms\) must be > 0",
+        ),
     ],
 )
 def test_unphysical_parameters(params, pattern):
@@ -101,9 +108,11 @@ def test_divergence_is_reported_with_advice():
 def test_stimulus_builders_reject_bad_input():
     with pytest.raises(ValueError, match=r"not a whole number of steps"):
         stimulus.constant(1.0, 1.01, 0.025)
-    with pytest.raises(ValueError, match=r"`stop` \(1.0 ms\) must not be before"):
+    with pytest.raises(
+        ValueError, match=r"0 <= start <= stop <= duration .*start = 2.0, stop = 1.0"
+    ):
         stimulus.step(1.0, start=2.0, stop=1.0, duration=5.0, dt=0.025)
-    with pytest.raises(ValueError, match=r"`tau` must be > 0 ms"):
+    with pytest.raises(ValueError, match=r"`tau` must be a positive finite time in ms"):
         stimulus.ornstein_uhlenbeck(0.0, 1.0, 0.0, duration=5.0, dt=0.025)
     with pytest.raises(ValueError, match=r"`t` must be strictly increasing"):
         stimulus.resample([1.0, 2.0, 3.0], [0.0, 0.2, 0.1], dt=0.05)

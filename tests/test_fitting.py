@@ -8,6 +8,7 @@ problems of issue 4 are in ``test_fitting_slow.py``.
 from __future__ import annotations
 
 import json
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -17,6 +18,7 @@ import pytest
 import fitting
 import hhjax
 from fitting._losses import linear_recurrence
+from fitting._metrics import simulate_sweeps
 from fitting._optim import (
     _Linearisation,
     _lm_solve,
@@ -101,12 +103,32 @@ def test_starts_are_reproducible_and_within_the_spread():
         (["g_na", "g_na"], None, "twice"),
         (["g_na"], {"g_na": (10.0, 1.0)}, "lower < upper"),
         (["g_k"], {"g_k": (-1.0, 10.0)}, "must not be negative"),
+        (["g_na"], {"g_k": (1.0, 10.0)}, r"g_k that are not fitted.*\(g_na\)"),
         ([], None, "at least one"),
     ],
 )
 def test_param_space_rejects_bad_names_and_bounds(free, bounds, message):
     with pytest.raises(ValueError, match=message):
         ParamSpace.create(TRUTH, free, bounds)
+
+
+def test_wide_linear_bounds_give_finite_values_and_gradients():
+    # exp() of a linear-scale field's value overflowed (a RuntimeWarning in numpy;
+    # in JAX an inf whose 0 * inf = NaN poisoned the gradient, in float32 from
+    # 89 mS/cm^2 on).
+    space = ParamSpace.create(
+        TRUTH, ["g_na", "g_k"], {"g_na": (1e6, 1e7), "g_k": (50.0, 200.0)}
+    )
+    assert not space.log.any()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        starts = space.sample(8, 0)
+        back = space.values_np(space.to_z(starts))
+    np.testing.assert_allclose(back, starts, rtol=1e-9)
+    for dtype in (jnp.float32, jnp.float64):
+        z = jnp.asarray(space.to_z(np.array([3e6, 120.0])), dtype)
+        grad = jax.grad(lambda z: jnp.sum(space.values(z)))(z)
+        assert np.all(np.isfinite(grad)) and np.all(grad > 0), (dtype, grad)
 
 
 # -------------------------------------------------------------------------- data
@@ -468,6 +490,73 @@ def test_interrupted_fit_resumes_to_the_uninterrupted_result(
         fitting.fit(noisy, FREE, checkpoint=checkpoint, **{**settings, "seed": 3})
 
 
+def _scaled_mse(scale):
+    """A custom loss; every scale gives a function of the same qualified name."""
+
+    def mse(trace, data):
+        return scale * jnp.sum(data.w * (trace.v - data.v) ** 2) / jnp.sum(data.w)
+
+    return mse
+
+
+def test_checkpoint_of_another_custom_optimizer_or_loss_is_refused(noisy, tmp_path):
+    import optax
+
+    data = _head(noisy, 201)
+    checkpoint = tmp_path / "fit.npz"
+    settings = {
+        "n_starts": 2, "max_iterations": 20, "progress": False, "uncertainty": False,
+        "checkpoint": checkpoint,
+    }  # fmt: skip
+
+    def stop_early(info):
+        if info["iteration"] >= 10:
+            raise KeyboardInterrupt
+
+    with pytest.raises(fitting.FitInterrupted):
+        fitting.fit(
+            data, ["g_l", "e_l"], loss=_scaled_mse(1.0), optimizer=optax.adam(1e-3),
+            callback=stop_early, **settings,
+        )  # fmt: skip
+    # Same types and function names, other learning rate / other loss: refused.
+    for optimizer, scale in [(optax.adam(0.5), 1.0), (optax.adam(1e-3), 2.0)]:
+        with pytest.raises(ValueError, match="different fit") as info:
+            fitting.fit(
+                data, ["g_l", "e_l"], loss=_scaled_mse(scale), optimizer=optimizer,
+                **settings,
+            )  # fmt: skip
+        assert "resume=False" in str(info.value) and "--no-resume" in str(info.value)
+    # Equal ones (new objects): resumed.
+    resumed = fitting.fit(
+        data, ["g_l", "e_l"], loss=_scaled_mse(1.0), optimizer=optax.adam(1e-3),
+        **settings,
+    )  # fmt: skip
+    assert resumed.resumed_at == 10
+
+
+def test_resuming_a_finished_fit_compiles_nothing(noisy, tmp_path, monkeypatch):
+    data = _head(noisy, 401)
+    settings = {
+        "loss": "regression", "n_starts": 2, "max_iterations": 3,
+        "progress": False, "uncertainty": False, "checkpoint": tmp_path / "fit.npz",
+    }  # fmt: skip
+    done = fitting.fit(data, FREE, **settings)
+
+    def no_compilation(self, index):
+        raise AssertionError("a finished fit compiled a stage")
+
+    monkeypatch.setattr(fitting._fit._Run, "_build", no_compilation)
+    again = fitting.fit(data, FREE, **settings)
+    assert again.resumed_at is not None
+    np.testing.assert_array_equal(again.final_values, done.final_values)
+
+
+def test_levenberg_marquardt_needs_two_iterations_to_take_a_step(noisy):
+    # The first iteration only evaluates the start: one iteration would do nothing.
+    with pytest.raises(ValueError, match="max_iterations` >= 2"):
+        fitting.fit(noisy, ["g_na"], optimizer="lm", max_iterations=1, progress=False)
+
+
 # ----------------------------------------------------------------------- metrics
 def test_spike_detection_counts_noisy_crossings_once():
     v = np.full(400, -65.0)
@@ -486,3 +575,73 @@ def test_metrics_of_the_truth(noisy):
     assert row["subthreshold_rmse_mV"] == pytest.approx(0.5, rel=0.2)
     assert row["spike_time_mae_ms"] < 0.05
     assert doc["threshold_mV"] == 0.0
+
+
+def test_total_subthreshold_rmse_counts_a_perfect_sweep():
+    v = np.full((2, 200), -65.0)
+    data = fitting.FitData.from_arrays(v, np.zeros_like(v), 0.1)
+    both = fitting.metrics(data, TRUTH, v_model=v + np.array([[0.0], [2.0]]))
+    assert [r["subthreshold_rmse_mV"] for r in both["sweeps"]] == [0.0, 2.0]
+    assert both["total"]["mean_subthreshold_rmse_mV"] == pytest.approx(1.0)
+    one = fitting.metrics(data, TRUTH, v_model=v)
+    assert one["total"]["mean_subthreshold_rmse_mV"] == 0.0
+
+
+def _rest_and_spiking_at_coarse_dt():
+    """Sweep 0 at rest, sweep 1 driven to spike, sampled at 0.1 ms: rk4 at that
+    step keeps sweep 0 at rest but blows up on the spike of sweep 1."""
+    t = 0.1 * np.arange(200)
+    i = np.stack([np.zeros_like(t), np.where(t >= 2.0, 10.0, 0.0)])
+    return fitting.FitData.from_arrays(np.full(i.shape, -65.0), i, 0.1)
+
+
+@pytest.mark.filterwarnings("ignore::hhjax.StepSizeWarning")
+def test_simulate_sweeps_flags_the_failed_sweeps_and_substeps_avoid_them():
+    data = _rest_and_spiking_at_coarse_dt()
+    with pytest.raises(hhjax.NonFiniteSimulationError):
+        fitting.simulate_data(TRUTH, data)
+    v, failed = simulate_sweeps(TRUTH, data)
+    assert failed.tolist() == [False, True]
+    assert np.isfinite(v[0]).all() and np.isnan(v[1]).all()
+    v10, failed10 = simulate_sweeps(TRUTH, data, substeps=10)
+    assert not failed10.any()
+    np.testing.assert_allclose(v10, fitting.simulate_data(TRUTH, data, substeps=10))
+    assert np.ptp(v10[0]) < 1e-3 and fitting.spike_times(v10[1], 0.1).size >= 1
+    with pytest.raises(ValueError, match="substeps"):
+        fitting.simulate_data(TRUTH, data, substeps=0)
+
+
+@pytest.mark.filterwarnings("ignore::hhjax.StepSizeWarning")
+def test_metrics_leave_failed_sweeps_out_of_the_totals():
+    data = _rest_and_spiking_at_coarse_dt()
+    doc = fitting.metrics(data, TRUTH)  # simulates itself, flags sweep 1
+    ok, bad = doc["sweeps"]
+    assert not ok["simulation_failed"] and ok["spikes_model"] == 0
+    assert bad["simulation_failed"] and bad["spikes_data"] == 0
+    assert bad["spikes_model"] is bad["rmse_mV"] is bad["matched_spikes"] is None
+    assert doc["total"]["failed_sweeps"] == [1]
+    assert doc["total"]["mean_subthreshold_rmse_mV"] == ok["subthreshold_rmse_mV"]
+    assert doc["total"]["spikes_model"] == 0
+    json.dumps(doc, allow_nan=False)
+    # A caller that replaced the NaN (as a plot may need) says which failed.
+    v, failed = simulate_sweeps(TRUTH, data)
+    again = fitting.metrics(data, TRUTH, v_model=np.nan_to_num(v), failed=failed)
+    assert again["sweeps"] == doc["sweeps"] and again["total"] == doc["total"]
+    assert fitting.metrics(data, TRUTH, substeps=10)["total"]["failed_sweeps"] == []
+    with pytest.raises(ValueError, match="`failed` must be 2 booleans"):
+        fitting.metrics(data, TRUTH, v_model=v, failed=[1, 0])
+    with pytest.raises(ValueError, match="`v_model` must be"):
+        fitting.metrics(data, TRUTH, v_model=v[:1])
+
+
+def test_a_result_at_a_bound_is_marked(noisy):
+    # The truth (g_l = 0.3 mS/cm^2) lies below these bounds: the fit ends at 0.5.
+    kwargs = {"loss": "regression", "n_starts": 1, "max_iterations": 5}
+    kwargs.update(progress=False, uncertainty=False)
+    stuck = fitting.fit(noisy, ["g_l"], bounds={"g_l": (0.5, 1.0)}, **kwargs)
+    assert stuck.at_bounds() == ["g_l"]
+    assert stuck.to_dict()["at_bounds"] == ["g_l"]
+    line = next(x for x in stuck.summary().splitlines() if "g_l =" in x)
+    assert "at a bound of [0.5, 1] mS/cm^2" in line
+    free = fitting.fit(noisy, ["g_l"], **kwargs)
+    assert free.at_bounds() == [] and "at a bound" not in free.summary()

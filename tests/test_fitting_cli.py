@@ -30,6 +30,21 @@ def recording_file(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="module")
+def coarse_file(tmp_path_factory):
+    """20 ms of standard HH (a spike at ~4 ms under a 10 uA/cm^2 step), simulated
+    at 0.01 ms and saved at 0.1 ms, where rk4 cannot follow the spike: simulating
+    it needs --substeps 10."""
+    t = 0.01 * np.arange(2000)
+    fine = fitting.synthetic_data(
+        hhjax.HHParams(), np.where(t >= 2.0, 10.0, 0.0), 0.01, noise_mv=0.0
+    )
+    data = fitting.FitData.from_arrays(fine.v[:, ::10], fine.i[:, ::10], 0.1)
+    path = tmp_path_factory.mktemp("coarse") / "coarse.npz"
+    save_npz(data.recording, path)
+    return path
+
+
 def _run(capsys, *argv):
     status = main([str(a) for a in argv])
     captured = capsys.readouterr()
@@ -122,6 +137,9 @@ def _mismatched(path: Path) -> Path:
         (None, ["--sweeps", "3"], "no sweep 3"),
         (None, ["--bounds", "g_na=5:1"], "LOWER:UPPER"),
         (None, ["--loss", "mse", "--windows", "2"], "only the shooting loss"),
+        (None, ["--bounds", "g_k=1:10"], "g_k that are not fitted"),
+        (None, ["--seed", "-1"], "argument --seed: expected an integer >= 0"),
+        (None, ["--spread", "1"], "argument --spread: expected a factor > 1"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_nothing_written(
@@ -149,6 +167,10 @@ RECORDING = EXAMPLE.parent / "recordings" / "18711001.abf"
         (
             ["--float32", "--starts", "4"],
             "--starts, --float32: not used for a recording",
+        ),
+        (
+            ["--window", "0:100", "--exclude", "5:6", "--threshold", "-20"],
+            "--window, --exclude, --threshold: not used for a recording",
         ),
         (["--float32", "--mixed"], "not allowed with argument --float32"),
         (["--free", "g_na,g_na"], "`free` names a parameter twice"),
@@ -186,3 +208,91 @@ def test_existing_output_is_only_replaced_on_success(recording_file, tmp_path, c
     )
     assert status == 2 and "no such file" in stderr
     assert (out / "params.json").read_text() == "old"
+
+
+@pytest.mark.parametrize("source", ["recording", "real-cell fit"])
+def test_predict_refuses_options_the_real_cell_protocol_does_not_use(
+    recording_file, tmp_path, capsys, source
+):
+    # The protocol scores every sweep of the recording itself: --sweeps, --window,
+    # --exclude, --threshold and --substeps were silently ignored.
+    params = tmp_path / "params.json"
+    document = {"model": "pospischil-rs", "params": {}}
+    if source == "real-cell fit":  # its parameters select the protocol
+        document["protocol"] = {"training_sweeps": [0]}
+    params.write_text(json.dumps(document))
+    data = RECORDING if source == "recording" else recording_file
+    out = tmp_path / "out"
+    status, _, stderr = _run(
+        capsys, "predict", params, data, "--sweeps", "0", "--window", "0:100",
+        "--exclude", "5:6", "--threshold", "-20", "--substeps", 2, "--out", out,
+    )  # fmt: skip
+    assert status == 2
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("hhjax: error:"), stderr
+    assert "--sweeps, --window, --exclude, --threshold, --substeps: not used" in stderr
+    assert ("for a recording" if source == "recording" else "real-cell fit") in stderr
+    assert not out.exists()
+
+
+def test_predict_reads_a_toml_parameter_file(recording_file, tmp_path, capsys):
+    params = tmp_path / "p.toml"
+    params.write_text('model = "hh"\n[params]\ng_na = 120.0\n')
+    out = tmp_path / "pred"
+    status, _, stderr = _run(capsys, "predict", params, recording_file, "--out", out)
+    assert status == 0, stderr
+    row = json.loads((out / "metrics.json").read_text())["sweeps"][0]
+    assert row["spikes_model"] == row["spikes_data"] >= 3
+
+
+@pytest.mark.filterwarnings("ignore::hhjax.StepSizeWarning")
+def test_fit_and_predict_simulate_with_the_fits_substeps(coarse_file, tmp_path, capsys):
+    # The fit integrated with dt/10; scoring its result at the data's 0.1 ms blew
+    # up after the fit had finished (exit 1, nothing written).
+    out = tmp_path / "fit"
+    status, _, stderr = _run(
+        capsys, "fit", coarse_file, "--free", "g_l", "--loss", "mse", "--substeps",
+        10, "--init", "params", "--starts", 1, "--iterations", 2, "--quiet",
+        "--no-compile-cache", "--out", out,
+    )  # fmt: skip
+    assert status == 0, stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["substeps"] == 10 and metrics["total"]["failed_sweeps"] == []
+    (row,) = metrics["sweeps"]
+    assert row["spikes_model"] == row["spikes_data"] == 2
+    pred = tmp_path / "pred"
+    argv = ["predict", out / "params.json", coarse_file, "--out", pred]
+    status, _, stderr = _run(capsys, *argv)
+    assert status == 0, stderr
+    again = json.loads((pred / "metrics.json").read_text())
+    assert again["substeps"] == 10 and again["sweeps"] == metrics["sweeps"]
+    status, stdout, stderr = _run(capsys, *argv, "--substeps", 1)  # flagged, not fatal
+    assert status == 0, stderr
+    again = json.loads((pred / "metrics.json").read_text())
+    assert again["sweeps"][0]["simulation_failed"] and "--substeps" in stderr
+    assert "simulation failed" in stdout
+
+
+@pytest.mark.filterwarnings("ignore::hhjax.StepSizeWarning")
+def test_a_fit_whose_result_cannot_be_simulated_keeps_its_results(
+    coarse_file, tmp_path, capsys
+):
+    # The regression loss does not simulate, so its fit of coarse data succeeds,
+    # but the result cannot be simulated from rest at 0.1 ms: the fit is still
+    # written, and the sweep is flagged in metrics.json.
+    out = tmp_path / "fit"
+    status, stdout, stderr = _run(
+        capsys, "fit", coarse_file, "--free", "g_l", "--loss", "regression",
+        "--starts", 1, "--iterations", 2, "--quiet", "--no-compile-cache",
+        "--out", out,
+    )  # fmt: skip
+    assert status == 0, stderr
+    assert {p.name for p in out.iterdir()} == {
+        "params.json", "metrics.json", "report.png",
+    }  # fmt: skip
+    assert json.loads((out / "params.json").read_text())["free"] == ["g_l"]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["total"]["failed_sweeps"] == [0]
+    assert metrics["sweeps"][0]["simulation_failed"]
+    assert "could not be simulated" in stderr and "simulation failed" in stdout
+    assert not list(tmp_path.glob(".fit*"))  # checkpoint removed

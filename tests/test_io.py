@@ -128,3 +128,94 @@ def test_model_names(tmp_path):
         io.save_params(rs, tmp_path / "rs.json")
     io.save_params(rs, tmp_path / "rs.json", model="pospischil-rs")
     assert io.load_params(tmp_path / "rs.json") == rs
+
+
+def test_npz_upper_case_suffix_writes_the_returned_path(trace, tmp_path):
+    path = io.save_trace(trace, tmp_path / "t.NPZ")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.NPZ"]
+    np.testing.assert_array_equal(io.load_trace(path)[0].v, trace.v)
+
+
+@pytest.mark.parametrize("batch", [(2,), (2, 3)])
+def test_csv_round_trip(batch, tmp_path):
+    """A .csv loads back into the batch shape, to its 10 significant digits."""
+    rng = np.random.default_rng(0)
+    fields = {f: rng.normal(size=(5, *batch)) for f in hhjax.Trace._fields[1:]}
+    saved = hhjax.Trace(t=np.arange(5) * 0.025, **fields)
+    i_ext = rng.normal(size=(5, *batch))
+    loaded, loaded_i = io.load_trace(
+        io.save_trace(saved, tmp_path / "t.csv", i_ext=i_ext)
+    )
+    assert type(loaded) is hhjax.Trace
+    for field in hhjax.Trace._fields:
+        np.testing.assert_allclose(getattr(loaded, field), getattr(saved, field), 1e-9)
+    np.testing.assert_allclose(loaded_i, i_ext, rtol=1e-9)
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".csv"])
+def test_pospischil_trace_loads_without_trace_type(suffix, tmp_path):
+    trace = hhjax.simulate(hhjax.PospischilParams.rs(), jnp.full((20,), 1.0), 0.025)
+    loaded, _ = io.load_trace(io.save_trace(trace, tmp_path / f"rs{suffix}"))
+    assert type(loaded) is hhjax.PospischilTrace
+    np.testing.assert_allclose(loaded.i_m, trace.i_m, rtol=1e-9)
+
+
+def test_trace_model_entry_and_old_files(trace, tmp_path):
+    """The .npz names its model: a different `trace_type` is refused; a file
+    without the entry (written before it existed) still loads as HH."""
+    path = io.save_trace(trace, tmp_path / "t.npz")
+    with np.load(path) as data:
+        assert str(data["model"]) == "hh"
+        old = {k: data[k] for k in data.files if k != "model"}
+    with pytest.raises(ValueError, match="model 'hh' .*not a PospischilTrace"):
+        io.load_trace(path, trace_type=hhjax.PospischilTrace)
+    np.savez(tmp_path / "old.npz", **old)
+    loaded, _ = io.load_trace(tmp_path / "old.npz")
+    np.testing.assert_array_equal(loaded.v, trace.v)
+
+
+def test_load_trace_errors(trace, tmp_path):
+    with pytest.raises(ValueError, match=r"must end in .npz or .csv; got '.txt'"):
+        io.load_trace(tmp_path / "t.txt")
+    whole = io.save_trace(trace, tmp_path / "t.npz").read_bytes()
+    (tmp_path / "cut.npz").write_bytes(whole[: len(whole) // 2])
+    (tmp_path / "empty.npz").write_bytes(b"")
+    for name in ("cut.npz", "empty.npz"):
+        with pytest.raises(ValueError, match="not a readable .npz trace"):
+            io.load_trace(tmp_path / name)
+    (tmp_path / "bad.csv").write_text("t_ms,v_mV[1]\n0,1\n")
+    with pytest.raises(ValueError, match="one per cell"):
+        io.load_trace(tmp_path / "bad.csv")
+
+
+@pytest.mark.parametrize("name", ["t.npz", "t.csv", "params.json"])
+def test_writers_never_leave_a_torn_file(name, trace, tmp_path, monkeypatch):
+    """A write that fails before its final rename leaves the old file intact and
+    no temporary file behind."""
+    target = tmp_path / name
+    target.write_text("old")
+
+    def crash(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(io.os, "replace", crash)
+    with pytest.raises(OSError, match="disk full"):
+        if name == "params.json":
+            io.save_params(hhjax.HHParams(), target)
+        else:
+            io.save_trace(trace, target)
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == [name]
+
+
+@pytest.mark.parametrize("content", [b"", b"PK\x03\x04 truncated"])
+def test_unreadable_checkpoint_is_a_clear_error(content, tmp_path):
+    from fitting._io import load_checkpoint, save_checkpoint
+
+    path = tmp_path / "fit.npz"
+    save_checkpoint(path, {"loss": float("nan")}, {"x": np.arange(3.0)})
+    meta, arrays = load_checkpoint(path)
+    assert meta["loss"] is None and arrays["x"].tolist() == [0.0, 1.0, 2.0]
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match="not a readable fit checkpoint"):
+        load_checkpoint(path)

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import hhjax
+from fitting import FitInterrupted
 from fitting import _protocol as protocol
 from hhjax.recordings import Recording
 
@@ -151,6 +152,28 @@ def test_true_parameters_predict_their_own_sweeps(cell):
     assert [r["training"] for r in doc["sweeps"]] == [False, True, False, False]
 
 
+def test_failed_sweeps_are_left_out_of_the_totals(cell, monkeypatch):
+    # Model = data + 1 mV, but the simulation of sweep 0 failed (NaN).
+    params, rec = cell
+    prepared = protocol.prepare(rec, c_pf=C_PF, series_resistance=0.0, drift=False)
+    v_model = prepared.data().v + 1.0
+    v_model[0] = np.nan
+    failed = np.array([True, False, False, False])
+    monkeypatch.setattr(
+        protocol, "simulate_sweeps", lambda *args: (v_model.copy(), failed.copy())
+    )
+    doc, v = protocol.evaluate(prepared, params, train=[1])
+    protocol.report_figure(prepared, doc, v)  # draws the failed sweep as a gap
+    first, others = doc["sweeps"][0], doc["sweeps"][1:]
+    assert [r["simulation_failed"] for r in doc["sweeps"]] == failed.tolist()
+    assert first["spikes_model_step"] is None and first["spikes_model"] is None
+    assert first["subthreshold_rmse_mV"] is None and not first["count_within_1"]
+    assert doc["total"]["mean_subthreshold_rmse_mV"] == pytest.approx(1.0)
+    assert doc["protocol"]["mean_subthreshold_rmse_mV"] == pytest.approx(1.0)
+    assert doc["total"]["spikes_model"] == sum(r["spikes_model"] for r in others)
+    assert doc["total"]["spikes_data"] == sum(r["spikes_data"] for r in others)
+
+
 def test_tiny_fit_writes_params_and_report(cell, tmp_path):
     _, rec = cell
     fit = protocol.fit_recording(
@@ -212,11 +235,14 @@ def test_interrupted_real_cell_fit_resumes_to_the_uninterrupted_result(cell, tmp
         if line.startswith("search generation 2/"):
             raise KeyboardInterrupt
 
-    with pytest.raises(KeyboardInterrupt):
+    # Interrupted between generations (outside the batch simulations): resumable.
+    with pytest.raises(KeyboardInterrupt) as info:
         protocol.fit_recording(
             rec, "pospischil-rs", checkpoint=path, log=stop_after_generation_2,
             **settings,
         )  # fmt: skip
+    assert isinstance(info.value, FitInterrupted)
+    assert f"progress saved to {path}" in str(info.value)
     assert path.exists() and not protocol.checkpoint_files(path)[1].exists()
     lines = []
     resumed = protocol.fit_recording(
@@ -235,6 +261,29 @@ def test_interrupted_real_cell_fit_resumes_to_the_uninterrupted_result(cell, tmp
         protocol.fit_recording(
             rec, "pospischil-rs", checkpoint=path, seed=1, **settings
         )
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"sweeps": [1, 99]}, r"no sweep 99; .* sweeps 0\.\.3 \(0-based\)"),
+        ({"sweeps": [2, 2]}, "distinct sweeps"),
+        ({"polish_iterations": 1}, "polish_iterations"),
+    ],
+)
+def test_real_cell_fit_refuses_bad_settings_before_simulating(cell, options, message):
+    _, rec = cell
+    with pytest.raises(ValueError, match=message):
+        protocol.fit_recording(rec, "pospischil-rs", **options)
+
+
+def test_ctrl_c_before_the_search_is_a_resumable_interrupt(cell):
+    def interrupt(line):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt) as info:
+        protocol.fit_recording(cell[1], "pospischil-rs", log=interrupt)
+    assert isinstance(info.value, FitInterrupted)
 
 
 # ------------------------------------------------------------ end to end
@@ -294,3 +343,20 @@ def test_171116sh_0018_meets_all_three_criteria():
     assert abs(summary["rheobase_model_pA"] - summary["rheobase_data_pA"]) <= 10.0
     assert summary["mean_subthreshold_rmse_mV"] <= 3.0
     assert sum(fit.timings.values()) < 600.0
+
+
+def test_predict_marks_training_sweeps_only_on_the_recording_fitted():
+    # Same file name in another directory, other samples: not the fit's data.
+    rng = np.random.default_rng(0)
+    v = -65.0 + rng.normal(size=(3, 40))
+    fitted = Recording(dt=0.1, v=v, i=np.zeros((3, 40)), i_unit="pA", source="a/c.abf")
+    document = {
+        "data": {"source": "a/c.abf", "digest": protocol.recording_digest(fitted)}
+    }
+    other = Recording(dt=0.1, v=v + 1.0, i=np.zeros((3, 40)), i_unit="pA")
+    assert protocol._fitted_on(document, fitted, "b/c.abf")
+    assert not protocol._fitted_on(document, other, "a/c.abf")
+    # A params.json written before the digest: the file name decides.
+    old = {"data": {"source": "a/c.abf"}}
+    assert protocol._fitted_on(old, other, "b/c.abf")
+    assert not protocol._fitted_on(old, fitted, "b/d.abf")

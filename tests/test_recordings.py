@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import hhjax
+from hhjax import io
 from hhjax.recordings import (
     Recording,
     RecordingError,
@@ -234,14 +236,23 @@ def _current_clamp(icephys, electrode, sweeps=(2, 0, 1), n=300):
         i_amp[100:200] = (s - 1) * 50e-12  # amperes
         stimuli.append(
             icephys.CurrentClampStimulusSeries(
-                name=f"stim{s}", data=i_amp, rate=10000.0, electrode=electrode,
-                gain=1.0, sweep_number=s,
+                name=f"stim{s}",
+                data=i_amp,
+                rate=10000.0,
+                electrode=electrode,
+                gain=1.0,
+                sweep_number=s,
             )
         )
         acquired.append(
             icephys.CurrentClampSeries(
-                name=f"resp{s}", data=np.full(n, -65.0 + s), conversion=1e-3,
-                rate=10000.0, electrode=electrode, gain=1.0, sweep_number=s,
+                name=f"resp{s}",
+                data=np.full(n, -65.0 + s),
+                conversion=1e-3,
+                rate=10000.0,
+                electrode=electrode,
+                gain=1.0,
+                sweep_number=s,
             )
         )
     return acquired, stimuli
@@ -267,7 +278,9 @@ def test_nwb_voltage_clamp_is_refused(tmp_path):
         return [vc], []
 
     _nwb_file(path, series)
-    with pytest.raises(RecordingError, match=r"vc\.nwb: no CurrentClampSeries.*voltage"):
+    with pytest.raises(
+        RecordingError, match=r"vc\.nwb: no CurrentClampSeries.*voltage"
+    ):
         load_nwb(path)
 
 
@@ -309,12 +322,19 @@ def _recording(n_sweeps=2, n=50):
 
 def test_npz_round_trip(tmp_path):
     rec = _recording()
-    save_npz(rec, tmp_path / "r.npz")
+    assert save_npz(rec, tmp_path / "r.npz") == tmp_path / "r.npz"
     back = load_recording(tmp_path / "r.npz")
     np.testing.assert_array_equal(back.v, rec.v)
     np.testing.assert_array_equal(back.i, rec.i)
     assert back.dt == pytest.approx(rec.dt, rel=1e-12)
     assert (back.i_unit, back.c_pf, back.sweeps) == ("pA", 80.0, rec.sweeps)
+
+
+def test_npz_written_exactly_at_the_path_given(tmp_path):
+    # np.savez appends ".npz" unless the name ends in lower-case ".npz".
+    path = save_npz(_recording(), tmp_path / "R.NPZ")
+    assert path == tmp_path / "R.NPZ"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["R.NPZ"]
 
 
 def _write_csv(path, columns):
@@ -357,6 +377,66 @@ def test_table_validation_errors(tmp_path):
     np.savez(tmp_path / "nocap.npz", t_ms=t, v_mV=v, i_pA=i)
     with pytest.raises(RecordingError, match="needs the cell capacitance"):
         load_npz(tmp_path / "nocap.npz")
+
+
+def test_csv_with_byte_order_mark(tmp_path):
+    """Excel's "CSV UTF-8" starts with a BOM; it must not end up in `t_ms`."""
+    path = tmp_path / "excel.csv"
+    rows = "".join(f"{0.1 * k:g},-65,0\n" for k in range(5))
+    path.write_text("t_ms,v_mV,i_uA_per_cm2\n" + rows, encoding="utf-8-sig")
+    rec = load_csv(path)
+    assert rec.dt == pytest.approx(0.1) and rec.n_samples == 5
+
+
+def test_csv_ragged_row_names_the_line(tmp_path):
+    path = tmp_path / "ragged.csv"
+    path.write_text("t_ms,v_mV,i_uA_per_cm2\n0,-65,0\n0.1,-65\n0.2,-65,0\n")
+    with pytest.raises(RecordingError, match=r"ragged\.csv: line 3 has 2 values"):
+        load_csv(path)
+    path.write_text("t_ms,v_mV,i_uA_per_cm2\n0,-65,0\n0.1,-65,0\n0.2,x,0\n")
+    with pytest.raises(RecordingError, match=r"ragged\.csv: line 4: non-numeric"):
+        load_csv(path)
+
+
+def test_float32_time_base(tmp_path):
+    """10 s at 50 kHz in float32: steps are only good to ~1e-3 ms, yet uniform."""
+    t = (np.arange(500_000) * 0.02).astype(np.float32)
+    zeros = np.zeros(t.size)
+    np.savez(tmp_path / "f32.npz", t_ms=t, v_mV=zeros - 65.0, i_uA_per_cm2=zeros)
+    rec = load_npz(tmp_path / "f32.npz")
+    assert rec.dt == pytest.approx(0.02, rel=1e-6)
+    # a missing sample near the end is still a non-uniform time base
+    gap = np.delete(t, 400_000)
+    np.savez(tmp_path / "gap.npz", t_ms=gap, v_mV=zeros[1:], i_uA_per_cm2=zeros[1:])
+    with pytest.raises(RecordingError, match="not uniform.*float64, not float32"):
+        load_npz(tmp_path / "gap.npz")
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".csv"])
+def test_simulated_trace_loads_as_recording(tmp_path, suffix):
+    """`hhjax.io.save_trace` names the current `i_ext_uA_per_cm2`: an alias."""
+    i_ext = np.where(np.arange(200) >= 40, 10.0, 0.0)
+    trace = hhjax.simulate(hhjax.HHParams(), i_ext, 0.025)
+    path = io.save_trace(trace, tmp_path / f"trace{suffix}", i_ext=i_ext)
+    rec = load_recording(path)
+    assert rec.i_unit == "uA/cm2" and rec.dt == pytest.approx(0.025)
+    np.testing.assert_allclose(rec.v[0], trace.v, rtol=1e-9)
+    np.testing.assert_allclose(rec.i[0], i_ext)
+
+
+def test_current_alias_is_not_a_second_current(tmp_path):
+    t = 0.1 * np.arange(5)
+    both = {"t_ms": t, "v_mV": t, "i_uA_per_cm2": t, "i_ext_uA_per_cm2": t}
+    np.savez(tmp_path / "both.npz", **both)
+    with pytest.raises(RecordingError, match="exactly one of i_uA_per_cm2"):
+        load_npz(tmp_path / "both.npz")
+
+
+def test_batched_trace_layout_is_named(tmp_path):
+    t = 0.1 * np.arange(6)
+    np.savez(tmp_path / "b.npz", t_ms=t, v_mV=np.zeros((6, 2)), i_uA_per_cm2=t)
+    with pytest.raises(RecordingError, match=r"\(time, cell\).*save_trace"):
+        load_npz(tmp_path / "b.npz")
 
 
 # ------------------------------------------------------------ cell properties
@@ -466,6 +546,24 @@ def test_baseline_drift_correction():
     np.testing.assert_allclose(np.ptp(sweep_baselines(fixed)), 0.0, atol=1e-9)
     with pytest.raises(RecordingError, match="one value per sweep"):
         correct(rec, offset=[1.0, 2.0])
+
+
+@pytest.mark.parametrize(
+    ("unit", "c_pf", "step"),
+    [
+        ("pA", 100.0, 30.0),
+        ("uA/cm2", 100.0, 0.3),  # the same 30 pA as a density
+        ("uA/cm2", None, 0.3),  # density, capacitance unknown
+        ("uA/cm2", 1000.0, 0.003),  # 3 pA on a big cell
+    ],
+)
+def test_sweep_baselines_see_small_steps_in_any_unit(unit, c_pf, step):
+    """The step is found in pA terms, whatever the unit of the current."""
+    k = np.arange(1000)
+    v = np.where(k >= 500, -60.0, -70.0)
+    i = np.where(k >= 500, step, 0.0)
+    rec = Recording(dt=0.1, v=v, i=i, i_unit=unit, c_pf=c_pf)
+    np.testing.assert_allclose(sweep_baselines(rec), [-70.0])
 
 
 def test_series_resistance_needs_pa():

@@ -24,11 +24,6 @@ def state_to_vector(state: Any) -> Array:
     return jnp.stack([jnp.asarray(x) for x in state])
 
 
-def vector_to_state(params: Any, x: ArrayLike) -> Any:
-    """Inverse of :func:`state_to_vector` for the model of ``params``."""
-    return model_of(params).state_type(*x)
-
-
 def vector_field(params: Any, i_ext: ArrayLike):
     """The right-hand side ``x ↦ dx/dt`` on flat state vectors ``(d,)``, per ms."""
     model = model_of(params)

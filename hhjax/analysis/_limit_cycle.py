@@ -34,6 +34,17 @@ _NEWTON_MAX = 25
 _WARMUP_DT = 0.02  # ms, step of the simulation that finds the orbit
 
 
+def _require_float64(name: str) -> None:
+    """Raise unless float64 is enabled: the shooting Newton solve stops at a
+    residual of ``_NEWTON_TOL`` (1e-10), far below float32 resolution (~1e-7)."""
+    if jnp.result_type(float) != jnp.float64:
+        raise RuntimeError(
+            f"`{name}` needs float64 (its Newton solve converges to 1e-10, below "
+            "float32 resolution): call jax.config.update('jax_enable_x64', True) "
+            "before creating arrays, or run it inside `with jax.enable_x64(True):`."
+        )
+
+
 class LimitCycle(NamedTuple):
     """A periodic orbit of one cell under a constant current."""
 
@@ -190,7 +201,9 @@ def limit_cycle(
 
     Raises:
         ValueError: no repetitive firing at ``i_ext``, or Newton did not converge.
+        RuntimeError: float64 is not enabled (``jax_enable_x64``).
     """
+    _require_float64("limit_cycle")
     if guess is None:
         x0, period = _guess_from_simulation(params, i_ext, warmup, method)
     else:
@@ -275,7 +288,9 @@ def limit_cycle_fold(
     Raises:
         ValueError: no repetitive firing at ``i_start``, or no fold within
             ``max_steps`` steps.
+        RuntimeError: float64 is not enabled (``jax_enable_x64``).
     """
+    _require_float64("limit_cycle_fold")
     cycle = limit_cycle(params, i_start, dt=dt, method=method)
     n_steps = cycle.n_steps
     d = len(cycle.state)
@@ -373,7 +388,11 @@ def fold_sensitivity(
 
     Returns:
         A parameter tuple of gradients, µA/cm² per unit of each parameter.
+
+    Raises:
+        RuntimeError: float64 is not enabled (``jax_enable_x64``).
     """
+    _require_float64("fold_sensitivity")
     params = jax.tree.map(lambda x: jnp.asarray(x, float), params)
     d = len(fold.state)
     z = np.concatenate(
@@ -404,7 +423,11 @@ def fold_current(params: Any, i_start: float, **kwargs: Any) -> Array:
 
     Returns:
         The fold (lowest stable repetitive-firing) current, µA/cm², scalar array.
+
+    Raises:
+        RuntimeError: float64 is not enabled (``jax_enable_x64``).
     """
+    _require_float64("fold_current")
 
     @jax.custom_jvp
     def current(p):

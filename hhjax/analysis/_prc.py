@@ -24,7 +24,12 @@ from jax import Array, lax
 from hhjax._integrators import DEFAULT_METHOD, get_integrator
 from hhjax._model import model_of
 from hhjax.analysis._fixed_points import state_to_vector, vector_field
-from hhjax.analysis._limit_cycle import LimitCycle, _residual_and_jacobian, limit_cycle
+from hhjax.analysis._limit_cycle import (
+    LimitCycle,
+    _require_float64,
+    _residual_and_jacobian,
+    limit_cycle,
+)
 
 
 class PhaseResponse(NamedTuple):
@@ -93,7 +98,9 @@ def phase_response_curve(
 
     Raises:
         ValueError: no repetitive firing at ``i_ext``.
+        RuntimeError: float64 is not enabled (``jax_enable_x64``).
     """
+    _require_float64("phase_response_curve")
     if cycle is None:
         cycle = limit_cycle(params, i_ext, dt=dt, method=method)
     n_steps, period = cycle.n_steps, cycle.period

@@ -35,6 +35,8 @@ _SPIKE_MV = -20.0  # a sample above this inside the step window marks a spike
 _MIN_STEP_MS = 20.0
 _SMOOTH_MS = 1.0
 _PRE_ONSET_MS = 0.5  # the jump at onset is measured from this last stretch
+_HOLDING_TOL_PA = 0.5  # pA: a smaller change of the command is not a step
+_NOMINAL_C_PF = 100.0  # pF: scales a density without c_pf for step detection
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,8 +134,25 @@ def _current_pa(recording: Recording, c_m: float) -> np.ndarray:
     return recording.i * (recording.c_pf / c_m)
 
 
-def _tolerance(i: np.ndarray) -> float:
-    return 0.5 + 1e-6 * float(np.max(np.abs(i)))
+def _tolerance(i_pa: np.ndarray) -> float:
+    """How far (pA) the command may move before it counts as off holding.
+
+    ``_HOLDING_TOL_PA`` plus 1e-6 of the largest ``|i_pa|`` (pA, any shape); the
+    one rule for step detection, always applied to a current in pA.
+    """
+    return _HOLDING_TOL_PA + 1e-6 * float(np.max(np.abs(i_pa)))
+
+
+def _command_pa(recording: Recording) -> np.ndarray:
+    """The command current in pA, only for finding where it leaves holding.
+
+    A density (µA/cm²) is scaled by ``c_pf`` at 1 µF/cm², or by a nominal
+    ``_NOMINAL_C_PF`` (100 pF) when ``c_pf`` is unknown; :func:`_tolerance`'s
+    0.5 pA is then 0.005 µA/cm². Shape ``(n_sweeps, n_samples)``.
+    """
+    if recording.i_unit == "pA" or recording.c_pf is not None:
+        return _current_pa(recording, c_m=1.0)
+    return recording.i * _NOMINAL_C_PF
 
 
 def _first_change(i_sweep: np.ndarray, tol: float) -> int:
@@ -373,15 +392,20 @@ def sweep_baselines(recording: Recording, window: tuple | None = None) -> np.nda
         recording: the sweeps.
         window: ``(start, stop)`` in ms; default, for each sweep, from its start to
             the first change of the command current (at least 1 ms of samples).
+            A change counts when it exceeds 0.5 pA (a density in µA/cm² is
+            converted with ``c_pf`` at 1 µF/cm²; without ``c_pf``, 0.005 µA/cm²,
+            i.e. 0.5 pA on a 100 pF cell).
     """
     if window is not None:
         part = recording.crop(*window)
         return np.median(part.v, axis=1)
-    i = recording.i
+    i = _command_pa(recording)
     tol = _tolerance(i)
     min_n = _samples(1.0, recording.dt)
     ends = [max(_first_change(row, tol), min_n) for row in i]
-    return np.array([np.median(v[:end]) for v, end in zip(recording.v, ends, strict=True)])
+    return np.array(
+        [np.median(v[:end]) for v, end in zip(recording.v, ends, strict=True)]
+    )
 
 
 def baseline_drift(recording: Recording, window: tuple | None = None) -> np.ndarray:

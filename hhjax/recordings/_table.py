@@ -7,44 +7,84 @@ File contract:
   1-D arrays for one sweep, 2-D ``(sweep, time)`` for several (``t_ms`` may be 1-D,
   shared by all sweeps). Optional ``sweeps``: source sweep indices.
 * ``.csv``: the same names as column headers, one sweep (``c_pF`` as a column of
-  one repeated value, if ``i_pA`` is used).
+  one repeated value, if ``i_pA`` is used); UTF-8, with or without a byte-order
+  mark (Excel's "CSV UTF-8").
 
-``i[k]`` applies on ``[t[k], t[k+1])``. The time base must be uniform.
+``i_ext_uA_per_cm2`` is accepted as an alias of ``i_uA_per_cm2`` (the name
+:func:`hhjax.io.save_trace` writes), so a saved one-cell simulated trace loads as
+a recording; other columns (gates, channel currents) are ignored.
+
+``i[k]`` applies on ``[t[k], t[k+1])``. The time base must be uniform (to within
+the rounding of the ``t_ms`` dtype: float32 times are accepted).
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import os
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from hhjax.io import write_bytes_atomic
 from hhjax.recordings._abf import load_abf
 from hhjax.recordings._nwb import load_nwb
 from hhjax.recordings._recording import Recording, RecordingError
 
-_CURRENT_KEYS = {"i_uA_per_cm2": "uA/cm2", "i_pA": "pA"}
+# Current column -> unit. ``i_ext_uA_per_cm2`` is the name `hhjax.io.save_trace`
+# gives the injected current, so a saved simulated trace loads as a recording.
+_CURRENT_KEYS = {"i_uA_per_cm2": "uA/cm2", "i_ext_uA_per_cm2": "uA/cm2", "i_pA": "pA"}
+
+
+def _time_resolution(t: np.ndarray) -> float:
+    """Rounding error (ms) of one time in ``t``: 4 ulp of its dtype at max ``|t|``."""
+    dtype = t.dtype if np.issubdtype(t.dtype, np.floating) else np.float64
+    return 4.0 * float(np.finfo(dtype).eps) * float(np.max(np.abs(t)))
 
 
 def _uniform_dt(t: np.ndarray, where: str) -> float:
-    t = np.asarray(t, dtype=np.float64)
-    if t.ndim == 2:
-        if not np.allclose(t, t[:1], rtol=0, atol=1e-9 * np.max(np.abs(t))):
-            raise RecordingError(f"{where}: sweeps have different time bases in `t_ms`.")
-        t = t[0]
-    if t.ndim != 1 or t.size < 2:
-        raise RecordingError(f"{where}: `t_ms` must hold >= 2 times; got shape {t.shape}.")
+    """The sampling interval (ms) of a uniform time column ``t_ms``.
+
+    ``dt = (t[-1] − t[0]) / (n − 1)``; every step must equal it within 1e-6·dt plus
+    the rounding error of the column's dtype, at most dt/2 (a float32 ``t_ms`` of
+    seconds has steps only good to ~1e-3 ms). ``t``: ``(time,)`` or
+    ``(sweep, time)``, ms.
+    """
+    t = np.asarray(t)
+    if not (np.issubdtype(t.dtype, np.integer) or np.issubdtype(t.dtype, np.floating)):
+        raise RecordingError(
+            f"{where}: `t_ms` must be real numbers (ms); got {t.dtype}."
+        )
+    if t.ndim not in (1, 2) or t.shape[-1] < 2 or t.size == 0:
+        raise RecordingError(
+            f"{where}: `t_ms` must hold >= 2 times; got shape {t.shape}."
+        )
     if not np.all(np.isfinite(t)):
         raise RecordingError(f"{where}: `t_ms` contains NaN/inf.")
+    resolution = _time_resolution(t)
+    if t.ndim == 2:
+        tol = max(1e-9 * float(np.max(np.abs(t))), resolution)
+        if not np.allclose(t, t[:1], rtol=0, atol=tol):
+            raise RecordingError(
+                f"{where}: sweeps have different time bases in `t_ms`."
+            )
+        t = t[0]
+    hint = (
+        f" and store `t_ms` as float64, not {t.dtype}"
+        if t.dtype.kind == "f" and t.dtype.itemsize < 8
+        else ""
+    )
+    t = t.astype(np.float64)
     steps = np.diff(t)
-    dt = float(np.median(steps))
-    if dt <= 0 or np.max(np.abs(steps - dt)) > 1e-6 * dt + 1e-9:
-        k = int(np.argmax(np.abs(steps - dt)))
+    dt = float((t[-1] - t[0]) / (t.size - 1))
+    off = np.abs(steps - dt)
+    if dt <= 0 or np.max(off) > 1e-6 * dt + 1e-9 + min(resolution, 0.5 * dt):
+        k = int(np.argmax(off))
         raise RecordingError(
             f"{where}: time base is not uniform (t_ms[{k + 1}] - t_ms[{k}] = {steps[k]:g} "
-            f"ms, median step {dt:g} ms); resample to a uniform grid first."
+            f"ms, mean step {dt:g} ms); resample to a uniform grid first{hint}."
         )
     return dt
 
@@ -53,12 +93,15 @@ def _from_columns(columns: dict, where: str) -> Recording:
     missing = [k for k in ("t_ms", "v_mV") if k not in columns]
     present = [k for k in _CURRENT_KEYS if k in columns]
     if missing or len(present) != 1:
-        need = "t_ms, v_mV and exactly one of i_uA_per_cm2 or i_pA (+ c_pF)"
+        need = (
+            "t_ms, v_mV and exactly one of i_uA_per_cm2 (or its alias "
+            "i_ext_uA_per_cm2) or i_pA (+ c_pF)"
+        )
         raise RecordingError(
             f"{where}: expected columns {need}; found {sorted(columns)}."
         )
+    dt = _uniform_dt(columns["t_ms"], where)  # its own dtype sets the tolerance
     t = np.asarray(columns["t_ms"], dtype=np.float64)
-    dt = _uniform_dt(t, where)
     unit = _CURRENT_KEYS[present[0]]
     c_pf = None
     if "c_pF" in columns:
@@ -71,8 +114,15 @@ def _from_columns(columns: dict, where: str) -> Recording:
     v = np.asarray(columns["v_mV"], dtype=np.float64)
     n_t = t.shape[-1]
     if v.shape[-1] != n_t:
+        layout = (
+            " (it looks (time, cell), the layout of a batched hhjax.io.save_trace: "
+            "save one cell per file, or transpose to (sweep, time))"
+            if v.ndim == 2 and v.shape[0] == n_t
+            else ""
+        )
         raise RecordingError(
-            f"{where}: `v_mV` has {v.shape[-1]} samples per sweep but `t_ms` has {n_t}."
+            f"{where}: `v_mV` has {v.shape[-1]} samples per sweep but `t_ms` has "
+            f"{n_t}{layout}."
         )
     sweeps = tuple(int(s) for s in np.atleast_1d(columns.get("sweeps", ())))
     return Recording(
@@ -100,25 +150,46 @@ def load_npz(path: str | os.PathLike) -> Recording:
     return _from_columns(columns, where)
 
 
-def load_csv(path: str | os.PathLike) -> Recording:
-    """Load a one-sweep ``.csv`` recording with unit-bearing column headers."""
-    where = str(path)
+def _csv_rows(path: str | os.PathLike, where: str) -> tuple[list[str], np.ndarray]:
+    """Header and ``(rows, columns)`` float64 data of a CSV; blank lines skipped."""
     try:
-        with open(path, newline="") as fh:
-            rows = list(csv.reader(fh))
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.reader(fh)
+            header = [h.strip() for h in next(reader, [])]
+            rows = []
+            for row in reader:
+                if not row:
+                    continue
+                if len(row) != len(header):
+                    raise RecordingError(
+                        f"{where}: line {reader.line_num} has {len(row)} values; the "
+                        f"header has {len(header)} columns."
+                    )
+                try:
+                    rows.append([float(x) for x in row])
+                except ValueError as err:
+                    raise RecordingError(
+                        f"{where}: line {reader.line_num}: non-numeric value ({err})."
+                    ) from None
     except FileNotFoundError:
         raise RecordingError(f"{where}: no such file.") from None
     except UnicodeDecodeError:
-        raise RecordingError(f"{where}: not a text CSV file.") from None
-    if len(rows) < 3:
+        raise RecordingError(f"{where}: not a UTF-8 text CSV file.") from None
+    if len(rows) < 2:
         raise RecordingError(f"{where}: needs a header row and >= 2 data rows.")
-    header = [h.strip() for h in rows[0]]
-    try:
-        data = np.array([[float(x) for x in r] for r in rows[1:] if r], dtype=np.float64)
-    except ValueError as err:
-        raise RecordingError(f"{where}: non-numeric value ({err}).") from None
-    if data.ndim != 2 or data.shape[1] != len(header):
-        raise RecordingError(f"{where}: every row must have {len(header)} values.")
+    return header, np.array(rows, dtype=np.float64)
+
+
+def load_csv(path: str | os.PathLike) -> Recording:
+    """Load a one-sweep ``.csv`` recording with unit-bearing column headers.
+
+    Raises:
+        RecordingError: missing file, not UTF-8, a row whose length differs from
+            the header's or a non-numeric value (the message gives the 1-based
+            line), or the checks of the file contract (module docstring).
+    """
+    where = str(path)
+    header, data = _csv_rows(path, where)
     return _from_columns(dict(zip(header, data.T, strict=True)), where)
 
 
@@ -143,15 +214,21 @@ def load_recording(path: str | os.PathLike) -> Recording:
     return loaders[suffix](path)
 
 
-def save_npz(recording: Recording, path: str | os.PathLike) -> None:
-    """Write a recording in the ``.npz`` file contract (2-D arrays, all sweeps)."""
+def save_npz(recording: Recording, path: str | os.PathLike) -> Path:
+    """Write a recording in the ``.npz`` file contract (2-D arrays, all sweeps).
+
+    The file is written atomically (:func:`hhjax.io.write_bytes_atomic`), exactly
+    at ``path``; returns that path.
+    """
     key = {"uA/cm2": "i_uA_per_cm2", "pA": "i_pA"}[recording.i_unit]
     extra = {} if recording.c_pf is None else {"c_pF": np.float64(recording.c_pf)}
+    buffer = io.BytesIO()
     np.savez(
-        path,
+        buffer,
         t_ms=recording.t,
         v_mV=recording.v,
         sweeps=np.asarray(recording.sweeps),
         **{key: recording.i},
         **extra,
     )
+    return write_bytes_atomic(path, buffer.getvalue())
