@@ -424,8 +424,9 @@ def _refuse_npz_only(args: argparse.Namespace, why: str) -> None:
     if given:
         raise ValueError(
             f"{', '.join(given)}: not used {why}; the real-cell protocol prepares "
-            "the recording, chooses its own search, windows and spike threshold "
-            "(docs/real_cells.md). These options apply to .npz/.csv data."
+            "the recording and sets its own search, windows, spike threshold and "
+            "time step (docs/real_cells.md). These options are for fits of "
+            ".npz/.csv data and their predictions."
         )
 
 
@@ -526,20 +527,35 @@ def run_fit(args: argparse.Namespace) -> int:
     substeps = getattr(loss, "substeps", 1)
     with _staging(args.out) as tmp:
         result.save(tmp / "params.json")  # the fit first: scoring cannot lose it
-        with jax.enable_x64(True):
-            # Best parameters that cannot be simulated from rest are flagged per
-            # sweep in metrics.json, not an error that would discard the fit.
-            v_model, failed = simulate_sweeps(
-                result.params, data, method=args.method, substeps=substeps
+        try:
+            with jax.enable_x64(True):
+                # Best parameters that cannot be simulated from rest are flagged per
+                # sweep in metrics.json, not an error.
+                v_model, _ = simulate_sweeps(
+                    result.params, data, method=args.method, substeps=substeps
+                )
+                report = fitting.metrics(
+                    data, result.params, method=args.method, threshold=args.threshold,
+                    v_model=v_model, substeps=substeps,
+                )  # fmt: skip
+            write_json_atomic(tmp / "metrics.json", report)
+            save_report(
+                result, data, v_model, tmp / "report.png", threshold=args.threshold
             )
-            report = fitting.metrics(
-                data, result.params, method=args.method, threshold=args.threshold,
-                v_model=v_model, substeps=substeps, failed=failed,
-            )  # fmt: skip
-        write_json_atomic(tmp / "metrics.json", report)
-        save_report(result, data, v_model, tmp / "report.png", threshold=args.threshold)
+        except Exception as err:  # noqa: BLE001 - the fit is kept whatever failed
+            scoring_error = err
+        else:
+            scoring_error = None
     _remove(checkpoint)
     print(result.summary())
+    if scoring_error is not None:
+        print(
+            f"hhjax: error: scoring the fit failed ({type(scoring_error).__name__}: "
+            f"{' '.join(str(scoring_error).split())}); the fitted parameters are in "
+            f"{args.out / 'params.json'}",
+            file=sys.stderr,
+        )
+        return 1
     _print_metrics(report)
     for file in ("params.json", "metrics.json", "report.png"):
         print(f"wrote {args.out / file}")
@@ -690,12 +706,10 @@ def run_predict(args: argparse.Namespace) -> int:
     substeps = args.substeps or _fit_substeps(settings)
     with jax.enable_x64(True):
         data = _load(args, float(np.asarray(params.c_m)))
-        v_model, failed = simulate_sweeps(
-            params, data, method=method, substeps=substeps
-        )
+        v_model, _ = simulate_sweeps(params, data, method=method, substeps=substeps)
         report = fitting.metrics(
             data, params, method=method, threshold=args.threshold, v_model=v_model,
-            substeps=substeps, failed=failed,
+            substeps=substeps,
         )  # fmt: skip
     report["params_file"] = str(args.params_file)
     report["data"] = {"source": str(args.data), "sweeps": list(data.sweeps)}
@@ -709,11 +723,9 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 def _save_prediction(data, v_model, path: Path, threshold: float) -> None:
-    import io
-
     from matplotlib.figure import Figure
 
-    from fitting._io import write_bytes_atomic
+    from hhjax.io import write_figure_atomic
 
     n = data.n_sweeps
     fig = Figure(figsize=(12, 2.4 * n), layout="constrained")
@@ -726,6 +738,4 @@ def _save_prediction(data, v_model, path: Path, threshold: float) -> None:
         ax.set_title(f"sweep {data.sweeps[k]}", fontsize=9, loc="left")
     ax.set_xlabel("t (ms)")
     fig.axes[0].legend(loc="upper right", fontsize=8)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90)
-    write_bytes_atomic(path, buffer.getvalue())
+    write_figure_atomic(fig, path, dpi=90)

@@ -49,7 +49,8 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict, dict] | None:
     if not path.exists():
         return None
     try:
-        with np.load(path, allow_pickle=False) as data:
+        # Our own handle: np.load leaves its own open when the file is corrupt.
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
         meta = json.loads(str(arrays.pop("__meta__")))
         if not isinstance(meta, dict):

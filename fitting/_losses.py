@@ -210,8 +210,12 @@ class Loss:
 
 
 def _name_of(value: Any) -> Any:
-    """A function's qualified name (its repr holds a memory address); others as is."""
-    return getattr(value, "__qualname__", repr(value)) if callable(value) else value
+    """A callable's qualified name, or its type's for a callable object such as a
+    ``functools.partial`` (a repr holds a memory address, different in every
+    process); other values as they are."""
+    if not callable(value):
+        return value
+    return getattr(value, "__qualname__", type(value).__qualname__)
 
 
 def simulate_samples(

@@ -219,7 +219,6 @@ def metrics(
     hysteresis: float = HYSTERESIS_MV,
     v_model: np.ndarray | None = None,
     substeps: int = 1,
-    failed: Any = None,
 ) -> dict:
     """Prediction quality of ``params`` on ``data`` (the ``metrics.json`` document).
 
@@ -234,13 +233,11 @@ def metrics(
         params: the model's parameter tuple.
         method: integrator.
         threshold, hysteresis: spike detection, mV (see the module docstring).
-        v_model: simulated V, mV, ``(n_sweeps, n_samples)`` if already computed;
-            rows with a non-finite value count as failed.
+        v_model: simulated V, mV, ``(n_sweeps, n_samples)`` if already computed
+            (e.g. by :func:`simulate_sweeps`); rows with a non-finite value count
+            as failed.
         substeps: integration steps per data sample (see :func:`simulate_data`)
             when ``v_model`` is not given.
-        failed: ``(n_sweeps,)`` bool, sweeps whose simulation failed (e.g. from
-            :func:`simulate_sweeps`), in addition to the non-finite rows of
-            ``v_model``; needed when ``v_model`` had its NaN replaced.
 
     Returns:
         ``{"threshold_mV", "hysteresis_mV", "spike_exclusion_ms",
@@ -254,18 +251,10 @@ def metrics(
         sweeps that simulated, "failed_sweeps" (their indices in the file)}}``.
 
     Raises:
-        ValueError: ``v_model`` or ``failed`` of the wrong shape.
+        ValueError: ``v_model`` of the wrong shape.
     """
-    shape = (data.n_sweeps,)
-    if failed is not None:
-        failed = np.asarray(failed)
-        if failed.shape != shape or failed.dtype != bool:
-            raise ValueError(
-                f"`failed` must be {shape[0]} booleans (one per sweep); got "
-                f"{failed.dtype} of shape {failed.shape}."
-            )
     if v_model is None:
-        v_model, simulated_failed = simulate_sweeps(
+        v_model, failed = simulate_sweeps(
             params, data, method=method, substeps=substeps
         )
     else:
@@ -275,8 +264,7 @@ def metrics(
                 f"`v_model` must be (n_sweeps, n_samples) = {data.v.shape} like the "
                 f"data, in mV; got {v_model.shape}."
             )
-        simulated_failed = ~np.isfinite(v_model).all(axis=1)
-    failed = simulated_failed if failed is None else failed | simulated_failed
+        failed = ~np.isfinite(v_model).all(axis=1)
     t = data.t
     sweeps = []
     for k in range(data.n_sweeps):

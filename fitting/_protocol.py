@@ -1010,14 +1010,15 @@ def evaluate(
         ``amplitude_pA``, ``training``, the spike counts and first-spike
         latencies in the step, ``count_within_1``, and a ``protocol`` summary
         over the held-out sweeps: ``held_out``, ``fraction_within_1``,
-        ``rheobase_data_pA`` / ``rheobase_model_pA`` (over all sweeps),
+        ``rheobase_data_pA`` / ``rheobase_model_pA`` (over all sweeps; the
+        model's over those that simulated),
         ``mean_subthreshold_rmse_mV`` / ``median_...`` / ``max_...``,
         ``mean_abs_latency_error_ms``; and the model's V, mV, ``(n_sweeps,
         n_samples)`` (NaN rows for failed sweeps).
     """
     data = prepared.data()
     v_model, failed = simulate_sweeps(prepared, params, method)
-    doc = metrics(data, params, method=method, v_model=v_model, failed=failed)
+    doc = metrics(data, params, method=method, v_model=v_model)
     train = {int(s) for s in train}
     counts_d = spike_counts(prepared)
     counts_m = spike_counts(prepared, v_model)  # 0 for a failed (NaN) sweep
@@ -1703,14 +1704,11 @@ def save_report(
     dpi: int = 80,
 ):
     """Write :func:`report_figure` as a PNG (atomically)."""
-    import io
 
-    from fitting._io import write_bytes_atomic
+    from hhjax.io import write_figure_atomic
 
     fig = report_figure(prepared, doc, v_model, fit, title)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi)
-    return write_bytes_atomic(path, buffer.getvalue())
+    return write_figure_atomic(fig, path, dpi=dpi)
 
 
 # ------------------------------------------------------- command-line helpers

@@ -4,16 +4,15 @@ pyplot state, no display needed)."""
 
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 
 import numpy as np
 
 from fitting._data import FitData
-from fitting._io import write_bytes_atomic
 from fitting._metrics import HYSTERESIS_MV, THRESHOLD_MV, spike_times
 from fitting._results import FitResult
+from hhjax.io import write_figure_atomic
 
 _MAX_SWEEPS = 3
 _ZOOMS = 3
@@ -171,6 +170,4 @@ def save_report(
 ) -> Path:
     """Draw :func:`report_figure` and save it as PNG at ``path``."""
     fig = report_figure(result, data, v_model, **kwargs)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90)
-    return write_bytes_atomic(path, buffer.getvalue())
+    return write_figure_atomic(fig, path, dpi=90)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import platform
 from importlib import metadata
@@ -210,13 +209,5 @@ def load_result(path: str | os.PathLike) -> tuple[Any, dict]:
         FileNotFoundError: no such file.
         ValueError: not a parameter file (see :func:`hhjax.io.load_params`).
     """
-    path = Path(path)
     params = hhjax.io.load_params(path)  # checks the suffix, syntax and values
-    text = path.read_text(encoding="utf-8")
-    if path.suffix.lower() == ".toml":
-        try:
-            import tomllib
-        except ModuleNotFoundError:  # Python 3.10: load_params found tomli
-            import tomli as tomllib
-        return params, tomllib.loads(text)
-    return params, json.loads(text)
+    return params, hhjax.io.read_document(path)

@@ -42,8 +42,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
 import math
+import os
 import re
 import sys
 import warnings
@@ -64,7 +64,7 @@ from hhjax.io import (
     resolve_params,
     save_trace,
     table_csv_text,
-    write_bytes_atomic,
+    write_figure_atomic,
     write_text_atomic,
 )
 from hhjax.models.hh import HHParams
@@ -86,9 +86,18 @@ ENTRY_POINT_GROUP = "hhjax.commands"
 MAX_STEPS = 10**8
 """Most time steps one command simulates (``--total`` or ``--duration`` / ``--dt``)."""
 
-MAX_OUTPUT_BYTES = 2**30
+
+def _half_the_memory() -> int:
+    """Half of this machine's physical memory, bytes (4 GiB if unknown)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    except (AttributeError, OSError, ValueError):
+        return 4 * 2**30
+
+
+MAX_OUTPUT_BYTES = _half_the_memory()
 """Most bytes of recorded float64 values a command holds: time steps × cells ×
-recorded fields × 8 (1 GiB)."""
+recorded fields × 8; half of the machine's physical memory."""
 
 _MAX_CURRENTS = 10000  # currents of one `hhjax fi` run
 _CONVENTIONS = ("modern", "hh1952")
@@ -153,14 +162,7 @@ _current = number_option(
 )
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 2:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 2; got {text!r}")
-    return value
+_count = number_option(lambda x: x >= 2, "an integer >= 2", int)
 
 
 def parse_assignment(text: str) -> tuple[str, float]:
@@ -307,13 +309,6 @@ def _warnings_to_stderr() -> Iterator[None]:
         print(f"hhjax: warning: {_one_line(w.message)}", file=sys.stderr)
 
 
-def _save_figure(fig: Any, path: Path) -> Path:
-    """Write a matplotlib figure as PNG (120 dpi) atomically; returns ``path``."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=120)
-    return write_bytes_atomic(path, buffer.getvalue())
-
-
 def _convention(params: Any) -> str | None:
     """Voltage convention of parameters, for axis labels (None: neither)."""
     if not isinstance(params, HHParams):
@@ -421,7 +416,7 @@ def _run_simulate(args: argparse.Namespace) -> int:
         fig = plot_trace(
             trace, i_ext, cell=_first_cell(batch), convention=_convention(params)
         )
-        written.append(_save_figure(fig, args.out / "trace.png"))
+        written.append(write_figure_atomic(fig, args.out / "trace.png", dpi=120))
     print(
         f"simulated {v.shape[0]} steps of {args.dt:g} ms ({args.method}), batch "
         f"shape {batch}; V from {v.min():.2f} to {v.max():.2f} mV"
@@ -575,7 +570,7 @@ def _run_fi(args: argparse.Namespace) -> int:
         from hhjax.plot import plot_fi
 
         fig = plot_fi(curve, title=f"f-I curve of {name}, from rest")
-        written.append(_save_figure(fig, args.out / "fi.png"))
+        written.append(write_figure_atomic(fig, args.out / "fi.png", dpi=120))
     window = f"{curve.window[0]:g}-{curve.window[1]:g} ms"
     if math.isnan(curve.rheobase):
         print(
@@ -652,11 +647,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (NonFiniteSimulationError, OSError) as err:
         print(f"hhjax: error: {_one_line(err)}", file=sys.stderr)
         return 1
-    except (MemoryError, jax.errors.JaxRuntimeError) as err:  # e.g. out of memory
-        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    except (MemoryError, jax.errors.JaxRuntimeError) as err:
+        text = str(err)
+        if not isinstance(err, MemoryError) and "RESOURCE_EXHAUSTED" not in text:
+            raise  # not out of memory: a bug, keep its traceback
+        first = text.strip().splitlines()[0] if text.strip() else ""
         print(
-            f"hhjax: error: the run failed ({type(err).__name__}: {first}); try a "
-            "shorter run, a larger --dt or fewer cells",
+            f"hhjax: error: out of memory ({type(err).__name__}: {first}); ask for "
+            "less: a shorter run, fewer cells or recorded samples",
             file=sys.stderr,
         )
         return 1

@@ -59,12 +59,15 @@ __all__ = [
     "json_safe",
     "load_params",
     "load_trace",
+    "read_csv_table",
+    "read_document",
     "read_params_file",
     "save_params",
     "save_trace",
     "trace_columns",
     "umask_mode",
     "write_bytes_atomic",
+    "write_figure_atomic",
     "write_json_atomic",
     "write_text_atomic",
 ]
@@ -99,8 +102,10 @@ def write_bytes_atomic(path: str | os.PathLike, payload: bytes) -> Path:
 
     The bytes go to a temporary file in the same directory (created if needed),
     are flushed to disk and renamed over ``path`` (``os.replace``, atomic on POSIX
-    and Windows); the file gets the mode a plain ``open`` would give it. On any
-    error the temporary file is removed and ``path`` is left as it was.
+    and Windows); the file gets the mode a plain ``open`` would give a new file
+    (an existing file's mode is not kept, and a symbolic link at ``path`` is
+    replaced, not followed). On any error the temporary file is removed and
+    ``path`` is left as it was.
 
     Raises:
         OSError: the directory cannot be created or written.
@@ -125,6 +130,14 @@ def write_bytes_atomic(path: str | os.PathLike, payload: bytes) -> Path:
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically; returns the path."""
     return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_figure_atomic(fig: Any, path: str | os.PathLike, *, dpi: float = 100) -> Path:
+    """Save a matplotlib figure as PNG at ``path`` atomically (``dpi`` dots per
+    inch); returns the path."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return write_bytes_atomic(path, buffer.getvalue())
 
 
 def write_json_atomic(path: str | os.PathLike, document: Any) -> Path:
@@ -345,7 +358,8 @@ def _resolve_trace_type(
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
     try:
-        with np.load(path, allow_pickle=False) as data:
+        # Our own handle: np.load leaves its own open when the file is corrupt.
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as data:
             return {name: data[name] for name in data.files}
     except FileNotFoundError:
         raise
@@ -356,23 +370,66 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
 _CSV_COLUMN = re.compile(r"^(?P<name>[^\[\]]+)(?:\[(?P<index>\d+(?:,\d+)*)\])?$")
 
 
-def _read_csv(path: Path) -> dict[str, np.ndarray]:
-    """Columns of a trace ``.csv`` by name, the cells of a batched field (``v_mV[0]``
-    ... or ``v_mV[0,0]`` ...) put back into its shape ``(samples, *batch)``."""
+def read_csv_table(path: str | os.PathLike) -> tuple[list[str], np.ndarray]:
+    """The header and the values of a CSV file with one header line.
+
+    UTF-8, with or without a byte-order mark (Excel's "CSV UTF-8"); blank lines
+    are skipped.
+
+    Returns:
+        ``(header, table)``: the column names (stripped) and a float64 array
+        ``(rows, columns)``.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not UTF-8 text, or a row with another number of values than
+            the header has or a value that is not a number (the message names
+            the file and the 1-based line).
+    """
+    path = Path(path)
     try:
         lines = path.read_text(encoding="utf-8-sig").splitlines()
     except UnicodeDecodeError:
-        raise ValueError(f"{path}: not a UTF-8 text .csv file.") from None
-    header = next(csv.reader(lines[:1]), [])
-    try:
-        table = np.loadtxt(lines[1:], delimiter=",", ndmin=2)
-    except ValueError as err:
-        raise ValueError(f"{path}: not a trace .csv of numbers ({err}).") from None
-    if table.shape[0] and table.shape[1] != len(header):
-        raise ValueError(
-            f"{path}: the header has {len(header)} columns but the rows have "
-            f"{table.shape[1]}."
-        )
+        raise ValueError(f"{path}: not a UTF-8 text CSV file.") from None
+    header = [h.strip() for h in next(csv.reader(lines[:1]), [])]
+    if not header:
+        raise ValueError(f"{path}: empty CSV file (expected a header line).")
+    if not any(line.strip() for line in lines[1:]):
+        return header, np.empty((0, len(header)))
+    try:  # fast path; on failure find the line to name
+        table = np.loadtxt(lines[1:], delimiter=",", ndmin=2, dtype=np.float64)
+    except ValueError:
+        table = None
+    if table is None or table.shape[1] != len(header):
+        _raise_bad_row(path, lines, len(header))
+    return header, table
+
+
+def _raise_bad_row(path: Path, lines: list[str], n_columns: int) -> None:
+    """Raise a ``ValueError`` naming the first data line of a CSV that is not
+    ``n_columns`` numbers."""
+    for number, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        row = next(csv.reader([line]))
+        if len(row) != n_columns:
+            raise ValueError(
+                f"{path}: line {number} has {len(row)} values; the header has "
+                f"{n_columns} columns."
+            )
+        try:
+            [float(x) for x in row]
+        except ValueError as err:
+            raise ValueError(
+                f"{path}: line {number}: non-numeric value ({err})."
+            ) from None
+    raise ValueError(f"{path}: not a CSV table of numbers.")
+
+
+def _read_csv(path: Path) -> dict[str, np.ndarray]:
+    """Columns of a trace ``.csv`` by name, the cells of a batched field (``v_mV[0]``
+    ... or ``v_mV[0,0]`` ...) put back into its shape ``(samples, *batch)``."""
+    header, table = read_csv_table(path)
     cells: dict[str, list[tuple[tuple[int, ...], int]]] = {}
     for k, label in enumerate(header):
         match = _CSV_COLUMN.match(label.strip())
@@ -443,6 +500,18 @@ def _number_or_array(name: str, value: Any, path: Path) -> Any:
     return float(array) if array.ndim == 0 else array
 
 
+def read_document(path: str | Path) -> Any:
+    """The content of a ``.json`` or ``.toml`` file (a parameter file, or a fit's
+    ``params.json`` with everything it records), parsed by its suffix.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: another suffix, or a syntax error (the message names the file).
+    """
+    path = Path(path)
+    return _parse_text(path.read_text(encoding="utf-8"), path)
+
+
 def read_params_file(path: str | Path) -> tuple[str | None, dict[str, Any]]:
     """Read a JSON/TOML parameter file (see the module docstring for the layouts).
 
@@ -459,7 +528,7 @@ def read_params_file(path: str | Path) -> tuple[str | None, dict[str, Any]]:
             is not a finite number (or list of numbers).
     """
     path = Path(path)
-    content = _parse_text(path.read_text(encoding="utf-8"), path)
+    content = read_document(path)
     if not isinstance(content, Mapping):
         raise ValueError(  # noqa: TRY004 (bad file content, not a bad argument)
             f"{path}: expected an object/table of parameters at the top."

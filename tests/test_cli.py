@@ -161,7 +161,9 @@ def test_console_script_and_module(tmp_path):
         (["simulate", "--duration", "79.995"], "--duration"),
     ],
 )
-def test_bad_options_one_line_exit_2(argv, option, capsys, tmp_path):
+def test_bad_options_one_line_exit_2(argv, option, capsys, tmp_path, monkeypatch):
+    # The output limit is half the machine's memory: 1 GiB here, on any machine.
+    monkeypatch.setattr(cli, "MAX_OUTPUT_BYTES", 2**30)
     status, _, err = _run_main([*argv, "--out", tmp_path] if argv else [], capsys)
     assert status == 2
     lines = err.strip().splitlines()
@@ -283,8 +285,19 @@ def test_runtime_failure_is_one_line_exit_1(monkeypatch, capsys, tmp_path):
     monkeypatch.setattr(cli, "simulate", exhausted)
     status, _, err = _run_main(["simulate", "--no-plot", "--out", tmp_path], capsys)
     assert status == 1 and err.count("\n") == 1, err
-    assert err.startswith("hhjax: error: the run failed (JaxRuntimeError: RESOURCE")
+    assert err.startswith("hhjax: error: out of memory (JaxRuntimeError: RESOURCE")
     assert not (tmp_path / "trace.npz").exists()
+
+
+def test_other_runtime_failures_keep_their_traceback(monkeypatch, tmp_path):
+    """Only running out of memory is a user's problem; anything else is a bug."""
+
+    def broken(*args, **kwargs):
+        raise jax.errors.JaxRuntimeError("INTERNAL: something else")
+
+    monkeypatch.setattr(cli, "simulate", broken)
+    with pytest.raises(jax.errors.JaxRuntimeError, match="INTERNAL"):
+        cli.main(["simulate", "--no-plot", "--out", str(tmp_path)])
 
 
 @pytest.mark.parametrize("command", ["simulate", "fi"])

@@ -534,6 +534,21 @@ def test_checkpoint_of_another_custom_optimizer_or_loss_is_refused(noisy, tmp_pa
     assert resumed.resumed_at == 10
 
 
+def test_custom_loss_settings_name_no_memory_address():
+    # A repr holds an address that differs in every process: a checkpointed fit
+    # with such a loss could never resume.
+    import functools
+
+    from fitting._losses import get_loss
+
+    def weighted(trace, data, w):
+        return w * jnp.sum(data.w * (trace.v - data.v) ** 2)
+
+    settings = [get_loss(functools.partial(weighted, w=2.0)).settings() for _ in "ab"]
+    assert settings[0] == settings[1]
+    assert "0x" not in json.dumps(settings[0])
+
+
 def test_resuming_a_finished_fit_compiles_nothing(noisy, tmp_path, monkeypatch):
     data = _head(noisy, 401)
     settings = {
@@ -623,13 +638,11 @@ def test_metrics_leave_failed_sweeps_out_of_the_totals():
     assert doc["total"]["mean_subthreshold_rmse_mV"] == ok["subthreshold_rmse_mV"]
     assert doc["total"]["spikes_model"] == 0
     json.dumps(doc, allow_nan=False)
-    # A caller that replaced the NaN (as a plot may need) says which failed.
+    # A V simulated beforehand: its NaN rows are the failed sweeps.
     v, failed = simulate_sweeps(TRUTH, data)
-    again = fitting.metrics(data, TRUTH, v_model=np.nan_to_num(v), failed=failed)
+    again = fitting.metrics(data, TRUTH, v_model=v)
     assert again["sweeps"] == doc["sweeps"] and again["total"] == doc["total"]
     assert fitting.metrics(data, TRUTH, substeps=10)["total"]["failed_sweeps"] == []
-    with pytest.raises(ValueError, match="`failed` must be 2 booleans"):
-        fitting.metrics(data, TRUTH, v_model=v, failed=[1, 0])
     with pytest.raises(ValueError, match="`v_model` must be"):
         fitting.metrics(data, TRUTH, v_model=v[:1])
 

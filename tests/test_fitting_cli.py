@@ -296,3 +296,26 @@ def test_a_fit_whose_result_cannot_be_simulated_keeps_its_results(
     assert metrics["sweeps"][0]["simulation_failed"]
     assert "could not be simulated" in stderr and "simulation failed" in stdout
     assert not list(tmp_path.glob(".fit*"))  # checkpoint removed
+
+
+@pytest.mark.filterwarnings("ignore::hhjax.StepSizeWarning")
+def test_a_fit_whose_scoring_fails_keeps_its_parameters(
+    coarse_file, tmp_path, capsys, monkeypatch
+):
+    import fitting._report
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no figure today")
+
+    monkeypatch.setattr(fitting._report, "save_report", broken)
+    out = tmp_path / "fit"
+    status, _, stderr = _run(
+        capsys, "fit", coarse_file, "--free", "g_l", "--loss", "regression",
+        "--starts", 1, "--iterations", 2, "--quiet", "--no-compile-cache",
+        "--out", out,
+    )  # fmt: skip
+    assert status == 1
+    lines = stderr.strip().splitlines()
+    assert lines[-1].startswith("hhjax: error: scoring the fit failed")
+    assert "no figure today" in lines[-1] and "params.json" in lines[-1]
+    assert json.loads((out / "params.json").read_text())["free"] == ["g_l"]

@@ -335,6 +335,19 @@ def test_npz_written_exactly_at_the_path_given(tmp_path):
     path = save_npz(_recording(), tmp_path / "R.NPZ")
     assert path == tmp_path / "R.NPZ"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["R.NPZ"]
+    # Without the suffix it is appended, as NumPy does, so the file loads.
+    path = save_npz(_recording(), tmp_path / "plain")
+    assert path == tmp_path / "plain.npz"
+    assert load_recording(path).n_sweeps == 2
+
+
+def test_float64_time_base_keeps_the_median_step(tmp_path):
+    # The step of a float64 column is its median step, as files written before
+    # the float32 allowance were read (so their fits and checkpoints match).
+    t = np.arange(1001) * 0.025 + 100.0
+    zeros = np.zeros_like(t)
+    np.savez(tmp_path / "r.npz", t_ms=t, v_mV=zeros, i_uA_per_cm2=zeros)
+    assert load_recording(tmp_path / "r.npz").dt == float(np.median(np.diff(t)))
 
 
 def _write_csv(path, columns):

@@ -20,7 +20,6 @@ the rounding of the ``t_ms`` dtype: float32 times are accepted).
 
 from __future__ import annotations
 
-import csv
 import io
 import os
 import zipfile
@@ -28,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hhjax.io import write_bytes_atomic
+from hhjax.io import read_csv_table, write_bytes_atomic
 from hhjax.recordings._abf import load_abf
 from hhjax.recordings._nwb import load_nwb
 from hhjax.recordings._recording import Recording, RecordingError
@@ -47,10 +46,11 @@ def _time_resolution(t: np.ndarray) -> float:
 def _uniform_dt(t: np.ndarray, where: str) -> float:
     """The sampling interval (ms) of a uniform time column ``t_ms``.
 
-    ``dt = (t[-1] − t[0]) / (n − 1)``; every step must equal it within 1e-6·dt plus
-    the rounding error of the column's dtype, at most dt/2 (a float32 ``t_ms`` of
-    seconds has steps only good to ~1e-3 ms). ``t``: ``(time,)`` or
-    ``(sweep, time)``, ms.
+    ``dt`` is the median step of a float64 (or integer) column and the mean step
+    ``(t[-1] − t[0]) / (n − 1)`` of a lower-precision one (a float32 ``t_ms`` of
+    seconds has steps only good to ~1e-3 ms, so its median is off by as much);
+    every step must equal it within 1e-6·dt plus the rounding error of the
+    column's dtype, at most dt/2. ``t``: ``(time,)`` or ``(sweep, time)``, ms.
     """
     t = np.asarray(t)
     if not (np.issubdtype(t.dtype, np.integer) or np.issubdtype(t.dtype, np.floating)):
@@ -71,20 +71,18 @@ def _uniform_dt(t: np.ndarray, where: str) -> float:
                 f"{where}: sweeps have different time bases in `t_ms`."
             )
         t = t[0]
-    hint = (
-        f" and store `t_ms` as float64, not {t.dtype}"
-        if t.dtype.kind == "f" and t.dtype.itemsize < 8
-        else ""
-    )
+    coarse = t.dtype.kind == "f" and t.dtype.itemsize < 8
+    hint = f" and store `t_ms` as float64, not {t.dtype}" if coarse else ""
     t = t.astype(np.float64)
     steps = np.diff(t)
-    dt = float((t[-1] - t[0]) / (t.size - 1))
+    dt = float((t[-1] - t[0]) / (t.size - 1) if coarse else np.median(steps))
     off = np.abs(steps - dt)
     if dt <= 0 or np.max(off) > 1e-6 * dt + 1e-9 + min(resolution, 0.5 * dt):
         k = int(np.argmax(off))
         raise RecordingError(
             f"{where}: time base is not uniform (t_ms[{k + 1}] - t_ms[{k}] = {steps[k]:g} "
-            f"ms, mean step {dt:g} ms); resample to a uniform grid first{hint}."
+            f"ms, {'mean' if coarse else 'median'} step {dt:g} ms); resample to a "
+            f"uniform grid first{hint}."
         )
     return dt
 
@@ -141,7 +139,8 @@ def load_npz(path: str | os.PathLike) -> Recording:
     """Load a ``.npz`` recording (see the module docstring for its keys)."""
     where = str(path)
     try:
-        with np.load(path, allow_pickle=False) as data:
+        # Our own handle: np.load leaves its own open when the file is corrupt.
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as data:
             columns = {k: data[k] for k in data.files}
     except FileNotFoundError:
         raise RecordingError(f"{where}: no such file.") from None
@@ -151,33 +150,17 @@ def load_npz(path: str | os.PathLike) -> Recording:
 
 
 def _csv_rows(path: str | os.PathLike, where: str) -> tuple[list[str], np.ndarray]:
-    """Header and ``(rows, columns)`` float64 data of a CSV; blank lines skipped."""
+    """Header and ``(rows, columns)`` float64 data of a CSV recording
+    (:func:`hhjax.io.read_csv_table`), its errors as :class:`RecordingError`."""
     try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            reader = csv.reader(fh)
-            header = [h.strip() for h in next(reader, [])]
-            rows = []
-            for row in reader:
-                if not row:
-                    continue
-                if len(row) != len(header):
-                    raise RecordingError(
-                        f"{where}: line {reader.line_num} has {len(row)} values; the "
-                        f"header has {len(header)} columns."
-                    )
-                try:
-                    rows.append([float(x) for x in row])
-                except ValueError as err:
-                    raise RecordingError(
-                        f"{where}: line {reader.line_num}: non-numeric value ({err})."
-                    ) from None
+        header, data = read_csv_table(path)
     except FileNotFoundError:
         raise RecordingError(f"{where}: no such file.") from None
-    except UnicodeDecodeError:
-        raise RecordingError(f"{where}: not a UTF-8 text CSV file.") from None
-    if len(rows) < 2:
+    except ValueError as err:
+        raise RecordingError(str(err)) from None
+    if data.shape[0] < 2:
         raise RecordingError(f"{where}: needs a header row and >= 2 data rows.")
-    return header, np.array(rows, dtype=np.float64)
+    return header, data
 
 
 def load_csv(path: str | os.PathLike) -> Recording:
@@ -217,9 +200,13 @@ def load_recording(path: str | os.PathLike) -> Recording:
 def save_npz(recording: Recording, path: str | os.PathLike) -> Path:
     """Write a recording in the ``.npz`` file contract (2-D arrays, all sweeps).
 
-    The file is written atomically (:func:`hhjax.io.write_bytes_atomic`), exactly
-    at ``path``; returns that path.
+    The file is written atomically (:func:`hhjax.io.write_bytes_atomic`) at
+    ``path``, with ``.npz`` appended if its suffix is not ``.npz`` (any case), as
+    NumPy does; returns the path written.
     """
+    path = Path(path)
+    if path.suffix.lower() != ".npz":
+        path = path.with_name(path.name + ".npz")
     key = {"uA/cm2": "i_uA_per_cm2", "pA": "i_pA"}[recording.i_unit]
     extra = {} if recording.c_pf is None else {"c_pF": np.float64(recording.c_pf)}
     buffer = io.BytesIO()
