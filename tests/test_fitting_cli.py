@@ -273,6 +273,15 @@ def test_fit_and_predict_simulate_with_the_fits_substeps(coarse_file, tmp_path, 
     assert "simulation failed" in stdout
 
 
+def _fit_g_l_by_regression(capsys, data, out):
+    """A quick CLI fit of g_l (regression loss: no simulation while fitting)."""
+    return _run(
+        capsys, "fit", data, "--free", "g_l", "--loss", "regression",
+        "--starts", 1, "--iterations", 2, "--quiet", "--no-compile-cache",
+        "--out", out,
+    )  # fmt: skip
+
+
 @pytest.mark.filterwarnings("ignore::hhjax.StepSizeWarning")
 def test_a_fit_whose_result_cannot_be_simulated_keeps_its_results(
     coarse_file, tmp_path, capsys
@@ -281,11 +290,7 @@ def test_a_fit_whose_result_cannot_be_simulated_keeps_its_results(
     # but the result cannot be simulated from rest at 0.1 ms: the fit is still
     # written, and the sweep is flagged in metrics.json.
     out = tmp_path / "fit"
-    status, stdout, stderr = _run(
-        capsys, "fit", coarse_file, "--free", "g_l", "--loss", "regression",
-        "--starts", 1, "--iterations", 2, "--quiet", "--no-compile-cache",
-        "--out", out,
-    )  # fmt: skip
+    status, stdout, stderr = _fit_g_l_by_regression(capsys, coarse_file, out)
     assert status == 0, stderr
     assert {p.name for p in out.iterdir()} == {
         "params.json", "metrics.json", "report.png",
@@ -309,11 +314,7 @@ def test_a_fit_whose_scoring_fails_keeps_its_parameters(
 
     monkeypatch.setattr(fitting._report, "save_report", broken)
     out = tmp_path / "fit"
-    status, _, stderr = _run(
-        capsys, "fit", coarse_file, "--free", "g_l", "--loss", "regression",
-        "--starts", 1, "--iterations", 2, "--quiet", "--no-compile-cache",
-        "--out", out,
-    )  # fmt: skip
+    status, _, stderr = _fit_g_l_by_regression(capsys, coarse_file, out)
     assert status == 1
     lines = stderr.strip().splitlines()
     assert lines[-1].startswith("hhjax: error: scoring the fit failed")
