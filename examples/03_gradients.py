@@ -7,7 +7,7 @@ differentiates through the whole jitted simulation; central finite differences
 check it. Float64 (enabled below). Writes ``examples/output/03_gradients.png``:
 the loss along g_na with the tangent the gradient predicts; the gradient is
 exact, yet only local — where a spike appears or vanishes the loss jumps, which is
-why fitting spiking traces needs more than plain gradient descent (MODEL.md §3).
+why fitting spiking traces needs more than plain gradient descent (docs/fitting.md, "Losses").
 """
 
 from pathlib import Path

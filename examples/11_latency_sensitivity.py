@@ -4,7 +4,7 @@ Standard HH (modern convention, 6.3 °C) at rest receives a current step at
 t = 0; the latency is the time of the first upward crossing of 0 mV,
 interpolated inside the step (``hhjax.analysis.first_spike_time``), so it is a
 smooth function of the parameters. One reverse-mode gradient per step amplitude
-gives d(latency)/d(parameter) for every parameter at once;
+gives d(latency)/d(parameter) for all eight parameters listed below at once;
 ``hhjax.analysis.sensitivities`` normalises them to elasticities (% change of the
 latency per % change of the parameter). One entry is checked by central finite
 differences. Writes ``examples/output/11_latency_sensitivity.png``.

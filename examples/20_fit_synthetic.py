@@ -8,9 +8,12 @@ here is the truth, so the fit starts from the parameters perturbed by up to 2×.
 All starts run together in one compiled computation (float64). Prints the best
 values with their Laplace standard errors and the prediction metrics, and writes
 ``examples/output/20_fit_synthetic.png`` (data vs fit with zooms on spikes, the
-loss of every start, parameter trajectories). The command-line equivalent::
+loss of every start, parameter trajectories). The command-line equivalent (8 starts
+around the default parameters; the command's own defaults are 16 starts around
+the regression estimate)::
 
-    hhjax fit examples/data/synthetic_hh.npz --free g_na,g_k,g_l,e_l --out fit1
+    hhjax fit examples/data/synthetic_hh.npz --free g_na,g_k,g_l,e_l --starts 8 \
+        --init params --out fit1
 """
 
 from pathlib import Path

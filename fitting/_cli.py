@@ -145,7 +145,8 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
         type=Path,
         metavar="DATA",
         help="recording: .npz or .csv with t_ms, v_mV and i_uA_per_cm2 (or i_pA "
-        "and c_pF); 1-D for one sweep or 2-D (sweep, time)",
+        "and c_pF), 1-D for one sweep or 2-D (sweep, time); or an .abf/.nwb "
+        "whole-cell recording (the real-cell protocol, docs/real_cells.md)",
     )
     group.add_argument(
         "--sweeps",

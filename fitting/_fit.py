@@ -1013,7 +1013,7 @@ def regression(
     block_ms: float = 0.5,
     **kwargs,
 ) -> FitResult:
-    """Regression estimate (MODEL.md §3): gates driven by the recorded V, then
+    """Regression estimate: gates driven by the recorded V, then
     least squares on the current balance (:class:`EquationError`), no simulation.
 
     For conductances and ``c_m`` the problem is linear (one undamped Gauss–Newton

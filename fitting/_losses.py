@@ -24,7 +24,7 @@ computed for one parameter set; fits ``vmap`` them over starts.
 * :class:`TraceMSE`: plain mean squared error of V over the whole sweep,
   simulated from rest — right for subthreshold data, a rough landscape with
   misaligned spikes.
-* :class:`EquationError`: the regression form (MODEL.md §3): with the gates driven
+* :class:`EquationError`: the regression form: with the gates driven
   by the recorded V, ``c_m dV/dt − I_ext = −Σ I_ion`` is linear in the
   conductances and ``c_m`` (bilinear with the reversal potentials). Its residual is
   that current balance integrated over short blocks (integration instead of a

@@ -24,12 +24,13 @@ The recipe (measured on the shipped recordings in ``docs/real_cells.md``):
    scored, the leak, the sag (I_h) and the amplification of depolarising steps
    (I_NaP) can be told apart.
 3. **Search** (:func:`search`): a cross-entropy / separable-CMA search over the
-   free parameters (log scale for positive ones), each generation one batched,
-   jitted, forward-only simulation of every candidate on every training sweep.
-   The cost is what the protocol is judged by, measured on the training sweeps
-   only: spike-count errors (relative to ``1 + 0.1·n``), subthreshold RMSE
-   outside ±3 ms of any spike, and first-spike latency. ``e_l`` is not searched:
-   it is set so that the model rests exactly at the recorded resting potential.
+   free parameters (log scale except for potentials and temperature), each
+   generation one batched, jitted, forward-only simulation of every candidate on
+   every training sweep. The cost is what the protocol is judged by, measured on
+   the training sweeps only: spike-count errors (relative to ``1 + 0.1·n``),
+   subthreshold RMSE outside ±3 ms of any spike, and first-spike latency. ``e_l``
+   is not searched: it is set so that the model rests exactly at the recorded
+   resting potential.
 4. **Polish** (:func:`fit_recording`): Levenberg–Marquardt (:func:`fitting.fit`)
    on :class:`SpikeFeatureLoss` (soft spike counts plus V capped below spikes)
    from the search optimum and a few perturbed copies; kept only if the search
@@ -694,18 +695,17 @@ def search(
     independent Gaussians at once.
 
     A broad first generation (``screen`` candidates uniform over the search box
-    :data:`BOUNDS`, log scale for positive parameters, plus ``init``) is
-    simulated; ``restarts`` Gaussians start at its best point (``init`` unless
-    the screen found a better one) with the spreads :data:`SPREAD`. Each
-    generation draws ``population`` candidates from every Gaussian, simulates
-    all of them on all training sweeps in batches of ``chunk`` (one jitted,
-    forward-only call each), and moves each Gaussian to the log-rank-weighted
-    mean and spread of its best ``elite`` fraction (the spread smoothed 9:1 with
-    the previous one). The Gaussians start alike; their own draws lead them
-    into different basins of this rugged cost, and the best point any of them
-    found is the result. (Gaussians started at distinct screen candidates
-    instead wasted their draws in poor basins: see docs/real_cells.md, "Search
-    reliability".)
+    :data:`BOUNDS`, log scale except for potentials and temperature, plus ``init``)
+    is simulated; ``restarts`` Gaussians start at its best point (``init`` unless
+    the screen found a better one) with the spreads :data:`SPREAD`. Each generation
+    draws ``population`` candidates from every Gaussian, simulates all of them on
+    all training sweeps in batches of ``chunk`` (one jitted, forward-only call
+    each), and moves each Gaussian to the log-rank-weighted mean and spread of its
+    best ``elite`` fraction (the spread smoothed 9:1 with the previous one). The
+    Gaussians start alike; their own draws lead them into different basins of this
+    rugged cost, and the best point any of them found is the result. (Gaussians
+    started at distinct screen candidates instead wasted their draws in poor basins:
+    see docs/real_cells.md, "Search reliability".)
 
     Args:
         prepared: the recording (:func:`prepare`).

@@ -12,8 +12,10 @@ from jax.typing import ArrayLike
 from hhjax._model import model_of
 
 _GRID_POINTS = 801
-# A grid cell is < 0.5 mV wide; 52 halvings take it below float64 resolution.
-_BISECTIONS = 52
+# A grid cell is < 0.5 mV wide (< 8 mV after the most widening); 56 halvings take
+# it below float64 resolution.
+_BISECTIONS = 56
+_WIDENINGS = 4  # the bracket grows to at most 16x its width (about ±1800 mV)
 
 
 def _steady_current(model, params, i_ext):
@@ -25,9 +27,27 @@ def _steady_current(model, params, i_ext):
     return f
 
 
+def _bracket(f, lo, hi):
+    """``[lo, hi]`` widened until the net current is inward at ``lo`` and outward
+    at ``hi`` (a root lies between): each end that is not moves out by the width,
+    at most ``_WIDENINGS`` times (a strong injected current puts the rest far
+    beyond the reversal potentials)."""
+
+    def widen(_, ends):
+        lo, hi = ends
+        width = hi - lo
+        return (
+            jnp.where(f(lo) < 0, lo, lo - width),
+            jnp.where(f(hi) >= 0, hi, hi + width),
+        )
+
+    return lax.fori_loop(0, _WIDENINGS, widen, (lo, hi))
+
+
 def _lowest_root(f, lo, hi):
     """Lowest sign change of ``f`` (increasing through it) on ``[lo, hi]``, refined
-    by bisection to machine precision; elementwise over the batch shape of ``lo``."""
+    by bisection to machine precision; elementwise over the batch shape of ``lo``.
+    NaN where ``[lo, hi]`` holds no sign change (no resting state there)."""
     frac = jnp.linspace(0.0, 1.0, _GRID_POINTS, dtype=jnp.result_type(lo))
     frac = frac.reshape((-1,) + (1,) * jnp.ndim(lo))
     grid = lo + frac * (hi - lo)
@@ -45,7 +65,7 @@ def _lowest_root(f, lo, hi):
         return jnp.where(below, mid, a), jnp.where(below, b, mid)
 
     a, b = lax.fori_loop(0, _BISECTIONS, bisect, (a, b))
-    return 0.5 * (a + b)
+    return jnp.where(jnp.any(rising, axis=0), 0.5 * (a + b), jnp.nan)
 
 
 def resting_state(params: Any, i_ext: ArrayLike = 0.0) -> Any:
@@ -54,8 +74,11 @@ def resting_state(params: Any, i_ext: ArrayLike = 0.0) -> Any:
     Solves ``Σ I_ion(V, x∞(V)) = i_ext`` for V (the lowest root, i.e. the
     hyperpolarised rest state where several exist) and sets every gate to its
     steady state there. The root is bracketed on a grid over ``[min(E) − 100,
-    max(E) + 100]`` mV and refined by bisection to machine precision. It is differentiable w.r.t. ``params`` and ``i_ext`` by implicit
-    differentiation (``lax.custom_root``), not through the iterations.
+    max(E) + 100]`` mV, widened (up to 16 times) where a strong current puts it
+    outside, and refined by bisection to machine precision; where no root is
+    bracketed the state is NaN. It is differentiable w.r.t. ``params`` and
+    ``i_ext`` by implicit differentiation (``lax.custom_root``), not through the
+    iterations.
 
     Voltage convention: that of ``params`` (modern by default, rest −64.996 mV for
     :class:`hhjax.HHParams`; ≈ 0 mV for :meth:`HHParams.hh1952`).
@@ -68,7 +91,15 @@ def resting_state(params: Any, i_ext: ArrayLike = 0.0) -> Any:
     Returns:
         The model's state tuple (e.g. :class:`hhjax.HHState`) with the broadcast
         batch shape of ``params`` and ``i_ext``.
+
+    Raises:
+        ValueError: parameters that :func:`hhjax.simulate` refuses (non-finite,
+            a negative conductance, ``c_m``, a Q10 or a time constant <= 0, a
+            temperature at or below absolute zero), when they are concrete.
     """
+    from hhjax._simulate import _check_params  # _simulate imports this module
+
+    _check_params(params)
     model = model_of(params)
     reversals = [
         jnp.asarray(getattr(params, name))
@@ -90,7 +121,7 @@ def resting_state(params: Any, i_ext: ArrayLike = 0.0) -> Any:
     f = _steady_current(model, params, i_ext)
 
     def solve(fun, guess):
-        return _lowest_root(fun, guess, hi)
+        return _lowest_root(fun, *_bracket(fun, guess, hi))
 
     def tangent_solve(g, y):
         # f acts elementwise, so its Jacobian is diagonal: divide by g(1).

@@ -36,7 +36,7 @@ _V_LABELS = {
     "hh1952": "V (mV)\nHH 1952: from rest",
 }
 # Channel name in "i_<name>" -> how to write the ion on an axis.
-_CHANNEL_LABELS = {"na": "Na", "k": "K", "kd": "Kd", "l": "leak", "ca": "Ca", "m": "M"}
+_CHANNEL_LABELS = {"na": "Na", "k": "K", "kd": "Kd", "l": "leak", "m": "M"}
 _PHASE_VIEWS = ("gates", "dvdt")
 
 
@@ -72,7 +72,12 @@ def _normalise_cell(cell: Cell) -> tuple[int, ...] | None:
         return None
     if isinstance(cell, (int, np.integer)):
         return (int(cell),)
-    return tuple(int(i) for i in cell)
+    if isinstance(cell, tuple) and all(isinstance(i, (int, np.integer)) for i in cell):
+        return tuple(int(i) for i in cell)
+    raise TypeError(
+        f"`cell` must be an integer or a tuple of integers (an index into the "
+        f"batch); got {cell!r}."
+    )
 
 
 def _one_cell(values: ArrayLike, cell: Cell, name: str) -> np.ndarray:
@@ -161,12 +166,14 @@ def plot_trace(
         The figure; its axes share the time axis.
 
     Raises:
+        TypeError: ``trace`` is not a trace tuple, or ``cell`` not an integer or
+            a tuple of integers.
         ValueError: a batched trace without a valid ``cell``, an ``i_ext`` whose
             length does not fit the trace, an unknown ``convention``, or a trace
             with nothing recorded.
     """
+    gates, currents = _split_fields(trace)  # checks that it is a trace first
     t = _trace_time(trace)
-    gates, currents = _split_fields(trace)
     v_label = _v_label(convention)
     panels = []
     if trace.v is not None:
@@ -252,8 +259,8 @@ def plot_phase_plane(
         raise ValueError(
             f"`views` must be distinct names among {_PHASE_VIEWS}; got {views}."
         )
+    gates, _ = _split_fields(trace)  # checks that it is a trace first
     t = _trace_time(trace)
-    gates, _ = _split_fields(trace)
     if trace.v is None:
         raise ValueError("The phase plane needs V: simulate with 'v' recorded.")
     if "gates" in views and not gates:

@@ -17,7 +17,7 @@ Voltage convention: HH's 1952 one, as pyHH (V measured from rest, rest at 0 mV,
 depolarisation positive; plot ``Vm - 70`` for a "real-looking" trace). Units: mV, ms,
 µA/cm², mS/cm², µF/cm².
 
-Semantics kept from pyHH (MODEL.md §2): forward Euler with every rate, current and
+Semantics kept from pyHH: forward Euler with every rate, current and
 derivative taken from the state at the start of the step; ``Vm``, ``StateH``,
 ``StateM``, ``StateN`` hold the state *after* each step and ``INa``, ``IK``,
 ``IKleak`` the currents computed *before* it (from the same state the step starts
@@ -94,6 +94,16 @@ class Gate:
     state: float = 0.0
 
 
+def _check_voltage(value: object, name: str) -> None:
+    """A clear error for a membrane potential (mV) that is not a finite number."""
+    try:
+        finite = math.isfinite(float(value))
+    except (TypeError, ValueError):
+        finite = False
+    if not finite:
+        raise ValueError(f"`{name}` must be a finite voltage in mV; got {value!r}.")
+
+
 class HHModel:
     """A Hodgkin–Huxley cell with pyHH's attributes (1952 convention, rest 0 mV).
 
@@ -112,7 +122,11 @@ class HHModel:
 
         Args:
             startingVoltage: initial membrane potential, mV, 1952 convention.
+
+        Raises:
+            ValueError: ``startingVoltage`` is not a finite number.
         """
+        _check_voltage(startingVoltage, "startingVoltage")
         self.ENa, self.EK, self.EKleak = 115.0, -12.0, 10.6  # mV
         self.gNa, self.gK, self.gKleak = 120.0, 36.0, 0.3  # mS/cm^2
         self.Cm = 1.0  # uF/cm^2
@@ -220,16 +234,19 @@ class Simulation:
             stepSizeMs: step, ms.
 
         Raises:
-            ValueError: the waveform is not a non-empty 1-D finite array of
-                plausible µA/cm², ``stepSizeMs`` is not positive, or a parameter is
-                not physical.
+            ValueError: the waveform is not a non-empty 1-D finite real array of
+                plausible µA/cm², ``stepSizeMs`` is not positive, the model's
+                ``Vm`` is not finite, or a parameter is not physical.
             hhjax.NonFiniteSimulationError: the run became NaN or infinite (usually
                 a too large step).
 
         Warns:
             hhjax.StepSizeWarning: ``stepSizeMs`` above 0.05 ms (pyHH's advice).
         """
+        if np.iscomplexobj(stimulusWaveform):
+            raise ValueError("`stimulusWaveform` must be real currents in uA/cm^2.")
         stim = np.asarray(stimulusWaveform, dtype=np.float64)
+        _check_voltage(self.model.Vm, "model.Vm")
         if stim.ndim != 1 or stim.size == 0:
             raise ValueError(
                 "`stimulusWaveform` must be a non-empty 1-D array of currents in "

@@ -2,7 +2,7 @@
 integrated by SciPy's ``solve_ivp`` under a piecewise-constant injected current.
 
 Nothing here imports ``hhjax``: the rates and currents are written out again from
-MODEL.md §1 (modern convention; rates given at 6.3 °C and scaled by
+Hodgkin & Huxley (1952) in the modern convention (rates given at 6.3 °C and scaled by
 ``φ = 3^((T − 6.3)/10)``, conductances not scaled), so that a mistake in hhjax's
 model cannot hide in its own reference.
 
@@ -21,7 +21,7 @@ import numpy as np
 from scipy.integrate import solve_ivp
 from scipy.optimize import brentq
 
-# Standard Hodgkin-Huxley, modern convention (MODEL.md §1).
+# Standard Hodgkin-Huxley, modern convention (rest ≈ −65 mV).
 G_NA, G_K, G_L = 120.0, 36.0, 0.3  # mS/cm^2
 E_NA, E_K, E_L = 50.0, -77.0, -54.387  # mV
 C_M = 1.0  # uF/cm^2

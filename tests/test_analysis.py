@@ -1,6 +1,6 @@
 """Tests of hhjax.analysis against independent NumPy/SciPy computations.
 
-The reference right-hand side below is written out again from MODEL.md §1 (modern
+The reference right-hand side below is written out again from Hodgkin & Huxley (1952) (modern
 HH, 6.3 °C, E_L = −54.387 mV) in plain NumPy, vectorised over copies of the cell so
 one ``solve_ivp`` call integrates many perturbed copies at once; nothing in it comes
 from hhjax. Units: mV, ms, µA/cm², mS/cm².
@@ -208,7 +208,7 @@ def test_fi_curve_onset_of_repetitive_firing_from_rest():
     currents = np.array([5.0, 6.0, 6.2, 6.4, 6.6, 7.0, 8.0, 10.0])
     fi = analysis.fi_curve(hhjax.HHParams(), currents, duration=300.0, transient=100.0)
     assert fi.currents.shape == fi.rates.shape == fi.counts.shape == (8,)
-    assert 6.0 < fi.rheobase < 7.0  # MODEL.md §3: ~6.26 from rest
+    assert 6.0 < fi.rheobase < 7.0  # standard HH: ~6.26 from rest
     assert fi.onset_type == "class 2"
     rates = np.asarray(fi.rates)
     assert np.all(rates[currents < fi.rheobase] == 0)
@@ -286,6 +286,14 @@ def test_hopf_types_agree_with_simulation():
         record=("v",),
     )
     assert 1.0 < np.ptp(np.asarray(trace.v)[-2500:]) < 30.0
+
+
+def test_hopf_current_and_type_refuse_currents_that_are_not_hopf_points():
+    params = hhjax.HHParams()
+    with pytest.raises(ValueError, match=r"`bracket` \(0, 5\) uA/cm\^2 holds no Hopf"):
+        analysis.hopf_current(params, (0.0, 5.0))
+    with pytest.raises(ValueError, match="0 uA/cm\\^2 is not a Hopf point"):
+        analysis.classify_hopf(params, 0.0)
 
 
 def test_hopf_current_gradient_matches_finite_differences():

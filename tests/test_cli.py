@@ -78,7 +78,7 @@ def test_simulate_toml_parameters(tmp_path, capsys):
 
 def test_fi_onset_between_6_and_7(tmp_path, capsys):
     """Standard modern HH, each current switched on from rest: repetitive firing
-    starts between 6 and 7 uA/cm^2 (MODEL.md §3: near 6.2-6.3)."""
+    starts between 6 and 7 uA/cm^2 (standard HH: near 6.2-6.3 from rest)."""
     argv = ["fi", "--from", "5.5", "--to", "7.5", "--step", "0.5"]
     argv += ["--duration", "300", "--transient", "100", "--out", tmp_path]
     status, out, err = _run_main(argv, capsys)

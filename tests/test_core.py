@@ -180,6 +180,31 @@ def test_rest_is_a_fixed_point(method):
         assert float(gate.min()) >= 0.0 and float(gate.max()) <= 1.0
 
 
+@pytest.mark.parametrize(
+    "params, i_ext",
+    [(HHParams(), -50.0), (hhjax.PospischilParams(g_l=0.0205), -3.0)],
+)
+def test_resting_state_beyond_the_reversal_potentials(params, i_ext):
+    # A strong hyperpolarising current puts rest below min(E) - 100 mV, outside
+    # the first bracket: it is still the root (net current = i_ext), and stable.
+    model = hhjax.model_of(params)
+    rest = hhjax.resting_state(params, i_ext)
+    e_min = min(float(getattr(params, n)) for n in params._fields if n[:2] == "e_")
+    assert float(rest.v) < e_min - 100.0
+    net = model.total_current(rest, params) - i_ext
+    assert abs(float(net)) < 1e-9
+    # Far below every gate's range only the leak is left: dV/dI = 1 / g_l.
+    grad = jax.grad(lambda i: hhjax.resting_state(params, i).v)(i_ext)
+    assert float(grad) == pytest.approx(1.0 / float(params.g_l), rel=1e-3)
+
+
+def test_resting_state_checks_its_parameters():
+    with pytest.raises(ValueError, match="`g_k` must be finite"):
+        hhjax.resting_state(HHParams(g_k=float("nan")))
+    with pytest.raises(ValueError, match="`tau_max` \\(ms\\) must be > 0"):
+        hhjax.resting_state(hhjax.PospischilParams(tau_max=0.0))
+
+
 def test_resting_state_gradient_matches_finite_differences():
     def v_rest(g_k):
         return hhjax.resting_state(HHParams(g_k=g_k)).v

@@ -69,6 +69,11 @@ def test_trace_bad_cell_and_current(batch):
         plot_trace(trace, i_ext[:-3], cell=0)
     with pytest.raises(ValueError, match="convention"):
         plot_trace(trace, cell=0, convention="pyhh")
+    for cell in (1.0, "12"):
+        with pytest.raises(TypeError, match="`cell` must be an integer or a tuple"):
+            plot_trace(trace, cell=cell)
+    with pytest.raises(TypeError, match="`trace` must be a trace tuple"):
+        plot_trace(object())
 
 
 def test_phase_plane(batch, tmp_path):

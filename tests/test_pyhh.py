@@ -11,7 +11,7 @@ import pytest
 import hhjax
 from hhjax import pyhh
 
-# HHSharp golden values (MODEL.md §2): default 1952 model, V0 = 0, gates at steady
+# HHSharp golden values (the pyHH/HHSharp reference run): default 1952 model, V0 = 0, gates at steady
 # state for V = 0, 5000 forward-Euler steps of 0.01 ms at a constant 20 uA/cm^2.
 GOLDEN = {
     "Vm": 12.1344631950574,  # mV from rest
@@ -26,7 +26,7 @@ GOLDEN = {
 
 # ------------------------------------------------------ independent reference (NumPy)
 def _rates_1952(v: float) -> tuple[float, float, float, float, float, float]:
-    """(α_m, β_m, α_h, β_h, α_n, β_n), 1/ms, HH 1952 convention (MODEL.md §1)."""
+    """(α_m, β_m, α_h, β_h, α_n, β_n), 1/ms, HH 1952 convention (Hodgkin & Huxley 1952, eqs. 12–14, 20–23)."""
 
     def linoid(scale: float, x: float) -> float:  # scale * x / (exp(x / 10) - 1)
         return scale * 10.0 if x == 0.0 else scale * x / math.expm1(x / 10.0)
@@ -214,6 +214,7 @@ def test_h_starts_at_steady_state():
         (np.zeros(0), 0.01, "non-empty"),
         (np.zeros(3), 0.0, "positive"),
         (np.full(3, np.nan), 0.01, "non-finite"),
+        (np.zeros(3, complex), 0.01, "real currents"),
     ],
 )
 def test_bad_input(stim, dt, match):
@@ -225,4 +226,13 @@ def test_bad_parameter():
     model = pyhh.HHModel()
     model.gK = -1.0
     with pytest.raises(ValueError, match="g_k"):
+        _run(model, np.zeros(3))
+
+
+def test_non_finite_voltage_is_refused():
+    with pytest.raises(ValueError, match="`startingVoltage` must be a finite voltage"):
+        pyhh.HHModel(float("nan"))
+    model = pyhh.HHModel()
+    model.Vm = math.inf
+    with pytest.raises(ValueError, match="`model.Vm` must be a finite voltage"):
         _run(model, np.zeros(3))

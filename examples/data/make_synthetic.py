@@ -8,7 +8,7 @@ Gaussian recording noise of 1 mV s.d. (seed 0). About 50 spikes.
 
 The file follows the data contract of ``hhjax.recordings``: ``t_ms`` (float64),
 ``v_mV`` and ``i_uA_per_cm2`` (1-D, rounded to float32 to keep the file small),
-compressed (~0.5 MB). Run from anywhere::
+compressed (~0.36 MB). Run from anywhere::
 
     python examples/data/make_synthetic.py
 """

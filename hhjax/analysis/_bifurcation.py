@@ -25,6 +25,7 @@ import numpy as np
 from jax import Array, lax
 from jax.typing import ArrayLike
 
+from hhjax._simulate import _is_traced
 from hhjax.analysis._fixed_points import (
     fixed_point,
     jacobian,
@@ -57,9 +58,26 @@ def hopf_current(params: Any, bracket: tuple[float, float]) -> Array:
 
     Returns:
         The Hopf current, µA/cm² (a scalar array).
+
+    Raises:
+        ValueError: the test function has the same sign (or is not finite) at
+            both ends: the bracket holds no Hopf point.
     """
     lo, hi = (float(b) for b in bracket)
+    if not _is_traced(params):
+        _check_bracket(params, lo, hi)
     return _hopf_current(params, lo, hi)
+
+
+def _check_bracket(params: Any, lo: float, hi: float) -> None:
+    ends = [float(_hopf_test(params, i)) for i in (lo, hi)]
+    if not (np.all(np.isfinite(ends)) and ends[0] * ends[1] <= 0):
+        raise ValueError(
+            f"`bracket` ({lo:g}, {hi:g}) uA/cm^2 holds no Hopf point: the test "
+            f"function (largest real part of a complex eigenvalue pair) is "
+            f"{ends[0]:.3g} and {ends[1]:.3g} at its ends; it must change sign "
+            "(use hopf_points to find brackets)."
+        )
 
 
 @jax.jit
@@ -191,12 +209,22 @@ def classify_hopf(params: Any, i_hopf: ArrayLike) -> HopfPoint:
 
     Returns:
         A :class:`HopfPoint`.
+
+    Raises:
+        ValueError: ``i_hopf`` is not a Hopf point (no complex eigenvalue pair
+            with a real part within 1 % of its modulus).
     """
     x0 = state_to_vector(fixed_point(params, i_hopf))
     f = vector_field(params, i_hopf)
     a = np.asarray(jax.jacfwd(f)(x0))
     lam, vecs = np.linalg.eig(a)
     k = int(np.argmax(np.where(lam.imag > 0, -np.abs(lam.real), -np.inf)))
+    if not (lam[k].imag > 0 and abs(lam[k].real) <= 1e-2 * abs(lam[k])):
+        raise ValueError(
+            f"{float(i_hopf):g} uA/cm^2 is not a Hopf point: the fixed point has no "
+            "complex eigenvalue pair on the imaginary axis (eigenvalues "
+            f"{np.round(lam, 4).tolist()}); pass a current from hopf_points."
+        )
     omega = float(lam[k].imag)
     q = vecs[:, k] / np.linalg.norm(vecs[:, k])
     lam_t, vecs_t = np.linalg.eig(a.T)
