@@ -500,6 +500,16 @@ def test_sensitivities_table_and_elasticities():
         analysis.sensitivities(lambda p: p.g_k, params, parameters=("nope",))
 
 
+def test_sensitivities_input_errors_and_integer_parameters():
+    params = hhjax.HHParams(g_na=120)  # an int: differentiated as a float
+    sens = analysis.sensitivities(lambda p: p.g_na * p.g_k, params, ("g_na",))
+    assert sens.gradients[0, 0] == pytest.approx(36.0)
+    with pytest.raises(ValueError, match="must be a sequence of names"):
+        analysis.sensitivities(lambda p: p.g_k, params, parameters="g_na")
+    with pytest.raises(ValueError, match=r"must return a scalar; got shape \(2,\)"):
+        analysis.sensitivities(lambda p: jnp.stack([p.g_na, p.g_k]), params, ("g_k",))
+
+
 # ------------------------------------------------ shooting needs float64 (x64)
 @pytest.mark.parametrize(
     "entry",

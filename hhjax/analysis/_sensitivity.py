@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 
@@ -73,6 +74,13 @@ def sensitivities(
     """
     if callable(features):
         features = {getattr(features, "__name__", "feature"): features}
+    if isinstance(parameters, str):
+        raise ValueError(
+            f"`parameters` must be a sequence of names, e.g. ({parameters!r},); got "
+            f"the string {parameters!r}."
+        )
+    # Integer leaves (e.g. g_na=120) cannot be differentiated: use floats.
+    params = jax.tree.map(lambda leaf: jnp.asarray(leaf, float), params)
     fields = params._fields
     if parameters is None:
         parameters = tuple(f for f in fields if float(getattr(params, f)) != 0.0)
@@ -84,11 +92,12 @@ def sensitivities(
     p_values = np.array([float(getattr(params, p)) for p in parameters])
     values, grads = [], []
     for name, fn in features.items():
-        value, grad = jax.value_and_grad(fn)(params)
-        if np.ndim(value) != 0:
+        shape = jax.eval_shape(fn, params).shape
+        if shape != ():
             raise ValueError(
-                f"Feature {name!r} must return a scalar; got shape {np.shape(value)}."
+                f"Feature {name!r} must return a scalar; got shape {shape}."
             )
+        value, grad = jax.value_and_grad(fn)(params)
         values.append(float(value))
         grads.append([float(getattr(grad, p)) for p in parameters])
     values_arr, grads_arr = np.array(values), np.array(grads)
