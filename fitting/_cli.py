@@ -31,7 +31,7 @@ import numpy as np
 
 import hhjax
 import hhjax.io
-from hhjax.cli import number_option, parse_assignment
+from hhjax.cli import number_option, out_dir_option, parse_assignment
 
 CHECKPOINT_SUFFIX = ".checkpoint.npz"
 
@@ -183,7 +183,7 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
 def _add_output_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out",
-        type=Path,
+        type=out_dir_option,
         required=True,
         metavar="DIR",
         help="output directory (created; files in it are replaced only when "
@@ -209,11 +209,6 @@ def _load(args: argparse.Namespace, c_m: float):
         )
     except fitting.RecordingError as err:
         raise ValueError(str(err)) from None
-
-
-def _check_out(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"argument --out: {out} exists and is not a directory")
 
 
 @contextlib.contextmanager
@@ -482,7 +477,6 @@ def run_fit(args: argparse.Namespace) -> int:
     from fitting._metrics import simulate_sweeps
     from fitting._report import save_report
 
-    _check_out(args.out)
     _use_compile_cache(not args.no_compile_cache)
     if protocol.wants_protocol(args.data):
         return _run_protocol_fit(args, protocol)
@@ -676,7 +670,6 @@ def run_predict(args: argparse.Namespace) -> int:
     from fitting._io import write_json_atomic
     from fitting._metrics import simulate_sweeps
 
-    _check_out(args.out)
     try:
         params, document = fitting.load_result(args.params_file)
     except FileNotFoundError:

@@ -77,6 +77,7 @@ __all__ = [
     "build_parser",
     "main",
     "number_option",
+    "out_dir_option",
     "parse_assignment",
 ]
 
@@ -225,8 +226,9 @@ def _add_model_options(parser: argparse.ArgumentParser, dt: float) -> None:
     )
 
 
-def _out_dir(text: str) -> Path:
-    """``--out``: a directory, created if needed, so not an existing file."""
+def out_dir_option(text: str) -> Path:
+    """An argparse ``type=`` for ``--out``: a directory, created if needed, so not
+    an existing file (else the option's one-line error, exit status 2)."""
     path = Path(text)
     if path.exists() and not path.is_dir():
         raise argparse.ArgumentTypeError(f"{text} exists and is not a directory")
@@ -237,7 +239,7 @@ def _add_output_options(parser: argparse.ArgumentParser, default: str) -> None:
     group = parser.add_argument_group("output")
     group.add_argument(
         "--out",
-        type=_out_dir,
+        type=out_dir_option,
         default=Path(default),
         metavar="DIR",
         help="directory for the output files (created if needed)",

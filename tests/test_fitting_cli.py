@@ -320,3 +320,15 @@ def test_a_fit_whose_scoring_fails_keeps_its_parameters(
     assert lines[-1].startswith("hhjax: error: scoring the fit failed")
     assert "no figure today" in lines[-1] and "params.json" in lines[-1]
     assert json.loads((out / "params.json").read_text())["free"] == ["g_l"]
+
+
+@pytest.mark.parametrize("command", ["fit", "predict"])
+def test_out_that_is_a_file_is_refused(command, tmp_path, capsys):
+    taken = tmp_path / "taken"
+    taken.write_text("keep me")
+    argv = ["fit", tmp_path / "d.npz", "--free", "g_l"] if command == "fit" else [
+        "predict", tmp_path / "p.json", tmp_path / "d.npz"]
+    status, _, stderr = _run(capsys, *argv, "--out", taken)
+    assert status == 2 and len(stderr.strip().splitlines()) == 1, stderr
+    assert "argument --out:" in stderr and "not a directory" in stderr
+    assert taken.read_text() == "keep me"
