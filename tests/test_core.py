@@ -155,10 +155,30 @@ def test_parameter_batch_broadcasts_against_current_batch():
 
 def test_second_call_with_same_shapes_does_not_recompile():
     i_ext = stimulus.constant(7.0, 3.0, 0.02)
-    hhjax.simulate(HHParams(), i_ext, 0.02)
+    hhjax.simulate(HHParams(g_na=100.0, e_l=-55.0), i_ext, 0.02)
     before = _run._cache_size()
     hhjax.simulate(HHParams(g_na=110.0, e_l=-60.0), i_ext * 1.5, 0.025)
     assert _run._cache_size() == before
+
+
+def test_defaults_compiled_in_give_the_same_trace_as_run_time_values():
+    # Fields at their default as Python numbers are compiled in as constants; a
+    # field moved off its default becomes a run-time value (one more compilation).
+    # The arithmetic is the same up to XLA's rounding.
+    i_ext = stimulus.step(10.0, start=2.0, stop=20.0, duration=30.0, dt=0.025)
+    compiled_in = hhjax.simulate(HHParams(), i_ext, 0.025)
+    run_time = hhjax.simulate(
+        HHParams(*(jnp.asarray(x) for x in HHParams())), i_ext, 0.025
+    )
+    assert int(jnp.sum(compiled_in.v > 0)) > 0  # it spikes
+    for field in ("v", "m", "h", "n", "i_na", "i_k", "i_l"):
+        np.testing.assert_allclose(
+            getattr(compiled_in, field), getattr(run_time, field), rtol=0, atol=1e-9
+        )
+    before = _run._cache_size()
+    hhjax.simulate(HHParams(g_k=30.0), i_ext, 0.025)
+    hhjax.simulate(HHParams(g_k=31.0), i_ext, 0.025)
+    assert _run._cache_size() == before + 1
 
 
 # ------------------------------------------------------------- fixed point, gates
@@ -262,7 +282,9 @@ def test_chunked_long_scan_equals_plain_scan_and_its_gradient(monkeypatch):
     monkeypatch.setattr(hhjax._simulate, "_GRADIENT_MEMORY_BUDGET", 0)
     i_ext = stimulus.constant(9.0, 30.0, 0.01)
     trace = hhjax.simulate(HHParams(), i_ext, 0.01, record=("v",))
-    plain = jax.jit(_plain_scan, static_argnums=3)(HHParams(), i_ext, 0.01, "rk4")
+    # HHParams() closed over: its defaults are compiled in as constants, as
+    # simulate does with Python numbers at their defaults.
+    plain = jax.jit(lambda i, dt: _plain_scan(HHParams(), i, dt, "rk4"))(i_ext, 0.01)
     np.testing.assert_array_equal(trace.v, plain)
 
     def loss(g_na, fn):
@@ -271,6 +293,26 @@ def test_chunked_long_scan_equals_plain_scan_and_its_gradient(monkeypatch):
     g_sim = jax.grad(loss)(120.0, lambda p: hhjax.simulate(p, i_ext, 0.01).v)
     g_ref = jax.grad(loss)(120.0, lambda p: _plain_scan(p, i_ext, 0.01, "rk4"))
     assert float(g_sim) == pytest.approx(float(g_ref), rel=1e-10)
+
+
+def test_time_axis_for_concrete_and_traced_steps():
+    # The time axis is built outside the scan (and kept for a repeated grid); under
+    # jit with a traced dt it is built in the caller's computation.
+    i_ext = stimulus.constant(2.0, 2.0, 0.025)  # 80 steps
+    expect = np.arange(20) * 4 * 0.025
+    for _ in range(2):
+        t = hhjax.simulate(HHParams(), i_ext, 0.025, stride=4).t
+        np.testing.assert_allclose(t, expect, rtol=1e-15, atol=0)
+    t.delete()  # a kept time axis that a caller deleted (or donated) is rebuilt
+    t = hhjax.simulate(HHParams(), i_ext, 0.025, stride=4).t
+    np.testing.assert_allclose(t, expect, rtol=1e-15, atol=0)
+    traced = jax.jit(lambda dt: hhjax.simulate(HHParams(), i_ext, dt, stride=4).t)
+    np.testing.assert_allclose(traced(0.025), expect, rtol=1e-15, atol=0)
+    np.testing.assert_allclose(traced(0.02), np.arange(20) * 4 * 0.02, rtol=1e-15)
+    params32 = HHParams(*(jnp.float32(x) for x in HHParams()))
+    t32 = hhjax.simulate(params32, i_ext.astype(jnp.float32), 0.025, stride=4).t
+    assert t32.dtype == jnp.float32
+    np.testing.assert_allclose(t32, expect, rtol=1e-6)
 
 
 def test_jit_and_grad_through_simulate_with_traced_inputs():

@@ -39,6 +39,31 @@ def test_non_finite_current_is_rejected_with_its_index():
         hhjax.simulate(HHParams(), i_ext, 0.025)
 
 
+def test_a_numpy_current_is_checked_again_after_it_changes():
+    # The value checks of a jax.Array are remembered (it is immutable); a NumPy
+    # array can change between calls and is checked on every call.
+    i_ext = np.asarray(I_OK).copy()
+    hhjax.simulate(HHParams(), i_ext, 0.025)
+    i_ext[5] = np.inf
+    with pytest.raises(ValueError, match=r"non-finite values \(first at time index 5\)"):
+        hhjax.simulate(HHParams(), i_ext, 0.025)
+    g_na = np.array([120.0, 110.0])
+    hhjax.simulate(HHParams(g_na=g_na), I_OK, 0.025)
+    g_na[1] = -1.0
+    with pytest.raises(ValueError, match=r"Conductance `g_na` \(mS/cm\^2\) must be >= 0"):
+        hhjax.simulate(HHParams(g_na=g_na), I_OK, 0.025)
+
+
+def test_a_bad_jax_array_is_refused_on_every_call():
+    bad_current = jnp.asarray(I_OK).at[3].set(jnp.nan)
+    bad_g = jnp.array([120.0, -5.0])
+    for _ in range(2):
+        with pytest.raises(ValueError, match=r"first at time index 3"):
+            hhjax.simulate(HHParams(), bad_current, 0.025)
+        with pytest.raises(ValueError, match=r"Conductance `g_na`"):
+            hhjax.simulate(HHParams(g_na=bad_g), I_OK, 0.025)
+
+
 def test_current_in_pa_is_recognised():
     with pytest.raises(ValueError, match=r"looks like a current in pA.*pa_to_density"):
         hhjax.simulate(HHParams(), stimulus.constant(2500.0, 2.0, 0.025), 0.025)

@@ -94,11 +94,7 @@ SCRIPT = textwrap.dedent(
     state_in = jax.tree.leaves(built.run_chunk.input_shardings[0][0])
     out["fit_state_specs"] = sorted({str(sh.spec) for sh in state_in})
     out["fit_max_rel"] = float(
-        np.max(np.abs(alone.final_values / split.final_values - 1)))
-    out["fit_equal"] = bool(
-        np.array_equal(alone.final_values, split.final_values)
-        and np.array_equal(alone.value_history, split.value_history)
-    )
+        np.max(np.abs(alone.value_history / split.value_history - 1)))
     # The loss sums may be reduced in another order: equal to rounding.
     out["fit_loss_max_rel"] = float(
         np.max(np.abs(alone.loss_history / split.loss_history - 1)))
@@ -177,10 +173,12 @@ def test_sharded_current_equal_single_device_bit_for_bit(sharded_results):
 def test_fit_with_starts_split_over_a_mesh_equals_single_device(sharded_results):
     # Every leaf of the optimiser state is split over the starts axis...
     assert sharded_results["fit_state_specs"] == ["P('cells',)"]
-    # ...and the fit (which moved its starts) takes exactly the steps of the unsplit
-    # one.
+    # ...and the fit (which moved its starts) takes the steps of the unsplit one,
+    # to rounding: the parameters after every iteration agree to 1e-14 relative
+    # (bit for bit until fixed parameters at their defaults were compiled in as
+    # constants; since then the last bit may differ, 7.8e-16 measured; not traced).
     assert sharded_results["fit_moved"] > 1e-3
-    assert sharded_results["fit_equal"], sharded_results["fit_max_rel"]
+    assert sharded_results["fit_max_rel"] < 1e-14, sharded_results["fit_max_rel"]
     assert sharded_results["fit_loss_max_rel"] < 1e-12
 
 
