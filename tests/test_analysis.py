@@ -203,6 +203,27 @@ def test_soft_spike_count_approximates_the_count_and_has_a_gradient():
         analysis.spike_times(trace, max_spikes=0)
 
 
+def test_spike_functions_check_threshold_shape_and_accept_numpy_ints():
+    t = jnp.arange(6.0)
+    v = jnp.array([[-10.0, -10.0], [10.0, -10.0], [-10.0, 10.0]] * 2)  # (6, 2)
+    times = analysis.spike_times(v, 0.0, max_spikes=np.int64(2), t=t)
+    assert times.shape == (2, 2)
+    per_cell = analysis.spike_count(v, jnp.array([0.0, 20.0]), t=t)
+    assert per_cell.tolist() == [2, 0]
+    bad = jnp.zeros(5)  # one value per time step, not per cell
+    for fn in (
+        analysis.spike_times,
+        analysis.spike_count,
+        analysis.soft_spike_count,
+        analysis.first_spike_time,
+        analysis.firing_rate,
+    ):
+        with pytest.raises(ValueError, match=r"`threshold` \(mV\) must be a scalar"):
+            fn(v, bad, t=t)
+    with pytest.raises(ValueError, match="max_spikes"):
+        analysis.spike_times(v, 0.0, max_spikes=True, t=t)
+
+
 # ------------------------------------------------------------------- f-I curve
 def test_fi_curve_onset_of_repetitive_firing_from_rest():
     currents = np.array([5.0, 6.0, 6.2, 6.4, 6.6, 7.0, 8.0, 10.0])

@@ -27,6 +27,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import Array
 from jax.typing import ArrayLike
 
@@ -59,6 +60,30 @@ def _time_and_voltage(trace: Any, t: ArrayLike | None) -> tuple[Array, Array]:
         )
     v = v.astype(jnp.result_type(float, v))
     return t.astype(v.dtype), v
+
+
+def _check_threshold(threshold: ArrayLike, v: Array) -> None:
+    """The threshold must be one value per trace: a scalar or an array that
+    broadcasts to the batch shape ``v.shape[1:]`` (never along time)."""
+    shape, batch_shape = np.shape(threshold), v.shape[1:]
+    try:
+        fits = np.broadcast_shapes(shape, batch_shape) == batch_shape
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ValueError(
+            "`threshold` (mV) must be a scalar or an array broadcasting to the batch "
+            f"shape of the trace, {batch_shape}; got shape {shape}."
+        )
+
+
+def _check_max_spikes(max_spikes: Any) -> None:
+    if (
+        not isinstance(max_spikes, (int, np.integer))
+        or isinstance(max_spikes, bool)
+        or max_spikes < 1
+    ):
+        raise ValueError(f"`max_spikes` must be a positive int; got {max_spikes!r}.")
 
 
 def _crossings(t: Array, v: Array, threshold: ArrayLike) -> tuple[Array, Array]:
@@ -181,10 +206,10 @@ def spike_times(
         >>> spike_times(v, 0.0, max_spikes=3, t=t, interpolation="linear").tolist()
         [0.5, 3.25, nan]
     """
-    if not isinstance(max_spikes, int) or max_spikes < 1:
-        raise ValueError(f"`max_spikes` must be a positive int; got {max_spikes!r}.")
+    _check_max_spikes(max_spikes)
     _check_interpolation(interpolation)
     t, v = _time_and_voltage(trace, t)
+    _check_threshold(threshold, v)
     is_crossing, _ = _crossings(t, v, threshold)
 
     def column(v_col, thr, mask):
@@ -217,6 +242,7 @@ def spike_count(
         Integer array of shape ``(*batch)``.
     """
     t, v = _time_and_voltage(trace, t)
+    _check_threshold(threshold, v)
     is_crossing, times = _crossings(t, v, threshold)
     keep = is_crossing & _in_window(times, t_start, t_stop)
     return jnp.sum(keep, axis=0)
@@ -248,6 +274,7 @@ def soft_spike_count(
         Float array of shape ``(*batch)``, ≈ the number of spikes.
     """
     _, v = _time_and_voltage(trace, t)
+    _check_threshold(threshold, v)
     s = jax.nn.sigmoid((v - threshold) / width)
     return jnp.sum(jax.nn.relu(jnp.diff(s, axis=0)), axis=0)
 
@@ -277,6 +304,7 @@ def first_spike_time(
     """
     _check_interpolation(interpolation)
     t, v = _time_and_voltage(trace, t)
+    _check_threshold(threshold, v)
     is_crossing, times = _crossings(t, v, threshold)
     keep = is_crossing & _in_window(times, t_start, None)
 
@@ -317,6 +345,7 @@ def firing_rate(
     """
     _check_interpolation(interpolation)
     t, v = _time_and_voltage(trace, t)
+    _check_threshold(threshold, v)
     is_crossing, times = _crossings(t, v, threshold)
     keep = is_crossing & _in_window(times, t_start, t_stop)
 
