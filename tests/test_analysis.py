@@ -210,6 +210,9 @@ def test_spike_functions_check_threshold_shape_and_accept_numpy_ints():
     assert times.shape == (2, 2)
     per_cell = analysis.spike_count(v, jnp.array([0.0, 20.0]), t=t)
     assert per_cell.tolist() == [2, 0]
+    as_row = analysis.spike_times(v, [[0.0, 20.0]], max_spikes=2, t=t)  # (1, 2), list
+    assert np.isnan(as_row[:, 1]).all() and not np.isnan(as_row[:, 0]).any()
+    assert analysis.spike_count(v[:, 0], jnp.zeros(1), t=t).tolist() == 2
     bad = jnp.zeros(5)  # one value per time step, not per cell
     for fn in (
         analysis.spike_times,

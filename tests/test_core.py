@@ -296,16 +296,13 @@ def test_chunked_long_scan_equals_plain_scan_and_its_gradient(monkeypatch):
 
 
 def test_time_axis_for_concrete_and_traced_steps():
-    # The time axis is built outside the scan (and kept for a repeated grid); under
-    # jit with a traced dt it is built in the caller's computation.
+    # The time axis is built outside the scan, by its own jit; under jit with a
+    # traced dt it is built in the caller's computation. Each trace owns its t.
     i_ext = stimulus.constant(2.0, 2.0, 0.025)  # 80 steps
     expect = np.arange(20) * 4 * 0.025
-    for _ in range(2):
-        t = hhjax.simulate(HHParams(), i_ext, 0.025, stride=4).t
-        np.testing.assert_allclose(t, expect, rtol=1e-15, atol=0)
-    t.delete()  # a kept time axis that a caller deleted (or donated) is rebuilt
-    t = hhjax.simulate(HHParams(), i_ext, 0.025, stride=4).t
-    np.testing.assert_allclose(t, expect, rtol=1e-15, atol=0)
+    first, second = (hhjax.simulate(HHParams(), i_ext, 0.025, stride=4) for _ in "12")
+    first.t.delete()  # e.g. donated by a caller
+    np.testing.assert_allclose(second.t, expect, rtol=1e-15, atol=0)
     traced = jax.jit(lambda dt: hhjax.simulate(HHParams(), i_ext, dt, stride=4).t)
     np.testing.assert_allclose(traced(0.025), expect, rtol=1e-15, atol=0)
     np.testing.assert_allclose(traced(0.02), np.arange(20) * 4 * 0.02, rtol=1e-15)

@@ -54,6 +54,14 @@ def test_a_numpy_current_is_checked_again_after_it_changes():
         hhjax.simulate(HHParams(g_na=g_na), I_OK, 0.025)
 
 
+def test_low_precision_and_complex_inputs():
+    # bfloat16 is a float type (ml_dtypes), though NumPy does not say so.
+    trace = hhjax.simulate(HHParams(), jnp.asarray(I_OK, jnp.bfloat16), 0.025)
+    assert np.isfinite(np.asarray(trace.v)).all()
+    with pytest.raises(ValueError, match=r"`g_na` must be finite real numbers"):
+        hhjax.simulate(HHParams(g_na=jnp.array(120 + 1j)), I_OK, 0.025)
+
+
 def test_a_bad_jax_array_is_refused_on_every_call():
     bad_current = jnp.asarray(I_OK).at[3].set(jnp.nan)
     bad_g = jnp.array([120.0, -5.0])

@@ -62,19 +62,22 @@ def _time_and_voltage(trace: Any, t: ArrayLike | None) -> tuple[Array, Array]:
     return t.astype(v.dtype), v
 
 
-def _check_threshold(threshold: ArrayLike, v: Array) -> None:
-    """The threshold must be one value per trace: a scalar or an array that
-    broadcasts to the batch shape ``v.shape[1:]`` (never along time)."""
-    shape, batch_shape = np.shape(threshold), v.shape[1:]
+def _as_threshold(threshold: ArrayLike, v: Array) -> Array:
+    """The threshold as an array of the batch shape ``v.shape[1:]``: one value per
+    trace, from a scalar or an array broadcasting to it (never along time)."""
+    threshold = jnp.asarray(threshold, v.dtype)
+    batch_shape = v.shape[1:]
+    one_sample = (1, *batch_shape)  # a leading 1 is allowed: (1, n) for (T, n)
     try:
-        fits = np.broadcast_shapes(shape, batch_shape) == batch_shape
+        fits = np.broadcast_shapes(threshold.shape, one_sample) == one_sample
     except ValueError:
         fits = False
     if not fits:
         raise ValueError(
             "`threshold` (mV) must be a scalar or an array broadcasting to the batch "
-            f"shape of the trace, {batch_shape}; got shape {shape}."
+            f"shape of the trace, {batch_shape}; got shape {threshold.shape}."
         )
+    return jnp.broadcast_to(threshold, one_sample).reshape(batch_shape)
 
 
 def _check_max_spikes(max_spikes: Any) -> None:
@@ -147,7 +150,7 @@ def _per_column(fn, t, v, threshold, *extra):
     """Apply ``fn(v_col, threshold_col, *extra_cols)`` to every batch column."""
     batch_shape = v.shape[1:]
     flat_v = v.reshape(v.shape[0], -1)
-    flat_thr = jnp.broadcast_to(jnp.asarray(threshold, v.dtype), batch_shape).ravel()
+    flat_thr = threshold.ravel()  # of the batch shape (_as_threshold)
     flat_extra = [e.reshape(e.shape[0], -1) for e in extra]
     out = jax.vmap(fn, in_axes=(1, 0) + (1,) * len(extra), out_axes=-1)(
         flat_v, flat_thr, *flat_extra
@@ -209,7 +212,7 @@ def spike_times(
     _check_max_spikes(max_spikes)
     _check_interpolation(interpolation)
     t, v = _time_and_voltage(trace, t)
-    _check_threshold(threshold, v)
+    threshold = _as_threshold(threshold, v)
     is_crossing, _ = _crossings(t, v, threshold)
 
     def column(v_col, thr, mask):
@@ -242,7 +245,7 @@ def spike_count(
         Integer array of shape ``(*batch)``.
     """
     t, v = _time_and_voltage(trace, t)
-    _check_threshold(threshold, v)
+    threshold = _as_threshold(threshold, v)
     is_crossing, times = _crossings(t, v, threshold)
     keep = is_crossing & _in_window(times, t_start, t_stop)
     return jnp.sum(keep, axis=0)
@@ -274,7 +277,7 @@ def soft_spike_count(
         Float array of shape ``(*batch)``, ≈ the number of spikes.
     """
     _, v = _time_and_voltage(trace, t)
-    _check_threshold(threshold, v)
+    threshold = _as_threshold(threshold, v)
     s = jax.nn.sigmoid((v - threshold) / width)
     return jnp.sum(jax.nn.relu(jnp.diff(s, axis=0)), axis=0)
 
@@ -304,7 +307,7 @@ def first_spike_time(
     """
     _check_interpolation(interpolation)
     t, v = _time_and_voltage(trace, t)
-    _check_threshold(threshold, v)
+    threshold = _as_threshold(threshold, v)
     is_crossing, times = _crossings(t, v, threshold)
     keep = is_crossing & _in_window(times, t_start, None)
 
@@ -345,7 +348,7 @@ def firing_rate(
     """
     _check_interpolation(interpolation)
     t, v = _time_and_voltage(trace, t)
-    _check_threshold(threshold, v)
+    threshold = _as_threshold(threshold, v)
     is_crossing, times = _crossings(t, v, threshold)
     keep = is_crossing & _in_window(times, t_start, t_stop)
 
