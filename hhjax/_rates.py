@@ -21,18 +21,21 @@ import jax.numpy as jnp
 from jax import Array
 from jax.typing import ArrayLike
 
-# Below |z| < radius the Taylor series of z / (exp(z) - 1) through z**6 is used,
-# above it the direct formula z / (exp(z) - 1) (exp rather than expm1: ~10 % faster
-# steps, docs/benchmarks.md). Rounding of exp(z) - 1 costs a relative error of
-# about eps / |z| (its autodiff derivative eps / z**2), the series' truncation
-# |z|**8 / 1209600, so the radius depends on the precision: 0.07 in float64 and 0.5
-# in float32. Measured against 50-digit arithmetic on [-20, 20] (tests/test_core.py):
-# values within 1.4e-15 (float64) and 1.6e-7 (float32) relative, derivatives within
-# 1.1e-13 and 7.6e-7 (the expm1 form with radius 0.1 used before: 8.6e-15 and
-# 2.9e-7, derivatives 1.4e-12 and 4.8e-6). (A z**8 term would allow a larger
-# radius, but made XLA's vectorised float32 batch step 2.5x slower on an AVX-512
-# CPU.)
-_SERIES_RADIUS = {8: 0.07, 4: 0.5, 2: 0.5}  # by itemsize of the float type
+# Below |z| < radius a Taylor series of z / (exp(z) - 1) is used, above it the
+# direct formula z / (exp(z) - 1) (exp rather than expm1: ~10 % faster steps,
+# docs/benchmarks.md). Rounding of exp(z) - 1 costs a relative error of about
+# eps / |z| (its autodiff derivative eps / z**2), the series' truncation the first
+# omitted term, so radius and length depend on the precision: through z**6 below
+# 0.07 in float64, through z**4 below 0.3 in float32 (and 0.5 in 16-bit floats).
+# Measured against 50-digit arithmetic on [-20, 20] (tests/test_core.py): values
+# within 1.6e-15 (float64) and 2.3e-7 (float32) relative, derivatives within
+# 1.1e-13 and 1.7e-6 (float32 on a grid of step 1e-4 over [-2, 2]: 2.5e-7 and
+# 1.9e-6). In float32 the z**6 term would halve the derivative's error, but it made
+# XLA:CPU split the two fusions holding the series over threads for batches of 1e4
+# cells (more than one flop per byte: "compute-bound" to its cost model): 1.2x the
+# wall and 1.5x the CPU time (docs/benchmarks.md, item 12). A z**8 term made the
+# vectorised float32 step 2.5x slower.
+_SERIES = {8: (0.07, 6), 4: (0.3, 4), 2: (0.5, 4)}  # itemsize: (radius, last power)
 # Bernoulli numbers: z/(e^z - 1) = sum_n B_n z^n / n!, B_1 = -1/2, odd n > 1 vanish.
 _B2, _B4, _B6 = 1.0 / 12.0, -1.0 / 720.0, 1.0 / 30240.0
 
@@ -49,12 +52,13 @@ def x_over_expm1(z: ArrayLike) -> Array:
     z = jnp.asarray(z)
     if not jnp.issubdtype(z.dtype, jnp.floating):
         z = z.astype(jnp.result_type(float))
-    radius = _SERIES_RADIUS.get(z.dtype.itemsize, 0.5)
+    radius, last_power = _SERIES.get(z.dtype.itemsize, (0.5, 4))
     small = jnp.abs(z) < radius
     # The unused branch gets a harmless argument, so its gradient stays finite.
     safe_z = jnp.where(small, 1.0, z)
     z2 = z * z
-    series = 1.0 - 0.5 * z + z2 * (_B2 + z2 * (_B4 + z2 * _B6))
+    tail = _B4 + z2 * _B6 if last_power == 6 else _B4
+    series = 1.0 - 0.5 * z + z2 * (_B2 + z2 * tail)
     return jnp.where(small, series, safe_z / (jnp.exp(safe_z) - 1.0))
 
 
@@ -70,8 +74,8 @@ def linoid(v: ArrayLike, a: float, v_half: float, k: float) -> Array:
     Returns:
         Rate in 1/ms, shape of ``v``. At ``V = v_half`` it equals ``a * k``.
     """
-    u = (jnp.asarray(v) - v_half) / k
-    return a * k * x_over_expm1(-u)
+    # (v_half − V)/k: exactly −(V − v_half)/k, one negation fewer per call.
+    return a * k * x_over_expm1((v_half - jnp.asarray(v)) / k)
 
 
 def exponential(v: ArrayLike, a: float, v_half: float, k: float) -> Array:

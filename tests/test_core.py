@@ -88,12 +88,12 @@ def test_linoid_value_and_gradient_near_singularity(v_half, a, k):
 
 @pytest.mark.parametrize(
     ("dtype", "value_tol", "slope_tol"),
-    [(jnp.float64, 1e-14, 5e-13), (jnp.float32, 4e-7, 2e-6)],
+    [(jnp.float64, 1e-14, 5e-13), (jnp.float32, 4e-7, 2.5e-6)],
 )
 def test_x_over_expm1_and_its_derivative_against_50_digit_arithmetic(
     dtype, value_tol, slope_tol
 ):
-    # Every branch: the series (|z| < 0.07 in float64, < 0.5 in float32), both
+    # Every branch: the series (|z| < 0.07 in float64, < 0.3 in float32), both
     # sides of the switch, and the direct formula out to |z| = 20.
     import decimal
 
@@ -101,7 +101,8 @@ def test_x_over_expm1_and_its_derivative_against_50_digit_arithmetic(
     z = np.concatenate(
         [
             np.linspace(-20.0, 20.0, 4001),
-            [0.0, 1e-9, -1e-9, 0.0699, 0.0701, 0.4999, 0.5001],
+            np.linspace(-0.4, 0.4, 801),
+            [0.0, 1e-9, -1e-9, 0.0699, 0.0701, 0.2999, 0.3001],
         ]
     )
     z = np.concatenate([z, -z[-4:]])
