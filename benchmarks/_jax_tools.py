@@ -108,14 +108,17 @@ def _hhjax_loss(wl: problem.Workload, dtype: Any, method: str) -> Callable:
 
 
 def hhjax_gradient(wl: problem.Workload, dtype: Any, method: str) -> dict[str, Tool]:
-    """Forward loss, reverse-mode gradient and forward-mode (``jacfwd``) gradient."""
+    """Forward loss, reverse-mode gradient (``jax.grad``) and ``hhjax.grad``, which
+    picks the mode itself (forward mode for these 3 parameters)."""
+    import hhjax
+
     loss = _hhjax_loss(wl, dtype, method)
     g0 = jnp.asarray((problem.G_NA, problem.G_K, problem.G_L), dtype)
     fwd = jax.jit(loss)
     rev = jax.jit(jax.grad(loss))
-    jfwd = jax.jit(jax.jacfwd(loss))
+    auto = jax.jit(hhjax.grad(loss))
     return {"forward": lambda: fwd(g0), "reverse": lambda: rev(g0),
-            "jacfwd": lambda: jfwd(g0)}
+            "auto": lambda: auto(g0)}
 
 
 # ------------------------------------------------------- plain-JAX reference

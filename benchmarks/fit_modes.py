@@ -61,8 +61,9 @@ def main() -> int:
     for label, loss in losses.items():
         stage = loss.stages(data.n_samples, 1, DT, "rk4")[0]
         for n in (1, 2, 4, 7, 11):
+            bounds = {"temperature": (0.0, 30.0), "v_shift": (-10.0, 10.0)}
             space = ParamSpace.create(
-                TRUTH, ORDER[:n], {"temperature": (0.0, 30.0), "v_shift": (-10.0, 10.0)}
+                TRUTH, ORDER[:n], {k: b for k, b in bounds.items() if k in ORDER[:n]}
             )
             z = jnp.asarray(space.to_z(space.base_values()))
             z = jnp.tile(z, (N_STARTS, 1))

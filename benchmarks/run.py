@@ -45,7 +45,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 import _problem as problem  # noqa: E402
 
-SMALL_LOOP_BYTES = 65536
+SMALL_LOOP_BYTES = 2**20  # as hhjax/_xla_flags.py (not imported: it edits XLA_FLAGS)
 # `import hhjax` adds its XLA:CPU flags to XLA_FLAGS unless this is set: without it
 # a "default XLA flags" worker would run with them after all.
 DEFAULTS_ENV = {"HHJAX_NO_XLA_TUNING": "1"}
@@ -190,7 +190,8 @@ def _gradient_table(rows: list[dict], wl: problem.Workload) -> list[str]:
     lines = [
         f"**{wl.name}** — {wl.title}. Ratios from {metric} times; the gradient "
         "column compares with hhjax's reverse gradient: tools with the same scheme "
-        "agree to rounding, others follow their own trajectory and target.",
+        "agree to rounding, others follow their own trajectory and target. Mode "
+        "auto: `hhjax.grad`, which picks forward mode for these 3 parameters.",
         "",
         f"| tool | method | mode | wall (s) | CPU (s) | ÷ own forward ({metric}) | "
         f"compile (s) | peak extra MB | × hhjax ({metric}) | gradient vs hhjax (rel.) |",

@@ -147,8 +147,7 @@ def _jax_gradient_rows(wl, dtype, dtype_name, repeats, have_jaxley) -> list[dict
     if hhjax.DEFAULT_METHOD != "exp_euler":
         default = hhjax.DEFAULT_METHOD
         grads = jt.hhjax_gradient(wl, dtype, default)
-        groups[f"hhjax {default}"] = (default, {k: grads[k] for k in
-                                                ("forward", "reverse")})
+        groups[f"hhjax {default}"] = (default, grads)
     if have_jaxley:
         groups["Jaxley"] = ("fwd_euler", jt.jaxley_gradient(wl, dtype, "fwd_euler"))
     tools, notes = {}, {}

@@ -31,6 +31,7 @@ import numpy as np
 import optax
 from jax import Array, lax
 
+import hhjax
 from fitting._data import FitArrays
 from fitting._losses import Stage, stage_value
 from fitting._params import ParamSpace
@@ -343,8 +344,9 @@ def _value_and_grad(stage: Stage, space: ParamSpace, mode: str):
     if stage.residuals is None:
 
         def forward_scalar(p, data):
-            value, lin = jax.linearize(lambda z: loss_fn({**p, "z": z}, data), p["z"])
-            grad_z = jax.vmap(lin)(jnp.eye(p["z"].shape[0], dtype=p["z"].dtype))
+            value, grad_z = hhjax.value_and_grad(
+                lambda z: loss_fn({**p, "z": z}, data), mode="forward"
+            )(p["z"])
             return value, {"z": grad_z, "delta": jnp.zeros_like(p["delta"])}
 
         return forward_scalar

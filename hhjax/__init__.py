@@ -17,6 +17,9 @@ _xla_flags.tune_cpu_backend()
 
 from hhjax import channels as channels
 from hhjax import stimulus as stimulus
+from hhjax._autodiff import FORWARD_MODE_MAX as FORWARD_MODE_MAX
+from hhjax._autodiff import grad as grad
+from hhjax._autodiff import value_and_grad as value_and_grad
 from hhjax._equilibrium import resting_state as resting_state
 from hhjax._integrators import DEFAULT_METHOD as DEFAULT_METHOD
 from hhjax._integrators import METHODS as METHODS
