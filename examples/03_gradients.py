@@ -4,7 +4,8 @@ Standard HH (modern convention). A target trace comes from g_na, g_k, g_l =
 110, 40, 0.25 mS/cm²; the loss is the mean squared difference of V (mV²) over
 20 ms of a 10 µA/cm² step, as a function of the conductances. ``jax.grad``
 differentiates through the whole jitted simulation; central finite differences
-check it. Float64 (enabled below). Writes ``examples/output/03_gradients.png``:
+check it; ``hhjax.value_and_grad`` gives the same gradient in forward mode, the
+cheaper one for a handful of parameters. Float64 (enabled below). Writes ``examples/output/03_gradients.png``:
 the loss along g_na with the tangent the gradient predicts; the gradient is
 exact, yet only local — where a spike appears or vanishes the loss jumps, which is
 why fitting spiking traces needs more than plain gradient descent (docs/fitting.md, "Losses").
@@ -46,6 +47,12 @@ for k, name in enumerate(("g_na", "g_k", "g_l")):
     fd = (loss(g0 + step) - loss(g0 - step)) / (2 * h)
     rel = abs(float(grad[k]) - float(fd)) / abs(float(fd))
     print(f"{name:>5} {float(grad[k]):14.6g} {float(fd):14.6g} {rel:11.2e}")
+
+# hhjax.value_and_grad picks the cheaper mode itself: forward mode for these 3
+# inputs (hhjax.FORWARD_MODE_MAX = 6), the same gradient to rounding.
+_, grad_auto = jax.jit(hhjax.value_and_grad(loss))(g0)
+rel = float(jnp.max(jnp.abs(grad_auto - grad) / jnp.abs(grad)))
+print(f"hhjax.value_and_grad (forward mode) against jax.grad: max rel. diff. {rel:.1e}")
 
 # The loss along g_na and the tangent the gradient predicts.
 g_na = np.linspace(110.0, 130.0, 21)

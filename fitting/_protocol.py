@@ -1734,11 +1734,6 @@ def _fitted_on(document: dict, recording: Recording, data_path) -> bool:
     return Path(data.get("source", "")).name == Path(data_path).name
 
 
-def _plain(document: dict) -> dict:
-    """``document`` with numpy and JAX scalars as Python numbers (for JSON)."""
-    return json.loads(json.dumps(document, default=float))
-
-
 def wants_protocol(path, document: dict | None = None) -> bool:
     """Whether ``hhjax fit``/``predict`` should use this protocol: the data is a
     raw whole-cell recording (``.abf``/``.nwb``, current in pA, capacitance
@@ -1791,7 +1786,7 @@ def fit_to_directory(
         fit.params, recording, document=document, train=fit.train, method=method
     )
     fit.save(out_dir / "params.json")
-    write_json_atomic(out_dir / "metrics.json", _plain(doc))
+    write_json_atomic(out_dir / "metrics.json", doc)
     title = f"{Path(data_path).name}: {model}, trained on sweeps {list(fit.train)}"
     save_report(out_dir / "report.png", prepared, doc, v_model, fit, title=title)
     return fit
@@ -1829,7 +1824,7 @@ def predict_to_directory(
     )
     doc["params_file"] = str(params_path)
     doc["data"] = {"source": str(data_path), "sweeps": list(prepared.sweeps)}
-    write_json_atomic(out_dir / "metrics.json", _plain(doc))
+    write_json_atomic(out_dir / "metrics.json", doc)
     save_report(
         out_dir / "prediction.png",
         prepared,

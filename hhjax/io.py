@@ -146,8 +146,9 @@ def write_json_atomic(path: str | os.PathLike, document: Any) -> Path:
 
 
 def json_safe(value: Any) -> Any:
-    """A JSON-able copy of ``value``: NumPy arrays as (nested) lists, NumPy scalars
-    as Python numbers, and NaN/inf as ``None`` (JSON has no non-finite numbers)."""
+    """A JSON-able copy of ``value``: NumPy and JAX arrays as (nested) lists, their
+    scalars as Python numbers, and NaN/inf as ``None`` (JSON has no non-finite
+    numbers)."""
     if isinstance(value, float):
         return value if np.isfinite(value) else None
     if isinstance(value, dict):
@@ -158,6 +159,8 @@ def json_safe(value: Any) -> Any:
         return json_safe(value.tolist())
     if isinstance(value, np.generic):
         return json_safe(value.item())
+    if hasattr(value, "__array__"):  # a JAX array, without importing JAX here
+        return json_safe(np.asarray(value))
     return value
 
 

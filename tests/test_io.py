@@ -219,3 +219,23 @@ def test_unreadable_checkpoint_is_a_clear_error(content, tmp_path):
     path.write_bytes(content)
     with pytest.raises(ValueError, match="not a readable fit checkpoint"):
         load_checkpoint(path)
+
+
+def test_json_safe_converts_numpy_and_jax_values_and_non_finite(tmp_path):
+    doc = {
+        "jax": jnp.asarray(1.5),
+        "jax_vector": jnp.array([1.0, jnp.nan]),
+        "numpy": np.float32(2.5),
+        "nan": float("nan"),
+        "nested": [np.array([np.inf, 3.0]), (np.int64(4),)],
+    }
+    path = io.write_json_atomic(tmp_path / "doc.json", doc)
+    text = path.read_text()
+    assert "NaN" not in text and "Infinity" not in text  # strict JSON
+    assert json.loads(text) == {
+        "jax": 1.5,
+        "jax_vector": [1.0, None],
+        "numpy": 2.5,
+        "nan": None,
+        "nested": [[None, 3.0], [4]],
+    }
