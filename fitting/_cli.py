@@ -31,7 +31,7 @@ import numpy as np
 
 import hhjax
 import hhjax.io
-from hhjax.cli import number_option, out_dir_option, parse_assignment
+from hhjax.cli import HelpFormatter, number_option, out_dir_option, parse_assignment
 
 CHECKPOINT_SUFFIX = ".checkpoint.npz"
 
@@ -266,7 +266,7 @@ def register_fit(subparsers: Any) -> None:
         "settings, versions), DIR/metrics.json (per sweep: spikes in data and "
         "model, subthreshold error, spike-time error) and DIR/report.png. Computes "
         "in float64. Units: ms, mV, uA/cm^2 (or pA with c_pF), mS/cm^2, uF/cm^2.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     _add_data_options(parser)
     group = parser.add_argument_group("model and parameters")
@@ -630,7 +630,7 @@ def register_predict(subparsers: Any) -> None:
         "current of DATA, and write DIR/metrics.json (per sweep: spikes in data "
         "and model, subthreshold error, spike-time error) and DIR/prediction.png. "
         "Computes in float64.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument(
         "params_file", type=Path, metavar="PARAMS", help="params.json (or .toml)"

@@ -11,12 +11,11 @@ from __future__ import annotations
 import io
 import json
 import os
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from hhjax.io import json_safe
+from hhjax.io import json_safe, read_npz
 from hhjax.io import umask_mode as umask_mode
 from hhjax.io import write_bytes_atomic as write_bytes_atomic
 from hhjax.io import write_json_atomic as write_json_atomic
@@ -49,18 +48,18 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict, dict] | None:
     if not path.exists():
         return None
     try:
-        # Our own handle: np.load leaves its own open when the file is corrupt.
-        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
+        arrays = read_npz(path, "fit checkpoint")
+    except ValueError as err:
+        raise ValueError(f"{err} Delete it to start the fit afresh.") from None
+    try:
         meta = json.loads(str(arrays.pop("__meta__")))
-        if not isinstance(meta, dict):
-            raise ValueError(f"metadata {meta!r} is not a JSON object")
-    # EOFError: an empty or truncated file.
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
-        raise ValueError(
-            f"{path}: not a readable fit checkpoint ({type(err).__name__}: {err}); "
-            "delete it to start the fit afresh."
-        ) from None
+    except (KeyError, ValueError) as err:
+        meta = err
+    if not isinstance(meta, dict):
+        raise ValueError(  # noqa: TRY004 (bad file content)
+            f"{path}: not a readable fit checkpoint (metadata: {meta!r}); delete it "
+            "to start the fit afresh."
+        )
     if meta.get("version") != CHECKPOINT_VERSION:
         raise ValueError(
             f"{path}: checkpoint format {meta.get('version')} is not "

@@ -26,14 +26,12 @@ _DEFAULT_BOUNDS: dict[str, tuple[float, float]] = {
     "v_shift": (-100.0, 100.0),
     "v_t": (-100.0, 0.0),
     "temperature": (-5.0, 50.0),
-    "q10": (1.0, 10.0),
-    "q10_g": (1.0, 10.0),
-    "q10_m": (1.0, 10.0),
 }
 _PREFIX_BOUNDS: dict[str, tuple[float, float]] = {
     "g_": (1e-4, 1e4),
     "e_": (-200.0, 200.0),
     "tau_": (1e-2, 1e5),
+    "q10": (1.0, 10.0),
 }
 _UNITS = {"c_m": "uF/cm^2", "temperature": "degC", "q10": "1", "q10_g": "1"}
 _PREFIX_UNITS = {"g_": "mS/cm^2", "e_": "mV", "v_": "mV", "tau_": "ms", "q10": "1"}
@@ -56,8 +54,9 @@ def default_bounds(field: str) -> tuple[float, float] | None:
 
     Conductances ``g_*`` (1e-4, 1e4) mS/cm²; reversal potentials ``e_*``
     (−200, 200) mV; ``c_m`` (0.05, 20) µF/cm²; ``v_shift`` (−100, 100) mV;
-    ``temperature`` (−5, 50) °C; ``q10*`` (1, 10); time constants ``tau_*``
-    (0.01, 1e5) ms.
+    ``v_t`` (−100, 0) mV; ``temperature`` (−5, 50) °C; ``q10*`` (1, 10); time
+    constants ``tau_*`` (0.01, 1e5) ms. Other fields (e.g. half-activation voltages
+    ``v_w``, ``v_h``) have none: pass ``bounds=`` for them.
     """
     if field in _DEFAULT_BOUNDS:
         return _DEFAULT_BOUNDS[field]

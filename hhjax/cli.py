@@ -31,8 +31,8 @@ parser with ``subparsers.add_parser(name, help=...)`` and sets
 naming the option for a bad value. In ``pyproject.toml``::
 
     [project.entry-points."hhjax.commands"]
-    fit = "fitting.cli:register_fit"
-    predict = "fitting.cli:register_predict"
+    fit = "fitting._cli:register_fit"
+    predict = "fitting._cli:register_predict"
 
 A plugin that fails to load is reported on one line (``hhjax: warning: ...``) and
 skipped; the other commands keep working.
@@ -71,10 +71,12 @@ from hhjax.models.hh import HHParams
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "HelpFormatter",
     "MAX_OUTPUT_BYTES",
     "MAX_STEPS",
     "UsageError",
     "build_parser",
+    "check_out_names",
     "main",
     "number_option",
     "out_dir_option",
@@ -123,6 +125,19 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         hint = f" (see '{self.prog} --help')"
         self.exit(2, f"hhjax: error: {_one_line(message)}{hint}\n")
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Appends ``(default: ...)`` to an option's help only where there is a default
+    to show (not ``None``, an off flag or an empty list) and the help does not
+    state it already."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        default = action.default
+        nothing = default is None or default is False or default == []
+        if nothing or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
 
 
 def _one_line(message: str) -> str:
@@ -227,12 +242,31 @@ def _add_model_options(parser: argparse.ArgumentParser, dt: float) -> None:
 
 
 def out_dir_option(text: str) -> Path:
-    """An argparse ``type=`` for ``--out``: a directory, created if needed, so not
-    an existing file (else the option's one-line error, exit status 2)."""
+    """An argparse ``type=`` for ``--out``: a directory, created if needed, so
+    neither an existing file nor below one (else the option's one-line error, exit
+    status 2)."""
     path = Path(text)
     if path.exists() and not path.is_dir():
         raise argparse.ArgumentTypeError(f"{text} exists and is not a directory")
+    for parent in path.absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise argparse.ArgumentTypeError(
+                    f"{text} cannot be created: {parent} is not a directory"
+                )
+            break
     return path
+
+
+def check_out_names(out: Path, names: Sequence[str]) -> None:
+    """A :class:`UsageError` for ``--out`` if one of the files a command will write
+    there is an existing directory (checked before the work starts)."""
+    for name in names:
+        if (out / name).is_dir():
+            raise UsageError(
+                f"argument --out: {out / name} is a directory; the command writes a "
+                "file of that name"
+            )
 
 
 def _add_output_options(parser: argparse.ArgumentParser, default: str) -> None:
@@ -332,7 +366,7 @@ def _add_simulate(subparsers: Any) -> None:
         "current) and write trace.npz, trace.csv (columns t_ms, v_mV, m, h, n, "
         "i_na_uA_per_cm2, ..., i_ext_uA_per_cm2) and trace.png. Currents in "
         "uA/cm^2 (injected: inward positive; ionic: outward positive), times in ms.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     group = parser.add_argument_group("stimulus (times in ms, currents in uA/cm^2)")
     group.add_argument(
@@ -402,6 +436,7 @@ def _run_simulate(args: argparse.Namespace) -> int:
     _check_output_size(
         "--total", steps, _cells(params), fields, "fewer cells in --params"
     )
+    check_out_names(args.out, ["trace.npz", "trace.csv", "trace.png"])
     with jax.enable_x64(True):
         i_ext = _stimulus_from_args(args)
         with _warnings_to_stderr():
@@ -438,7 +473,7 @@ def _add_fi(subparsers: Any) -> None:
         "(current_uA_per_cm2, rate_Hz, spike_count, latency_ms) and fi.png. "
         "Prints the onset of repetitive firing (the lowest current with at least "
         "--min-spikes spikes in the analysis window). Rates in Hz.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     group = parser.add_argument_group("currents (uA/cm^2) and timing (ms)")
     group.add_argument(
@@ -543,6 +578,7 @@ def _run_fi(args: argparse.Namespace) -> int:
     _check_output_size(
         "--duration", steps, len(currents), 2, "fewer currents (a larger --step)"
     )
+    check_out_names(args.out, ["fi.csv", "fi.png"])
     with jax.enable_x64(True), _warnings_to_stderr():
         curve = fi_curve(
             params,

@@ -61,6 +61,7 @@ __all__ = [
     "load_trace",
     "read_csv_table",
     "read_document",
+    "read_npz",
     "read_params_file",
     "save_params",
     "save_trace",
@@ -307,7 +308,7 @@ def load_trace(path: str | Path, trace_type: type | None = None) -> Any:
         raise ValueError(
             f"{path}: a trace file must end in .npz or .csv; got {path.suffix!r}."
         )
-    columns = _read_npz(path) if suffix == ".npz" else _read_csv(path)
+    columns = read_npz(path, ".npz trace") if suffix == ".npz" else _read_csv(path)
     model = columns.pop(MODEL_KEY, None)
     i_ext = columns.pop(I_EXT_COLUMN, None)
     trace_type = _resolve_trace_type(
@@ -359,15 +360,36 @@ def _resolve_trace_type(
     return Trace  # fits none: load_trace's column check says what is wrong
 
 
-def _read_npz(path: Path) -> dict[str, np.ndarray]:
+def read_npz(path: str | os.PathLike, what: str = ".npz file") -> dict[str, np.ndarray]:
+    """All arrays of a ``.npz`` archive, read without allowing pickled objects.
+
+    Args:
+        path: the file.
+        what: what the file should be, for the error message (".npz trace").
+
+    Returns:
+        ``{name: array}``, fully read (the file is closed).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: ``"{path}: not a readable {what} (...)"`` for an empty,
+            truncated or corrupt file, one that is not a zip archive, or one that
+            holds pickled objects.
+    """
+    path = Path(path)
     try:
         # Our own handle: np.load leaves its own open when the file is corrupt.
-        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as data:
-            return {name: data[name] for name in data.files}
+        with open(path, "rb") as fh:
+            is_zip = fh.read(2) == b"PK"  # else np.load tries a pickle and says so
+            fh.seek(0)
+            if is_zip:
+                with np.load(fh, allow_pickle=False) as data:
+                    return {name: data[name] for name in data.files}
     except FileNotFoundError:
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:  # truncated
-        raise ValueError(f"{path}: not a readable .npz trace ({err}).") from None
+        raise ValueError(f"{path}: not a readable {what} ({err}).") from None
+    raise ValueError(f"{path}: not a readable {what} (not a zip archive).")
 
 
 _CSV_COLUMN = re.compile(r"^(?P<name>[^\[\]]+)(?:\[(?P<index>\d+(?:,\d+)*)\])?$")
@@ -498,6 +520,11 @@ def _number_or_array(name: str, value: Any, path: Path) -> Any:
             f"{path}: parameter {name!r} must be a number or a (regular) list of "
             f"numbers; got {value!r}."
         ) from None
+    if array.size == 0:
+        raise ValueError(
+            f"{path}: parameter {name!r} is an empty list; expected a number or a "
+            "non-empty list of numbers."
+        )
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{path}: parameter {name!r} must be finite; got {value!r}.")
     return float(array) if array.ndim == 0 else array
@@ -509,10 +536,18 @@ def read_document(path: str | Path) -> Any:
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: another suffix, or a syntax error (the message names the file).
+        OSError: another reason it cannot be read (a directory, no permission).
+        ValueError: another suffix, text that is not UTF-8, or a syntax error (the
+            message names the file).
     """
     path = Path(path)
-    return _parse_text(path.read_text(encoding="utf-8"), path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(
+            f"{path}: not UTF-8 text; expected a .json or .toml parameter file."
+        ) from None
+    return _parse_text(text, path)
 
 
 def read_params_file(path: str | Path) -> tuple[str | None, dict[str, Any]]:
@@ -527,8 +562,10 @@ def read_params_file(path: str | Path) -> tuple[str | None, dict[str, Any]]:
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: unknown suffix, a syntax error, a wrong layout, or a value that
-            is not a finite number (or list of numbers).
+        OSError: another reason it cannot be read (a directory, no permission).
+        ValueError: unknown suffix, text that is not UTF-8, a syntax error, a wrong
+            layout, or a value that is not a finite number (or a non-empty list of
+            numbers).
     """
     path = Path(path)
     content = read_document(path)
@@ -664,6 +701,7 @@ def load_params(path: str | Path, base: Any = None) -> Any:
         A parameter tuple of the model's type.
 
     Raises:
+        FileNotFoundError, OSError: see :func:`read_params_file`.
         ValueError: see :func:`read_params_file`; an unknown model name, or one
             whose parameters are not of the type of ``base``; a field the model
             does not have.

@@ -67,7 +67,7 @@ from jax.typing import ArrayLike
 
 from hhjax._integrators import METHODS
 from hhjax._model import model_of
-from hhjax._simulate import StepSizeWarning, simulate
+from hhjax._simulate import MAX_PLAUSIBLE_CURRENT, StepSizeWarning, simulate
 from hhjax.models.hh import HHParams, HHState, Trace
 
 __all__ = ["Gate", "HHModel", "Simulation"]
@@ -245,12 +245,31 @@ class Simulation:
         """
         if np.iscomplexobj(stimulusWaveform):
             raise ValueError("`stimulusWaveform` must be real currents in uA/cm^2.")
-        stim = np.asarray(stimulusWaveform, dtype=np.float64)
+        try:
+            stim = np.asarray(stimulusWaveform, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(
+                "`stimulusWaveform` must be a 1-D array of currents in uA/cm^2; got "
+                f"{type(stimulusWaveform).__name__} {stimulusWaveform!r:.60}."
+            ) from None
         _check_voltage(self.model.Vm, "model.Vm")
         if stim.ndim != 1 or stim.size == 0:
             raise ValueError(
                 "`stimulusWaveform` must be a non-empty 1-D array of currents in "
                 f"uA/cm^2, one per step; got shape {stim.shape}."
+            )
+        if not np.all(np.isfinite(stim)):
+            k = int(np.argmin(np.isfinite(stim)))
+            raise ValueError(
+                f"`stimulusWaveform` contains non-finite values (first at sample {k}: "
+                f"{stim[k]}); the current must be finite everywhere."
+            )
+        peak = float(np.max(np.abs(stim)))
+        if peak > MAX_PLAUSIBLE_CURRENT:
+            raise ValueError(
+                f"`stimulusWaveform` reaches |I| = {peak:g}, but it must be a current "
+                f"density in uA/cm^2 (|I| <= {MAX_PLAUSIBLE_CURRENT:g}); for a current "
+                "in pA use hhjax.stimulus.pa_to_density(i_pA, c_pF)."
             )
         dt = float(stepSizeMs)
         if not (math.isfinite(dt) and dt > 0):

@@ -237,11 +237,16 @@ def test_outputs_written_atomically_and_warnings_one_line(
         ("cell.yaml", "g_na: 100", ".json or .toml"),
         ("other.json", '{"model": "cortical_rs", "params": {}}', "Unknown model"),
         ("rs.json", '{"model": "pospischil-rs", "params": {"g_k": 3}}', "g_k"),
+        ("empty.json", '{"g_na": []}', "'g_na' is an empty list"),
+        ("latin1.json", b'{"g_na": 100, "note": "\xb5A"}', "not UTF-8 text"),
     ],
 )
 def test_bad_parameter_file(name, content, expected, tmp_path, capsys):
     bad = tmp_path / name
-    bad.write_text(content)
+    if isinstance(content, bytes):
+        bad.write_bytes(content)
+    else:
+        bad.write_text(content)
     status, _, err = _run_main(["simulate", "--params", bad], capsys)
     assert status == 2 and len(err.strip().splitlines()) == 1, err
     assert err.startswith("hhjax: error: argument --params: ") and expected in err
@@ -308,3 +313,32 @@ def test_out_that_is_a_file_is_a_usage_error(command, tmp_path, capsys):
     assert status == 2 and len(err.strip().splitlines()) == 1, err
     assert "argument --out:" in err and "not a directory" in err
     assert path.read_text() == "keep me"
+
+
+@pytest.mark.parametrize("command", ["simulate", "fi"])
+def test_out_below_a_file_is_a_usage_error(command, tmp_path, capsys):
+    (tmp_path / "taken").write_text("keep me")
+    status, _, err = _run_main([command, "--out", tmp_path / "taken" / "sub"], capsys)
+    assert status == 2 and len(err.strip().splitlines()) == 1, err
+    assert "argument --out:" in err and "is not a directory" in err
+
+
+@pytest.mark.parametrize(
+    ("command", "name"), [("simulate", "trace.csv"), ("fi", "fi.csv")]
+)
+def test_output_name_taken_by_a_directory_stops_before_the_work(
+    command, name, tmp_path, capsys
+):
+    (tmp_path / name).mkdir()
+    status, _, err = _run_main([command, "--out", tmp_path, "--no-plot"], capsys)
+    assert status == 2 and len(err.strip().splitlines()) == 1, err
+    assert "argument --out:" in err and f"{name} is a directory" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]  # nothing written
+
+
+def test_help_shows_only_real_defaults(capsys):
+    assert cli.main(["simulate", "--help"]) == 0
+    text = capsys.readouterr().out
+    assert "(default: 0.01)" in text  # --dt
+    for noise in ("default: None", "default: False", "default: []"):
+        assert noise not in text

@@ -180,7 +180,8 @@ def test_load_trace_errors(trace, tmp_path):
     whole = io.save_trace(trace, tmp_path / "t.npz").read_bytes()
     (tmp_path / "cut.npz").write_bytes(whole[: len(whole) // 2])
     (tmp_path / "empty.npz").write_bytes(b"")
-    for name in ("cut.npz", "empty.npz"):
+    (tmp_path / "pickle.npz").write_bytes(b"\x80\x04K\x01.")  # not a zip archive
+    for name in ("cut.npz", "empty.npz", "pickle.npz"):
         with pytest.raises(ValueError, match="not a readable .npz trace"):
             io.load_trace(tmp_path / name)
     (tmp_path / "bad.csv").write_text("t_ms,v_mV[1]\n0,1\n")
@@ -208,7 +209,9 @@ def test_writers_never_leave_a_torn_file(name, trace, tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == [name]
 
 
-@pytest.mark.parametrize("content", [b"", b"PK\x03\x04 truncated"])
+@pytest.mark.parametrize(
+    "content", [b"", b"PK\x03\x04 truncated", b"\x80\x04K\x01.", "no-meta"]
+)
 def test_unreadable_checkpoint_is_a_clear_error(content, tmp_path):
     from fitting._io import load_checkpoint, save_checkpoint
 
@@ -216,8 +219,11 @@ def test_unreadable_checkpoint_is_a_clear_error(content, tmp_path):
     save_checkpoint(path, {"loss": float("nan")}, {"x": np.arange(3.0)})
     meta, arrays = load_checkpoint(path)
     assert meta["loss"] is None and arrays["x"].tolist() == [0.0, 1.0, 2.0]
-    path.write_bytes(content)
-    with pytest.raises(ValueError, match="not a readable fit checkpoint"):
+    if content == "no-meta":
+        np.savez(path, x=np.arange(3.0))
+    else:
+        path.write_bytes(content)
+    with pytest.raises(ValueError, match="not a readable fit checkpoint.*afresh"):
         load_checkpoint(path)
 
 

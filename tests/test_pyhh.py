@@ -215,6 +215,8 @@ def test_h_starts_at_steady_state():
         (np.zeros(3), 0.0, "positive"),
         (np.full(3, np.nan), 0.01, "non-finite"),
         (np.zeros(3, complex), 0.01, "real currents"),
+        (np.full(3, 1e6), 0.01, r"reaches \|I\| = 1e\+06.*pa_to_density"),
+        ("abc", 0.01, "1-D array of currents in uA/cm\\^2; got str"),
     ],
 )
 def test_bad_input(stim, dt, match):
