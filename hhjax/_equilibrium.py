@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import jax
@@ -9,13 +10,17 @@ import jax.numpy as jnp
 from jax import lax
 from jax.typing import ArrayLike
 
+from hhjax._checks import check_params, is_traced, value_range
 from hhjax._model import model_of
 
 _GRID_POINTS = 801
 # A grid cell is < 0.5 mV wide (< 8 mV after the most widening); 56 halvings take
 # it below float64 resolution.
 _BISECTIONS = 56
-_WIDENINGS = 4  # the bracket grows to at most 16x its width (about ±1800 mV)
+# Each widening moves an end out by the bracket's width: with one end moving the
+# bracket grows to 16x its first width w = max(E) - min(E) + 200 mV, so that end
+# reaches 15 w beyond its start (about -5080 to +5060 mV for HHParams).
+_WIDENINGS = 4
 
 
 def _steady_current(model, params, i_ext):
@@ -68,17 +73,35 @@ def _lowest_root(f, lo, hi):
     return jnp.where(jnp.any(rising, axis=0), 0.5 * (a + b), jnp.nan)
 
 
-def resting_state(params: Any, i_ext: ArrayLike = 0.0) -> Any:
+def _check_constant_current(i_ext: Any) -> None:
+    """Require a finite ``i_ext`` (µA/cm²) when it is concrete."""
+    if is_traced(i_ext):
+        return
+    low, high = value_range(i_ext)
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise ValueError(
+            f"`i_ext` must be a finite, real constant current in µA/cm²; got {i_ext}."
+        )
+
+
+def resting_state(
+    params: Any, i_ext: ArrayLike = 0.0, *, check_inputs: bool = True
+) -> Any:
     """Fixed point of the model for a constant injected current.
 
     Solves ``Σ I_ion(V, x∞(V)) = i_ext`` for V (the lowest root, i.e. the
     hyperpolarised rest state where several exist) and sets every gate to its
     steady state there. The root is bracketed on a grid over ``[min(E) − 100,
-    max(E) + 100]`` mV, widened (up to 16 times) where a strong current puts it
-    outside, and refined by bisection to machine precision; where no root is
-    bracketed the state is NaN. It is differentiable w.r.t. ``params`` and
-    ``i_ext`` by implicit differentiation (``lax.custom_root``), not through the
-    iterations.
+    max(E) + 100]`` mV; where a strong current puts it outside, the end short of
+    it moves out by the bracket's width, up to 4 times, which takes that end at
+    most 15 first widths (``max(E) − min(E) + 200`` mV each) further: about
+    −5080 to +5060 mV for :class:`hhjax.HHParams`, i.e. ``i_ext`` from about
+    −1500 to +1.8·10⁵ µA/cm². The root is then refined by bisection to machine
+    precision. Where no root is bracketed the state is NaN; in float32 also where
+    the rate functions overflow, well inside that range (for ``HHParams`` below
+    about −1840 mV, i.e. ``i_ext`` below about −540 µA/cm²). It is
+    differentiable w.r.t. ``params`` and ``i_ext`` by implicit differentiation
+    (``lax.custom_root``), not through the iterations.
 
     Voltage convention: that of ``params`` (modern by default, rest −64.996 mV for
     :class:`hhjax.HHParams`; ≈ 0 mV for :meth:`HHParams.hh1952`).
@@ -87,19 +110,24 @@ def resting_state(params: Any, i_ext: ArrayLike = 0.0) -> Any:
         params: a model's parameter tuple (e.g. :class:`hhjax.HHParams`); leaves may
             carry a batch shape.
         i_ext: constant injected current, µA/cm² (inward positive), scalar or batch.
+        check_inputs: check the values of concrete ``params`` and ``i_ext`` (as
+            :func:`hhjax.simulate` does); ``False`` skips it, e.g. for a negative
+            conductance that is really meant.
 
     Returns:
         The model's state tuple (e.g. :class:`hhjax.HHState`) with the broadcast
         batch shape of ``params`` and ``i_ext``.
 
     Raises:
-        ValueError: parameters that :func:`hhjax.simulate` refuses (non-finite,
-            a negative conductance, ``c_m``, a Q10 or a time constant <= 0, a
-            temperature at or below absolute zero), when they are concrete.
+        ValueError: with ``check_inputs``, a non-finite concrete ``i_ext``, or
+            parameters that :func:`hhjax.simulate` refuses (non-finite, a negative
+            conductance, ``c_m``, a Q10 or a time constant <= 0, a temperature at
+            or below absolute zero), when they are concrete.
     """
-    from hhjax._simulate import _check_params  # _simulate imports this module
 
-    _check_params(params)
+    if check_inputs:
+        check_params(params)
+        _check_constant_current(i_ext)
     model = model_of(params)
     reversals = [
         jnp.asarray(getattr(params, name))

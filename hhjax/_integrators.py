@@ -104,7 +104,9 @@ class Integrator:
         step: the step function ``(model, state, params, i_ext, dt) -> state``.
         order: global order of accuracy.
         max_stable_dt: step (ms) above which a spiking standard-HH trace becomes
-            unstable or grossly inaccurate; :func:`hhjax.simulate` warns above it.
+            unstable or grossly inaccurate; :func:`hhjax.simulate` warns above it
+            (above a proportionally smaller step for rates faster than
+            :data:`MAX_STABLE_RATE_FACTOR`).
     """
 
     name: str
@@ -112,6 +114,11 @@ class Integrator:
     order: int
     max_stable_dt: float
 
+
+MAX_STABLE_RATE_FACTOR = 3.0 ** ((25.0 - 6.3) / 10.0)
+"""Temperature factor of the rates (7.8: standard HH's Q10 of 3 at 25 °C) up to which
+the ``max_stable_dt`` of each method was measured (docs/integrators.md); for faster
+rates the limit is taken as ``max_stable_dt × MAX_STABLE_RATE_FACTOR / factor``."""
 
 METHODS: dict[str, Integrator] = {
     integ.name: integ

@@ -84,6 +84,8 @@ class Model:
     reference_temperature: float
 
     def __post_init__(self) -> None:
+        # A list would pass here but not as jit's static (hashable) argument.
+        object.__setattr__(self, "channels", tuple(self.channels))
         expected_state = ("v", *self.gate_names)
         if tuple(self.state_type._fields) != expected_state:
             raise TypeError(
@@ -95,6 +97,14 @@ class Model:
             raise TypeError(
                 f"{self.trace_type.__name__} fields {self.trace_type._fields} do not "
                 f"match {expected_trace}."
+            )
+        registered = _MODELS.get(self.params_type)
+        if registered is not None and registered != self:
+            raise ValueError(
+                f"{self.params_type.__name__} already belongs to model "
+                f"{registered.name!r}, and the model of a parameter tuple is found by "
+                f"its type; give model {self.name!r} its own parameter type, e.g. "
+                f"`class MyParams({self.params_type.__name__}): pass`."
             )
         _MODELS[self.params_type] = self
 
@@ -169,7 +179,9 @@ class Model:
     def steady_state(self, v: Array, params: Any) -> Any:
         """State with every gate at its steady state ``α / (α + β)`` for ``v`` (mV)."""
         v = jnp.asarray(v)
-        gates = {g: r.alpha / (r.alpha + r.beta) for g, r in self.rates(v, params).items()}
+        gates = {
+            g: r.alpha / (r.alpha + r.beta) for g, r in self.rates(v, params).items()
+        }
         return self.state_type(v=v, **gates)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import warnings
-import weakref
 from collections.abc import Iterable
 from functools import partial
 from typing import Any
@@ -15,8 +14,16 @@ import numpy as np
 from jax import Array, lax
 from jax.typing import ArrayLike
 
+from hhjax._checks import (
+    check_params,
+    check_state,
+    check_state_type,
+    is_traced,
+    lists_to_arrays,
+    value_range,
+)
 from hhjax._equilibrium import resting_state
-from hhjax._integrators import DEFAULT_METHOD, get_integrator
+from hhjax._integrators import DEFAULT_METHOD, MAX_STABLE_RATE_FACTOR, get_integrator
 from hhjax._model import Model, model_of
 
 # Reverse-mode gradients store the state before every step (each step is
@@ -35,10 +42,6 @@ class NonFiniteSimulationError(FloatingPointError):
 
 class StepSizeWarning(UserWarning):
     """``dt`` is above the stability limit of the chosen integration method."""
-
-
-def _is_traced(x: Any) -> bool:
-    return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(x))
 
 
 def step(
@@ -62,69 +65,62 @@ def step(
     Returns:
         The state after ``dt`` ms, same type and batch shape.
     """
-    return get_integrator(method).step(model_of(params), state, params, i_ext, dt)
+    model = model_of(params)
+    check_state_type(state, model, "state")
+    params, state = lists_to_arrays(params), lists_to_arrays(state)
+    return get_integrator(method).step(model, state, params, i_ext, dt)
 
 
 # --------------------------------------------------------------------------- checks
-def _check_dt(dt: Any, method: str) -> Any:
-    if _is_traced(dt):
+def _check_dt(dt: Any, method: str, model: Model, params: Any) -> Any:
+    if is_traced(dt):
         return dt
     if np.ndim(dt) != 0:
         raise ValueError(f"`dt` must be a scalar step in ms; got shape {np.shape(dt)}.")
     dt_value = float(dt)
     if not math.isfinite(dt_value) or dt_value <= 0:
         raise ValueError(f"`dt` must be a positive, finite step in ms; got {dt_value}.")
+    factor = _max_rate_factor(model, params)
     limit = get_integrator(method).max_stable_dt
+    hot = ""
+    if factor > MAX_STABLE_RATE_FACTOR:
+        limit *= MAX_STABLE_RATE_FACTOR / factor
+        hot = f" with rates {factor:.3g}x their value at the reference temperature"
     if dt_value > limit:
         warnings.warn(
-            f"dt = {dt_value} ms is above {limit} ms, where method {method!r} becomes "
-            "unstable or inaccurate for spiking HH-type cells; use a smaller dt.",
+            f"dt = {dt_value} ms is above {limit:.3g} ms, where method {method!r} "
+            f"becomes unstable or inaccurate for spiking HH-type cells{hot}; use a "
+            "smaller dt.",
             StepSizeWarning,
             stacklevel=3,
         )
     return dt_value
 
 
-# (min, max) of the jax.Arrays checked so far, by id. A jax.Array is immutable, so
-# one passed again (a stimulus reused over a parameter sweep, a fixed parameter
-# array) is not scanned again: 0.1-0.2 ms of a 1e5-step single-cell run, 0.1 s
-# for 1e8 current samples. The weakref's callback drops an entry when its array is
-# freed, before its id can be reused.
-_known_ranges: dict[int, tuple[weakref.ref, tuple[float, float]]] = {}
-
-
-def _value_range(x: Any) -> tuple[float, float]:
-    """``(min, max)`` of a concrete number or array; NaN if it has a NaN or is not
-    of a real number type (bool, complex), ±inf if it has an inf; ``(0, 0)`` when
-    empty."""
-    if type(x) in (float, int):
-        return x, x
-    entry = _known_ranges.get(id(x))
-    if entry is not None and entry[0]() is x:
-        return entry[1]
-    values = np.asarray(x)
-    # jnp.issubdtype: bfloat16 (ml_dtypes) counts as floating, unlike np.issubdtype.
-    if not (
-        jnp.issubdtype(values.dtype, jnp.floating)
-        or jnp.issubdtype(values.dtype, jnp.integer)
-    ):
-        value_range = (math.nan, math.nan)
-    elif values.size == 0:
-        value_range = (0.0, 0.0)
-    else:  # min and max propagate NaN and inf: no temporaries
-        value_range = (float(values.min()), float(values.max()))
-    if isinstance(x, jax.Array):
-        key = id(x)
-        forget = lambda _: _known_ranges.pop(key, None)  # noqa: E731
-        _known_ranges[key] = (weakref.ref(x, forget), value_range)
-    return value_range
+def _max_rate_factor(model: Model, params: Any) -> float:
+    """Largest temperature factor of the model's rates (``q10 ** ((T - T_ref)/10)``
+    over channels and cells) for concrete parameters; 1 when traced or not finite."""
+    if is_traced(params):
+        return 1.0
+    t_ref = model.reference_temperature
+    factors = [1.0]
+    with np.errstate(all="ignore"):  # bad values are check_params' to report
+        for q10_field in {ch.q10_param for ch in model.channels}:
+            q10 = np.asarray(getattr(params, q10_field), float)
+            exponent = (np.asarray(params.temperature, float) - t_ref) / 10.0
+            factors.append(float(np.max(q10**exponent, initial=1.0)))
+    return max((f for f in factors if math.isfinite(f)), default=1.0)
 
 
 def _check_current(i_ext: Any, check_values: bool) -> Any:
-    if not _is_traced(i_ext):
+    if not is_traced(i_ext):
         if not isinstance(i_ext, jax.Array):  # asarray of an Array costs ~50 us
             i_ext = jnp.asarray(i_ext)
         if not jnp.issubdtype(i_ext.dtype, jnp.floating):
+            if not jnp.issubdtype(i_ext.dtype, jnp.integer):
+                raise ValueError(
+                    f"`i_ext` must be real currents in uA/cm^2; got dtype {i_ext.dtype}."
+                )
             i_ext = i_ext.astype(jnp.result_type(float))
     if i_ext.ndim < 1 or i_ext.shape[0] < 1:
         raise ValueError(
@@ -132,8 +128,8 @@ def _check_current(i_ext: Any, check_values: bool) -> Any:
             f"uA/cm^2; got shape {i_ext.shape}. For a constant current use "
             "hhjax.stimulus.constant(amplitude, duration, dt)."
         )
-    if check_values and not _is_traced(i_ext):
-        low, high = _value_range(i_ext)
+    if check_values and not is_traced(i_ext):
+        low, high = value_range(i_ext)
         if not (math.isfinite(low) and math.isfinite(high)):
             bad = ~np.isfinite(np.asarray(i_ext))
             k = int(np.argwhere(bad)[0][0])
@@ -150,37 +146,6 @@ def _check_current(i_ext: Any, check_values: bool) -> Any:
                 "check_inputs=False if it is really meant."
             )
     return i_ext
-
-
-# Parameter fields that must be > 0, by name prefix, with their units.
-_POSITIVE_FIELDS = {"c_m": "uF/cm^2", "q10": "dimensionless", "tau": "ms"}
-ABSOLUTE_ZERO_C = -273.15  # degC
-
-
-def _check_params(params: Any) -> None:
-    if _is_traced(params):
-        return
-    for name, value in params._asdict().items():
-        low, high = _value_range(value)
-        if not (math.isfinite(low) and math.isfinite(high)):
-            raise ValueError(
-                f"Parameter `{name}` must be finite real numbers; got {value}."
-            )
-        if name.startswith("g_") and low < 0:
-            raise ValueError(
-                f"Conductance `{name}` (mS/cm^2) must be >= 0; got {value}."
-            )
-        prefix = next((p for p in _POSITIVE_FIELDS if name.startswith(p)), None)
-        if prefix is not None and low <= 0:
-            raise ValueError(
-                f"Parameter `{name}` ({_POSITIVE_FIELDS[prefix]}) must be > 0; "
-                f"got {value}."
-            )
-        if name == "temperature" and low <= ABSOLUTE_ZERO_C:
-            raise ValueError(
-                f"Parameter `temperature` (degC) must be above absolute zero "
-                f"({ABSOLUTE_ZERO_C} degC); got {value}."
-            )
 
 
 def _record_fields(record: str | Iterable[str], model: Model) -> tuple[str, ...]:
@@ -411,15 +376,16 @@ def simulate(
     """
     model = model_of(params)
     get_integrator(method)
-    dt = _check_dt(dt, method)
+    params = lists_to_arrays(params)
+    dt = _check_dt(dt, method, model, params)
     i_ext = _check_current(i_ext, check_inputs)
     if check_inputs:
-        _check_params(params)
-    if state0 is not None and not isinstance(state0, model.state_type):
-        raise TypeError(
-            f"`state0` must be a {model.state_type.__name__} for "
-            f"{type(params).__name__}; got {type(state0).__name__}."
-        )
+        check_params(params)
+    if state0 is not None:
+        check_state_type(state0, model, "state0")
+        state0 = lists_to_arrays(state0)
+        if check_inputs:
+            check_state(state0)
     fields = _record_fields(record, model)
     n_steps = i_ext.shape[0]
     if not isinstance(stride, int) or stride < 1 or n_steps % stride:
@@ -450,7 +416,7 @@ def simulate(
         t=t, **{f: recorded.get(f) for f in model.trace_type._fields[1:]}
     )
     # np.asarray, not bool(): ~70 us less per call, measured after a 10^5-step run.
-    if check_inputs and not _is_traced(finite) and not np.asarray(finite):
+    if check_inputs and not is_traced(finite) and not np.asarray(finite):
         _raise_non_finite(trace, dt, method, i_ext)
     return (trace, final) if return_state else trace
 

@@ -48,9 +48,9 @@ from typing import Any
 import numpy as np
 from jax.typing import ArrayLike
 
+from hhjax._checks import check_params
 from hhjax._model import _MODELS
 from hhjax._registry import MODELS, default_params
-from hhjax._simulate import _check_params
 from hhjax.models.hh import HHParams, Trace
 
 __all__ = [
@@ -63,8 +63,10 @@ __all__ = [
     "read_document",
     "read_npz",
     "read_params_file",
+    "resolve_params",
     "save_params",
     "save_trace",
+    "table_csv_text",
     "trace_columns",
     "umask_mode",
     "write_bytes_atomic",
@@ -671,7 +673,7 @@ def _checked(params: Any, source: str) -> Any:
     naming ``source`` (finite values, conductances >= 0, ``c_m`` > 0, batch
     shapes that broadcast)."""
     try:
-        _check_params(params)
+        check_params(params)
     except ValueError as err:
         raise ValueError(f"{source}: {err}") from None
     shapes = {name: np.shape(value) for name, value in params._asdict().items()}

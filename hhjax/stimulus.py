@@ -13,13 +13,15 @@ else a ``ValueError`` names the values. Convert whole-cell currents in pA with
 from __future__ import annotations
 
 import math
+import numbers
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import Array
 from jax.typing import ArrayLike
 
-from hhjax._simulate import _is_traced
+from hhjax._checks import is_traced
 
 __all__ = [
     "constant",
@@ -175,7 +177,7 @@ def ornstein_uhlenbeck(
     *,
     duration: float,
     dt: float,
-    key: Array | int = 0,
+    key: ArrayLike = 0,
     shape: tuple[int, ...] = (),
 ) -> Array:
     """Noisy current: an Ornstein–Uhlenbeck process (exactly discretised).
@@ -191,7 +193,8 @@ def ornstein_uhlenbeck(
         std: stationary standard deviation, µA/cm², ``>= 0``, scalar or array.
         tau: correlation time, ms (> 0).
         duration, dt: ms.
-        key: a ``jax.random`` key or an integer seed (reproducible).
+        key: a ``jax.random`` key or an integer seed (reproducible): a Python,
+            NumPy or 0-d JAX integer.
         shape: batch shape of independent realisations (broadcast with the shapes
             of ``mean`` and ``std``).
 
@@ -205,13 +208,12 @@ def ornstein_uhlenbeck(
     if not (math.isfinite(tau) and tau > 0):
         raise ValueError(f"`tau` must be a positive finite time in ms; got {tau}.")
     mean, std = jnp.asarray(mean), jnp.asarray(std)
-    if not _is_traced(mean) and not bool(jnp.all(jnp.isfinite(mean))):
+    if not is_traced(mean) and not bool(jnp.all(jnp.isfinite(mean))):
         raise ValueError(f"`mean` must be finite (µA/cm²); got {mean}.")
-    if not _is_traced(std) and not bool(jnp.all(jnp.isfinite(std) & (std >= 0))):
+    if not is_traced(std) and not bool(jnp.all(jnp.isfinite(std) & (std >= 0))):
         raise ValueError(f"`std` must be finite and >= 0 µA/cm²; got {std}.")
     batch = _batch_shape(mean=mean.shape, std=std.shape, shape=tuple(shape))
-    if isinstance(key, int):
-        key = jax.random.PRNGKey(key)
+    key = _as_key(key)
     n = n_steps(duration, dt)
     decay = math.exp(-dt / tau)
     kick = math.sqrt(1.0 - decay * decay)
@@ -224,6 +226,24 @@ def ornstein_uhlenbeck(
     _, xs = jax.lax.scan(advance, jnp.zeros(batch), noise)
     unit = jnp.concatenate([jnp.zeros((1, *batch)), xs])
     return mean + std * unit
+
+
+def _as_key(key: ArrayLike) -> Array:
+    """A ``jax.random`` key from a key or an integer seed (any integer scalar)."""
+    dtype = getattr(key, "dtype", None)
+    if isinstance(key, numbers.Integral) or (
+        dtype is not None and np.ndim(key) == 0 and jnp.issubdtype(dtype, jnp.integer)
+    ):
+        return jax.random.PRNGKey(key)
+    if dtype is not None and (
+        jnp.issubdtype(dtype, jax.dtypes.prng_key)
+        or (dtype == jnp.uint32 and np.ndim(key) == 1)  # a raw key
+    ):
+        return key
+    raise ValueError(
+        "`key` must be a jax.random key or an integer seed; got "
+        f"{type(key).__name__} {key!r}."
+    )
 
 
 def from_array(values: ArrayLike) -> Array:
@@ -244,38 +264,91 @@ def resample(
     Args:
         values: current at the recording's sample times, µA/cm², shape ``(n, *batch)``;
             ``values[j]`` holds on ``[t[j], t[j+1])`` (the last for one more interval).
-        t: recording sample times, ms, strictly increasing, shape ``(n,)``.
+        t: recording sample times, ms, strictly increasing, shape ``(n,)``; concrete
+            (not traced: they set the output's length). A step start that falls short
+            of ``t[j]`` only by rounding (of ``t`` in its own precision, or up to
+            0.1 % of the finer of ``dt`` and the sample spacing) counts as on it.
         dt: simulation step, ms.
         duration: ms; defaults to the recording's length ``t[-1] - t[0]`` plus its last
             interval.
 
     Returns:
-        Array ``(n_steps, *batch)``: the value held at each step start ``t[0] + k·dt``.
+        Array ``(n_steps, *batch)``: the value held at each step start ``t[0] + k·dt``
+        (``values[j]`` for the last ``t[j]`` at or before it).
     """
     values = jnp.asarray(values, dtype=jnp.result_type(float))
-    t = jnp.asarray(t, dtype=values.dtype)
+    if is_traced(t):
+        raise ValueError(
+            "`t` (sample times, ms) must be concrete, not traced by jit/vmap/grad: "
+            "it sets the output grid. Trace `values` instead."
+        )
+    t = np.asarray(t)
+    if not np.issubdtype(t.dtype, np.floating):
+        t = t.astype(np.float64)
     if t.ndim != 1 or values.shape[:1] != t.shape or t.shape[0] < 2:
         raise ValueError(
             f"`t` must be 1-D with one entry per sample of `values`; got {t.shape} and "
             f"{values.shape}."
         )
-    if not bool(jnp.all(jnp.diff(t) > 0)):
-        raise ValueError("`t` must be strictly increasing.")
+    if not (np.all(np.isfinite(t)) and np.all(np.diff(t) > 0)):
+        raise ValueError("`t` must be strictly increasing (finite times in ms).")
+    t64 = t.astype(np.float64)  # indices in float64 whatever the dtype of `values`
     if duration is None:
-        duration = float(t[-1] - t[0] + (t[-1] - t[-2]))
-    grid = t[0] + times(duration, dt)
-    idx = jnp.clip(
-        jnp.searchsorted(t, grid + 1e-9 * dt, side="right") - 1, 0, t.shape[0] - 1
-    )
-    return values[idx]
+        duration = float(t64[-1] - t64[0] + (t64[-1] - t64[-2]))
+    grid = t64[0] + np.arange(n_steps(duration, dt)) * dt
+    tol = _hold_tolerance(t64, float(np.finfo(t.dtype).eps), dt)
+    idx = np.searchsorted(t64, grid + tol, side="right") - 1
+    return values[np.clip(idx, 0, t.shape[0] - 1)]
 
 
-def pa_to_density(i_pa: ArrayLike, c_pf: float, c_m: float = 1.0) -> Array:
+def _hold_tolerance(t: np.ndarray, eps: float, dt: float) -> float:
+    """How far (ms) a step start may fall short of a sample time ``t[j]`` and still
+    take ``values[j]``: the rounding error of ``t`` (``eps``: its dtype's machine
+    epsilon) plus 0.1 % of the finest spacing, at most half of that spacing (so at
+    most one grid point per sample moves)."""
+    spacing = min(dt, float(np.min(np.diff(t))))
+    rounding = 4.0 * eps * float(np.max(np.abs(t)))
+    return min(1e-3 * spacing + rounding, 0.5 * spacing)
+
+
+def _check_positive(value: Array, what: str, unit: str) -> None:
+    """Require every element of a concrete ``value`` finite and > 0 ``unit``."""
+    if not is_traced(value) and not bool(jnp.all(jnp.isfinite(value) & (value > 0))):
+        raise ValueError(f"{what} must be > 0 {unit} and finite; got {value}.")
+
+
+def pa_to_density(i_pa: ArrayLike, c_pf: ArrayLike, c_m: ArrayLike = 1.0) -> Array:
     """Whole-cell current (pA) to current density (µA/cm²).
 
     The membrane area is ``c_pf / c_m`` (pF over µF/cm²), so
     ``I [µA/cm²] = I [pA] / C [pF] · c_m [µF/cm²]``.
+
+    Args:
+        i_pa: whole-cell current, pA, any shape.
+        c_pf: cell capacitance, pF, > 0: a scalar or one per cell/sweep.
+        c_m: specific membrane capacitance, µF/cm², > 0 (default 1).
+
+    The three broadcast by NumPy's rules (trailing axes align): for a current in
+    :func:`hhjax.simulate`'s layout ``(time, sweep)`` give one capacitance per sweep
+    as shape ``(sweep,)``; for a ``(sweep, time)`` array use shape ``(sweep, 1)``.
+
+    Returns:
+        Array in µA/cm², of the broadcast shape.
+
+    Raises:
+        ValueError: ``c_pf`` or ``c_m`` not finite and > 0 (when concrete), or
+            shapes that do not broadcast.
     """
-    if not c_pf > 0:
-        raise ValueError(f"Cell capacitance `c_pf` must be > 0 pF; got {c_pf}.")
-    return jnp.asarray(i_pa, dtype=jnp.result_type(float)) * (c_m / c_pf)
+    i_pa = jnp.asarray(i_pa, dtype=jnp.result_type(float))
+    c_pf, c_m = jnp.asarray(c_pf), jnp.asarray(c_m)
+    _check_positive(c_pf, "Cell capacitance `c_pf`", "pF")
+    _check_positive(c_m, "Specific membrane capacitance `c_m`", "µF/cm²")
+    try:
+        jnp.broadcast_shapes(i_pa.shape, c_pf.shape, c_m.shape)
+    except ValueError:
+        raise ValueError(
+            f"`i_pa` {i_pa.shape}, `c_pf` {c_pf.shape} and `c_m` {c_m.shape} must "
+            "broadcast together (trailing axes align: one capacitance per sweep of a "
+            "(time, sweep) current has shape (sweep,))."
+        ) from None
+    return i_pa * (c_m / c_pf)

@@ -226,6 +226,41 @@ def test_resting_state_checks_its_parameters():
         hhjax.resting_state(hhjax.PospischilParams(tau_max=0.0))
 
 
+@pytest.mark.parametrize("i_ext", [float("nan"), float("inf"), [0.0, -np.inf]])
+def test_resting_state_rejects_a_non_finite_current(i_ext):
+    with pytest.raises(ValueError, match=r"`i_ext` must be a finite, real constant"):
+        hhjax.resting_state(HHParams(), i_ext)
+    # Traced currents are not checked (jit stays possible).
+    v = jax.jit(lambda i: hhjax.resting_state(HHParams(), i).v)(jnp.asarray(i_ext))
+    assert np.isnan(np.ravel(v)[-1])  # the non-finite entry
+
+
+def test_resting_state_check_inputs_false_skips_the_checks():
+    params = HHParams(g_l=-0.05)
+    with pytest.raises(ValueError, match=r"`g_l`.* must be >= 0"):
+        hhjax.resting_state(params)
+    # As in simulate(check_inputs=False): no ValueError; no root here, so NaN.
+    assert np.isnan(float(hhjax.resting_state(params, check_inputs=False).v))
+    rest = hhjax.resting_state(HHParams(g_l=0.2), 1.0, check_inputs=False)
+    net = hhjax.HH.total_current(rest, HHParams(g_l=0.2))
+    assert float(net) == pytest.approx(1.0, abs=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("i_ext", "found"), [(-1500.0, True), (1.8e5, True), (-1700.0, False), (2e5, False)]
+)
+def test_resting_state_reach_of_the_widened_bracket(i_ext, found):
+    # The docstring: the widened bracket reaches about -5080 to +5060 mV for
+    # HHParams, i.e. i_ext from about -1500 to +1.8e5 uA/cm^2; beyond it, NaN.
+    rest = hhjax.resting_state(HHParams(), i_ext)
+    if found:
+        assert -5082.0 <= float(rest.v) <= 5055.0
+        net = hhjax.HH.total_current(rest, HHParams())
+        assert float(net) == pytest.approx(i_ext, rel=1e-9)
+    else:
+        assert np.isnan(float(rest.v))
+
+
 def test_resting_state_gradient_matches_finite_differences():
     def v_rest(g_k):
         return hhjax.resting_state(HHParams(g_k=g_k)).v

@@ -1,5 +1,8 @@
 """Bad input gets a clear, specific error before anything is traced."""
 
+import warnings
+from typing import NamedTuple
+
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -101,6 +104,82 @@ def test_stride_must_divide_the_steps():
 def test_state0_must_match_the_model():
     with pytest.raises(TypeError, match=r"`state0` must be a HHState"):
         hhjax.simulate(HHParams(), I_OK, 0.025, state0=(-65.0, 0.05, 0.6, 0.3))
+
+
+@pytest.mark.parametrize(
+    "state0, pattern",
+    [
+        (HHState(v=-65.0, m=5.0, h=0.6, n=0.3), r"Gate `state0.m` .* must lie in \[0, 1\]"),
+        (HHState(v=np.nan, m=0.05, h=0.6, n=0.3), r"`state0.v` must be finite"),
+    ],
+)
+def test_state0_values_are_checked(state0, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        hhjax.simulate(HHParams(), I_OK, 0.025, state0=state0)
+
+
+def test_step_checks_the_state_type():
+    with pytest.raises(TypeError, match=r"`state` must be a HHState"):
+        state = hhjax.PospischilState(*[0.5] * len(hhjax.PospischilState._fields))
+        hhjax.step(state, HHParams(), 1.0, 0.025)
+
+
+def test_complex_current_is_refused():
+    with pytest.raises(ValueError, match=r"`i_ext` must be real currents in uA/cm\^2"):
+        hhjax.simulate(HHParams(), np.asarray(I_OK) + 1j, 0.025)
+
+
+def test_lists_are_batches_like_arrays():
+    state0 = hhjax.resting_state(HHParams())
+    as_list = hhjax.simulate(
+        HHParams(g_na=[100.0, 120.0]), I_OK, 0.025, state0=state0._replace(v=[-65.0, -60.0])
+    )
+    as_array = hhjax.simulate(
+        HHParams(g_na=np.array([100.0, 120.0])),
+        I_OK,
+        0.025,
+        state0=state0._replace(v=np.array([-65.0, -60.0])),
+    )
+    np.testing.assert_array_equal(as_list.v, as_array.v)
+    assert as_list.v.shape == (len(I_OK), 2)
+    stepped = hhjax.step(state0, HHParams(g_na=[100.0, 120.0]), 1.0, 0.025)
+    assert stepped.v.shape == (2,)
+
+
+def test_step_size_warning_accounts_for_temperature():
+    i_ext = stimulus.constant(0.0, 0.5, 0.05)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", hhjax.StepSizeWarning)
+        hhjax.simulate(HHParams(temperature=25.0), i_ext, 0.05)  # the limit covers 25 degC
+    with pytest.warns(hhjax.StepSizeWarning, match=r"above 0.0346 ms.*rates 13.5x"):
+        hhjax.simulate(HHParams(temperature=30.0), i_ext, 0.05)
+
+
+def test_a_model_cannot_take_over_another_models_parameter_type():
+    from hhjax.channels.hh import Potassium, Sodium
+
+    class NoLeakTrace(NamedTuple):
+        t: object
+        v: object
+        m: object
+        h: object
+        n: object
+        i_na: object
+        i_k: object
+
+    with pytest.raises(ValueError, match=r"HHParams already belongs to model 'hh'"):
+        hhjax.Model("hh_noleak", [Sodium(), Potassium()], HHParams, HHState, NoLeakTrace, 6.3)
+    assert hhjax.model_of(HHParams()).name == "hh"
+
+    class NoLeakParams(HHParams):
+        pass
+
+    model = hhjax.Model(
+        "hh_noleak", [Sodium(), Potassium()], NoLeakParams, HHState, NoLeakTrace, 6.3
+    )
+    assert model.channels == (Sodium(), Potassium())  # a list becomes a tuple
+    trace = hhjax.simulate(NoLeakParams(), I_OK, 0.025, state0=hhjax.resting_state(HHParams()))
+    assert isinstance(trace, NoLeakTrace) and np.isfinite(np.asarray(trace.v)).all()
 
 
 def test_params_must_be_a_model_parameter_tuple():

@@ -74,7 +74,7 @@ def shipped(request):
 
 
 def test_manifest_lists_the_four_shipped_files():
-    assert FILES == sorted(p.name for p in DATA.glob("*.abf"))
+    assert sorted(p.name for p in DATA.glob("*.abf")) == FILES
     assert len(FILES) == 4
 
 
@@ -296,6 +296,83 @@ def test_nwb_unpaired_sweep_is_refused(tmp_path):
         load_nwb(path)
 
 
+def _nwb_pair(icephys, electrode, name, sweep, i_amp=-100e-12, **kw):
+    """A 1000-sample response (-65 mV) and a stimulus step of ``i_amp`` amperes;
+    ``kw`` (e.g. ``stim_sweep``, ``stim_start``) set the stimulus apart."""
+    i = np.zeros(1000)
+    i[200:800] = i_amp
+    common = {"electrode": electrode, "rate": 20000.0, "gain": 1.0}
+    response = icephys.CurrentClampSeries(
+        name=f"r{name}",
+        data=np.full(1000, -0.065),
+        sweep_number=sweep,
+        starting_time=kw.get("start", 0.0),
+        **common,
+    )
+    stimulus = icephys.CurrentClampStimulusSeries(
+        name=f"s{name}",
+        data=i,
+        sweep_number=kw.get("stim_sweep", sweep),
+        starting_time=kw.get("stim_start", kw.get("start", 0.0)),
+        **common,
+    )
+    return response, stimulus
+
+
+def _nwb_pairs(path, *pairs):
+    """Write the ``(name, sweep, kw)`` pairs of :func:`_nwb_pair` to ``path``."""
+
+    def series(icephys, electrode):
+        made = [_nwb_pair(icephys, electrode, n, s, **kw) for n, s, kw in pairs]
+        return [r for r, _ in made], [st for _, st in made]
+
+    _nwb_file(path, series)
+
+
+def test_nwb_single_pair_needs_matching_sweep_numbers(tmp_path):
+    path = tmp_path / "mismatch.nwb"
+    _nwb_pairs(path, (0, 3, {"stim_sweep": 7}))
+    with pytest.raises(
+        RecordingError,
+        match=r"mismatch\.nwb: .*sweep_number 3 .*has 7; they must match",
+    ):
+        load_nwb(path)
+    _nwb_pairs(path, (0, 3, {}))  # the same numbers pair; sweeps keeps the number
+    assert load_nwb(path).sweeps == (3,)
+
+
+@pytest.mark.parametrize("twice", ["stimulus", "response"])
+def test_nwb_sweep_number_used_twice_is_refused(tmp_path, twice):
+    path = tmp_path / "dup.nwb"
+
+    def series(icephys, electrode):
+        r0, s0 = _nwb_pair(icephys, electrode, 0, 0)
+        r1, s1 = _nwb_pair(icephys, electrode, 1, 1, i_amp=-200e-12)
+        if twice == "stimulus":  # both stimuli claim sweep 0: the last used to win
+            s1 = _nwb_pair(icephys, electrode, 1, 0, i_amp=-200e-12)[1]
+        else:
+            r1 = _nwb_pair(icephys, electrode, 1, 0)[0]
+        return [r0, r1], [s0, s1]
+
+    _nwb_file(path, series)
+    with pytest.raises(RecordingError, match=r"dup\.nwb: .*both have sweep_number 0"):
+        load_nwb(path)
+
+
+def test_nwb_stimulus_must_start_with_its_response(tmp_path):
+    path = tmp_path / "late.nwb"
+    _nwb_pairs(path, (0, 0, {"start": 0.0}), (1, 1, {"start": 1.0, "stim_start": 1.5}))
+    with pytest.raises(
+        RecordingError, match=r"late\.nwb: sweep 1: .*starts 500 ms after the response"
+    ):
+        load_nwb(path)
+    # Sweeps may start at different times; within half a sample (0.025 ms) is one.
+    _nwb_pairs(path, (0, 0, {}), (1, 1, {"start": 1.0, "stim_start": 1.0 + 1e-5}))
+    rec = load_nwb(path)
+    assert rec.sweeps == (0, 1) and rec.dt == pytest.approx(0.05)
+    np.testing.assert_allclose(rec.i[:, 300], [-100.0, -100.0])
+
+
 def test_nwb_corrupt_and_missing_dependency(tmp_path, monkeypatch):
     bad = tmp_path / "junk.nwb"
     bad.write_bytes(b"\x89HDF junk" * 100)
@@ -328,6 +405,19 @@ def test_npz_round_trip(tmp_path):
     np.testing.assert_array_equal(back.i, rec.i)
     assert back.dt == pytest.approx(rec.dt, rel=1e-12)
     assert (back.i_unit, back.c_pf, back.sweeps) == ("pA", 80.0, rec.sweeps)
+
+
+def test_abf_recording_round_trips_through_npz(tmp_path):
+    """An ABF recording is in pA with no capacitance; its .npz loads back."""
+    rec = load_abf(DATA / "18711001.abf").select([3, 5])
+    back = load_recording(save_npz(rec, tmp_path / "rt"))
+    np.testing.assert_array_equal(back.v, rec.v)
+    np.testing.assert_array_equal(back.i, rec.i)
+    assert back.dt == pytest.approx(rec.dt, rel=1e-12)
+    assert (back.i_unit, back.c_pf, back.sweeps) == ("pA", None, (3, 5))
+    # turning it into a density still asks for the capacitance
+    with pytest.raises(RecordingError, match="cell capacitance is unknown"):
+        back.current_density()
 
 
 def test_npz_written_exactly_at_the_path_given(tmp_path):
@@ -387,9 +477,68 @@ def test_table_validation_errors(tmp_path):
     _write_csv(tmp_path / "cols.csv", {"t_ms": t, "v_mV": v})
     with pytest.raises(RecordingError, match="expected columns"):
         load_csv(tmp_path / "cols.csv")
-    np.savez(tmp_path / "nocap.npz", t_ms=t, v_mV=v, i_pA=i)
-    with pytest.raises(RecordingError, match="needs the cell capacitance"):
-        load_npz(tmp_path / "nocap.npz")
+    np.savez(tmp_path / "nocap.npz", t_ms=t, v_mV=v, i_pA=i)  # pA, c_pf unknown
+    rec = load_npz(tmp_path / "nocap.npz")
+    assert (rec.i_unit, rec.c_pf) == ("pA", None)
+    _write_csv(tmp_path / "nocap.csv", {"t_ms": t, "v_mV": v, "i_pA": i})
+    assert load_csv(tmp_path / "nocap.csv").c_pf is None
+    np.savez(tmp_path / "cstr.npz", t_ms=t, v_mV=v, i_pA=i, c_pF="100")
+    with pytest.raises(RecordingError, match=r"`c_pF` must be a number; got \['100'\]"):
+        load_npz(tmp_path / "cstr.npz")
+    _write_csv(tmp_path / "down.csv", {"t_ms": t[::-1], "v_mV": v, "i_uA_per_cm2": i})
+    with pytest.raises(RecordingError, match=r"down\.csv: `t_ms` must increase"):
+        load_csv(tmp_path / "down.csv")
+
+
+def test_npz_that_is_not_a_zip_archive(tmp_path):
+    bad = tmp_path / "abf.npz"
+    bad.write_bytes((DATA / "18711001.abf").read_bytes()[:5000])
+    with pytest.raises(RecordingError, match=r"abf\.npz: not a \.npz \(zip\) archive"):
+        load_recording(bad)
+    np.save(tmp_path / "array.npy", np.zeros(10))  # a .npy, not a .npz
+    (tmp_path / "array.npy").rename(tmp_path / "array.npz")
+    with pytest.raises(RecordingError, match=r"array\.npz: not a \.npz \(zip\)"):
+        load_npz(tmp_path / "array.npz")
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".csv"])
+def test_unreadable_path_is_a_recording_error(tmp_path, suffix):
+    folder = tmp_path / f"folder{suffix}"
+    folder.mkdir()
+    with pytest.raises(RecordingError, match=rf"folder\{suffix}: cannot read the file"):
+        load_recording(folder)
+
+
+@pytest.mark.parametrize(
+    ("sweeps", "problem"),
+    [([1, 1], "distinct"), ([1.7, 2.2], "whole numbers"), ([-1, -2], ">= 0")],
+)
+def test_npz_sweep_indices_are_checked(tmp_path, sweeps, problem):
+    t = 0.1 * np.arange(10)
+    v = np.zeros((2, 10))
+    np.savez(tmp_path / "s.npz", t_ms=t, v_mV=v, i_uA_per_cm2=v, sweeps=sweeps)
+    with pytest.raises(RecordingError, match=rf"s\.npz: `sweeps` must be .*{problem}"):
+        load_npz(tmp_path / "s.npz")
+
+
+def test_csv_header_names_each_column_once(tmp_path):
+    path = tmp_path / "dup.csv"
+    path.write_text("t_ms,v_mV,v_mV,i_uA_per_cm2\n0,-65,1,0\n0.1,-64,2,0\n")
+    with pytest.raises(RecordingError, match=r"dup\.csv: column\(s\) \['v_mV'\]"):
+        load_csv(path)
+
+
+def test_csv_sweeps_column_is_the_index_of_its_one_sweep(tmp_path):
+    t = 0.1 * np.arange(10)
+    zeros = np.zeros(10)
+    cols = {"t_ms": t, "v_mV": zeros, "i_uA_per_cm2": zeros, "sweeps": zeros + 7}
+    _write_csv(tmp_path / "s7.csv", cols)
+    assert load_csv(tmp_path / "s7.csv").sweeps == (7,)
+    _write_csv(tmp_path / "many.csv", {**cols, "sweeps": np.arange(10)})
+    with pytest.raises(
+        RecordingError, match=r"many\.csv: `sweeps` must be one value .*10 different"
+    ):
+        load_csv(tmp_path / "many.csv")
 
 
 def test_csv_with_byte_order_mark(tmp_path):
@@ -530,6 +679,22 @@ def test_capacitance_converts_pa_to_density(properties):
     np.testing.assert_allclose(density, rec.i / c_pf)
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"sweeps": []}, "`sweeps` is empty"),
+        ({"baseline_ms": float("nan")}, "`baseline_ms` must be a finite number > 0"),
+        ({"baseline_ms": -5.0}, "`baseline_ms` must be a finite number > 0"),
+        ({"skip_ms": -1.0}, "`skip_ms` must be >= 0 ms"),
+        ({"c_m": 0.0}, "`c_m` must be a finite number > 0"),
+        ({"window": ("50", 350.0)}, "`window` must be a number"),
+    ],
+)
+def test_cell_properties_checks_its_arguments(kwargs, message):
+    with pytest.raises(RecordingError, match=rf"rc: {re.escape(message)}"):
+        cell_properties(_rc_recording(), **kwargs)
+
+
 def test_no_hyperpolarising_step_is_an_error():
     rec = _rc_recording()
     rec = rec.replace(i=-rec.i)
@@ -577,6 +742,51 @@ def test_sweep_baselines_see_small_steps_in_any_unit(unit, c_pf, step):
     i = np.where(k >= 500, step, 0.0)
     rec = Recording(dt=0.1, v=v, i=i, i_unit=unit, c_pf=c_pf)
     np.testing.assert_allclose(sweep_baselines(rec), [-70.0])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"liquid_junction": float("nan")}, "`liquid_junction` must be a finite"),
+        ({"series_resistance": "10"}, "`series_resistance` must be a number (MΩ)"),
+        ({"offset": [0.0, np.nan, 0.0, 0.0]}, "`offset` must be finite numbers"),
+        ({"offset": "x"}, "`offset` must be finite numbers"),
+        ({"c_m": -1.0, "series_resistance": 1.0}, "`c_m` must be a finite number > 0"),
+    ],
+)
+def test_correct_checks_its_arguments(kwargs, message):
+    with pytest.raises(RecordingError, match=rf"rc: {re.escape(message)}"):
+        correct(_rc_recording(), **kwargs)
+
+
+@pytest.mark.parametrize("c_m", [-1.0, 0.0, float("nan"), "1"])
+def test_current_density_needs_a_positive_c_m(c_m):
+    rec = _recording(n_sweeps=1)  # pA, c_pf 80
+    np.testing.assert_allclose(rec.current_density(2.0), rec.i * 2.0 / 80.0)
+    with pytest.raises(RecordingError, match="`c_m` must be a"):
+        rec.current_density(c_m)
+
+
+def test_recording_scalars_and_sweeps_are_checked():
+    v = np.zeros((2, 5))
+    assert Recording(dt=np.array(0.1), v=v, i=v).dt == 0.1  # a 0-d array is a number
+    assert Recording(dt=0.1, v=v, i=v, c_pf=np.float32(10.0)).c_pf == 10.0
+    for kwargs, message in [
+        ({"dt": "0.1"}, "`dt` must be a number (ms); got str '0.1'"),
+        ({"dt": -0.1}, "`dt` must be a finite number > 0 (ms); got -0.1"),
+        ({"dt": True}, "`dt` must be a number (ms); got bool"),
+        ({"dt": 0.1, "c_pf": "10"}, "`c_pf` must be a number (pF); got str '10'"),
+        ({"dt": 0.1, "c_pf": 0.0}, "`c_pf` must be a finite number > 0 (pF)"),
+    ]:
+        with pytest.raises(RecordingError, match=re.escape(message)):
+            Recording(v=v, i=v, **kwargs)
+    rec = Recording(dt=0.1, v=v, i=v, source="two")
+    with pytest.raises(RecordingError, match="two: `sweeps` is empty"):
+        rec.select([])
+    with pytest.raises(RecordingError, match="two: `sweeps` must be distinct"):
+        rec.select([1, 1])
+    with pytest.raises(RecordingError, match=r">= 1 sweep"):
+        Recording(dt=0.1, v=np.zeros((0, 5)), i=np.zeros((0, 5)))
 
 
 def test_series_resistance_needs_pa():

@@ -1,5 +1,6 @@
 """Stimulus builders: shapes, timing on the grid, units."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -122,3 +123,83 @@ def test_ornstein_uhlenbeck_array_parameters_are_the_batch_shape():
 def test_ornstein_uhlenbeck_rejects_bad_parameters(mean, std, tau, match):
     with pytest.raises(ValueError, match=match):
         stimulus.ornstein_uhlenbeck(mean, std, tau, duration=1.0, dt=0.1)
+
+
+@pytest.mark.parametrize("x64", [True, False], ids=["x64", "x32"])
+@pytest.mark.parametrize("t_dtype", [np.float64, np.float32])
+def test_resample_takes_the_sample_at_each_grid_point(x64, t_dtype):
+    # 50 000 samples every 0.02 ms (1 s): every step start is a sample time up to
+    # rounding, which in float32 is far above 1e-9 dt; it must take that sample,
+    # not the one before.
+    n, dt = 50_000, 0.02
+    t = np.arange(n, dtype=t_dtype) * t_dtype(dt)
+    values = np.arange(n, dtype=float)
+    with jax.enable_x64(x64):
+        held = np.asarray(stimulus.resample(values, t, dt))
+        finer = np.asarray(stimulus.resample(values, jnp.asarray(t), dt / 2))
+    np.testing.assert_array_equal(held, values)
+    np.testing.assert_array_equal(finer, np.repeat(values, 2))
+
+
+@pytest.mark.parametrize("t_dtype", [np.float64, np.float32])
+def test_resample_holds_the_last_sample_at_or_before_each_step(t_dtype):
+    t = np.array([0.0, 0.25, 0.3, 0.68], dtype=t_dtype)
+    values = np.array([1.0, 2.0, 3.0, 4.0])
+    out = stimulus.resample(values, t, dt=0.1, duration=1.0)
+    # Step starts 0.0-0.2 hold t = 0; 0.3 is on t[2] (up to rounding); 0.25 falls
+    # between steps; 0.6 is before 0.68 and keeps 3.
+    np.testing.assert_array_equal(out, [1, 1, 1, 3, 3, 3, 3, 4, 4, 4])
+
+
+def test_resample_gradient_and_traced_times():
+    t = np.array([0.0, 0.2, 0.4])
+    grad = jax.grad(lambda v: stimulus.resample(v, t, 0.1).sum())(jnp.ones(3))
+    np.testing.assert_array_equal(grad, [2.0, 2.0, 2.0])
+    with pytest.raises(ValueError, match=r"`t` \(sample times, ms\) must be concrete"):
+        jax.jit(lambda t: stimulus.resample(jnp.ones(3), t, 0.1, duration=0.6))(t)
+
+
+@pytest.mark.parametrize(
+    "seed", [np.int64(3), np.int32(3), np.uint8(3), jnp.int32(3)], ids=repr
+)
+def test_ornstein_uhlenbeck_accepts_numpy_and_jax_integer_seeds(seed):
+    kw = {"duration": 1.0, "dt": 0.1}
+    expected = stimulus.ornstein_uhlenbeck(0.0, 1.0, 5.0, key=3, **kw)
+    got = stimulus.ornstein_uhlenbeck(0.0, 1.0, 5.0, key=seed, **kw)
+    np.testing.assert_array_equal(got, expected)
+    for key in (jax.random.PRNGKey(3), jax.random.key(3)):
+        got = stimulus.ornstein_uhlenbeck(0.0, 1.0, 5.0, key=key, **kw)
+        np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("key", [3.0, "3", np.ones(3)], ids=repr)
+def test_ornstein_uhlenbeck_rejects_a_key_that_is_not_a_key_or_seed(key):
+    with pytest.raises(ValueError, match=r"`key` must be a jax.random key or an int"):
+        stimulus.ornstein_uhlenbeck(0.0, 1.0, 5.0, duration=1.0, dt=0.1, key=key)
+
+
+def test_pa_to_density_per_sweep_capacitances_broadcast():
+    c_pf = np.array([100.0, 200.0, 400.0])
+    # simulate's layout (time, sweep): one capacitance per sweep, shape (sweep,).
+    i = stimulus.pa_to_density(np.full((5, 3), 200.0), c_pf)
+    np.testing.assert_allclose(i, np.broadcast_to([2.0, 1.0, 0.5], (5, 3)))
+    # (sweep, time): capacitances as a column; c_m scales the result.
+    i = stimulus.pa_to_density(np.full((3, 5), 200.0), c_pf[:, None], c_m=0.5)
+    np.testing.assert_allclose(i[:, 0], [1.0, 0.5, 0.25])
+    with pytest.raises(ValueError, match=r"`i_pa` \(3, 5\), `c_pf` \(3,\).*broadcast"):
+        stimulus.pa_to_density(np.ones((3, 5)), c_pf)
+
+
+@pytest.mark.parametrize(
+    ("c_pf", "c_m", "match"),
+    [
+        (100.0, 0.0, r"`c_m` must be > 0 µF/cm²"),
+        (100.0, -1.0, r"`c_m` must be > 0 µF/cm²"),
+        (100.0, float("nan"), r"`c_m` must be > 0 µF/cm² and finite"),
+        (float("inf"), 1.0, r"`c_pf` must be > 0 pF and finite"),
+        (np.array([100.0, 0.0]), 1.0, r"`c_pf` must be > 0 pF"),
+    ],
+)
+def test_pa_to_density_rejects_bad_capacitances(c_pf, c_m, match):
+    with pytest.raises(ValueError, match=match):
+        stimulus.pa_to_density(100.0, c_pf, c_m=c_m)

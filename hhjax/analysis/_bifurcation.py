@@ -25,7 +25,7 @@ import numpy as np
 from jax import Array, lax
 from jax.typing import ArrayLike
 
-from hhjax._simulate import _is_traced
+from hhjax._checks import is_traced
 from hhjax.analysis._fixed_points import (
     fixed_point,
     jacobian,
@@ -64,7 +64,7 @@ def hopf_current(params: Any, bracket: tuple[float, float]) -> Array:
             both ends: the bracket holds no Hopf point.
     """
     lo, hi = (float(b) for b in bracket)
-    if not _is_traced(params):
+    if not is_traced(params):
         _check_bracket(params, lo, hi)
     return _hopf_current(params, lo, hi)
 

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from hhjax.recordings._recording import Recording, RecordingError
+from hhjax.recordings._recording import Recording, RecordingError, real_number
 
 _MV_PER_MOHM_PA = 1e-3  # 1 MOhm * 1 pA = 1 uV
 _SPIKE_MV = -20.0  # a sample above this inside the step window marks a spike
@@ -315,15 +315,29 @@ def cell_properties(
         The :class:`CellProperties`.
 
     Raises:
-        RecordingError: no hyperpolarising step in the chosen sweeps, or too few
-            samples to fit.
+        RecordingError: ``sweeps`` empty or unknown; ``baseline_ms`` or ``c_m`` not
+            a number > 0, ``skip_ms`` not a number >= 0, ``window`` not two
+            numbers inside the sweep; no hyperpolarising step in the chosen sweeps,
+            or too few samples to fit.
     """
     where = recording.source or "recording"
+    baseline_ms = real_number(
+        baseline_ms, "baseline_ms", "ms", f"{where}: ", positive=True
+    )
+    skip_ms = real_number(skip_ms, "skip_ms", "ms", f"{where}: ")
+    if skip_ms < 0:
+        raise RecordingError(f"{where}: `skip_ms` must be >= 0 ms; got {skip_ms}.")
+    c_m = real_number(c_m, "c_m", "µF/cm²", f"{where}: ", positive=True)
     rec = recording if sweeps is None else recording.select(sweeps)
     i = _current_pa(rec, c_m)
     dt = rec.dt
     n_base = _samples(baseline_ms, dt)
     if window is not None:
+        if len(window) != 2:
+            raise RecordingError(
+                f"{where}: `window` must be (onset, end) in ms; got {window!r}."
+            )
+        window = tuple(real_number(w, "window", "ms", f"{where}: ") for w in window)
         if not rec.t0 < window[0] < window[1] <= rec.t[-1] + dt:
             raise RecordingError(
                 f"{where}: `window` {window} ms must satisfy start < end inside the "
@@ -444,14 +458,23 @@ def correct(
         A new :class:`Recording`; currents unchanged.
 
     Raises:
-        RecordingError: ``offset`` has the wrong shape, or a density current
-            without ``c_pf`` when ``series_resistance`` is not 0.
+        RecordingError: a correction that is not a finite number (``offset``: or
+            not one per sweep), ``c_m`` not > 0, or a density current without
+            ``c_pf`` when ``series_resistance`` is not 0.
     """
-    offset = np.asarray(offset, dtype=np.float64)
+    where = f"{recording.source or 'recording'}: "
+    liquid_junction = real_number(liquid_junction, "liquid_junction", "mV", where)
+    series_resistance = real_number(series_resistance, "series_resistance", "MΩ", where)
+    c_m = real_number(c_m, "c_m", "µF/cm²", where, positive=True)
+    offset = np.asarray(offset)
+    if offset.dtype.kind not in "iuf" or not np.all(np.isfinite(offset)):
+        raise RecordingError(
+            f"{where}`offset` must be finite numbers (mV); got {offset.tolist()!r}."
+        )
     if offset.ndim > 1 or offset.size not in (1, recording.n_sweeps):
         raise RecordingError(
-            f"{recording.source or 'recording'}: `offset` must be a scalar or one "
-            f"value per sweep ({recording.n_sweeps}); got shape {offset.shape}."
+            f"{where}`offset` must be a scalar or one value per sweep "
+            f"({recording.n_sweeps}); got shape {offset.shape}."
         )
     v = recording.v - liquid_junction - np.reshape(offset, (-1, 1))
     if series_resistance:

@@ -5,6 +5,11 @@ Reads the intracellular-electrophysiology series of an NWB 2 file: every
 ``sweep_number`` with a ``CurrentClampStimulusSeries`` in ``stimulus`` (the injected
 current, amperes). Values are converted with each series' ``conversion`` and
 ``offset`` to mV and pA.
+
+Pairing is strict: each sweep number may appear once among the responses and once
+among the stimuli; a file with a single response and a single stimulus needs them
+to have the same sweep number (or none); and a stimulus must start (its
+``starting_time`` or first timestamp) within half a sample of its response.
 """
 
 from __future__ import annotations
@@ -40,15 +45,44 @@ def _dt_ms(series, where: str) -> float:
     return 1000.0 * float(np.median(steps))
 
 
+def _start_s(series) -> float:
+    """Time of the first sample of a series, s."""
+    if series.starting_time is not None:
+        return float(series.starting_time)
+    return float(series.timestamps[0])
+
+
+def _by_sweep(series: list, where: str) -> dict:
+    """``{sweep_number: series}`` of the series that have one; each number once."""
+    by_sweep = {}
+    for s in series:
+        if s.sweep_number is None:
+            continue
+        other = by_sweep.setdefault(int(s.sweep_number), s)
+        if other is not s:
+            raise RecordingError(
+                f"{where}: {type(s).__name__} {other.name!r} and {s.name!r} both "
+                f"have sweep_number {int(s.sweep_number)}; cannot tell which "
+                "response goes with which stimulus."
+            )
+    return by_sweep
+
+
 def _pairs(responses: list, stimuli: list, where: str) -> list[tuple]:
     """``[(sweep, response, stimulus)]`` sorted by sweep number."""
     if len(responses) == 1 and len(stimuli) == 1:
-        sweep = responses[0].sweep_number
-        return [(0 if sweep is None else int(sweep), responses[0], stimuli[0])]
-    by_sweep = {}
-    for s in stimuli:
-        if s.sweep_number is not None:
-            by_sweep[int(s.sweep_number)] = s
+        (r,), (st,) = responses, stimuli
+        numbers = [
+            None if s.sweep_number is None else int(s.sweep_number) for s in (r, st)
+        ]
+        if numbers[0] != numbers[1]:
+            raise RecordingError(
+                f"{where}: the response {r.name!r} has sweep_number {numbers[0]} but "
+                f"the stimulus {st.name!r} has {numbers[1]}; they must match."
+            )
+        return [(0 if numbers[0] is None else numbers[0], r, st)]
+    _by_sweep(responses, where)  # no sweep number twice
+    by_sweep = _by_sweep(stimuli, where)
     pairs = []
     for r in responses:
         if r.sweep_number is None or int(r.sweep_number) not in by_sweep:
@@ -75,8 +109,9 @@ def load_nwb(path: str | os.PathLike) -> Recording:
     Raises:
         ImportError: pynwb is not installed (``pip install 'hhjax[nwb]'``).
         RecordingError: missing or corrupt file; no current-clamp series (e.g. a
-            voltage-clamp file); unpaired series; sweeps of different length or
-            sample rate.
+            voltage-clamp file); unpaired series, a sweep number used twice, or a
+            stimulus that starts at another time than its response; sweeps of
+            different length or sample rate.
     """
     where = str(path)
     pynwb = require("pynwb", "nwb", "Reading .nwb files")
@@ -109,6 +144,15 @@ def load_nwb(path: str | os.PathLike) -> Recording:
             raise RecordingError(
                 f"{where}: series differ in sample interval ({sorted(dts)} ms)."
             )
+        dt = dts.pop()
+        for sweep, r, st in pairs:
+            lag = 1e3 * (_start_s(st) - _start_s(r))  # ms
+            if abs(lag) > 0.5 * dt:
+                raise RecordingError(
+                    f"{where}: sweep {sweep}: the stimulus {st.name!r} starts {lag:g} "
+                    f"ms after the response {r.name!r} (starting_time); they must "
+                    f"start together, within half a sample ({0.5 * dt:g} ms)."
+                )
         v = [_values(r, 1e3) for _, r, _ in pairs]
         i = [_values(st, 1e12) for _, _, st in pairs]
     lengths = {x.shape for x in v + i}
@@ -118,7 +162,7 @@ def load_nwb(path: str | os.PathLike) -> Recording:
             "needs sweeps of one length."
         )
     return Recording(
-        dt=dts.pop(),
+        dt=dt,
         v=np.stack(v),
         i=np.stack(i),
         i_unit="pA",

@@ -14,14 +14,36 @@ class RecordingError(ValueError):
     """A recording (file or arrays) is malformed; the message says what and where."""
 
 
+def real_number(
+    x, name: str, unit: str, where: str = "", *, positive: bool = False
+) -> float:
+    """``x`` (a Python or NumPy real number, or a 0-d array) as a finite float.
+
+    Raises:
+        RecordingError: naming ``name`` (prefixed by ``where``), when ``x`` is not a
+            real number (a string, a bool, an array), is NaN/inf, or is <= 0 when
+            ``positive``.
+    """
+    a = np.asarray(x)
+    if a.ndim != 0 or a.dtype.kind not in "iuf":
+        raise RecordingError(
+            f"{where}`{name}` must be a number ({unit}); got {type(x).__name__} {x!r}."
+        )
+    value = float(a)
+    if not np.isfinite(value) or (positive and value <= 0):
+        need = "a finite number > 0" if positive else "a finite number"
+        raise RecordingError(f"{where}`{name}` must be {need} ({unit}); got {value}.")
+    return value
+
+
 def _as_sweeps(x: np.ndarray, name: str, where: str) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     if x.ndim == 1:
         x = x[None, :]
-    if x.ndim != 2 or x.shape[1] < 2:
+    if x.ndim != 2 or x.shape[0] < 1 or x.shape[1] < 2:
         raise RecordingError(
-            f"{where}`{name}` must be (time,) or (sweep, time) with >= 2 samples; got "
-            f"shape {x.shape}."
+            f"{where}`{name}` must be (time,) or (sweep, time) with >= 1 sweep and "
+            f">= 2 samples; got shape {x.shape}."
         )
     bad = ~np.isfinite(x)
     if bad.any():
@@ -31,6 +53,20 @@ def _as_sweeps(x: np.ndarray, name: str, where: str) -> np.ndarray:
             f"sample {k})."
         )
     return x
+
+
+def _sweep_indices(sweeps, n_sweeps: int, where: str) -> tuple[int, ...]:
+    """``sweeps`` (default ``0..n_sweeps-1``) checked: distinct whole numbers >= 0."""
+    s = np.asarray(sweeps if len(sweeps) else range(n_sweeps))
+    whole = s.dtype.kind in "iu" or (s.dtype.kind == "f" and np.all(s == np.round(s)))
+    if s.ndim != 1 or not whole or np.any(s < 0) or np.unique(s).size != s.size:
+        raise RecordingError(
+            f"{where}`sweeps` must be distinct 0-based sweep indices (whole numbers "
+            f">= 0), one per sweep; got {s.tolist()}."
+        )
+    if s.size != n_sweeps:
+        raise RecordingError(f"{where}{s.size} sweep indices for {n_sweeps} sweeps.")
+    return tuple(int(k) for k in s)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -64,8 +100,7 @@ class Recording:
 
     def __post_init__(self) -> None:
         where = f"{self.source}: " if self.source else ""
-        if not (np.isscalar(self.dt) and np.isfinite(self.dt) and self.dt > 0):
-            raise RecordingError(f"{where}`dt` must be a positive time in ms; got {self.dt}.")
+        dt = real_number(self.dt, "dt", "ms", where, positive=True)
         v = _as_sweeps(self.v, "v", where)
         i = _as_sweeps(self.i, "i", where)
         if v.shape != i.shape:
@@ -77,16 +112,14 @@ class Recording:
             raise RecordingError(
                 f"{where}current unit must be one of {CURRENT_UNITS}; got {self.i_unit!r}."
             )
-        if self.c_pf is not None and not (np.isfinite(self.c_pf) and self.c_pf > 0):
-            raise RecordingError(f"{where}`c_pf` must be > 0 pF; got {self.c_pf}.")
-        sweeps = tuple(int(s) for s in self.sweeps) or tuple(range(v.shape[0]))
-        if len(sweeps) != v.shape[0]:
-            raise RecordingError(
-                f"{where}{len(sweeps)} sweep indices for {v.shape[0]} sweeps."
-            )
+        c_pf = None
+        if self.c_pf is not None:
+            c_pf = real_number(self.c_pf, "c_pf", "pF", where, positive=True)
+        sweeps = _sweep_indices(self.sweeps, v.shape[0], where)
         object.__setattr__(self, "v", v)
         object.__setattr__(self, "i", i)
-        object.__setattr__(self, "dt", float(self.dt))
+        object.__setattr__(self, "dt", dt)
+        object.__setattr__(self, "c_pf", c_pf)
         object.__setattr__(self, "sweeps", sweeps)
 
     @property
@@ -107,7 +140,13 @@ class Recording:
 
         pA are divided by the cell capacitance (pF) and multiplied by the specific
         capacitance ``c_m`` (µF/cm²): the membrane area is ``c_pf / c_m``.
+
+        Raises:
+            RecordingError: ``c_m`` is not a finite number > 0, or the current is in
+                pA and ``c_pf`` is unknown.
         """
+        where = f"{self.source}: " if self.source else ""
+        c_m = real_number(c_m, "c_m", "µF/cm²", where, positive=True)
         if self.i_unit == "uA/cm2":
             return self.i
         if self.c_pf is None:
@@ -122,7 +161,17 @@ class Recording:
         return dataclasses.replace(self, **changes)
 
     def select(self, sweeps: Sequence[int]) -> Recording:
-        """The sweeps with these source-file indices (0-based), in the given order."""
+        """The sweeps with these source-file indices (0-based), in the given order.
+
+        Raises:
+            RecordingError: ``sweeps`` is empty, or names a sweep not in the
+                recording (or one twice).
+        """
+        if len(sweeps) == 0:
+            raise RecordingError(
+                f"{self.source or 'recording'}: `sweeps` is empty; select at least "
+                f"one of the sweeps {self.sweeps[0]}..{self.sweeps[-1]}."
+            )
         rows = []
         for s in sweeps:
             if s not in self.sweeps:

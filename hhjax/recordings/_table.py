@@ -3,19 +3,22 @@
 File contract:
 
 * ``.npz``: ``t_ms`` (time, ms), ``v_mV`` (recorded voltage, mV), and either
-  ``i_uA_per_cm2`` (µA/cm²) or ``i_pA`` (pA) together with a scalar ``c_pF`` (pF);
-  1-D arrays for one sweep, 2-D ``(sweep, time)`` for several (``t_ms`` may be 1-D,
-  shared by all sweeps). Optional ``sweeps``: source sweep indices.
-* ``.csv``: the same names as column headers, one sweep (``c_pF`` as a column of
-  one repeated value, if ``i_pA`` is used); UTF-8, with or without a byte-order
-  mark (Excel's "CSV UTF-8").
+  ``i_uA_per_cm2`` (µA/cm²) or ``i_pA`` (pA); 1-D arrays for one sweep, 2-D
+  ``(sweep, time)`` for several (``t_ms`` may be 1-D, shared by all sweeps).
+  Optional: ``sweeps``, the source sweep indices (0-based, distinct); ``c_pF``, the
+  cell capacitance (pF, a scalar). ``i_pA`` without ``c_pF`` stays in pA, as a
+  recording read from ``.abf`` / ``.nwb`` does (:func:`save_npz` writes it so):
+  turning it into µA/cm² then needs ``c_pf`` (e.g. from :func:`cell_properties`).
+* ``.csv``: the same names as column headers, each once, one sweep (``c_pF`` and
+  ``sweeps``, if given, as a column of one repeated value); UTF-8, with or without
+  a byte-order mark (Excel's "CSV UTF-8").
 
 ``i_ext_uA_per_cm2`` is accepted as an alias of ``i_uA_per_cm2`` (the name
 :func:`hhjax.io.save_trace` writes), so a saved one-cell simulated trace loads as
 a recording; other columns (gates, channel currents) are ignored.
 
 ``i[k]`` applies on ``[t[k], t[k+1])``. The time base must be uniform (to within
-the rounding of the ``t_ms`` dtype: float32 times are accepted).
+the rounding of the ``t_ms`` dtype: float32 times are accepted) and increasing.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ from hhjax.recordings._recording import Recording, RecordingError
 # Current column -> unit. ``i_ext_uA_per_cm2`` is the name `hhjax.io.save_trace`
 # gives the injected current, so a saved simulated trace loads as a recording.
 _CURRENT_KEYS = {"i_uA_per_cm2": "uA/cm2", "i_ext_uA_per_cm2": "uA/cm2", "i_pA": "pA"}
+# A zip archive (what np.savez writes) starts with one of these; empty: the second.
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 
 
 def _time_resolution(t: np.ndarray) -> float:
@@ -75,6 +80,12 @@ def _uniform_dt(t: np.ndarray, where: str) -> float:
     hint = f" and store `t_ms` as float64, not {t.dtype}" if coarse else ""
     t = t.astype(np.float64)
     steps = np.diff(t)
+    if np.any(steps <= 0):
+        k = int(np.argmax(steps <= 0))
+        raise RecordingError(
+            f"{where}: `t_ms` must increase from sample to sample; got "
+            f"t_ms[{k}] = {t[k]:g} ms, t_ms[{k + 1}] = {t[k + 1]:g} ms."
+        )
     dt = float((t[-1] - t[0]) / (t.size - 1) if coarse else np.median(steps))
     off = np.abs(steps - dt)
     if dt <= 0 or np.max(off) > 1e-6 * dt + 1e-9 + min(resolution, 0.5 * dt):
@@ -87,13 +98,30 @@ def _uniform_dt(t: np.ndarray, where: str) -> float:
     return dt
 
 
+def _one_value(column: np.ndarray, name: str, where: str) -> np.ndarray:
+    """The single value of a scalar (or one-value repeated) column, shape ``(1,)``."""
+    column = np.asarray(column)
+    if column.dtype.kind not in "iuf":
+        raise RecordingError(
+            f"{where}: `{name}` must be a number; got {column.ravel()[:5].tolist()} "
+            f"({column.dtype})."
+        )
+    value = np.unique(column)
+    if value.size != 1:
+        raise RecordingError(
+            f"{where}: `{name}` must be one value (repeated in every row of a "
+            f".csv); got {value.size} different values {value[:5].tolist()}."
+        )
+    return value
+
+
 def _from_columns(columns: dict, where: str) -> Recording:
     missing = [k for k in ("t_ms", "v_mV") if k not in columns]
     present = [k for k in _CURRENT_KEYS if k in columns]
     if missing or len(present) != 1:
         need = (
             "t_ms, v_mV and exactly one of i_uA_per_cm2 (or its alias "
-            "i_ext_uA_per_cm2) or i_pA (+ c_pF)"
+            "i_ext_uA_per_cm2) or i_pA (optionally with c_pF)"
         )
         raise RecordingError(
             f"{where}: expected columns {need}; found {sorted(columns)}."
@@ -103,12 +131,7 @@ def _from_columns(columns: dict, where: str) -> Recording:
     unit = _CURRENT_KEYS[present[0]]
     c_pf = None
     if "c_pF" in columns:
-        c = np.unique(np.asarray(columns["c_pF"], dtype=np.float64))
-        if c.size != 1:
-            raise RecordingError(f"{where}: `c_pF` must be one scalar; got {c}.")
-        c_pf = float(c[0])
-    elif unit == "pA":
-        raise RecordingError(f"{where}: `i_pA` needs the cell capacitance `c_pF` (pF).")
+        c_pf = float(_one_value(columns["c_pF"], "c_pF", where)[0])
     v = np.asarray(columns["v_mV"], dtype=np.float64)
     n_t = t.shape[-1]
     if v.shape[-1] != n_t:
@@ -122,7 +145,7 @@ def _from_columns(columns: dict, where: str) -> Recording:
             f"{where}: `v_mV` has {v.shape[-1]} samples per sweep but `t_ms` has "
             f"{n_t}{layout}."
         )
-    sweeps = tuple(int(s) for s in np.atleast_1d(columns.get("sweeps", ())))
+    sweeps = np.atleast_1d(columns.get("sweeps", ()))
     return Recording(
         dt=dt,
         v=v,
@@ -138,14 +161,27 @@ def _from_columns(columns: dict, where: str) -> Recording:
 def load_npz(path: str | os.PathLike) -> Recording:
     """Load a ``.npz`` recording (see the module docstring for its keys)."""
     where = str(path)
+    columns = None
     try:
         # Our own handle: np.load leaves its own open when the file is corrupt.
-        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as data:
-            columns = {k: data[k] for k in data.files}
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+            if head in _ZIP_MAGIC:  # else np.load would try .npy, then a pickle
+                fh.seek(0)
+                with np.load(fh, allow_pickle=False) as data:
+                    columns = {k: data[k] for k in data.files}
     except FileNotFoundError:
         raise RecordingError(f"{where}: no such file.") from None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:  # corrupt file
+    except OSError as err:  # a directory, no permission, ...
+        raise RecordingError(f"{where}: cannot read the file ({err}).") from None
+    except (ValueError, EOFError, zipfile.BadZipFile) as err:  # corrupt file
         raise RecordingError(f"{where}: not a readable .npz file ({err}).") from None
+    if columns is None:
+        found = f"it starts with {head!r}" if head else "the file is empty"
+        raise RecordingError(
+            f"{where}: not a .npz (zip) archive ({found}); expected arrays saved by "
+            "numpy.savez or hhjax.recordings.save_npz."
+        )
     return _from_columns(columns, where)
 
 
@@ -156,8 +192,16 @@ def _csv_rows(path: str | os.PathLike, where: str) -> tuple[list[str], np.ndarra
         header, data = read_csv_table(path)
     except FileNotFoundError:
         raise RecordingError(f"{where}: no such file.") from None
+    except OSError as err:  # a directory, no permission, ...
+        raise RecordingError(f"{where}: cannot read the file ({err}).") from None
     except ValueError as err:
         raise RecordingError(str(err)) from None
+    twice = sorted({h for h in header if header.count(h) > 1})
+    if twice:
+        raise RecordingError(
+            f"{where}: column(s) {twice} appear more than once in the header; each "
+            "column name must be unique."
+        )
     if data.shape[0] < 2:
         raise RecordingError(f"{where}: needs a header row and >= 2 data rows.")
     return header, data
@@ -167,13 +211,17 @@ def load_csv(path: str | os.PathLike) -> Recording:
     """Load a one-sweep ``.csv`` recording with unit-bearing column headers.
 
     Raises:
-        RecordingError: missing file, not UTF-8, a row whose length differs from
-            the header's or a non-numeric value (the message gives the 1-based
-            line), or the checks of the file contract (module docstring).
+        RecordingError: missing or unreadable file, not UTF-8, a column name given
+            twice, a row whose length differs from the header's or a non-numeric
+            value (the message gives the 1-based line), or the checks of the file
+            contract (module docstring).
     """
     where = str(path)
     header, data = _csv_rows(path, where)
-    return _from_columns(dict(zip(header, data.T, strict=True)), where)
+    columns = dict(zip(header, data.T, strict=True))
+    if "sweeps" in columns:  # one sweep: its index, repeated in every row
+        columns["sweeps"] = _one_value(columns["sweeps"], "sweeps", where)
+    return _from_columns(columns, where)
 
 
 def load_recording(path: str | os.PathLike) -> Recording:

@@ -1,0 +1,122 @@
+"""Value checks shared by the simulation, the resting state and the stimuli.
+
+Each check looks at concrete values only (never at tracers, so everything stays
+jit/vmap/grad-friendly) and raises a ``ValueError`` or ``TypeError`` that names the
+argument, what was wrong and what was expected.
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def is_traced(x: Any) -> bool:
+    return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(x))
+
+
+# (min, max) of the jax.Arrays checked so far, by id. A jax.Array is immutable, so
+# one passed again (a stimulus reused over a parameter sweep, a fixed parameter
+# array) is not scanned again: 0.1-0.2 ms of a 1e5-step single-cell run, 0.1 s
+# for 1e8 current samples. The weakref's callback drops an entry when its array is
+# freed, before its id can be reused.
+_known_ranges: dict[int, tuple[weakref.ref, tuple[float, float]]] = {}
+
+
+def value_range(x: Any) -> tuple[float, float]:
+    """``(min, max)`` of a concrete number or array; NaN if it has a NaN or is not
+    of a real number type (bool, complex), ±inf if it has an inf; ``(0, 0)`` when
+    empty."""
+    if type(x) in (float, int):
+        return x, x
+    entry = _known_ranges.get(id(x))
+    if entry is not None and entry[0]() is x:
+        return entry[1]
+    values = np.asarray(x)
+    # jnp.issubdtype: bfloat16 (ml_dtypes) counts as floating, unlike np.issubdtype.
+    if not (
+        jnp.issubdtype(values.dtype, jnp.floating)
+        or jnp.issubdtype(values.dtype, jnp.integer)
+    ):
+        value_range = (math.nan, math.nan)
+    elif values.size == 0:
+        value_range = (0.0, 0.0)
+    else:  # min and max propagate NaN and inf: no temporaries
+        value_range = (float(values.min()), float(values.max()))
+    if isinstance(x, jax.Array):
+        key = id(x)
+        forget = lambda _: _known_ranges.pop(key, None)  # noqa: E731
+        _known_ranges[key] = (weakref.ref(x, forget), value_range)
+    return value_range
+
+
+# Parameter fields that must be > 0, by name prefix, with their units.
+POSITIVE_FIELDS = {"c_m": "uF/cm^2", "q10": "dimensionless", "tau": "ms"}
+ABSOLUTE_ZERO_C = -273.15  # degC
+
+
+def check_params(params: Any) -> None:
+    if is_traced(params):
+        return
+    for name, value in params._asdict().items():
+        low, high = value_range(value)
+        if not (math.isfinite(low) and math.isfinite(high)):
+            raise ValueError(
+                f"Parameter `{name}` must be finite real numbers; got {value}."
+            )
+        if name.startswith("g_") and low < 0:
+            raise ValueError(
+                f"Conductance `{name}` (mS/cm^2) must be >= 0; got {value}."
+            )
+        prefix = next((p for p in POSITIVE_FIELDS if name.startswith(p)), None)
+        if prefix is not None and low <= 0:
+            raise ValueError(
+                f"Parameter `{name}` ({POSITIVE_FIELDS[prefix]}) must be > 0; "
+                f"got {value}."
+            )
+        if name == "temperature" and low <= ABSOLUTE_ZERO_C:
+            raise ValueError(
+                f"Parameter `temperature` (degC) must be above absolute zero "
+                f"({ABSOLUTE_ZERO_C} degC); got {value}."
+            )
+
+
+def check_state_type(state: Any, model: Any, name: str) -> None:
+    if not isinstance(state, model.state_type):
+        raise TypeError(
+            f"`{name}` must be a {model.state_type.__name__} for the parameters of "
+            f"model {model.name!r}; got {type(state).__name__}."
+        )
+
+
+def check_state(state: Any) -> None:
+    """A concrete state: V finite (mV), every gate in [0, 1]."""
+    if is_traced(state):
+        return
+    for name, value in state._asdict().items():
+        low, high = value_range(value)
+        if not (math.isfinite(low) and math.isfinite(high)):
+            raise ValueError(
+                f"`state0.{name}` must be finite real numbers; got {value}."
+            )
+        if name != "v" and not (low >= 0.0 and high <= 1.0):
+            raise ValueError(
+                f"Gate `state0.{name}` is a fraction of open gates, so it must lie in "
+                f"[0, 1]; got {value}."
+            )
+
+
+def lists_to_arrays(fields: Any) -> Any:
+    """``fields`` (a NamedTuple) with list or tuple values as float arrays, so a
+    batch can be given as ``HHParams(g_na=[100.0, 120.0])``."""
+    lists = {
+        k: np.asarray(v, dtype=float)
+        for k, v in fields._asdict().items()
+        if isinstance(v, (list, tuple))
+    }
+    return fields._replace(**lists) if lists else fields
