@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 from collections.abc import Iterable
@@ -104,11 +105,17 @@ def _max_rate_factor(model: Model, params: Any) -> float:
         return 1.0
     t_ref = model.reference_temperature
     factors = [1.0]
-    with np.errstate(all="ignore"):  # bad values are check_params' to report
-        for q10_field in {ch.q10_param for ch in model.channels}:
-            q10 = np.asarray(getattr(params, q10_field), float)
-            exponent = (np.asarray(params.temperature, float) - t_ref) / 10.0
-            factors.append(float(np.max(q10**exponent, initial=1.0)))
+    for q10_field in {ch.q10_param for ch in model.channels}:
+        q10, temperature = getattr(params, q10_field), params.temperature
+        if type(q10) is float and type(temperature) is float and q10 > 0:
+            with contextlib.suppress(OverflowError):  # the common case: no NumPy
+                factors.append(q10 ** ((temperature - t_ref) / 10.0))
+            continue
+        with np.errstate(all="ignore"):  # bad values are check_params' to report
+            power = np.asarray(q10, float) ** (
+                (np.asarray(temperature, float) - t_ref) / 10.0
+            )
+        factors.append(float(np.max(power, initial=1.0)))
     return max((f for f in factors if math.isfinite(f)), default=1.0)
 
 
