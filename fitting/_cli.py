@@ -7,8 +7,13 @@
 in float64 (``fit --float32`` on request). Outputs appear all at once: they are
 written to a temporary directory next to ``DIR`` and moved into place only when
 everything succeeded, so a failed or interrupted command leaves ``DIR`` as it
-was. A long fit checkpoints to ``.DIR.checkpoint.npz`` next to ``DIR``; after
-Ctrl-C or a kill, the same command resumes from it.
+was. One exception: when ``hhjax fit`` finished the fit but scoring it failed
+(exit status 1), ``DIR`` gets the new ``params.json`` (and ``metrics.json`` if
+only the figure failed), and the other files of an earlier run
+(``metrics.json``, ``report.png``) are removed: they described another fit. A
+long fit checkpoints to ``.DIR.checkpoint.npz`` next to ``DIR``; after
+Ctrl-C or SIGTERM (one line on stderr, exit status 130) the same command resumes
+from it.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -212,9 +218,11 @@ def _load(args: argparse.Namespace, c_m: float):
 
 
 @contextlib.contextmanager
-def _staging(out: Path) -> Iterator[Path]:
+def _staging(out: Path, outputs: tuple[str, ...] = ()) -> Iterator[Path]:
     """A temporary directory next to ``out``; on success its files are moved into
-    ``out`` (renamed as a whole if ``out`` does not exist), else it is removed."""
+    ``out`` (renamed as a whole if ``out`` does not exist), else it is removed.
+    Files named in ``outputs`` that the temporary directory lacks are removed
+    from ``out`` (an earlier run's, which would not match the new files)."""
     from fitting._io import umask_mode
 
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -229,6 +237,10 @@ def _staging(out: Path) -> Iterator[Path]:
         os.rename(tmp, out)
     except OSError:  # out exists: replace file by file, each atomically
         out.mkdir(parents=True, exist_ok=True)
+        for name in outputs:
+            if not (tmp / name).exists():
+                with contextlib.suppress(FileNotFoundError):
+                    (out / name).unlink()
         for item in tmp.iterdir():
             os.replace(item, out / item.name)
         shutil.rmtree(tmp, ignore_errors=True)
@@ -236,20 +248,70 @@ def _staging(out: Path) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
-    """Treat SIGTERM (``kill``) like Ctrl-C, so the fit saves its checkpoint."""
+    """Treat SIGTERM (``kill``) like Ctrl-C, so the fit saves its checkpoint; both
+    also set :data:`fitting._fit.INTERRUPT_REQUESTED`, which a fit checks between
+    chunks of iterations in case the KeyboardInterrupt was raised where it is
+    ignored (inside a garbage-collection callback)."""
+    from fitting._fit import INTERRUPT_REQUESTED
 
     def handler(signum, frame):
+        INTERRUPT_REQUESTED.set()
         raise KeyboardInterrupt
 
+    INTERRUPT_REQUESTED.clear()
     try:
-        previous = signal.signal(signal.SIGTERM, handler)
+        previous = {
+            sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)
+        }
     except ValueError:  # not the main thread
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+        INTERRUPT_REQUESTED.clear()
+
+
+@contextlib.contextmanager
+def _warnings_one_line() -> Iterator[None]:
+    """Print each warning raised inside (e.g. a checkpoint that could not be
+    written) at once, as one line ``hhjax: warning: ...`` on stderr."""
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = " ".join(str(message).split())
+        print(f"hhjax: warning: {text}", file=sys.stderr, flush=True)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
+
+
+def _interrupted(what: str) -> int:
+    """Report an interruption (Ctrl-C, SIGTERM) on one line; exit status 130.
+
+    A compilation that the interruption left running in a worker thread is waited
+    for here (Python would wait for it at exit anyway); another Ctrl-C then quits
+    at once, without the interpreter's teardown, which could crash while XLA
+    still compiles. Everything worth keeping is saved (atomically) by then."""
+    from fitting._fit import busy_workers
+
+    workers = busy_workers()
+    note = (
+        " (exiting when the compilation in progress ends; Ctrl-C again to quit now)"
+        if workers
+        else ""
+    )
+    print(f"hhjax: interrupted{what}{note}", file=sys.stderr, flush=True)
+    try:
+        for worker in workers:
+            worker.join()
+    except KeyboardInterrupt:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    return 130
 
 
 # -------------------------------------------------------------------------- fit
@@ -342,9 +404,10 @@ def register_fit(subparsers: Any) -> None:
     group.add_argument(
         "--spread",
         type=_factor,
-        default=2.0,
+        default=None,
         metavar="FACTOR",
-        help="starts are drawn within this factor (> 1) of the centre",
+        help="starts are drawn within this factor (> 1) of the centre (default 2; "
+        "not used with --init bounds)",
     )
     group.add_argument(
         "--seed", type=_seed, default=0, help="seed of the starts (integer >= 0)"
@@ -470,12 +533,23 @@ def checkpoint_path(out: Path) -> Path:
 
 
 def run_fit(args: argparse.Namespace) -> int:
-    """Run ``hhjax fit``; returns the exit status (errors raise ``ValueError``)."""
+    """Run ``hhjax fit``; returns the exit status (errors raise ``ValueError``).
+    Ctrl-C or SIGTERM at any point: one line on stderr and exit status 130; the
+    fit's progress, if any, is in the checkpoint and the same command resumes."""
+    with _sigterm_as_interrupt():
+        try:
+            return _run_fit(args)
+        except KeyboardInterrupt:
+            # Outside the fit (loading, or a second Ctrl-C while the fit saved).
+            return _interrupted(
+                f"; {args.out} is unchanged; run the same command again (it resumes "
+                f"from {checkpoint_path(args.out)} if the fit saved progress there)"
+            )
+
+
+def _run_fit(args: argparse.Namespace) -> int:
     import fitting
     from fitting import _protocol as protocol
-    from fitting._io import write_json_atomic
-    from fitting._metrics import simulate_sweeps
-    from fitting._report import save_report
 
     _use_compile_cache(not args.no_compile_cache)
     if protocol.wants_protocol(args.data):
@@ -485,6 +559,12 @@ def run_fit(args: argparse.Namespace) -> int:
         raise ValueError("argument --free: required for .npz/.csv data (e.g. g_na,g_k)")
     free = list(args.free)
     fitting.ParamSpace.create(base, free, dict(args.bounds))  # check names early
+    if args.init == "bounds" and args.spread is not None:
+        raise ValueError(
+            "argument --spread: not used with --init bounds (the starts are spread "
+            "over the bounds); leave it out or use --init regression or params"
+        )
+    spread = 2.0 if args.spread is None else args.spread
     dtype = "float32" if args.float32 else ("mixed" if args.mixed else "float64")
     checkpoint = checkpoint_path(args.out)
     init = {"regression": "regression", "params": None, "bounds": "bounds"}[args.init]
@@ -504,35 +584,61 @@ def run_fit(args: argparse.Namespace) -> int:
     with jax.enable_x64(True):
         data = _load(args, float(np.asarray(base.c_m)))
         try:
-            with _sigterm_as_interrupt():
+            with _warnings_one_line():
                 result = fitting.fit(
                     data, free, params=base, bounds=dict(args.bounds), loss=loss,
                     optimizer=args.optimizer, n_starts=args.starts, init=init,
-                    spread=args.spread, seed=args.seed, max_iterations=args.iterations,
+                    spread=spread, seed=args.seed, max_iterations=args.iterations,
                     method=args.method, dtype=dtype, checkpoint=checkpoint,
                     checkpoint_every=args.checkpoint_every, resume=not args.no_resume,
                     progress=not args.quiet, model=name,
                 )  # fmt: skip
         except fitting.FitInterrupted as stop:
-            print(
-                f"hhjax: interrupted: {stop}; run the same command again to resume",
-                file=sys.stderr,
+            again = (
+                "run the same command again to resume"
+                if stop.checkpoint is not None
+                else "run the same command again to start over"
             )
-            return 130
+            return _interrupted(f": {stop}; {again}")
+    if not args.quiet:
+        print("fit: scoring the fit (simulating every sweep)...", file=sys.stderr)
     substeps = getattr(loss, "substeps", 1)
-    with _staging(args.out) as tmp:
+    try:
+        return _score_fit(args, result, data, loss, substeps, checkpoint)
+    except KeyboardInterrupt:
+        return _interrupted(
+            f" while scoring the fit; {args.out} is unchanged and the finished fit "
+            f"is in {checkpoint}: run the same command again to score it"
+        )
+
+
+def _score_fit(args, result, data, loss, substeps, checkpoint) -> int:
+    """Write params.json, metrics.json and report.png of a finished fit."""
+    import fitting
+    from fitting._fit import in_worker
+    from fitting._io import write_json_atomic
+    from fitting._metrics import simulate_sweeps
+    from fitting._report import save_report
+
+    def score():
+        # Best parameters that cannot be simulated from rest are flagged per sweep
+        # in metrics.json, not an error.
+        v_model, _ = simulate_sweeps(
+            result.params, data, method=args.method, substeps=substeps
+        )
+        report = fitting.metrics(
+            data, result.params, method=args.method, threshold=args.threshold,
+            v_model=v_model, substeps=substeps,
+        )  # fmt: skip
+        return v_model, report
+
+    outputs = ("params.json", "metrics.json", "report.png")
+    with _staging(args.out, outputs) as tmp:
         result.save(tmp / "params.json")  # the fit first: scoring cannot lose it
         try:
             with jax.enable_x64(True):
-                # Best parameters that cannot be simulated from rest are flagged per
-                # sweep in metrics.json, not an error.
-                v_model, _ = simulate_sweeps(
-                    result.params, data, method=args.method, substeps=substeps
-                )
-                report = fitting.metrics(
-                    data, result.params, method=args.method, threshold=args.threshold,
-                    v_model=v_model, substeps=substeps,
-                )  # fmt: skip
+                # In a worker thread: Ctrl-C stops the wait, not a compilation.
+                v_model, report = in_worker(score)
             write_json_atomic(tmp / "metrics.json", report)
             save_report(
                 result, data, v_model, tmp / "report.png", threshold=args.threshold
@@ -664,9 +770,19 @@ def _fit_substeps(settings: Any) -> int:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    """Run ``hhjax predict``; returns the exit status."""
+    """Run ``hhjax predict``; returns the exit status (130 after Ctrl-C or
+    SIGTERM, with ``--out`` left as it was)."""
+    with _sigterm_as_interrupt():
+        try:
+            return _run_predict(args)
+        except KeyboardInterrupt:
+            return _interrupted(f"; {args.out} is unchanged")
+
+
+def _run_predict(args: argparse.Namespace) -> int:
     import fitting
     from fitting import _protocol as protocol
+    from fitting._fit import in_worker
     from fitting._io import write_json_atomic
     from fitting._metrics import simulate_sweeps
 
@@ -698,13 +814,19 @@ def run_predict(args: argparse.Namespace) -> int:
     if method not in hhjax.METHODS:
         method = hhjax.DEFAULT_METHOD
     substeps = args.substeps or _fit_substeps(settings)
-    with jax.enable_x64(True):
-        data = _load(args, float(np.asarray(params.c_m)))
+
+    def score(data):
         v_model, _ = simulate_sweeps(params, data, method=method, substeps=substeps)
         report = fitting.metrics(
             data, params, method=method, threshold=args.threshold, v_model=v_model,
             substeps=substeps,
         )  # fmt: skip
+        return v_model, report
+
+    with jax.enable_x64(True):
+        data = _load(args, float(np.asarray(params.c_m)))
+        # In a worker thread: Ctrl-C stops the wait, not a compilation.
+        v_model, report = in_worker(score, data)
     report["params_file"] = str(args.params_file)
     report["data"] = {"source": str(args.data), "sweeps": list(data.sweeps)}
     with _staging(args.out) as tmp:

@@ -6,12 +6,16 @@ import dataclasses
 import hashlib
 import json
 import math
+import operator
 import os
 import sys
+import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
@@ -46,10 +50,23 @@ _STRAGGLER_GAIN = 0.05  # than the best and gained less than this over _LM_PATIE
 # at this relative tolerance (or the fit's, if larger).
 _INTERMEDIATE_TOL = 1e-4
 _OPTAX_CHUNK = 10  # optax iterations per compiled call
+_DEFAULT_STARTS = 16
 
 
 class FitInterrupted(KeyboardInterrupt):
-    """A fit was interrupted; its state is in the checkpoint (if one was given)."""
+    """A fit was interrupted (Ctrl-C, or ``KeyboardInterrupt`` from its callback).
+
+    Attributes:
+        checkpoint: the checkpoint file that holds the fit's progress (the same
+            call resumes from it), or ``None`` when there was nothing to save yet
+            (interrupted before its first iteration, e.g. while compiling or
+            computing the regression warm start), no checkpoint was given, or
+            saving failed (the message says why).
+    """
+
+    def __init__(self, message: str = "fit interrupted", checkpoint: Any = None):
+        super().__init__(message)
+        self.checkpoint = checkpoint
 
 
 def mismatched_checkpoint(
@@ -64,6 +81,54 @@ def mismatched_checkpoint(
         else "pass --no-resume on the command line"
     )
     return ValueError(f"{checkpoint}: {why}; delete it or {how} to start afresh.")
+
+
+# ------------------------------------------------------------------ worker thread
+_WORKER = "hhjax-fit-worker"  # name prefix of the worker threads
+
+
+def busy_workers() -> list[threading.Thread]:
+    """The worker threads still running (e.g. a compilation that an interruption
+    left behind): Python waits for them when it exits."""
+    return [
+        t for t in threading.enumerate() if t.name.startswith(_WORKER) and t.is_alive()
+    ]
+
+
+def _with_context(fn: Callable) -> Callable:
+    """``fn`` wrapped to run with the calling thread's JAX settings that are per
+    thread (x64, default device), for another thread."""
+    x64 = bool(jax.config.jax_enable_x64)
+    device = jax.config.jax_default_device
+
+    def call(*args, **kwargs):
+        with jax.enable_x64(x64), jax.default_device(device):
+            return fn(*args, **kwargs)
+
+    return call
+
+
+def in_worker(fn: Callable, *args, **kwargs) -> Any:
+    """``fn(*args, **kwargs)`` in a worker thread (with this thread's x64 and
+    default-device settings), this thread waiting for its result.
+
+    For computations that compile: Ctrl-C then stops the wait, not the compiler.
+    A compilation interrupted in the main thread goes on in XLA's own threads,
+    and the interpreter's exit, racing with it, could crash (exit status 139).
+    The worker finishes its job on its own and Python waits for it at exit.
+    """
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=_WORKER)
+    try:
+        return pool.submit(_with_context(fn), *args, **kwargs).result()
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+# Set by hhjax fit's signal handlers (SIGINT, SIGTERM) besides raising
+# KeyboardInterrupt: an exception raised inside a callback that ignores them
+# (e.g. JAX's garbage-collection callback) is lost, this flag is not. A fit checks
+# it after every chunk of iterations.
+INTERRUPT_REQUESTED = threading.Event()
 
 
 # ---------------------------------------------------------------------- progress
@@ -103,9 +168,16 @@ class _Progress:
 
 # ------------------------------------------------------------------------ inputs
 def _as_fit_data(data: Any, base: Any) -> FitData:
-    if isinstance(data, FitData):
-        return data
     c_m = float(np.asarray(base.c_m))
+    if isinstance(data, FitData):
+        if data.c_m is not None and data.c_m != c_m:
+            # A current in pA turned into a density with another c_m (e.g. the
+            # default 1.0 of load_data): the fit's model has params.c_m, so the
+            # density must be I·c_m/C_cell with that c_m. Windows, exclusions and
+            # weights (mask, weights) are kept.
+            i = data.recording.current_density(c_m)
+            return dataclasses.replace(data, i=np.asarray(i, np.float64), c_m=c_m)
+        return data
     if isinstance(data, (str, os.PathLike)):
         return load_data(data, c_m=c_m)
     if isinstance(data, hhjax.recordings.Recording):
@@ -114,6 +186,69 @@ def _as_fit_data(data: Any, base: Any) -> FitData:
         "`data` must be a fitting.FitData, a hhjax.recordings.Recording or a path "
         f"to a recording file; got {type(data).__name__}."
     )
+
+
+def _integer(value: Any, name: str, minimum: int) -> int:
+    """``value`` as a Python int >= ``minimum``: any integer type (e.g.
+    ``numpy.int64``) is accepted, a bool, float or string is not."""
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        number = operator.index(value)
+    except TypeError:
+        number = None
+    if number is None or number < minimum:
+        raise ValueError(f"`{name}` must be an integer >= {minimum}; got {value!r}.")
+    return number
+
+
+def _real(value: Any, name: str, expected: str, ok: Callable[[float], bool]) -> float:
+    """``value`` as a float for which ``ok`` holds (a real number, not a bool or a
+    string), else a ValueError naming ``name`` and ``expected``."""
+    number = None
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, (bool, np.bool_)
+    ):
+        number = float(value)
+    if number is None or math.isnan(number) or not ok(number):
+        raise ValueError(f"`{name}` must be {expected}; got {value!r}.")
+    return number
+
+
+def _check_checkpoint_path(checkpoint: Any) -> Path | None:
+    """The checkpoint file, its directory created and checked to be writable now,
+    so that an unusable path fails before any work instead of at the first save."""
+    if checkpoint is None:
+        return None
+    if not isinstance(checkpoint, (str, os.PathLike)):
+        raise ValueError(
+            f"`checkpoint` must be a path (str or os.PathLike) or None; got "
+            f"{type(checkpoint).__name__}."
+        )
+    path = Path(checkpoint)
+    if path.is_dir():
+        raise ValueError(f"`checkpoint` {str(path)!r} is a directory, not a file.")
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if ancestor.exists() and not ancestor.is_dir():
+        raise ValueError(
+            f"`checkpoint` {str(path)!r}: {str(ancestor)!r} is a file, not a "
+            "directory; give a checkpoint file in a directory."
+        )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        raise ValueError(
+            f"`checkpoint` {str(path)!r}: cannot write in its directory "
+            f"{str(path.parent)!r} ({reason}); give a checkpoint file in a writable "
+            "directory."
+        ) from None
+    return path
 
 
 def _check_dtype(dtype: Any) -> str:
@@ -183,15 +318,25 @@ def _describe(opt: Any) -> str:
 
 
 def _starts(space, init, n_starts, seed, spread, run_regression):
-    """Starting values ``(n_starts, n_free)`` and a description of where from."""
+    """Starting values ``(n_starts, n_free)`` and a description of where from.
+
+    ``n_starts`` is ``None`` for the default: 16, or the rows of explicit starts.
+    """
+    count = _DEFAULT_STARTS if n_starts is None else n_starts
     if init is None:
-        return space.sample(n_starts, seed, space.base_values(), spread), "base"
+        return space.sample(count, seed, space.base_values(), spread), "base"
     if isinstance(init, str):
         if init == "bounds":
-            return space.sample(n_starts, seed, None, spread), "bounds"
+            return space.sample(count, seed, None, spread), "bounds"
         if init == "regression":
             center = run_regression()
-            return space.sample(n_starts, seed, center, spread), "regression"
+            if not np.all(np.isfinite(center)):
+                raise ValueError(
+                    "`init='regression'`: the regression estimate is not finite "
+                    f"({dict(zip(space.free, center.tolist(), strict=True))}); start "
+                    "from the parameters (init=None) or the bounds (init='bounds')."
+                )
+            return space.sample(count, seed, center, spread), "regression"
         raise ValueError(
             f"`init` must be None, 'bounds', 'regression', parameters or values; got "
             f"{init!r}."
@@ -202,17 +347,44 @@ def _starts(space, init, n_starts, seed, spread, run_regression):
                 f"`init` parameters are {type(init).__name__}, the model's are "
                 f"{type(space.base).__name__}."
             )
-        center = [float(np.asarray(getattr(init, f))) for f in space.free]
-        return space.sample(n_starts, seed, center, spread), "params"
-    values = np.asarray(init, dtype=np.float64)
+        center = np.array([float(np.asarray(getattr(init, f))) for f in space.free])
+        _check_finite_init(space, center[None])
+        return space.sample(count, seed, center, spread), "params"
+    try:
+        values = np.asarray(init, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"`init` must be None, 'bounds', 'regression', parameters or numbers; "
+            f"got {type(init).__name__}."
+        ) from None
     if values.ndim == 1 and values.shape == (space.n_free,):
-        return space.sample(n_starts, seed, values, spread), "values"
+        _check_finite_init(space, values[None])
+        return space.sample(count, seed, values, spread), "values"
     if values.ndim == 2 and values.shape[1] == space.n_free and len(values) >= 1:
+        _check_finite_init(space, values)
+        if n_starts is not None and n_starts != len(values):
+            raise ValueError(
+                f"`init` gives {len(values)} explicit starts but `n_starts` is "
+                f"{n_starts}; leave `n_starts` out (it is then the number of rows "
+                "of `init`) or make them agree."
+            )
         return space.values_clipped(values), "explicit"
     raise ValueError(
         f"`init` values must have shape ({space.n_free},) or (n_starts, "
         f"{space.n_free}) for free parameters {space.free}; got {values.shape}."
     )
+
+
+def _check_finite_init(space: ParamSpace, values: np.ndarray) -> None:
+    """Refuse non-finite starting values (they would silently give failed starts)."""
+    bad = np.argwhere(~np.isfinite(values))
+    if bad.size:
+        row, col = (int(x) for x in bad[0])
+        where = f" (start {row})" if len(values) > 1 else ""
+        raise ValueError(
+            f"`init` values must be finite; got {values[row, col]} for "
+            f"{space.free[col]}{where}."
+        )
 
 
 # Relative tolerance of the probes (below) when a fit compares them with a
@@ -283,7 +455,7 @@ def fit(
     bounds: Mapping[str, tuple[float, float]] | None = None,
     loss: str | Loss | Callable = "shooting",
     optimizer: Any = "auto",
-    n_starts: int = 16,
+    n_starts: int | None = None,
     init: Any = None,
     spread: float = 2.0,
     seed: int = 0,
@@ -325,23 +497,26 @@ def fit(
         optimizer: ``"auto"`` (Levenberg–Marquardt with forward-mode Jacobians for
             residual losses with <= 12 free parameters, else Adam), ``"lm"``,
             ``"adam"``, ``"lbfgs"``, or any ``optax.GradientTransformation``.
-        n_starts: number of starts.
+        n_starts: number of starts (an integer >= 1; default 16, or the number
+            of rows of explicit starts given as ``init``, which it must equal if
+            both are given).
         init: where starts come from: ``None`` (around ``params``), ``"regression"``
             (around the :class:`fitting.EquationError` least-squares estimate),
             ``"bounds"`` (log-uniform / uniform within the bounds), a parameter
             tuple or ``(n_free,)`` values (around them), or ``(n_starts, n_free)``
-            explicit starting values.
+            explicit starting values. Values must be finite.
         spread: starts around a centre are drawn log-uniformly within a factor
-            ``spread`` of each value (sign kept).
-        seed: seed of the starts (reproducible).
+            ``spread`` (finite, > 1) of each value (sign kept); not used by
+            ``init="bounds"`` or explicit starts.
+        seed: seed of the starts, an integer >= 0 (reproducible).
         max_iterations: iterations per stage (default 50 for Levenberg–Marquardt,
             500 for Adam, 100 for L-BFGS). The first Levenberg–Marquardt iteration
             only evaluates the start, so N iterations take at most N − 1 steps
             (N >= 2).
-        tolerance: Levenberg–Marquardt ends a stage when, for every start, an
-            undamped Gauss–Newton step would lower the loss by at most this
-            fraction were the residuals linear (or no step lowered it by more in
-            the last 5 iterations) — except for stragglers,
+        tolerance: (finite, >= 0) Levenberg–Marquardt ends a stage when, for
+            every start, an undamped Gauss–Newton step would lower the loss by at
+            most this fraction were the residuals linear (or no step lowered it by
+            more in the last 5 iterations) — except for stragglers,
             starts 10 % or more above the best loss that gained less than 5 % in
             the last 5 iterations, which do not hold up the others.
         method: integrator (see :data:`hhjax.METHODS`); the step is the data's
@@ -354,15 +529,18 @@ def fit(
         grad_mode: ``"auto"`` (forward mode for 1 free parameter), ``"forward"``
             or ``"reverse"`` (optax optimisers; Levenberg–Marquardt always uses
             forward-mode Jacobians).
-        checkpoint: file to save progress to (``.npz``); an existing checkpoint of
-            the same fit (same data, settings and starts) is resumed from, one of
-            another fit is refused. A custom optax optimizer is identified by its
-            updates on a fixed problem, a custom loss (a function, or a
+        checkpoint: file to save progress to (``.npz``; its directory is created
+            and checked to be writable before the fit starts); an existing
+            checkpoint of the same fit (same data, settings and starts) is resumed
+            from, one of another fit is refused. A custom optax optimizer is
+            identified by its updates on a fixed problem, a custom loss (a function, or a
             :class:`fitting.Loss` that is not a dataclass) by its values at and
             next to the first start, since their names alone cannot tell them
             apart.
-        checkpoint_every: seconds between checkpoints (also saved at every stage
-            end, at the end and on Ctrl-C).
+        checkpoint_every: seconds between checkpoints, >= 0 (also saved at every
+            stage end, at the end, on Ctrl-C and when an error stops the fit). A
+            save that fails (e.g. a full disk) is a ``RuntimeWarning``; the fit
+            goes on.
         resume: resume from ``checkpoint`` if it exists (else start afresh and
             overwrite it).
         progress: print a status line with loss and ETA to stderr.
@@ -383,9 +561,17 @@ def fit(
 
     Raises:
         ValueError: unknown names, bad bounds/settings (e.g. Levenberg–Marquardt
-            with ``max_iterations=1``), a checkpoint of another fit, or ``c_m``
+            with ``max_iterations=1``, non-finite starting values), a checkpoint
+            of another fit or in a directory that cannot be written, or ``c_m``
             free with data in pA.
-        FitInterrupted: on Ctrl-C (the checkpoint, if any, holds the progress).
+        FitInterrupted: on Ctrl-C at any point of the call (warm start and
+            compilation included); the checkpoint, if any, holds the progress
+            (``FitInterrupted.checkpoint``; ``None`` when there was nothing to
+            save yet).
+
+    Warns:
+        RuntimeWarning: no start ended with a finite loss (the result is then
+            meaningless), or a checkpoint could not be written.
     """
     dtype = _check_dtype(dtype)
     # x64 also for float32 fits: simulations and Jacobians are float32, but sums
@@ -419,14 +605,23 @@ def _fit(
         raise ValueError(
             f"Unknown `method` {method!r}; expected one of {list(hhjax.METHODS)}."
         )
-    if not (isinstance(n_starts, int) and n_starts >= 1):
-        raise ValueError(f"`n_starts` must be an integer >= 1; got {n_starts!r}.")
-    if max_iterations is not None and not (
-        isinstance(max_iterations, int) and max_iterations >= 1
-    ):
-        raise ValueError(
-            f"`max_iterations` must be an integer >= 1; got {max_iterations!r}."
-        )
+    if n_starts is not None:
+        n_starts = _integer(n_starts, "n_starts", 1)
+    if max_iterations is not None:
+        max_iterations = _integer(max_iterations, "max_iterations", 1)
+    seed = _integer(seed, "seed", 0)
+    spread = _real(
+        spread, "spread", "a finite factor > 1 (starts within 1/spread to spread "
+        "times the centre)", lambda x: 1.0 < x < math.inf,
+    )  # fmt: skip
+    tolerance = _real(
+        tolerance, "tolerance", "a finite number >= 0", lambda x: 0.0 <= x < math.inf
+    )
+    checkpoint_every = _real(
+        checkpoint_every, "checkpoint_every", "a number of seconds >= 0 (0: after "
+        "every chunk of iterations)", lambda x: x >= 0.0,
+    )  # fmt: skip
+    checkpoint = _check_checkpoint_path(checkpoint)
     loss_obj = get_loss(loss)
     stages = loss_obj.stages(data.n_samples, data.n_sweeps, data.dt, method)
     stage_types = _stage_types(dtype, len(stages))
@@ -448,6 +643,12 @@ def _fit(
         else resolve_grad_mode(grad_mode, space.n_free)
         for kind, _, _ in plans
     ]
+    unit = (
+        "mV^2"
+        if loss_obj.name in ("shooting", "mse")
+        else ("(uA/cm^2)^2" if loss_obj.name == "regression" else "a.u.")
+    )
+    bar = _Progress(progress, len(stages), unit)
 
     def run_regression():
         result = fit(
@@ -457,78 +658,110 @@ def _fit(
         )  # fmt: skip
         return result.final_values[0]
 
-    starts, init_text = _starts(space, init, n_starts, seed, spread, run_regression)
-    n_starts = len(starts)
-    settings = _settings(
-        space, loss_obj, plans, modes, n_starts, init_text, spread, seed, tolerance,
-        method, dtype,
-    )  # fmt: skip
-    fingerprint = _fingerprint(settings, data, starts)
-    # A custom optimizer or loss is named by its type/function name only: the
-    # checkpoint also records what it computes (only needed with a checkpoint).
-    probes = (
-        _probes(optimizer, plans, loss_obj, stages, space, space.to_z(starts[0]), data)
-        if checkpoint is not None
-        else []
-    )
-    unit = (
-        "mV^2"
-        if loss_obj.name in ("shooting", "mse")
-        else ("(uA/cm^2)^2" if loss_obj.name == "regression" else "a.u.")
-    )
-    bar = _Progress(progress, len(stages), unit)
+    # Everything from here on may be interrupted (Ctrl-C, SIGTERM turned into it
+    # by the CLI, KeyboardInterrupt from the callback): FitInterrupted, with the
+    # progress saved whenever there is any (the run's committed state).
+    run: _Run | None = None
+    phase = "preparing the fit"  # what an interruption interrupted
+    loaded = None  # a checkpoint being resumed
+    fingerprint, probes = None, []
+    save_failed = False
 
-    _check_mesh(mesh, n_starts)
-    key = _compile_key(loss_obj, data, method, space, modes, n_starts, dtype, mesh)
-    run = _Run(
-        space, stages, plans, modes, arrays_of, n_starts, stage_types, tolerance, key,
-        mesh,
-    )  # fmt: skip
-    run.started = clock
-    run.want_uncertainty = want_uncertainty
-    restored = None
-    if checkpoint is not None and resume:
-        loaded = load_checkpoint(checkpoint)
-        if loaded is not None:
-            meta, saved = loaded
-            if meta.get("fingerprint") != fingerprint or not _same_probes(
-                meta.get("probes"), probes
-            ):
-                raise mismatched_checkpoint(
-                    checkpoint,
-                    "this checkpoint belongs to a different fit (data, settings, "
-                    "starts, optimizer or loss differ)",
-                )
-            restored = (meta, saved)
-    resumed_at = None
-    if restored is None:
-        run.start(space.to_z(starts))
-    else:
-        meta, saved = restored
-        run.time_offset = float(meta.get("elapsed_s", 0.0))
-        run.restore(meta, saved, checkpoint)
-        resumed_at = int(meta["records"])
-        bar.message(
-            f"resuming {checkpoint} at stage {run.stage + 1}, iteration {run.iteration}"
+    def write_checkpoint():
+        meta, saved = run.snapshot()
+        identity = {"fingerprint": fingerprint}
+        if probes:
+            identity["probes"] = probes
+        save_checkpoint(
+            checkpoint, {**identity, "elapsed_s": run.elapsed(), **meta}, saved
         )
 
-    elapsed = run.elapsed
-
     def save():
-        if checkpoint is not None:
-            meta, saved = run.snapshot()
-            identity = {"fingerprint": fingerprint}
-            if probes:
-                identity["probes"] = probes
-            save_checkpoint(
-                checkpoint, {**identity, "elapsed_s": elapsed(), **meta}, saved
-            )
+        """Checkpoint now; a failure to write (full disk, ...) is a warning, not
+        the end of the fit: the result is still returned."""
+        nonlocal save_failed
+        if checkpoint is None:
+            return
+        try:
+            write_checkpoint()
+        except OSError as err:
+            if not save_failed:
+                warnings.warn(
+                    f"could not save the checkpoint {checkpoint} "
+                    f"({err.strerror or err}); the fit goes on, but an interruption "
+                    "now loses the progress since the last successful save.",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+            save_failed = True
+        else:
+            save_failed = False
 
-    last_save = time.perf_counter()
-    timings = []
-    if not run.done:
-        run.precompile_later_stages()
     try:
+        if isinstance(init, str) and init == "regression":
+            phase = "computing the regression warm start"
+            bar.message("warm start: regression estimate (EquationError, 1 start)...")
+        starts, init_text = _starts(space, init, n_starts, seed, spread, run_regression)
+        n_starts = len(starts)
+        _check_mesh(mesh, n_starts)
+        settings = _settings(
+            space, loss_obj, plans, modes, n_starts, init_text, spread, seed,
+            tolerance, method, dtype,
+        )  # fmt: skip
+        fingerprint = _fingerprint(settings, data, starts)
+        # A custom optimizer or loss is named by its type/function name only: the
+        # checkpoint also records what it computes (only needed with a checkpoint).
+        if checkpoint is not None:
+            phase = "identifying the custom optimizer or loss for the checkpoint"
+            probes = in_worker(
+                _probes, optimizer, plans, loss_obj, stages, space,
+                space.to_z(starts[0]), data,
+            )  # fmt: skip
+        key = _compile_key(loss_obj, data, method, space, modes, n_starts, dtype, mesh)
+        run = _Run(
+            space, stages, plans, modes, arrays_of, n_starts, stage_types, tolerance,
+            key, mesh,
+        )  # fmt: skip
+        run.started = clock
+        run.want_uncertainty = want_uncertainty
+        if checkpoint is not None and resume:
+            loaded = load_checkpoint(checkpoint)
+            if loaded is not None:
+                meta, saved = loaded
+                if meta.get("fingerprint") != fingerprint or not _same_probes(
+                    meta.get("probes"), probes
+                ):
+                    loaded = None  # not ours: an interruption must not blame it
+                    raise mismatched_checkpoint(
+                        checkpoint,
+                        "this checkpoint belongs to a different fit (data, "
+                        "settings, starts, optimizer or loss differ)",
+                    )
+        resumed_at = None
+        if loaded is None:
+            phase = f"compiling stage 1/{len(stages)} ({stages[0].label})"
+            if not run.is_built(0):
+                bar.message(f"{phase}...")
+            run.start(space.to_z(starts))
+        else:
+            meta, saved = loaded
+            stage, iteration = int(meta["stage"]), int(meta["iteration"])
+            bar.message(
+                f"resuming {checkpoint} at stage {stage + 1}, iteration {iteration}"
+            )
+            if not meta["done"]:
+                phase = f"compiling stage {stage + 1}/{len(stages)}"
+                if not run.is_built(stage):
+                    bar.message(f"{phase}...")
+            run.time_offset = float(meta.get("elapsed_s", 0.0))
+            run.restore(meta, saved, checkpoint)
+            resumed_at = int(meta["records"])
+        phase = "fitting"
+        elapsed = run.elapsed
+        last_save = time.perf_counter()
+        timings = []
+        if not run.done:
+            run.precompile_later_stages()
         while not run.done:
             stage_clock = time.perf_counter()
             chunk_times = []
@@ -554,6 +787,8 @@ def _fit(
                             "elapsed_s": elapsed(),
                         }
                     )
+                if INTERRUPT_REQUESTED.is_set():  # a signal whose interrupt was lost
+                    raise KeyboardInterrupt
                 if time.perf_counter() - last_save >= checkpoint_every:
                     save()
                     last_save = time.perf_counter()
@@ -566,60 +801,121 @@ def _fit(
                     "stage": run.stage,
                     "label": stages[run.stage].label,
                     "iterations": run.iteration,
+                    "compile_s": run.setup_seconds.get(run.stage),
                     "first_chunk_s": chunk_times[0] if chunk_times else None,
                     "total_s": time.perf_counter() - stage_clock,
                 }
             )
+            if run.stage + 1 < len(stages):
+                phase = f"compiling stage {run.stage + 2}/{len(stages)}"
             run.next_stage()
+            phase = "fitting"
             save()
             last_save = time.perf_counter()
-    except KeyboardInterrupt:
-        run.close()
-        save()
-        where = f"; progress saved to {checkpoint}" if checkpoint is not None else ""
-        raise FitInterrupted(
-            f"fit interrupted at stage {run.stage + 1}, iteration {run.iteration}{where}"
-        ) from None
 
-    run.close()
-    z, delta, losses = run.final()
-    losses = np.where(np.isfinite(losses), losses, np.inf)
-    best = int(np.argmin(losses))
-    final_values = space.values_np(z)
-    best_values = final_values[best]
-    best_params = space.base._replace(
-        **{f: float(v) for f, v in zip(space.free, best_values, strict=True)}
+        phase = "collecting the result (the fit itself is finished)"
+        z, delta, losses = run.final()
+        losses = np.where(np.isfinite(losses), losses, np.inf)
+        if not np.isfinite(losses).any():
+            warnings.warn(
+                f"no start of the fit ended with a finite loss ({n_starts} starts): "
+                "every simulation failed or the loss is undefined; the result is "
+                "meaningless. Check the data (units, sampling interval), the bounds, "
+                "the starts and the loss settings.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        best = int(np.argmin(losses))
+        final_values = space.values_np(z)
+        best_values = final_values[best]
+        best_params = space.base._replace(
+            **{f: float(v) for f, v in zip(space.free, best_values, strict=True)}
+        )
+        unc = None
+        last = stages[-1]
+        if (
+            want_uncertainty
+            and last.residuals is not None
+            and np.isfinite(losses[best])
+        ):
+            phase = "estimating the uncertainty (the fit itself is finished)"
+            unc = run.in_worker(laplace, last, space, best_values, delta[best], arrays)
+        history_loss, history_values, history_stage, history_time = run.history(space)
+        return FitResult(
+            params=best_params,
+            model=model or model_name(base),
+            free=space.free,
+            units=space.units,
+            values={f: float(v) for f, v in zip(space.free, best_values, strict=True)},
+            losses=losses,
+            best=best,
+            start_values=starts,
+            final_values=final_values,
+            loss_history=history_loss,
+            value_history=history_values,
+            stage_of=history_stage,
+            record_times=history_time,
+            stage_labels=tuple(st.label for st in stages),
+            uncertainty=unc,
+            loss_name=loss_obj.name,
+            loss_unit=unit,
+            settings=settings,
+            elapsed_s=elapsed(),
+            resumed_at=resumed_at,
+            timings=tuple(timings),
+            data_source=data.recording.source,
+            sweeps=data.sweeps,
+        )
+    except KeyboardInterrupt:
+        # Save first (milliseconds, atomic), then stop the background compilation
+        # without waiting for it (finally): a second Ctrl-C cannot lose the save.
+        raise _interrupted(run, phase, checkpoint, loaded, write_checkpoint) from None
+    except Exception as err:
+        # The committed state is always consistent (see _Run._commit): keep the
+        # progress for a resume. Not for a checkpoint of another fit (nothing is
+        # committed until one is restored), and never hiding the error itself.
+        if checkpoint is not None and run is not None and run.has_state():
+            try:
+                write_checkpoint()
+            except Exception:  # noqa: BLE001, S110 - report the original error
+                pass
+            else:
+                if hasattr(err, "add_note"):
+                    err.add_note(f"(the fit's progress is saved in {checkpoint})")
+        raise
+    finally:
+        if run is not None:
+            run.close(wait=False)
+
+
+def _interrupted(run, phase, checkpoint, loaded, write_checkpoint) -> FitInterrupted:
+    """The FitInterrupted for an interruption while doing ``phase``, after saving
+    the run's committed state (if any) to ``checkpoint``."""
+    if run is None or not run.has_state():
+        text = f"fit interrupted while {phase}"
+        if loaded is not None:
+            return FitInterrupted(
+                f"{text}; {checkpoint} still holds the progress saved before",
+                checkpoint,
+            )
+        return FitInterrupted(f"{text}; nothing to save yet", None)
+    stage, iteration, done = run.position()
+    text = (
+        f"fit interrupted while {phase}"
+        if done
+        else f"fit interrupted at stage {stage + 1}, iteration {iteration}"
     )
-    unc = None
-    last = stages[-1]
-    if want_uncertainty and last.residuals is not None and np.isfinite(losses[best]):
-        unc = laplace(last, space, best_values, delta[best], arrays)
-    history_loss, history_values, history_stage, history_time = run.history(space)
-    return FitResult(
-        params=best_params,
-        model=model or model_name(base),
-        free=space.free,
-        units=space.units,
-        values={f: float(v) for f, v in zip(space.free, best_values, strict=True)},
-        losses=losses,
-        best=best,
-        start_values=starts,
-        final_values=final_values,
-        loss_history=history_loss,
-        value_history=history_values,
-        stage_of=history_stage,
-        record_times=history_time,
-        stage_labels=tuple(st.label for st in stages),
-        uncertainty=unc,
-        loss_name=loss_obj.name,
-        loss_unit=unit,
-        settings=settings,
-        elapsed_s=elapsed(),
-        resumed_at=resumed_at,
-        timings=tuple(timings),
-        data_source=data.recording.source,
-        sweeps=data.sweeps,
-    )
+    if checkpoint is None:
+        return FitInterrupted(text, None)
+    try:
+        write_checkpoint()
+    except OSError as err:
+        return FitInterrupted(
+            f"{text}; could not save the progress to {checkpoint} "
+            f"({err.strerror or err})",
+            None,
+        )
+    return FitInterrupted(f"{text}; progress saved to {checkpoint}", checkpoint)
 
 
 # Compiled stages of recent fits, keyed by everything that shapes the program (loss,
@@ -732,15 +1028,33 @@ class _Run:
         self.stage = 0
         self.done = False
         self._final = None
+        self._committed = None  # nothing to checkpoint until a stage is entered
         self._pool = None
         self._futures = {}
+        self._precompiling = False
         self.want_uncertainty = False
+        # Seconds the main thread spent on each stage's compilation (compiling
+        # it, or waiting for the background compilation to finish).
+        self.setup_seconds: dict[int, float] = {}
 
     # -- compiled pieces of each stage ---------------------------------------------
+    def _cache_key(self, index: int):
+        return None if self.key is None else (*self.key, index, self.plans[index])
+
+    def is_built(self, index: int) -> bool:
+        """Whether stage ``index`` is compiled already (by an identical fit before,
+        or in the background): entering it costs no compilation."""
+        future = self._futures.get(index)
+        if future is not None:
+            return future.done()
+        key = self._cache_key(index)
+        with _CACHE_LOCK:
+            return key is not None and key in _COMPILED
+
     def _build(self, index: int) -> _Compiled:
         """Jitted init/result and the compiled chunk of ``chunk`` iterations
         (from the cache when an identical fit compiled them before)."""
-        key = None if self.key is None else (*self.key, index, self.plans[index])
+        key = self._cache_key(index)
         with _CACHE_LOCK:
             cached = _COMPILED.get(key) if key is not None else None
         if cached is not None:
@@ -761,6 +1075,8 @@ class _Run:
             chunk = 1
         else:
             m = optax_method(stage, self.space, opt, self.modes[index])
+            # The last chunk of a stage may do fewer iterations (the argument
+            # `count`), so that a stage runs exactly n_iter iterations.
             chunk = min(_OPTAX_CHUNK, n_iter)
         delta_shape = (self.n_starts,) + (stage.delta_shape or (0,))
         shard = {}
@@ -769,7 +1085,7 @@ class _Run:
                 self.split.mesh, jax.sharding.PartitionSpec(None, *self.split.spec)
             )
             shard = {
-                "in_shardings": (self.split, self.replicated),
+                "in_shardings": (self.split, self.replicated, self.replicated),
                 "out_shardings": (self.split, records),
             }
         init = jax.jit(
@@ -778,22 +1094,29 @@ class _Run:
         )
         step = jax.vmap(m.step, in_axes=(0, None))
 
-        def chunk_fn(state, data):
-            def body(st, _):
-                new = step(st, data)
+        def chunk_fn(state, data, count):
+            """``chunk`` iterations, of which the first ``count`` are done; the
+            others leave the state as it is (their records are dropped)."""
+
+            def body(st, k):
+                if chunk == 1:
+                    new = step(st, data)
+                else:
+                    new = lax.cond(k < count, lambda s: step(s, data), lambda s: s, st)
                 return new, jax.vmap(m.observe)(st, new)
 
-            return lax.scan(body, state, None, length=chunk)
+            return lax.scan(body, state, jnp.arange(chunk, dtype=jnp.int32))
 
         float_type, arrays = self.stage_types[index], self._arrays(index)
         z = jax.ShapeDtypeStruct((self.n_starts, self.space.n_free), float_type)
         d = jax.ShapeDtypeStruct(delta_shape, float_type)
         template = jax.eval_shape(init, z, d, arrays)
-        compiled = jax.jit(chunk_fn, **shard).lower(template, arrays).compile()
+        count = jax.ShapeDtypeStruct((), jnp.int32)
+        compiled = jax.jit(chunk_fn, **shard).lower(template, arrays, count).compile()
         return _Compiled(
             kind=kind,
             chunk=chunk,
-            n_iter=-(-n_iter // chunk) * chunk,
+            n_iter=n_iter,
             delta_shape=delta_shape,
             init=init,
             result=jax.jit(jax.vmap(m.result)),
@@ -801,40 +1124,55 @@ class _Run:
             template=template,
         )
 
+    def _executor(self) -> ThreadPoolExecutor:
+        """The worker thread that compiles (see :func:`in_worker` for why not the
+        calling thread)."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=_WORKER)
+        return self._pool
+
+    def _submit(self, fn, *args):
+        return self._executor().submit(_with_context(fn), *args)
+
     def precompile_later_stages(self):
-        """Compile the stages after the current one in a background thread, while
+        """Compile the stages after the current one in the worker thread, while
         the current one runs (their compilation then costs no wall time on a
         machine with a spare core)."""
-        later = range(self.stage + 1, len(self.stages))
-        if not later or self._pool is not None:
+        if self._precompiling:
             return
-
-        def build(index):
-            with jax.enable_x64(True):  # the config is per thread: as in fit()
-                return self._build(index)
-
-        self._pool = ThreadPoolExecutor(max_workers=1)
-        for index in later:
-            self._futures[index] = self._pool.submit(build, index)
+        self._precompiling = True
+        for index in range(self.stage + 1, len(self.stages)):
+            self._futures[index] = self._submit(self._build, index)
         if self.want_uncertainty and self.stages[-1].residuals is not None:
+            self._futures["laplace"] = self._submit(
+                warm_up, self.stages[-1], self.space, self._arrays(-1)
+            )
 
-            def compile_laplace():
-                with jax.enable_x64(True):
-                    warm_up(self.stages[-1], self.space, self._arrays(-1))
+    def in_worker(self, fn, *args):
+        """``fn(*args)`` in the worker thread (after the jobs queued there), the
+        calling thread waiting for it (see :func:`in_worker`)."""
+        return self._submit(fn, *args).result()
 
-            self._futures["laplace"] = self._pool.submit(compile_laplace)
-
-    def close(self):
-        """Stop the background compilation (waits for the job in progress)."""
+    def close(self, wait: bool = True):
+        """Stop the worker: cancel the jobs not started and, with ``wait``, wait
+        for the one in progress (without: it finishes on its own, its result
+        unused; e.g. after an interruption, which must not wait)."""
         if self._pool is not None:
             for future in self._futures.values():
                 future.cancel()
-            self._pool.shutdown(wait=True)
+            self._pool.shutdown(wait=wait, cancel_futures=True)
             self._pool = None
 
     def _setup(self):
+        """Take the compiled stage ``self.stage``: compiled in the worker thread
+        (queued now unless it was ahead, see :meth:`precompile_later_stages`),
+        this thread waiting for it (``setup_seconds``)."""
+        t0 = time.perf_counter()
         future = self._futures.pop(self.stage, None)
-        built = future.result() if future is not None else self._build(self.stage)
+        if future is None:
+            future = self._submit(self._build, self.stage)
+        built = future.result()
+        self.setup_seconds[self.stage] = time.perf_counter() - t0
         self.kind = built.kind
         self.chunk = built.chunk
         self.n_iter = built.n_iter
@@ -876,6 +1214,15 @@ class _Run:
             self.done, self._final,
         )  # fmt: skip
 
+    def has_state(self) -> bool:
+        """Whether there is a committed point to checkpoint."""
+        return self._committed is not None
+
+    def position(self) -> tuple[int, int, bool]:
+        """``(stage, iteration, done)`` of the committed point."""
+        stage, _, iteration, _, done, _ = self._committed
+        return stage, iteration, done
+
     def elapsed(self) -> float:
         return self.time_offset + self.clock() - self.started
 
@@ -886,11 +1233,14 @@ class _Run:
         self.time_records.append(self.elapsed())
 
     def advance(self):
-        self.state, (losses, zs) = self._chunk(self.state, self._arrays(self.stage))
+        count = min(self.chunk, self.n_iter - self.iteration)
+        self.state, (losses, zs) = self._chunk(
+            self.state, self._arrays(self.stage), np.int32(count)
+        )
         losses, zs = np.asarray(losses), np.asarray(zs)
-        for k in range(self.chunk):
+        for k in range(count):
             self._record(losses[k], zs[k])
-        self.iteration += self.chunk
+        self.iteration += count
         self._commit()
 
     def stage_done(self) -> bool:
@@ -1029,21 +1379,26 @@ def regression(
         data, params: as :func:`fit`.
         free: fields to estimate.
         block_ms: integration block, ms (see :class:`EquationError`).
-        **kwargs: passed to :func:`fit` (default: one start at ``params``, quiet).
+        **kwargs: passed to :func:`fit` (default: one start at ``params``, quiet;
+            as many as the rows of explicit starting values given as ``init``).
     """
-    kwargs.setdefault("n_starts", 1)
+    init = kwargs.get("init")
+    explicit = (
+        init is not None
+        and not isinstance(init, str)
+        and not hasattr(init, "_fields")  # a parameter tuple
+        and np.ndim(init) == 2
+    )
+    if not explicit:  # explicit starts: their number (see fit's n_starts)
+        kwargs.setdefault("n_starts", 1)
     kwargs.setdefault("progress", False)
     kwargs.setdefault("optimizer", "lm")
-    if kwargs["n_starts"] == 1 and "init" not in kwargs:
+    if kwargs.get("n_starts") == 1 and "init" not in kwargs:
         base = hhjax.HHParams() if params is None else params
-        kwargs["init"] = np.array(
-            [
-                [
-                    float(np.asarray(getattr(base, f)))
-                    for f in (free.split(",") if isinstance(free, str) else free)
-                ]
-            ]
-        )
+        hhjax.model_of(base)  # TypeError for a non-model, as fit() gives
+        # Names (and bounds) checked as fit() checks them, e.g. "g_na, g_k".
+        space = ParamSpace.create(base, free, kwargs.get("bounds"))
+        kwargs["init"] = space.base_values()[None]
     return fit(
         data, free, params=params, loss=EquationError(block_ms=block_ms), **kwargs
     )

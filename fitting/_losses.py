@@ -247,6 +247,17 @@ def simulate_samples(
     )
 
 
+def _finite_positive(value: Any, none_ok: bool = False) -> bool:
+    """Whether ``value`` is a finite real number > 0 (or ``None`` if allowed)."""
+    if value is None:
+        return none_ok
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+        value, (int, float, np.integer, np.floating)
+    ):
+        return False
+    return bool(0.0 < float(value) < np.inf)
+
+
 def _check_substeps(substeps: Any) -> None:
     if not (isinstance(substeps, int) and substeps >= 1):
         raise ValueError(f"`substeps` must be an integer >= 1; got {substeps!r}.")
@@ -311,12 +322,17 @@ class Shooting(Loss):
                 f"got {self.coarse_method!r}."
             )
         windows = tuple(self.windows_ms)
-        if not windows or any(w is not None and not w > 0 for w in windows):
+        if not windows or any(not _finite_positive(w, none_ok=True) for w in windows):
             raise ValueError(
-                "`windows_ms` must be a non-empty sequence of positive lengths in ms "
-                f"(or None for the whole sweep); got {self.windows_ms!r}."
+                "`windows_ms` must be a non-empty sequence of finite positive lengths "
+                f"in ms (or None for the whole sweep); got {self.windows_ms!r}."
             )
         object.__setattr__(self, "windows_ms", windows)
+        if not _finite_positive(self.robust_mv, none_ok=True):
+            raise ValueError(
+                "`robust_mv` must be a finite scale > 0 in mV (or None for plain "
+                f"squares); got {self.robust_mv!r}."
+            )
 
     def stages(self, n_samples, n_sweeps, dt, method):
         out = []
@@ -488,8 +504,10 @@ class EquationError(Loss):
     name: str = "regression"
 
     def __post_init__(self):
-        if not self.block_ms > 0:
-            raise ValueError(f"`block_ms` must be > 0 ms; got {self.block_ms}.")
+        if not _finite_positive(self.block_ms):
+            raise ValueError(
+                f"`block_ms` must be a finite length > 0 in ms; got {self.block_ms!r}."
+            )
 
     def stages(self, n_samples, n_sweeps, dt, method):
         size = min(max(1, round(self.block_ms / dt)), n_samples - 1)

@@ -4,8 +4,11 @@ A spike is an **upward crossing of ``threshold``** (default 0 mV, in the voltage
 convention of the data) by a trace that has been below ``threshold −
 hysteresis`` (default 10 mV) since the previous spike, so recording noise around
 the threshold cannot count one spike twice. Its time is linearly interpolated
-between the two samples. Only samples inside the fitting windows (the data's
-mask) are analysed.
+between the two samples. Spikes are detected on the whole trace; only those
+inside the fitting windows (the data's mask) are counted and matched, and only
+samples inside them enter the errors. The subthreshold error leaves out the
+samples within 3 ms of any spike of either trace, also of one just outside the
+windows.
 """
 
 from __future__ import annotations
@@ -162,15 +165,20 @@ def _sweep_metrics(t, v_data, v_model, mask, dt, threshold, hysteresis):
     inside = t[mask]
     span = (inside[0], inside[-1] + dt) if inside.size else (t[0], t[0])
 
-    def spikes(v):
-        times = spike_times(v, dt, threshold, hysteresis, t0=t[0])
+    def inside_mask(times):
         k = np.clip(np.round((times - t[0]) / dt).astype(int), 0, t.size - 1)
         return times[mask[k]] if times.size else times
 
-    s_data, s_model = spikes(v_data), spikes(v_model)
+    # Spikes are detected on the whole trace; those inside the analysed window
+    # are counted and matched, and every one of them (also one just outside the
+    # window) excludes the samples within SPIKE_EXCLUSION_MS from the
+    # subthreshold error.
+    all_data = spike_times(v_data, dt, threshold, hysteresis, t0=t[0])
+    all_model = spike_times(v_model, dt, threshold, hysteresis, t0=t[0])
+    s_data, s_model = inside_mask(all_data), inside_mask(all_model)
     err = (v_model - v_data)[mask]
     near = np.zeros(t.shape, bool)
-    for s in np.concatenate([s_data, s_model]):
+    for s in np.concatenate([all_data, all_model]):
         near |= np.abs(t - s) <= SPIKE_EXCLUSION_MS
     sub = mask & ~near
     pairs = _match(s_data, s_model, COINCIDENCE_MS)
@@ -244,7 +252,7 @@ def metrics(
         "coincidence_window_ms", "method", "substeps", "start", "sweeps": [per
         sweep: "sweep" (index in the file), "simulation_failed", "spikes_data",
         "spikes_model", "subthreshold_rmse_mV" (samples farther than 3 ms from
-        any spike), "rmse_mV", "matched_spikes" (within 2 ms),
+        any spike of either trace, also one outside the window), "rmse_mV", "matched_spikes" (within 2 ms),
         "spike_time_mae_ms", "coincidence_factor" (Kistler's Γ, 2 ms),
         first-spike latencies, "window_ms"], "total": {"spikes_data",
         "spikes_model", "matched_spikes", "mean_subthreshold_rmse_mV" over the

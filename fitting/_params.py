@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import operator
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -64,6 +65,19 @@ def default_bounds(field: str) -> tuple[float, float] | None:
         if field.startswith(prefix):
             return bounds
     return None
+
+
+def _index(value: Any, name: str, minimum: int) -> int:
+    """``value`` as a Python int >= ``minimum`` (any integer type, not a bool)."""
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        number = operator.index(value)
+    except TypeError:
+        number = None
+    if number is None or number < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}.")
+    return number
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -260,14 +274,12 @@ class ParamSpace:
 
         Args:
             n: number of starts (>= 1).
-            seed: integer seed (numpy PCG64).
+            seed: integer seed >= 0 (numpy PCG64).
             center: ``(n_free,)`` physical values, or ``None``.
-            spread: factor > 1 for the draws around ``center``.
+            spread: finite factor > 1 for the draws around ``center``.
         """
-        if not (isinstance(n, int) and n >= 1):
-            raise ValueError(
-                f"The number of starts must be an integer >= 1; got {n!r}."
-            )
+        n = _index(n, "The number of starts", 1)
+        seed = _index(seed, "`seed`", 0)
         rng = np.random.default_rng(seed)
         lo, hi = self._ends()
         uniform = rng.uniform(size=(n, self.n_free))
@@ -276,8 +288,8 @@ class ParamSpace:
         if center is None:
             values = within
         else:
-            if not spread > 1.0:
-                raise ValueError(f"`spread` must be > 1; got {spread}.")
+            if not 1.0 < spread < math.inf:
+                raise ValueError(f"`spread` must be a finite factor > 1; got {spread}.")
             center = np.asarray(center, dtype=np.float64)
             factor = np.exp(
                 np.log(spread) * (2.0 * rng.uniform(size=(n, self.n_free)) - 1.0)

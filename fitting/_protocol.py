@@ -271,7 +271,8 @@ def prepare(
             :func:`hhjax.recordings.load_recording` on an ``.abf``).
         c_pf: cell capacitance, pF; default from the hyperpolarising step.
         series_resistance: uncompensated series resistance to remove, MΩ; default
-            the onset jump of the hyperpolarising step (0 disables).
+            the onset jump of the hyperpolarising step (0 disables). With both
+            given, the recording needs no hyperpolarising step.
         drift: remove each sweep's baseline drift (pre-stimulus median).
         v_ref: resting potential the baselines are brought to, mV; default the
             median baseline of the recording (use a fit's ``v_rest`` to predict
@@ -295,14 +296,37 @@ def prepare(
         )
     props = None
     if c_pf is None or series_resistance is None:
-        props = cell_properties(recording)
-        if not np.isfinite(props.c_pf) or props.c_pf <= 0:
-            raise RecordingError(
-                f"{where}: no usable hyperpolarising step to measure the cell "
-                "capacitance; pass c_pf (pF)."
+        # Only what is missing is measured: given c_pf, the step need only give R_s.
+        missing = " and ".join(
+            text
+            for text, absent in (
+                ("the cell capacitance (pass c_pf, pF)", c_pf is None),
+                (
+                    "the series resistance (pass series_resistance, MΩ; 0 disables "
+                    "the correction)",
+                    series_resistance is None,
+                ),
             )
-        c_pf = props.c_pf if c_pf is None else c_pf
+            if absent
+        )
+        try:
+            props = cell_properties(recording)
+        except RecordingError as err:
+            raise RecordingError(f"{err} It is needed to measure {missing}.") from None
+        if c_pf is None:
+            if not np.isfinite(props.c_pf) or props.c_pf <= 0:
+                raise RecordingError(
+                    f"{where}: no usable hyperpolarising step to measure the cell "
+                    "capacitance; pass c_pf (pF)."
+                )
+            c_pf = props.c_pf
         if series_resistance is None:
+            if not np.isfinite(props.r_series):
+                raise RecordingError(
+                    f"{where}: no usable hyperpolarising step to measure the series "
+                    "resistance; pass series_resistance (MΩ; 0 disables the "
+                    "correction)."
+                )
             series_resistance = max(float(props.r_series), 0.0)
     baselines = sweep_baselines(recording)
     if drift:
@@ -1526,7 +1550,9 @@ def predict_recording(
         params: fitted parameters.
         recording: the recording (pA).
         document: the fit's ``params.json`` document; its ``protocol`` block gives
-            the cell capacitance (same cell: same area) and resting potential.
+            the cell capacitance (same cell: same area) and resting potential,
+            and the series resistance used when the recording has no
+            hyperpolarising step to measure its own on.
         same_baseline: bring the baselines to the fit's resting potential instead
             of the recording's own median (another file of the same cell).
         method: integrator.
@@ -1537,9 +1563,20 @@ def predict_recording(
     """
     protocol = (document or {}).get("protocol", {})
     c_pf = protocol.get("c_pF")
+    r_series = protocol.get("series_resistance_MOhm")
     v_ref = protocol.get("v_rest_mV") if same_baseline else None
     with jax.enable_x64(True):
-        prepared = prepare(recording, c_pf=c_pf, v_ref=v_ref)
+        try:
+            # The series resistance of this recording (access changes between
+            # recordings), measured on its hyperpolarising step ...
+            prepared = prepare(recording, c_pf=c_pf, v_ref=v_ref)
+        except RecordingError:
+            if c_pf is None or r_series is None:
+                raise
+            # ... or, without such a step, the fit's.
+            prepared = prepare(
+                recording, c_pf=c_pf, series_resistance=r_series, v_ref=v_ref
+            )
         doc, v_model = evaluate(prepared, params, train, method=method)
     return doc, v_model, prepared
 

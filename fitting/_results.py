@@ -85,8 +85,14 @@ class FitResult:
         elapsed_s: wall time of the fit, s (over all sessions if resumed).
         resumed_at: number of history records already done when a checkpoint
             was resumed, or ``None``.
-        timings: per stage run in this session: ``label``, ``iterations``,
-            ``first_chunk_s`` (includes compilation), ``total_s``.
+        timings: per stage run in this session: ``stage``, ``label``,
+            ``iterations``, ``compile_s`` (seconds the fit waited for the stage's
+            compilation: compiling it, or waiting for its compilation in the
+            background while the previous stage ran; ~0 when that was done in
+            time or the stage was compiled by an identical fit before),
+            ``first_chunk_s`` (the first compiled chunk of iterations, without
+            compilation) and ``total_s`` (the stage's iterations, without
+            ``compile_s``).
         data_source: the data file (or ``"arrays"``); ``sweeps`` its sweep indices.
     """
 

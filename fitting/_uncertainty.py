@@ -38,7 +38,9 @@ class Uncertainty:
     Attributes:
         names: free parameter names, in order.
         values: their fitted values (physical units).
-        std_errors: standard error of each, same units (``inf`` if undetermined).
+        std_errors: standard error of each, same units; ``inf`` for a parameter
+            in a (near-)null direction of ``JᵀJ``. A parameter whose standard
+            error is merely large (see ``undetermined``) keeps its finite value.
         correlation: correlation matrix, ``(n, n)``.
         undetermined: names the data does not determine (see module docstring).
         noise: residual noise estimate ``s`` (square root of the loss's unit:

@@ -658,3 +658,255 @@ def test_a_result_at_a_bound_is_marked(noisy):
     assert "at a bound of [0.5, 1] mS/cm^2" in line
     free = fitting.fit(noisy, ["g_l"], **kwargs)
     assert free.at_bounds() == [] and "at a bound" not in free.summary()
+
+
+# ------------------------------------------- interruptions, errors, bad inputs
+def _quick(noisy, **overrides):
+    """A tiny one-stage fit (regression loss: no simulation), for the tests of the
+    fit's bookkeeping."""
+    kwargs = {
+        "loss": "regression", "n_starts": 2, "max_iterations": 4, "progress": False,
+        "uncertainty": False,
+    }  # fmt: skip
+    kwargs.update(overrides)
+    return fitting.fit(_head(noisy, 201), ["g_na", "g_k"], **kwargs)
+
+
+def test_an_interrupt_saves_before_it_stops_the_background_compilation(
+    noisy, tmp_path, monkeypatch
+):
+    # The worker was shut down (waiting for a compilation in progress) before the
+    # save: a second Ctrl-C in that wait lost the checkpoint.
+    checkpoint = tmp_path / "fit.npz"
+    closes = []
+    close = fitting._fit._Run.close
+
+    def spy(self, wait=True):
+        closes.append((wait, checkpoint.exists()))
+        close(self, wait)
+
+    monkeypatch.setattr(fitting._fit._Run, "close", spy)
+
+    def stop(info):
+        if info["iteration"] == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(fitting.FitInterrupted, match="iteration 2; progress saved"):
+        _quick(noisy, checkpoint=checkpoint, checkpoint_every=1e9, callback=stop)
+    assert closes and closes[0] == (False, True)  # saved first, then no waiting
+
+
+def test_an_error_keeps_the_progress_and_stops_the_worker(noisy, tmp_path, monkeypatch):
+    checkpoint = tmp_path / "fit.npz"
+    closes = []
+    close = fitting._fit._Run.close
+    monkeypatch.setattr(
+        fitting._fit._Run, "close",
+        lambda self, wait=True: closes.append(wait) or close(self, wait),
+    )  # fmt: skip
+
+    def broken(info):
+        if info["iteration"] == 2:
+            raise ZeroDivisionError("callback bug")
+
+    with pytest.raises(ZeroDivisionError, match="callback bug"):
+        _quick(noisy, checkpoint=checkpoint, checkpoint_every=1e9, callback=broken)
+    assert closes  # the worker was stopped, not left compiling
+    resumed = _quick(noisy, checkpoint=checkpoint)
+    assert resumed.resumed_at == 2  # the record of the start and of iteration 2
+    np.testing.assert_array_equal(resumed.final_values, _quick(noisy).final_values)
+
+
+def test_an_interrupt_while_compiling_is_a_fit_interrupted(noisy, monkeypatch):
+    # Before the first iteration (compilation, regression warm start) Ctrl-C gave
+    # a bare KeyboardInterrupt with a long traceback.
+    def interrupted(self, index):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fitting._fit._Run, "_build", interrupted)
+    with pytest.raises(fitting.FitInterrupted, match="compiling stage 1/1") as info:
+        _quick(noisy)
+    assert "nothing to save yet" in str(info.value) and info.value.checkpoint is None
+    with pytest.raises(fitting.FitInterrupted, match="regression warm start"):
+        _quick(noisy, init="regression")
+
+
+def test_a_lost_interrupt_is_still_seen_between_chunks(noisy, tmp_path):
+    # hhjax fit's signal handlers also set this flag: their KeyboardInterrupt can
+    # be raised inside a callback that ignores it (JAX's garbage collection).
+    def signal_lost(info):
+        fitting._fit.INTERRUPT_REQUESTED.set()
+
+    try:
+        with pytest.raises(fitting.FitInterrupted, match="iteration 1; progress"):
+            _quick(noisy, checkpoint=tmp_path / "fit.npz", callback=signal_lost)
+    finally:
+        fitting._fit.INTERRUPT_REQUESTED.clear()
+
+
+def test_an_interrupt_during_the_uncertainty_estimate_keeps_the_finished_fit(
+    noisy, tmp_path, monkeypatch
+):
+    checkpoint = tmp_path / "fit.npz"
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fitting._fit, "laplace", interrupted)
+    with pytest.raises(fitting.FitInterrupted, match="uncertainty") as info:
+        _quick(noisy, checkpoint=checkpoint, uncertainty=True)
+    assert info.value.checkpoint == checkpoint
+    monkeypatch.undo()
+    resumed = _quick(noisy, checkpoint=checkpoint, uncertainty=True)
+    assert resumed.resumed_at is not None and resumed.uncertainty is not None
+
+
+def test_progress_messages_come_before_the_first_progress_line(noisy, capsys):
+    _quick(noisy, init="regression", progress=True, loss=fitting.Shooting((2.0,)))
+    err = capsys.readouterr().err
+    warm, compiling = err.index("warm start"), err.index("compiling stage 1/1")
+    assert warm < compiling < err.index("fit: stage 1/1")
+
+
+def test_fit_data_in_pa_is_converted_with_the_fits_c_m(noisy):
+    # FitData loaded with the default c_m = 1 was fitted as it was, whatever
+    # params.c_m: the current density I·c_m/C_cell was off by the factor c_m.
+    recording = Recording(
+        dt=DT, v=noisy.v, i=noisy.i * 50.0, i_unit="pA", c_pf=50.0, source="pA"
+    )
+    loaded = fitting.FitData.from_recording(
+        recording, windows=[(5.0, 50.0)], weights=[2.0]
+    )
+    data = fitting._fit._as_fit_data(loaded, TRUTH._replace(c_m=2.0))
+    np.testing.assert_allclose(data.i, 2.0 * noisy.i)
+    assert data.c_m == 2.0
+    np.testing.assert_array_equal(data.mask, loaded.mask)
+    np.testing.assert_array_equal(data.weights, loaded.weights)
+    assert fitting._fit._as_fit_data(loaded, TRUTH) is loaded
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"init": np.array([np.nan, 36.0])}, "`init` values must be finite; got nan"),
+        ({"init": np.array([[100.0, 30.0], [np.inf, 36.0]])}, r"g_na \(start 1\)"),
+        ({"init": TRUTH._replace(g_k=np.nan)}, "finite; got nan for g_k"),
+        ({"init": np.array([[100.0, 30.0]])}, "1 explicit starts but `n_starts` is 2"),
+        ({"spread": np.inf}, "`spread` must be a finite factor > 1"),
+        ({"spread": 1.0}, "`spread` must be a finite factor > 1"),
+        ({"tolerance": np.nan}, "`tolerance` must be a finite number >= 0"),
+        ({"tolerance": -1.0}, "`tolerance` must be a finite number >= 0"),
+        ({"checkpoint_every": "30"}, "`checkpoint_every` must be a number"),
+        ({"checkpoint_every": -1.0}, "`checkpoint_every` must be a number"),
+        ({"seed": -1}, "`seed` must be an integer >= 0; got -1"),
+        ({"seed": 1.5}, "`seed` must be an integer >= 0; got 1.5"),
+        ({"seed": True}, "`seed` must be an integer >= 0"),
+        ({"n_starts": 2.0}, "`n_starts` must be an integer >= 1"),
+        ({"max_iterations": "4"}, "`max_iterations` must be an integer >= 1"),
+    ],
+)
+def test_bad_settings_are_refused_before_fitting(noisy, overrides, message):
+    def never(info):
+        raise AssertionError("the fit ran")
+
+    with pytest.raises(ValueError, match=message):
+        _quick(noisy, callback=never, **overrides)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: fitting.Shooting(robust_mv=0.0), "`robust_mv` must be a finite"),
+        (lambda: fitting.Shooting(robust_mv=np.nan), "`robust_mv` must be a finite"),
+        (lambda: fitting.Shooting(windows_ms=(np.inf,)), "finite positive lengths"),
+        (lambda: fitting.EquationError(block_ms=np.inf), "`block_ms` must be a finite"),
+    ],
+)
+def test_losses_refuse_non_finite_settings(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_numpy_integers_are_accepted_and_explicit_starts_set_n_starts(noisy):
+    result = _quick(
+        noisy, n_starts=np.int64(2), max_iterations=np.int64(3), seed=np.int32(1)
+    )
+    assert result.losses.shape == (2,)
+    assert result.settings["optimizer"][0]["iterations"] == 3
+    assert result.settings["seed"] == 1 and type(result.settings["seed"]) is int
+    explicit = _quick(noisy, n_starts=None, init=np.array([[100.0, 30.0]] * 3))
+    assert explicit.losses.shape == (3,)
+
+
+def test_a_fit_where_no_start_ends_finite_warns(noisy):
+    def undefined(trace, data):
+        return jnp.nan * jnp.sum(trace.v)
+
+    with pytest.warns(RuntimeWarning, match="no start of the fit ended with a finite"):
+        result = _quick(noisy, loss=undefined, optimizer="adam", max_iterations=2)
+    assert not np.isfinite(result.losses).any()
+
+
+def test_an_unusable_checkpoint_path_is_refused_before_fitting(noisy, tmp_path):
+    # Found only at the first save, after the work, and the result was lost.
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+
+    def never(info):
+        raise AssertionError("the fit ran")
+
+    with pytest.raises(ValueError, match="is a file, not a directory"):
+        _quick(noisy, checkpoint=blocker / "fit.npz", callback=never)
+    with pytest.raises(ValueError, match="is a directory"):
+        _quick(noisy, checkpoint=tmp_path, callback=never)
+
+
+def test_a_failed_checkpoint_save_warns_and_the_fit_goes_on(
+    noisy, tmp_path, monkeypatch
+):
+    def disk_full(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(fitting._fit, "save_checkpoint", disk_full)
+    with pytest.warns(RuntimeWarning, match="No space left on device"):
+        result = _quick(noisy, checkpoint=tmp_path / "fit.npz", checkpoint_every=1e-9)
+    assert np.isfinite(result.losses).all()
+
+
+def test_optax_stages_run_exactly_max_iterations(noisy):
+    # Chunks of 10 iterations rounded 15 up to 20 (past the end of the schedule).
+    result = _quick(noisy, optimizer="adam", max_iterations=15)
+    assert result.loss_history.shape[0] == 15 + 1  # + the point the stage ends at
+    assert result.timings[0]["iterations"] == 15
+
+
+def test_timings_record_the_compilation(noisy):
+    result = _quick(noisy, loss=fitting.Shooting((2.0, 4.0)), max_iterations=2)
+    assert [t["stage"] for t in result.timings] == [0, 1]
+    assert all(t["compile_s"] >= 0.0 for t in result.timings)
+
+
+def test_regression_checks_the_free_names(noisy):
+    data = _head(noisy, 201)
+    result = fitting.regression(data, "g_na, g_k", max_iterations=2)
+    assert result.free == ("g_na", "g_k")
+    with pytest.raises(ValueError, match="Unknown parameter"):
+        fitting.regression(data, ["g_na", "gk"], max_iterations=2)
+    two = fitting.regression(
+        data, "g_na,g_k", init=np.array([[100.0, 30.0], [140.0, 40.0]]),
+        max_iterations=2,
+    )  # fmt: skip
+    assert two.losses.shape == (2,)  # as many starts as given
+
+
+def test_subthreshold_error_leaves_out_samples_near_a_spike_outside_the_window():
+    dt = 0.1
+    t = dt * np.arange(400)
+    v = np.full((1, t.size), -65.0)
+    v[0, 100:103] = [10.0, 30.0, -20.0]  # a spike at 10 ms, before the window
+    model = v + np.where((t >= 10.5) & (t < 13.0), 5.0, 0.0)  # off only near it
+    data = fitting.FitData.from_arrays(v, np.zeros_like(v), dt, windows=[(10.5, 40.0)])
+    row = fitting.metrics(data, TRUTH, v_model=model)["sweeps"][0]
+    assert row["spikes_data"] == row["spikes_model"] == 0  # not inside the window
+    assert row["subthreshold_rmse_mV"] == 0.0
+    assert row["rmse_mV"] > 1.0

@@ -140,6 +140,11 @@ def _mismatched(path: Path) -> Path:
         (None, ["--bounds", "g_k=1:10"], "g_k that are not fitted"),
         (None, ["--seed", "-1"], "argument --seed: expected an integer >= 0"),
         (None, ["--spread", "1"], "argument --spread: expected a factor > 1"),
+        (
+            None,
+            ["--init", "bounds", "--spread", "3"],
+            "argument --spread: not used with --init bounds",
+        ),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_nothing_written(
@@ -314,21 +319,126 @@ def test_a_fit_whose_scoring_fails_keeps_its_parameters(
 
     monkeypatch.setattr(fitting._report, "save_report", broken)
     out = tmp_path / "fit"
+    out.mkdir()
+    for name in ("params.json", "metrics.json", "report.png"):
+        (out / name).write_text("an earlier run")
     status, _, stderr = _fit_g_l_by_regression(capsys, coarse_file, out)
     assert status == 1
     lines = stderr.strip().splitlines()
     assert lines[-1].startswith("hhjax: error: scoring the fit failed")
     assert "no figure today" in lines[-1] and "params.json" in lines[-1]
     assert json.loads((out / "params.json").read_text())["free"] == ["g_l"]
+    # No file of the earlier run is left next to the new ones: the metrics were
+    # written before the figure failed, the old figure is gone.
+    assert "sweeps" in json.loads((out / "metrics.json").read_text())
+    assert not (out / "report.png").exists()
 
 
 @pytest.mark.parametrize("command", ["fit", "predict"])
 def test_out_that_is_a_file_is_refused(command, tmp_path, capsys):
     taken = tmp_path / "taken"
     taken.write_text("keep me")
-    argv = ["fit", tmp_path / "d.npz", "--free", "g_l"] if command == "fit" else [
-        "predict", tmp_path / "p.json", tmp_path / "d.npz"]
+    argv = (
+        ["fit", tmp_path / "d.npz", "--free", "g_l"]
+        if command == "fit"
+        else ["predict", tmp_path / "p.json", tmp_path / "d.npz"]
+    )
     status, _, stderr = _run(capsys, *argv, "--out", taken)
     assert status == 2 and len(stderr.strip().splitlines()) == 1, stderr
     assert "argument --out:" in stderr and "not a directory" in stderr
     assert taken.read_text() == "keep me"
+
+
+def _one_line_interrupt(status, stderr):
+    lines = stderr.strip().splitlines()
+    assert status == 130, stderr
+    assert len(lines) == 1 and lines[0].startswith("hhjax: interrupted"), stderr
+    return lines[0]
+
+
+def test_ctrl_c_outside_the_fit_is_one_line_and_exit_130(
+    recording_file, tmp_path, capsys, monkeypatch
+):
+    import fitting._cli
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fitting._cli, "_load", interrupted)
+    out = tmp_path / "fit"
+    status, _, stderr = _fit_g_l_by_regression(capsys, recording_file, out)
+    assert f"{out} is unchanged" in _one_line_interrupt(status, stderr)
+    assert not out.exists()
+
+
+def test_ctrl_c_during_the_warm_start_is_one_line_and_exit_130(
+    recording_file, tmp_path, capsys, monkeypatch
+):
+    def interrupted(self, index):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fitting._fit._Run, "_build", interrupted)
+    out = tmp_path / "fit"
+    status, _, stderr = _fit_g_l_by_regression(capsys, recording_file, out)
+    line = _one_line_interrupt(status, stderr)
+    # In the regression warm start (the default --init), which compiles first.
+    assert "regression warm start" in line and "start over" in line
+    assert not out.exists()
+
+
+def test_ctrl_c_while_scoring_keeps_the_finished_fit(
+    recording_file, tmp_path, capsys, monkeypatch
+):
+    import fitting._metrics
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fitting._metrics, "simulate_sweeps", interrupted)
+    out = tmp_path / "fit"
+    status, _, stderr = _fit_g_l_by_regression(capsys, recording_file, out)
+    assert "while scoring the fit" in _one_line_interrupt(status, stderr)
+    assert not out.exists()
+    assert (tmp_path / ".fit.checkpoint.npz").exists()
+    monkeypatch.undo()
+    status, stdout, stderr = _fit_g_l_by_regression(capsys, recording_file, out)
+    assert status == 0, stderr
+    assert (out / "report.png").exists()
+    assert not (tmp_path / ".fit.checkpoint.npz").exists()
+
+
+def test_sigterm_is_an_interrupt_that_cannot_be_lost():
+    import os
+    import signal
+    import time
+
+    from fitting._cli import _sigterm_as_interrupt
+    from fitting._fit import INTERRUPT_REQUESTED
+
+    before = signal.getsignal(signal.SIGTERM)
+    with _sigterm_as_interrupt():
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler interrupts the sleep
+        # Also remembered, for an interrupt raised where it is ignored.
+        assert INTERRUPT_REQUESTED.is_set()
+    assert signal.getsignal(signal.SIGTERM) is before
+    assert not INTERRUPT_REQUESTED.is_set()
+
+
+def test_an_interrupted_command_waits_for_a_compilation_left_running(capsys):
+    # Python's exit waited for it anyway, and a Ctrl-C in that wait printed a
+    # traceback; the wait now says so (another Ctrl-C quits at once).
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fitting._cli import _interrupted
+    from fitting._fit import _WORKER, busy_workers
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=_WORKER)
+    job = pool.submit(time.sleep, 0.5)
+    pool.shutdown(wait=False)
+    assert _interrupted(": test") == 130
+    assert job.done() and not busy_workers()
+    line = capsys.readouterr().err.strip()
+    assert line.startswith("hhjax: interrupted: test (exiting when the compilation")

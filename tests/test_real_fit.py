@@ -116,6 +116,40 @@ def test_prepare_rejects_densities(cell):
         protocol.prepare(dense)
 
 
+def _depolarising_only() -> Recording:
+    """Three depolarising steps, no hyperpolarising one (nothing to measure C or
+    R_s on); V need not be realistic for preparing."""
+    i = np.zeros((3, 4000))
+    for k, amp in enumerate((50.0, 100.0, 200.0)):
+        i[k, 1000:3000] = amp
+    v = -65.0 + i / 20.0
+    return Recording(dt=0.1, v=v, i=i, i_unit="pA", source="steps")
+
+
+def test_prepare_measures_only_what_is_missing():
+    # Given c_pf, a recording without a hyperpolarising step failed: R_s was
+    # measured on it all the same, with a message asking for c_pf.
+    rec = _depolarising_only()
+    with pytest.raises(protocol.RecordingError, match="series_resistance"):
+        protocol.prepare(rec, c_pf=100.0)
+    prepared = protocol.prepare(rec, c_pf=100.0, series_resistance=0.0)
+    assert prepared.c_pf == 100.0 and prepared.props is None
+
+
+def test_predict_uses_the_fits_series_resistance_without_a_pulse(monkeypatch):
+    seen = {}
+
+    def evaluate(prepared, params, train, method):
+        seen["r_series"] = prepared.r_series
+        return {}, None
+
+    monkeypatch.setattr(protocol, "evaluate", evaluate)
+    document = {"protocol": {"c_pF": 100.0, "series_resistance_MOhm": 12.5}}
+    params = hhjax.PospischilParams.rs()
+    protocol.predict_recording(params, _depolarising_only(), document=document)
+    assert seen["r_series"] == 12.5
+
+
 def test_added_channels_have_a_box_a_spread_and_a_start(cell):
     """The slow AHP (opt-in), I_h and persistent Na+ (hyperpolarised families)
     parameters can be searched: bounds, spreads, a start for each switched-off
