@@ -6,7 +6,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import operator
 import os
 import sys
 import tempfile
@@ -38,7 +37,7 @@ from fitting._optim import (
     probe_updates,
     resolve_optimizer,
 )
-from fitting._params import ParamSpace
+from fitting._params import ParamSpace, integer_at_least
 from fitting._results import FitResult, model_name
 from fitting._uncertainty import laplace, warm_up
 
@@ -186,20 +185,6 @@ def _as_fit_data(data: Any, base: Any) -> FitData:
         "`data` must be a fitting.FitData, a hhjax.recordings.Recording or a path "
         f"to a recording file; got {type(data).__name__}."
     )
-
-
-def _integer(value: Any, name: str, minimum: int) -> int:
-    """``value`` as a Python int >= ``minimum``: any integer type (e.g.
-    ``numpy.int64``) is accepted, a bool, float or string is not."""
-    try:
-        if isinstance(value, bool):
-            raise TypeError
-        number = operator.index(value)
-    except TypeError:
-        number = None
-    if number is None or number < minimum:
-        raise ValueError(f"`{name}` must be an integer >= {minimum}; got {value!r}.")
-    return number
 
 
 def _real(value: Any, name: str, expected: str, ok: Callable[[float], bool]) -> float:
@@ -606,10 +591,10 @@ def _fit(
             f"Unknown `method` {method!r}; expected one of {list(hhjax.METHODS)}."
         )
     if n_starts is not None:
-        n_starts = _integer(n_starts, "n_starts", 1)
+        n_starts = integer_at_least(n_starts, "`n_starts`", 1)
     if max_iterations is not None:
-        max_iterations = _integer(max_iterations, "max_iterations", 1)
-    seed = _integer(seed, "seed", 0)
+        max_iterations = integer_at_least(max_iterations, "`max_iterations`", 1)
+    seed = integer_at_least(seed, "`seed`", 0)
     spread = _real(
         spread, "spread", "a finite factor > 1 (starts within 1/spread to spread "
         "times the centre)", lambda x: 1.0 < x < math.inf,

@@ -67,8 +67,10 @@ def default_bounds(field: str) -> tuple[float, float] | None:
     return None
 
 
-def _index(value: Any, name: str, minimum: int) -> int:
-    """``value`` as a Python int >= ``minimum`` (any integer type, not a bool)."""
+def integer_at_least(value: Any, name: str, minimum: int) -> int:
+    """``value`` as a Python int >= ``minimum``: any integer type (e.g.
+    ``numpy.int64``) is accepted, a bool, float or string is not (a ValueError
+    naming ``name``)."""
     try:
         if isinstance(value, bool):
             raise TypeError
@@ -278,8 +280,8 @@ class ParamSpace:
             center: ``(n_free,)`` physical values, or ``None``.
             spread: finite factor > 1 for the draws around ``center``.
         """
-        n = _index(n, "The number of starts", 1)
-        seed = _index(seed, "`seed`", 0)
+        n = integer_at_least(n, "The number of starts", 1)
+        seed = integer_at_least(seed, "`seed`", 0)
         rng = np.random.default_rng(seed)
         lo, hi = self._ends()
         uniform = rng.uniform(size=(n, self.n_free))
