@@ -78,6 +78,8 @@ __all__ = [
 I_EXT_COLUMN = "i_ext_uA_per_cm2"
 MODEL_KEY = "model"  # .npz entry naming the model of a saved trace (Model.name)
 TRACE_SUFFIXES = (".npz", ".csv")
+# A zip archive (what np.savez writes) starts with one of these; empty: the second.
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 
 
 # ------------------------------------------------------------------ atomic writes
@@ -374,24 +376,36 @@ def read_npz(path: str | os.PathLike, what: str = ".npz file") -> dict[str, np.n
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: ``"{path}: not a readable {what} (...)"`` for an empty,
-            truncated or corrupt file, one that is not a zip archive, or one that
-            holds pickled objects.
+        ValueError: naming ``path``: it cannot be read (a directory, no
+            permission); it is not a zip archive (``"not a .npz (zip) archive
+            (...), so not a readable {what}"``: empty, a ``.npy``, a pickle, another
+            format); or ``"not a readable {what} (...)"`` for a truncated or
+            corrupt archive, or one that holds pickled objects.
     """
     path = Path(path)
     try:
         # Our own handle: np.load leaves its own open when the file is corrupt.
-        with open(path, "rb") as fh:
-            is_zip = fh.read(2) == b"PK"  # else np.load tries a pickle and says so
-            fh.seek(0)
-            if is_zip:
-                with np.load(fh, allow_pickle=False) as data:
-                    return {name: data[name] for name in data.files}
+        fh = open(path, "rb")  # noqa: SIM115 (closed by the with below)
     except FileNotFoundError:
         raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:  # truncated
-        raise ValueError(f"{path}: not a readable {what} ({err}).") from None
-    raise ValueError(f"{path}: not a readable {what} (not a zip archive).")
+    except OSError as err:
+        raise ValueError(
+            f"{path}: cannot read the file ({err.strerror or err}); expected a {what}."
+        ) from None
+    with fh:
+        head = fh.read(4)
+        # Else np.load would try a .npy, then a pickle, and suggest allowing it.
+        if head not in _ZIP_MAGIC:
+            found = f"it starts with {head!r}" if head else "the file is empty"
+            raise ValueError(
+                f"{path}: not a .npz (zip) archive ({found}), so not a readable {what}."
+            )
+        fh.seek(0)
+        try:
+            with np.load(fh, allow_pickle=False) as data:
+                return {name: data[name] for name in data.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+            raise ValueError(f"{path}: not a readable {what} ({err}).") from None
 
 
 _CSV_COLUMN = re.compile(r"^(?P<name>[^\[\]]+)(?:\[(?P<index>\d+(?:,\d+)*)\])?$")

@@ -25,12 +25,11 @@ from __future__ import annotations
 
 import io
 import os
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from hhjax.io import read_csv_table, write_bytes_atomic
+from hhjax.io import read_csv_table, read_npz, write_bytes_atomic
 from hhjax.recordings._abf import load_abf
 from hhjax.recordings._nwb import load_nwb
 from hhjax.recordings._recording import Recording, RecordingError
@@ -38,8 +37,6 @@ from hhjax.recordings._recording import Recording, RecordingError
 # Current column -> unit. ``i_ext_uA_per_cm2`` is the name `hhjax.io.save_trace`
 # gives the injected current, so a saved simulated trace loads as a recording.
 _CURRENT_KEYS = {"i_uA_per_cm2": "uA/cm2", "i_ext_uA_per_cm2": "uA/cm2", "i_pA": "pA"}
-# A zip archive (what np.savez writes) starts with one of these; empty: the second.
-_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 
 
 def _time_resolution(t: np.ndarray) -> float:
@@ -161,27 +158,12 @@ def _from_columns(columns: dict, where: str) -> Recording:
 def load_npz(path: str | os.PathLike) -> Recording:
     """Load a ``.npz`` recording (see the module docstring for its keys)."""
     where = str(path)
-    columns = None
     try:
-        # Our own handle: np.load leaves its own open when the file is corrupt.
-        with open(path, "rb") as fh:
-            head = fh.read(4)
-            if head in _ZIP_MAGIC:  # else np.load would try .npy, then a pickle
-                fh.seek(0)
-                with np.load(fh, allow_pickle=False) as data:
-                    columns = {k: data[k] for k in data.files}
+        columns = read_npz(path)
     except FileNotFoundError:
         raise RecordingError(f"{where}: no such file.") from None
-    except OSError as err:  # a directory, no permission, ...
-        raise RecordingError(f"{where}: cannot read the file ({err}).") from None
-    except (ValueError, EOFError, zipfile.BadZipFile) as err:  # corrupt file
-        raise RecordingError(f"{where}: not a readable .npz file ({err}).") from None
-    if columns is None:
-        found = f"it starts with {head!r}" if head else "the file is empty"
-        raise RecordingError(
-            f"{where}: not a .npz (zip) archive ({found}); expected arrays saved by "
-            "numpy.savez or hhjax.recordings.save_npz."
-        )
+    except ValueError as err:
+        raise RecordingError(str(err)) from None
     return _from_columns(columns, where)
 
 
