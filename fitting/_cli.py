@@ -247,9 +247,9 @@ def _staging(out: Path, outputs: tuple[str, ...] = ()) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """Treat SIGTERM (``kill``) like Ctrl-C, so the fit saves its checkpoint; both
-    also set :data:`fitting._fit.INTERRUPT_REQUESTED`, which a fit checks between
+def _signals_as_interrupt() -> Iterator[None]:
+    """Treat SIGTERM (``kill``) like Ctrl-C, so the fit saves its checkpoint (a
+    signal already ignored stays ignored); both also set :data:`fitting._fit.INTERRUPT_REQUESTED`, which a fit checks between
     chunks of iterations in case the KeyboardInterrupt was raised where it is
     ignored (inside a garbage-collection callback)."""
     from fitting._fit import INTERRUPT_REQUESTED
@@ -260,8 +260,12 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
     INTERRUPT_REQUESTED.clear()
     try:
+        # A signal the parent ignores stays ignored (e.g. SIGINT of a job started
+        # with `&` from a script), as Python itself leaves it.
         previous = {
-            sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)
+            sig: signal.signal(sig, handler)
+            for sig in (signal.SIGTERM, signal.SIGINT)
+            if signal.getsignal(sig) is not signal.SIG_IGN
         }
     except ValueError:  # not the main thread
         yield
@@ -536,7 +540,7 @@ def run_fit(args: argparse.Namespace) -> int:
     """Run ``hhjax fit``; returns the exit status (errors raise ``ValueError``).
     Ctrl-C or SIGTERM at any point: one line on stderr and exit status 130; the
     fit's progress, if any, is in the checkpoint and the same command resumes."""
-    with _sigterm_as_interrupt():
+    with _signals_as_interrupt():
         try:
             return _run_fit(args)
         except KeyboardInterrupt:
@@ -676,7 +680,7 @@ def _run_protocol_fit(args: argparse.Namespace, protocol: Any) -> int:
     if args.no_resume:
         _remove(*files)
     try:
-        with jax.enable_x64(True), _sigterm_as_interrupt(), _staging(args.out) as tmp:
+        with jax.enable_x64(True), _staging(args.out) as tmp:
             try:
                 fit = protocol.fit_to_directory(
                     args.data, tmp, name, sweeps=args.sweeps, params=base,
@@ -685,13 +689,9 @@ def _run_protocol_fit(args: argparse.Namespace, protocol: Any) -> int:
                 )  # fmt: skip
             except fitting.RecordingError as err:
                 raise ValueError(str(err)) from None
-    except KeyboardInterrupt as stop:  # FitInterrupted: progress saved
-        print(
-            f"hhjax: interrupted: {stop or 'fit interrupted'}; run the same command "
-            "again to resume",
-            file=sys.stderr,
-        )
-        return 130
+    except fitting.FitInterrupted as stop:  # it says what progress was saved
+        again = "resume" if stop.checkpoint is not None else "start over"
+        return _interrupted(f": {stop}; run the same command again to {again}")
     _remove(*files)
     print(fit.summary())
     for file in ("params.json", "metrics.json", "report.png"):
@@ -772,7 +772,7 @@ def _fit_substeps(settings: Any) -> int:
 def run_predict(args: argparse.Namespace) -> int:
     """Run ``hhjax predict``; returns the exit status (130 after Ctrl-C or
     SIGTERM, with ``--out`` left as it was)."""
-    with _sigterm_as_interrupt():
+    with _signals_as_interrupt():
         try:
             return _run_predict(args)
         except KeyboardInterrupt:

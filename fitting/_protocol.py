@@ -64,7 +64,7 @@ from jax import lax
 
 import hhjax
 from fitting._data import FitArrays, FitData
-from fitting._fit import FitInterrupted, mismatched_checkpoint
+from fitting._fit import FitInterrupted, in_worker, mismatched_checkpoint
 from fitting._io import load_checkpoint, save_checkpoint
 from fitting._losses import Loss, Stage
 from fitting._metrics import (
@@ -679,17 +679,20 @@ class _Evaluator:
         p = self.base._replace(**_from_z(jnp.asarray(z), self.names))
         return rest_leak(p, self.v_rest)
 
+    def cost_of(self, params: Any) -> np.ndarray:
+        """The cost of a batch of parameter sets (leaves with a leading axis)."""
+        c, f, r = (np.asarray(a) for a in self.features(params, self.i, self.v))
+        cost = feature_cost(c, f, r, self.counts, self.first, self.sigma)
+        return cost + self.passive_penalty(params)
+
     def __call__(self, z: np.ndarray) -> np.ndarray:
         out = []
         for k in range(0, z.shape[0], self.chunk):
             part = z[k : k + self.chunk]
             pad = self.chunk - part.shape[0]
             full = np.concatenate([part, np.repeat(part[-1:], pad, 0)]) if pad else part
-            c, f, r = (
-                np.asarray(a) for a in self.features(self.params(full), self.i, self.v)
-            )
-            cost = feature_cost(c, f, r, self.counts, self.first, self.sigma)
-            cost = cost + self.passive_penalty(self.params(full))
+            # In a worker thread (the first call compiles): Ctrl-C stops the wait.
+            cost = in_worker(lambda z: self.cost_of(self.params(z)), full)
             out.append(cost[: part.shape[0]])
         return np.concatenate(out)
 
@@ -935,7 +938,8 @@ def _resumable(where: str, *files):
     except KeyboardInterrupt:
         saved = [str(f) for f in files if f is not None and Path(f).exists()]
         note = f"; progress saved to {' and '.join(saved)}" if saved else ""
-        raise FitInterrupted(f"fit interrupted{where}{note}") from None
+        checkpoint = saved[0] if saved else None
+        raise FitInterrupted(f"fit interrupted{where}{note}", checkpoint) from None
 
 
 # --------------------------------------------------------------- polish loss
@@ -1202,11 +1206,7 @@ class RealFit:
 def _training_cost(prepared, train, params, method, sigma, guard) -> float:
     ev = _Evaluator(prepared, train, params, (), method, 1, sigma, guard)
     leaves = jax.tree.map(lambda x: jnp.asarray(x)[None], params)
-    c, f, r = (np.asarray(a) for a in ev.features(leaves, ev.i, ev.v))
-    cost = feature_cost(c, f, r, ev.counts, ev.first, sigma) + ev.passive_penalty(
-        leaves
-    )
-    return float(np.asarray(cost).ravel()[0])
+    return float(np.asarray(in_worker(ev.cost_of, leaves)).ravel()[0])
 
 
 def _check_free(base: Any, names: Sequence[str]) -> None:
@@ -1492,7 +1492,8 @@ def fit_recording(
             )
             if log is not None:
                 log(f"polish: cost {cost_polished:.4g} (search {cost:.4g})")
-            stable = not simulate_sweeps(prepared, polished.params, method)[1].any()
+            failed = in_worker(simulate_sweeps, prepared, polished.params, method)[1]
+            stable = not failed.any()
             if cost_polished <= cost and stable:
                 best, cost, kept = polished.params, cost_polished, True
         else:
@@ -1504,7 +1505,7 @@ def fit_recording(
             )
         timings["polish_s"] = time.perf_counter() - t1
         t2 = time.perf_counter()
-        unc = _laplace(loss, data, best, all_free, method)
+        unc = in_worker(_laplace, loss, data, best, all_free, method)
         timings["uncertainty_s"] = time.perf_counter() - t2
     return RealFit(
         params=best,
@@ -1577,7 +1578,8 @@ def predict_recording(
             prepared = prepare(
                 recording, c_pf=c_pf, series_resistance=r_series, v_ref=v_ref
             )
-        doc, v_model = evaluate(prepared, params, train, method=method)
+        # In a worker thread (it compiles): Ctrl-C stops the wait.
+        doc, v_model = in_worker(evaluate, prepared, params, train, method=method)
     return doc, v_model, prepared
 
 

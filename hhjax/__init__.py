@@ -20,6 +20,7 @@ from hhjax import stimulus as stimulus
 from hhjax._autodiff import FORWARD_MODE_MAX as FORWARD_MODE_MAX
 from hhjax._autodiff import grad as grad
 from hhjax._autodiff import value_and_grad as value_and_grad
+from hhjax._checks import MAX_PLAUSIBLE_CURRENT as MAX_PLAUSIBLE_CURRENT
 from hhjax._equilibrium import resting_state as resting_state
 from hhjax._integrators import DEFAULT_METHOD as DEFAULT_METHOD
 from hhjax._integrators import METHODS as METHODS
@@ -30,7 +31,6 @@ from hhjax._model import Model as Model
 from hhjax._model import model_of as model_of
 from hhjax._registry import MODELS as MODELS
 from hhjax._registry import default_params as default_params
-from hhjax._simulate import MAX_PLAUSIBLE_CURRENT as MAX_PLAUSIBLE_CURRENT
 from hhjax._simulate import NonFiniteSimulationError as NonFiniteSimulationError
 from hhjax._simulate import StepSizeWarning as StepSizeWarning
 from hhjax._simulate import simulate as simulate

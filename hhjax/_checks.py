@@ -1,4 +1,4 @@
-"""Value checks shared by the simulation, the resting state and the stimuli.
+"""Value checks shared by the simulation, the resting state, the stimuli and pyhh.
 
 Each check looks at concrete values only (never at tracers, so everything stays
 jit/vmap/grad-friendly) and raises a ``ValueError`` or ``TypeError`` that names the
@@ -84,6 +84,49 @@ def check_params(params: Any) -> None:
                 f"Parameter `temperature` (degC) must be above absolute zero "
                 f"({ABSOLUTE_ZERO_C} degC); got {value}."
             )
+
+
+# |I| above this (uA/cm^2) is far beyond depolarisation block of any HH-type cell
+# and almost always a current in pA that was not divided by the capacitance.
+MAX_PLAUSIBLE_CURRENT = 1000.0
+
+
+def check_current(i_ext: Any, name: str = "i_ext", opt_out: bool = True) -> None:
+    """Concrete currents (uA/cm^2, any shape, time first): real, finite and no
+    larger than :data:`MAX_PLAUSIBLE_CURRENT`, else a ``ValueError`` naming
+    ``name``; ``opt_out`` mentions ``check_inputs=False`` in the size error."""
+    if is_traced(i_ext):
+        return
+    low, high = value_range(i_ext)
+    if not (math.isfinite(low) and math.isfinite(high)):
+        values = np.asarray(i_ext)
+        if not (
+            jnp.issubdtype(values.dtype, jnp.floating)
+            or jnp.issubdtype(values.dtype, jnp.integer)
+        ):
+            raise ValueError(
+                f"`{name}` must be real currents in uA/cm^2; got dtype {values.dtype}."
+            )
+        where = ""
+        if values.ndim:
+            k = int(np.argwhere(~np.isfinite(values))[0][0])
+            where = f" (first at time index {k})"
+        raise ValueError(
+            f"`{name}` contains non-finite values{where}; the injected current must "
+            "be finite everywhere (uA/cm^2)."
+        )
+    peak = max(high, -low)
+    if peak > MAX_PLAUSIBLE_CURRENT:
+        raise ValueError(
+            f"`{name}` reaches |I| = {peak:g}, but it must be a current density in "
+            f"uA/cm^2 (|I| <= {MAX_PLAUSIBLE_CURRENT:g}); this looks like a current "
+            "in pA. Convert with hhjax.stimulus.pa_to_density(i_pA, c_pF)"
+            + (
+                ", or pass check_inputs=False if it is really meant."
+                if opt_out
+                else "."
+            )
+        )
 
 
 def check_state_type(state: Any, model: Any, name: str) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import jax
@@ -10,7 +9,7 @@ import jax.numpy as jnp
 from jax import lax
 from jax.typing import ArrayLike
 
-from hhjax._checks import check_params, is_traced, value_range
+from hhjax._checks import check_current, check_params
 from hhjax._model import model_of
 
 _GRID_POINTS = 801
@@ -73,17 +72,6 @@ def _lowest_root(f, lo, hi):
     return jnp.where(jnp.any(rising, axis=0), 0.5 * (a + b), jnp.nan)
 
 
-def _check_constant_current(i_ext: Any) -> None:
-    """Require a finite ``i_ext`` (µA/cm²) when it is concrete."""
-    if is_traced(i_ext):
-        return
-    low, high = value_range(i_ext)
-    if not (math.isfinite(low) and math.isfinite(high)):
-        raise ValueError(
-            f"`i_ext` must be a finite, real constant current in µA/cm²; got {i_ext}."
-        )
-
-
 def resting_state(
     params: Any, i_ext: ArrayLike = 0.0, *, check_inputs: bool = True
 ) -> Any:
@@ -96,8 +84,9 @@ def resting_state(
     it moves out by the bracket's width, up to 4 times, which takes that end at
     most 15 first widths (``max(E) − min(E) + 200`` mV each) further: about
     −5080 to +5060 mV for :class:`hhjax.HHParams`, i.e. ``i_ext`` from about
-    −1500 to +1.8·10⁵ µA/cm². The root is then refined by bisection to machine
-    precision. Where no root is bracketed the state is NaN; in float32 also where
+    −1500 to +1.8·10⁵ µA/cm² (beyond ±:data:`hhjax.MAX_PLAUSIBLE_CURRENT` only
+    with ``check_inputs=False``, as in :func:`hhjax.simulate`). The root is then
+    refined by bisection to machine precision. Where no root is bracketed the state is NaN; in float32 also where
     the rate functions overflow, well inside that range (for ``HHParams`` below
     about −1840 mV, i.e. ``i_ext`` below about −540 µA/cm²). It is
     differentiable w.r.t. ``params`` and ``i_ext`` by implicit differentiation
@@ -119,7 +108,8 @@ def resting_state(
         batch shape of ``params`` and ``i_ext``.
 
     Raises:
-        ValueError: with ``check_inputs``, a non-finite concrete ``i_ext``, or
+        ValueError: with ``check_inputs``, a concrete ``i_ext`` that is not finite
+            or exceeds :data:`hhjax.MAX_PLAUSIBLE_CURRENT` (a current in pA), or
             parameters that :func:`hhjax.simulate` refuses (non-finite, a negative
             conductance, ``c_m``, a Q10 or a time constant <= 0, a temperature at
             or below absolute zero), when they are concrete.
@@ -127,7 +117,7 @@ def resting_state(
 
     if check_inputs:
         check_params(params)
-        _check_constant_current(i_ext)
+        check_current(i_ext)
     model = model_of(params)
     reversals = [
         jnp.asarray(getattr(params, name))

@@ -16,12 +16,12 @@ from jax import Array, lax
 from jax.typing import ArrayLike
 
 from hhjax._checks import (
+    check_current,
     check_params,
     check_state,
     check_state_type,
     is_traced,
     lists_to_arrays,
-    value_range,
 )
 from hhjax._equilibrium import resting_state
 from hhjax._integrators import DEFAULT_METHOD, MAX_STABLE_RATE_FACTOR, get_integrator
@@ -32,9 +32,6 @@ from hhjax._model import Model, model_of
 # scan is split into ~sqrt(n) checkpointed chunks, storing O(sqrt(n)) states at the
 # cost of one extra forward pass in the backward sweep.
 _GRADIENT_MEMORY_BUDGET = 256 * 2**20
-# |i_ext| above this (uA/cm^2) is far beyond depolarisation block of any HH-type
-# cell and almost always a current in pA that was not divided by the capacitance.
-MAX_PLAUSIBLE_CURRENT = 1000.0
 
 
 class NonFiniteSimulationError(FloatingPointError):
@@ -135,23 +132,8 @@ def _check_current(i_ext: Any, check_values: bool) -> Any:
             f"uA/cm^2; got shape {i_ext.shape}. For a constant current use "
             "hhjax.stimulus.constant(amplitude, duration, dt)."
         )
-    if check_values and not is_traced(i_ext):
-        low, high = value_range(i_ext)
-        if not (math.isfinite(low) and math.isfinite(high)):
-            bad = ~np.isfinite(np.asarray(i_ext))
-            k = int(np.argwhere(bad)[0][0])
-            raise ValueError(
-                f"`i_ext` contains non-finite values (first at time index {k}); the "
-                "injected current must be finite everywhere."
-            )
-        peak = max(high, -low)
-        if peak > MAX_PLAUSIBLE_CURRENT:
-            raise ValueError(
-                f"`i_ext` reaches |I| = {peak:g}, but it must be a current density in "
-                f"uA/cm^2 (|I| <= {MAX_PLAUSIBLE_CURRENT:g}); this looks like a current "
-                "in pA. Convert with hhjax.stimulus.pa_to_density(i_pA, c_pF), or pass "
-                "check_inputs=False if it is really meant."
-            )
+    if check_values:
+        check_current(i_ext)
     return i_ext
 
 

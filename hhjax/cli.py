@@ -56,10 +56,11 @@ import jax
 import numpy as np
 
 from hhjax import stimulus
+from hhjax._checks import MAX_PLAUSIBLE_CURRENT
 from hhjax._integrators import DEFAULT_METHOD, METHODS
 from hhjax._model import model_of
 from hhjax._registry import MODELS
-from hhjax._simulate import MAX_PLAUSIBLE_CURRENT, NonFiniteSimulationError, simulate
+from hhjax._simulate import NonFiniteSimulationError, simulate
 from hhjax.io import (
     resolve_params,
     save_trace,

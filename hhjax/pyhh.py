@@ -65,9 +65,10 @@ import jax
 import numpy as np
 from jax.typing import ArrayLike
 
+from hhjax._checks import check_current
 from hhjax._integrators import METHODS
 from hhjax._model import model_of
-from hhjax._simulate import MAX_PLAUSIBLE_CURRENT, StepSizeWarning, simulate
+from hhjax._simulate import StepSizeWarning, simulate
 from hhjax.models.hh import HHParams, HHState, Trace
 
 __all__ = ["Gate", "HHModel", "Simulation"]
@@ -258,19 +259,7 @@ class Simulation:
                 "`stimulusWaveform` must be a non-empty 1-D array of currents in "
                 f"uA/cm^2, one per step; got shape {stim.shape}."
             )
-        if not np.all(np.isfinite(stim)):
-            k = int(np.argmin(np.isfinite(stim)))
-            raise ValueError(
-                f"`stimulusWaveform` contains non-finite values (first at sample {k}: "
-                f"{stim[k]}); the current must be finite everywhere."
-            )
-        peak = float(np.max(np.abs(stim)))
-        if peak > MAX_PLAUSIBLE_CURRENT:
-            raise ValueError(
-                f"`stimulusWaveform` reaches |I| = {peak:g}, but it must be a current "
-                f"density in uA/cm^2 (|I| <= {MAX_PLAUSIBLE_CURRENT:g}); for a current "
-                "in pA use hhjax.stimulus.pa_to_density(i_pA, c_pF)."
-            )
+        check_current(stim, "stimulusWaveform", opt_out=False)
         dt = float(stepSizeMs)
         if not (math.isfinite(dt) and dt > 0):
             raise ValueError(f"`stepSizeMs` must be a positive step in ms; got {dt}.")

@@ -228,11 +228,19 @@ def test_resting_state_checks_its_parameters():
 
 @pytest.mark.parametrize("i_ext", [float("nan"), float("inf"), [0.0, -np.inf]])
 def test_resting_state_rejects_a_non_finite_current(i_ext):
-    with pytest.raises(ValueError, match=r"`i_ext` must be a finite, real constant"):
+    with pytest.raises(ValueError, match=r"`i_ext` contains non-finite values"):
         hhjax.resting_state(HHParams(), i_ext)
     # Traced currents are not checked (jit stays possible).
     v = jax.jit(lambda i: hhjax.resting_state(HHParams(), i).v)(jnp.asarray(i_ext))
     assert np.isnan(np.ravel(v)[-1])  # the non-finite entry
+
+
+def test_resting_state_refuses_a_current_in_pa():
+    # 1500 "uA/cm^2" is 1500 pA not divided by a capacitance, as simulate says.
+    with pytest.raises(ValueError, match=r"\|I\| = 1500.*looks like a current in pA"):
+        hhjax.resting_state(HHParams(), 1500.0)
+    rest = hhjax.resting_state(HHParams(), 1500.0, check_inputs=False)
+    assert float(hhjax.HH.total_current(rest, HHParams())) == pytest.approx(1500.0)
 
 
 def test_resting_state_check_inputs_false_skips_the_checks():
@@ -252,7 +260,8 @@ def test_resting_state_check_inputs_false_skips_the_checks():
 def test_resting_state_reach_of_the_widened_bracket(i_ext, found):
     # The docstring: the widened bracket reaches about -5080 to +5060 mV for
     # HHParams, i.e. i_ext from about -1500 to +1.8e5 uA/cm^2; beyond it, NaN.
-    rest = hhjax.resting_state(HHParams(), i_ext)
+    # Such currents are refused as pA unless the checks are off.
+    rest = hhjax.resting_state(HHParams(), i_ext, check_inputs=False)
     if found:
         assert -5082.0 <= float(rest.v) <= 5055.0
         net = hhjax.HH.total_current(rest, HHParams())

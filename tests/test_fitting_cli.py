@@ -412,11 +412,11 @@ def test_sigterm_is_an_interrupt_that_cannot_be_lost():
     import signal
     import time
 
-    from fitting._cli import _sigterm_as_interrupt
+    from fitting._cli import _signals_as_interrupt
     from fitting._fit import INTERRUPT_REQUESTED
 
     before = signal.getsignal(signal.SIGTERM)
-    with _sigterm_as_interrupt():
+    with _signals_as_interrupt():
         with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(5)  # the handler interrupts the sleep
@@ -424,6 +424,23 @@ def test_sigterm_is_an_interrupt_that_cannot_be_lost():
         assert INTERRUPT_REQUESTED.is_set()
     assert signal.getsignal(signal.SIGTERM) is before
     assert not INTERRUPT_REQUESTED.is_set()
+
+
+def test_an_ignored_sigint_stays_ignored():
+    # A job started in the background by a script inherits SIGINT ignored; a
+    # Ctrl-C in the terminal must not stop it (Python keeps SIG_IGN too).
+    import signal
+
+    from fitting._cli import _signals_as_interrupt
+
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with _signals_as_interrupt():
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def test_an_interrupted_command_waits_for_a_compilation_left_running(capsys):

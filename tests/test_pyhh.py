@@ -213,9 +213,13 @@ def test_h_starts_at_steady_state():
         (np.zeros((3, 2)), 0.01, "1-D"),
         (np.zeros(0), 0.01, "non-empty"),
         (np.zeros(3), 0.0, "positive"),
-        (np.full(3, np.nan), 0.01, "non-finite"),
+        (np.r_[0.0, np.nan], 0.01, r"`stimulusWaveform` .*non-finite.*time index 1\)"),
         (np.zeros(3, complex), 0.01, "real currents"),
-        (np.full(3, 1e6), 0.01, r"reaches \|I\| = 1e\+06.*pa_to_density"),
+        (
+            np.full(3, 1e6),
+            0.01,
+            r"reaches \|I\| = 1e\+06.*pa_to_density\(i_pA, c_pF\)\.$",
+        ),
         ("abc", 0.01, "1-D array of currents in uA/cm\\^2; got str"),
     ],
 )
