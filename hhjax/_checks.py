@@ -32,8 +32,11 @@ def value_range(x: Any) -> tuple[float, float]:
     """``(min, max)`` of a concrete number or array; NaN if it has a NaN or is not
     of a real number type (bool, complex), ±inf if it has an inf; ``(0, 0)`` when
     empty."""
-    if type(x) in (float, int):
+    if type(x) is float:
         return x, x
+    if type(x) is int:  # exact, and beyond float's range: +-inf
+        value = float(x) if abs(x) < 2**1023 else (math.inf if x > 0 else -math.inf)
+        return value, value
     entry = _known_ranges.get(id(x))
     if entry is not None and entry[0]() is x:
         return entry[1]
@@ -58,6 +61,8 @@ def value_range(x: Any) -> tuple[float, float]:
 # Parameter fields that must be > 0, by name prefix, with their units.
 POSITIVE_FIELDS = {"c_m": "uF/cm^2", "q10": "dimensionless", "tau": "ms"}
 ABSOLUTE_ZERO_C = -273.15  # degC
+# A `temperature` above this (degC) is almost always one in kelvin.
+MAX_PLAUSIBLE_TEMPERATURE_C = 100.0
 
 
 def check_params(params: Any) -> None:
@@ -67,7 +72,7 @@ def check_params(params: Any) -> None:
         low, high = value_range(value)
         if not (math.isfinite(low) and math.isfinite(high)):
             raise ValueError(
-                f"Parameter `{name}` must be finite real numbers; got {value}."
+                f"Parameter `{name}` must be finite real numbers; got {value!r}."
             )
         if name.startswith("g_") and low < 0:
             raise ValueError(
@@ -83,6 +88,12 @@ def check_params(params: Any) -> None:
             raise ValueError(
                 f"Parameter `temperature` (degC) must be above absolute zero "
                 f"({ABSOLUTE_ZERO_C} degC); got {value}."
+            )
+        if name == "temperature" and high > MAX_PLAUSIBLE_TEMPERATURE_C:
+            raise ValueError(
+                f"Parameter `temperature` must be in degC (<= "
+                f"{MAX_PLAUSIBLE_TEMPERATURE_C:g}); got {value}, which looks like "
+                "kelvin (subtract 273.15)."
             )
 
 
@@ -137,20 +148,28 @@ def check_state_type(state: Any, model: Any, name: str) -> None:
         )
 
 
+# How far outside [0, 1] a gate of ``state0`` may lie. Forward Euler overshoots
+# [0, 1] near its step limit (-0.16 to 1.37 for HH and Pospischil at dt 0.05 ms),
+# and a run must be able to continue from its own final state; a value further
+# out is not a gate (e.g. a voltage or a percentage).
+GATE_SLACK = 1.0
+
+
 def check_state(state: Any) -> None:
-    """A concrete state: V finite (mV), every gate in [0, 1]."""
+    """A concrete state: V finite (mV), every gate within ``GATE_SLACK`` of [0, 1]."""
     if is_traced(state):
         return
     for name, value in state._asdict().items():
         low, high = value_range(value)
         if not (math.isfinite(low) and math.isfinite(high)):
             raise ValueError(
-                f"`state0.{name}` must be finite real numbers; got {value}."
+                f"`state0.{name}` must be finite real numbers; got {value!r}."
             )
-        if name != "v" and not (low >= 0.0 and high <= 1.0):
+        if name != "v" and not (low >= -GATE_SLACK and high <= 1.0 + GATE_SLACK):
             raise ValueError(
                 f"Gate `state0.{name}` is a fraction of open gates, so it must lie in "
-                f"[0, 1]; got {value}."
+                f"[0, 1] (explicit methods may overshoot it by less than "
+                f"{GATE_SLACK:g}); got {value!r}."
             )
 
 

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 from jax import lax
 from jax.typing import ArrayLike
 
-from hhjax._checks import check_current, check_params
+from hhjax._checks import check_current, check_params, lists_to_arrays
 from hhjax._model import model_of
 
 _GRID_POINTS = 801
@@ -112,13 +112,14 @@ def resting_state(
             or exceeds :data:`hhjax.MAX_PLAUSIBLE_CURRENT` (a current in pA), or
             parameters that :func:`hhjax.simulate` refuses (non-finite, a negative
             conductance, ``c_m``, a Q10 or a time constant <= 0, a temperature at
-            or below absolute zero), when they are concrete.
+            or below absolute zero or above 100 °C), when they are concrete.
     """
 
+    model = model_of(params)
+    params = lists_to_arrays(params)
     if check_inputs:
         check_params(params)
         check_current(i_ext)
-    model = model_of(params)
     reversals = [
         jnp.asarray(getattr(params, name))
         for name in params._fields

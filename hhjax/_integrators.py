@@ -106,7 +106,10 @@ class Integrator:
         max_stable_dt: step (ms) above which a spiking standard-HH trace becomes
             unstable or grossly inaccurate; :func:`hhjax.simulate` warns above it
             (above a proportionally smaller step for rates faster than
-            :data:`MAX_STABLE_RATE_FACTOR`).
+            :data:`MAX_STABLE_RATE_FACTOR`). Measured under depolarising drive:
+            strong hyperpolarising currents (below about −15 µA/cm² for HH) make
+            the gates' rates stiffer, and the explicit methods (not ``exp_euler``,
+            ``exp_midpoint``) may then diverge below this step.
     """
 
     name: str

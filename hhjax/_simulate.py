@@ -75,6 +75,9 @@ def _check_dt(dt: Any, method: str, model: Model, params: Any) -> Any:
         return dt
     if np.ndim(dt) != 0:
         raise ValueError(f"`dt` must be a scalar step in ms; got shape {np.shape(dt)}.")
+    kind = np.asarray(dt).dtype.kind
+    if kind not in "fiu":  # not bool, complex, str, object
+        raise ValueError(f"`dt` must be a real number of ms; got {dt!r}.")
     dt_value = float(dt)
     if not math.isfinite(dt_value) or dt_value <= 0:
         raise ValueError(f"`dt` must be a positive, finite step in ms; got {dt_value}.")
@@ -224,9 +227,11 @@ def _run_impl(
 ):
     integrator = get_integrator(method)
     params = params._replace(**dict(constants))
+    # The run's dtype is that of the inputs given: a default state0 (the resting
+    # state, computed in the default float type) does not promote it.
+    dtype = jnp.result_type(i_ext, *jax.tree.leaves(params), *jax.tree.leaves(state0))
     if state0 is None:
         state0 = resting_state(params)
-    dtype = jnp.result_type(i_ext, *jax.tree.leaves(params), *jax.tree.leaves(state0))
     state0 = jax.tree.map(
         lambda x: jnp.broadcast_to(x, batch_shape).astype(dtype), state0
     )
@@ -357,7 +362,10 @@ def simulate(
 
     Raises:
         ValueError: bad shapes, ``dt <= 0``, unknown ``method`` or ``record``,
-            non-finite inputs, or currents that look like pA.
+            and with ``check_inputs``: non-finite inputs, currents that look like
+            pA, unphysical parameters (a negative conductance; ``c_m``, a Q10 or a
+            time constant <= 0; a temperature outside (−273.15, 100] °C) or a gate
+            of ``state0`` far outside [0, 1].
         NonFiniteSimulationError: the simulation produced NaN or inf.
 
     Warns:
@@ -366,10 +374,10 @@ def simulate(
     model = model_of(params)
     get_integrator(method)
     params = lists_to_arrays(params)
+    if check_inputs:  # before the step-size warning, which depends on them
+        check_params(params)
     dt = _check_dt(dt, method, model, params)
     i_ext = _check_current(i_ext, check_inputs)
-    if check_inputs:
-        check_params(params)
     if state0 is not None:
         check_state_type(state0, model, "state0")
         state0 = lists_to_arrays(state0)
@@ -377,11 +385,13 @@ def simulate(
             check_state(state0)
     fields = _record_fields(record, model)
     n_steps = i_ext.shape[0]
-    if not isinstance(stride, int) or stride < 1 or n_steps % stride:
+    integer = isinstance(stride, (int, np.integer)) and not isinstance(stride, bool)
+    if not integer or stride < 1 or n_steps % stride:
         raise ValueError(
             f"`stride` must be a positive integer dividing the {n_steps} time steps; "
             f"got {stride!r}."
         )
+    stride = int(stride)  # a NumPy integer would be a distinct static argument
     batch_shape = tuple(_batch_shape(i_ext, params, state0))
     n_state = len(model.state_type._fields)
     chunk = _chunk_length(n_steps // stride, n_steps, math.prod(batch_shape), n_state)
@@ -420,6 +430,7 @@ def _raise_non_finite(trace: Any, dt: Any, method: str, i_ext: Any) -> None:
         f"The simulation became non-finite (NaN or inf){where} with method "
         f"{method!r}, dt = {dt} ms and max |i_ext| = "
         f"{float(jnp.max(jnp.abs(i_ext))):g} uA/cm^2. Reduce `dt`, use a more stable "
-        "method, or check that the current is in uA/cm^2 and the parameters are "
-        "physical."
+        "method ('exp_euler' or 'exp_midpoint' stay stable where fast gates make "
+        "the others stiff, e.g. under strong hyperpolarising currents), or check "
+        "that the current is in uA/cm^2 and the parameters are physical."
     )

@@ -219,6 +219,21 @@ def test_resting_state_beyond_the_reversal_potentials(params, i_ext):
     assert float(grad) == pytest.approx(1.0 / float(params.g_l), rel=1e-3)
 
 
+def test_resting_state_takes_lists_as_batches_and_names_bad_params():
+    rest = hhjax.resting_state(HHParams(g_na=[100.0, 120.0]))
+    assert rest.v.shape == (2,)
+    assert float(rest.v[1]) == pytest.approx(float(hhjax.resting_state(HHParams()).v))
+    with pytest.raises(TypeError, match=r"`params` must be a model's parameter tuple"):
+        hhjax.resting_state({"g_na": 120.0})
+
+
+def test_the_default_state0_keeps_the_inputs_dtype():
+    # Under x64 the resting state is computed in float64; a float32 current with
+    # default (weakly typed) parameters still runs in float32, as with a state0.
+    i_ext = jnp.full(40, 5.0, jnp.float32)
+    assert hhjax.simulate(HHParams(), i_ext, 0.025).v.dtype == jnp.float32
+
+
 def test_resting_state_checks_its_parameters():
     with pytest.raises(ValueError, match="`g_k` must be finite"):
         hhjax.resting_state(HHParams(g_k=float("nan")))

@@ -96,6 +96,19 @@ def test_unknown_record_field():
         hhjax.simulate(HHParams(), I_OK, 0.025, record=("v", "voltage"))
 
 
+@pytest.mark.parametrize("dt", ["0.025", 0.025 + 0j, True])
+def test_dt_must_be_a_real_number(dt):
+    with pytest.raises(ValueError, match=r"`dt` must be a real number of ms"):
+        hhjax.simulate(HHParams(), I_OK, dt)
+
+
+def test_stride_may_be_a_numpy_integer_but_not_a_bool():
+    trace = hhjax.simulate(HHParams(), I_OK, 0.025, stride=np.int64(2))
+    assert trace.v.shape == (I_OK.shape[0] // 2,)
+    with pytest.raises(ValueError, match=r"`stride` must be a positive integer"):
+        hhjax.simulate(HHParams(), I_OK, 0.025, stride=True)
+
+
 def test_stride_must_divide_the_steps():
     with pytest.raises(ValueError, match=r"`stride` must be a positive integer dividing"):
         hhjax.simulate(HHParams(), I_OK, 0.025, stride=7)
@@ -116,6 +129,17 @@ def test_state0_must_match_the_model():
 def test_state0_values_are_checked(state0, pattern):
     with pytest.raises(ValueError, match=pattern):
         hhjax.simulate(HHParams(), I_OK, 0.025, state0=state0)
+
+
+def test_a_run_continues_from_its_own_final_state():
+    # Forward Euler at its step limit overshoots [0, 1] (m = 1.004 after 76 steps
+    # here); the final state is still a valid start for the next run.
+    params = hhjax.PospischilParams.rs()
+    i_ext = stimulus.constant(10.0, 3.8, 0.05)
+    _, final = hhjax.simulate(params, i_ext, 0.05, method="euler", return_state=True)
+    assert float(final.m) > 1.0
+    trace = hhjax.simulate(params, i_ext, 0.05, method="euler", state0=final)
+    assert np.all(np.isfinite(trace.v))
 
 
 def test_step_checks_the_state_type():
@@ -196,6 +220,9 @@ def test_params_must_be_a_model_parameter_tuple():
         (HHParams(q10=0.0, temperature=20.0), r"`q10` \(dimensionless\) must be > 0"),
         (HHParams(q10=-3.0, temperature=20.0), r"`q10` \(dimensionless\) must be > 0"),
         (HHParams(temperature=-300.0), r"`temperature` \(degC\) must be above"),
+        (HHParams(temperature=279.45), r"`temperature` must be in degC.*kelvin"),
+        (HHParams(g_na="120"), r"`g_na` must be finite real numbers; got '120'"),
+        (HHParams(g_na=10**400), r"`g_na` must be finite real numbers"),
         (
             hhjax.PospischilParams(tau_max=np.array([500.0, -1.0])),
             r"`tau_max` \(ms\) must be > 0",
