@@ -783,7 +783,9 @@ def test_recording_scalars_and_sweeps_are_checked():
     rec = Recording(dt=0.1, v=v, i=v, source="two")
     with pytest.raises(RecordingError, match="two: `sweeps` is empty"):
         rec.select([])
-    with pytest.raises(RecordingError, match="two: `sweeps` must be distinct"):
+    with pytest.raises(
+        RecordingError, match="two: `sweeps` must be a sequence of distinct"
+    ):
         rec.select([1, 1])
     with pytest.raises(RecordingError, match=r">= 1 sweep"):
         Recording(dt=0.1, v=np.zeros((0, 5)), i=np.zeros((0, 5)))
@@ -793,3 +795,121 @@ def test_series_resistance_needs_pa():
     rec = _rc_recording().replace(i_unit="uA/cm2", i=np.zeros((4, 10000)))
     with pytest.raises(RecordingError, match="`c_pf` is unknown"):
         correct(rec, series_resistance=5.0)
+
+
+# ------------------------------------------------ malformed arrays and scalars
+_T = 0.1 * np.arange(20)
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "message"),
+    [
+        ("v_mV", np.float64(3.0), r"`v_mV` must be \(time,\) or \(sweep, time\)"),
+        (
+            "v_mV",
+            np.full(20, "a"),
+            r"`v_mV` must be real numbers \(mV\); got dtype <U1",
+        ),
+        (
+            "i_pA",
+            np.full(20, "x"),
+            r"`i_pA` must be real numbers \(pA\); got dtype <U1",
+        ),
+        ("v_mV", np.zeros(20) + 1j, r"`v_mV` must be real numbers \(mV\); .*complex"),
+        ("v_mV", np.zeros(20, bool), r"`v_mV` must be real numbers \(mV\); .*bool"),
+    ],
+)
+def test_npz_columns_must_be_real_sweeps(tmp_path, column, value, message):
+    columns = {"t_ms": _T, "v_mV": np.zeros(20), "i_pA": np.zeros(20)}
+    np.savez(tmp_path / "bad.npz", **{**columns, column: value})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no ComplexWarning: an error instead
+        with pytest.raises(RecordingError, match=r"bad\.npz: " + message):
+            load_npz(tmp_path / "bad.npz")
+
+
+def test_npz_time_rows_are_one_per_sweep(tmp_path):
+    t = np.stack([_T, _T, _T])
+    np.savez(tmp_path / "rows.npz", t_ms=t, v_mV=np.zeros((2, 20)), i_pA=t[:2])
+    with pytest.raises(
+        RecordingError, match=r"rows\.npz: `t_ms` has 3 rows but `v_mV` has 2 sweeps"
+    ):
+        load_npz(tmp_path / "rows.npz")
+    np.savez(tmp_path / "ok.npz", t_ms=t[:2], v_mV=np.zeros((2, 20)), i_pA=t[:2])
+    assert load_npz(tmp_path / "ok.npz").n_sweeps == 2
+
+
+def test_csv_non_finite_value_names_its_column(tmp_path):
+    path = tmp_path / "nan.csv"
+    path.write_text("t_ms,v_mV,i_pA\n0,-65,nan\n0.1,-65,2\n")
+    with pytest.raises(RecordingError, match=r"nan\.csv: `i_pA` has 1 NaN/inf"):
+        load_csv(path)
+
+
+def test_recording_t0_and_sweeps_are_checked():
+    v = np.zeros((2, 5))
+    base = {"dt": 0.1, "v": v, "i": v, "i_unit": "pA", "source": "x.npz"}
+    for kwargs, message in [
+        ({"t0": float("nan")}, "x.npz: `t0` must be a finite number (ms); got nan"),
+        ({"t0": "a"}, "x.npz: `t0` must be a number (ms); got str 'a'"),
+        ({"sweeps": 5}, "x.npz: `sweeps` must be a sequence of distinct 0-based"),
+        ({"sweeps": "01"}, "x.npz: `sweeps` must be a sequence of distinct 0-based"),
+        ({"sweeps": [[0], [1, 2]]}, "x.npz: `sweeps` must be a sequence of distinct"),
+        ({"v": np.zeros((2, 5), bool)}, "x.npz: `v` must be real numbers (mV)"),
+        ({"i": np.zeros((2, 5), complex)}, "x.npz: `i` must be real numbers (pA)"),
+    ]:
+        with pytest.raises(RecordingError, match=re.escape(message)):
+            Recording(**{**base, **kwargs})
+    assert Recording(dt=0.1, v=v, i=v, t0=np.float32(2.0)).t0 == 2.0
+
+
+@pytest.mark.parametrize(
+    ("dt", "t0", "n"), [(0.1, 5.0, 50), (0.02, 123456.789, 100_000), (1 / 3, 0.0, 9)]
+)
+def test_npz_round_trip_keeps_dt_exactly(tmp_path, dt, t0, n):
+    rec = Recording(dt=dt, v=np.zeros((1, n)), i=np.zeros((1, n)), t0=t0)
+    back = load_npz(save_npz(rec, tmp_path / "rt"))
+    assert (back.dt, back.t0) == (dt, t0)
+    np.testing.assert_array_equal(back.t, rec.t)
+
+
+def test_stored_dt_ms_is_optional_and_checked(tmp_path):
+    zeros = np.zeros(20)
+    np.savez(tmp_path / "old.npz", t_ms=_T, v_mV=zeros, i_pA=zeros)  # older file
+    assert load_npz(tmp_path / "old.npz").dt == pytest.approx(0.1, rel=1e-12)
+    np.savez(tmp_path / "off.npz", t_ms=_T, v_mV=zeros, i_pA=zeros, dt_ms=0.2)
+    with pytest.raises(
+        RecordingError, match=r"off\.npz: `dt_ms` = 0\.2 ms disagrees with `t_ms`"
+    ):
+        load_npz(tmp_path / "off.npz")
+    np.savez(tmp_path / "neg.npz", t_ms=_T, v_mV=zeros, i_pA=zeros, dt_ms=-0.1)
+    with pytest.raises(
+        RecordingError, match=r"neg\.npz: `dt_ms` must be a finite number > 0 \(ms\)"
+    ):
+        load_npz(tmp_path / "neg.npz")
+    # a .csv may give it too, as a column of one repeated value
+    _write_csv(
+        tmp_path / "dt.csv",
+        {"t_ms": _T, "v_mV": zeros, "i_pA": zeros, "dt_ms": zeros + 0.1},
+    )
+    assert load_csv(tmp_path / "dt.csv").dt == 0.1
+
+
+@pytest.mark.filterwarnings("ignore:Timeseries has a rate of 0.0 Hz")
+@pytest.mark.filterwarnings("ignore:Rate must not be a negative value")
+@pytest.mark.parametrize("rate", [0.0, float("nan"), -10000.0])
+def test_nwb_sample_rate_must_be_positive(tmp_path, rate):
+    path = tmp_path / "rate.nwb"
+
+    def series(icephys, electrode):
+        response, stimulus = _nwb_pair(icephys, electrode, 0, 0)
+        response.fields["rate"] = rate  # pynwb writes rate=0 (with a warning)
+        return [response], [stimulus]
+
+    _nwb_file(path, series)
+    with pytest.raises(
+        RecordingError,
+        match=r"rate\.nwb: series 'r0' has sample rate .* Hz; expected a finite "
+        r"rate > 0 Hz",
+    ):
+        load_nwb(path)

@@ -34,13 +34,27 @@ def _values(series, scale: float) -> np.ndarray:
 
 
 def _dt_ms(series, where: str) -> float:
+    """Sampling interval (ms) of a series, from its ``rate`` (Hz) or, without one,
+    its uniform, increasing ``timestamps`` (s)."""
     if series.rate is not None:
-        return 1000.0 / float(series.rate)
+        rate = float(series.rate)
+        if not np.isfinite(rate) or rate <= 0:
+            raise RecordingError(
+                f"{where}: series {series.name!r} has sample rate {rate:g} Hz; "
+                "expected a finite rate > 0 Hz."
+            )
+        return 1000.0 / rate
     t = np.asarray(series.timestamps[:], dtype=np.float64)
     steps = np.diff(t)
-    if t.size < 2 or np.ptp(steps) > 1e-6 * np.median(steps):
+    if (
+        t.size < 2
+        or not np.all(np.isfinite(t))
+        or np.median(steps) <= 0
+        or np.ptp(steps) > 1e-6 * np.median(steps)
+    ):
         raise RecordingError(
-            f"{where}: series {series.name!r} has no uniform sample rate."
+            f"{where}: series {series.name!r} has no uniform sample rate "
+            "(expected >= 2 finite, increasing, evenly spaced timestamps, s)."
         )
     return 1000.0 * float(np.median(steps))
 

@@ -36,33 +36,52 @@ def real_number(
     return value
 
 
-def _as_sweeps(x: np.ndarray, name: str, where: str) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
+def sweep_array(x, name: str, unit: str, where: str = "") -> np.ndarray:
+    """``x``, real numbers in ``unit``, ``(time,)`` or ``(sweep, time)``, as a
+    finite float64 ``(sweep, time)`` array.
+
+    Raises:
+        RecordingError: naming ``name`` (prefixed by ``where``), when ``x`` is not
+            real numbers (text, bool, complex, objects), is not 1-D or 2-D with
+            >= 1 sweep and >= 2 samples, or holds NaN/inf.
+    """
+    x = np.asarray(x)
+    if x.dtype.kind not in "iuf":
+        raise RecordingError(
+            f"{where}`{name}` must be real numbers ({unit}); got dtype {x.dtype}."
+        )
     if x.ndim == 1:
         x = x[None, :]
     if x.ndim != 2 or x.shape[0] < 1 or x.shape[1] < 2:
         raise RecordingError(
             f"{where}`{name}` must be (time,) or (sweep, time) with >= 1 sweep and "
-            f">= 2 samples; got shape {x.shape}."
+            f">= 2 samples ({unit}); got shape {x.shape}."
         )
     bad = ~np.isfinite(x)
     if bad.any():
         s, k = np.argwhere(bad)[0]
         raise RecordingError(
             f"{where}`{name}` has {int(bad.sum())} NaN/inf samples (first: sweep {s}, "
-            f"sample {k})."
+            f"sample {k}); expected finite values ({unit})."
         )
-    return x
+    return x.astype(np.float64)
 
 
 def _sweep_indices(sweeps, n_sweeps: int, where: str) -> tuple[int, ...]:
     """``sweeps`` (default ``0..n_sweeps-1``) checked: distinct whole numbers >= 0."""
-    s = np.asarray(sweeps if len(sweeps) else range(n_sweeps))
+    try:
+        s = np.asarray(sweeps)
+    except ValueError:  # ragged nested lists
+        s = np.asarray(None)
+    if s.ndim == 1 and s.size == 0:
+        s = np.arange(n_sweeps)
     whole = s.dtype.kind in "iu" or (s.dtype.kind == "f" and np.all(s == np.round(s)))
     if s.ndim != 1 or not whole or np.any(s < 0) or np.unique(s).size != s.size:
+        shown = sweeps.tolist() if isinstance(sweeps, np.ndarray) else sweeps
         raise RecordingError(
-            f"{where}`sweeps` must be distinct 0-based sweep indices (whole numbers "
-            f">= 0), one per sweep; got {s.tolist()}."
+            f"{where}`sweeps` must be a sequence of distinct 0-based sweep indices "
+            f"(whole numbers >= 0), one per sweep; got {type(sweeps).__name__} "
+            f"{shown!r}."
         )
     if s.size != n_sweeps:
         raise RecordingError(f"{where}{s.size} sweep indices for {n_sweeps} sweeps.")
@@ -101,16 +120,17 @@ class Recording:
     def __post_init__(self) -> None:
         where = f"{self.source}: " if self.source else ""
         dt = real_number(self.dt, "dt", "ms", where, positive=True)
-        v = _as_sweeps(self.v, "v", where)
-        i = _as_sweeps(self.i, "i", where)
+        t0 = real_number(self.t0, "t0", "ms", where)
+        if self.i_unit not in CURRENT_UNITS:
+            raise RecordingError(
+                f"{where}current unit must be one of {CURRENT_UNITS}; got {self.i_unit!r}."
+            )
+        v = sweep_array(self.v, "v", "mV", where)
+        i = sweep_array(self.i, "i", self.i_unit, where)
         if v.shape != i.shape:
             raise RecordingError(
                 f"{where}voltage and current differ in shape: v {v.shape}, i {i.shape}; "
                 "each sweep needs one current sample per voltage sample."
-            )
-        if self.i_unit not in CURRENT_UNITS:
-            raise RecordingError(
-                f"{where}current unit must be one of {CURRENT_UNITS}; got {self.i_unit!r}."
             )
         c_pf = None
         if self.c_pf is not None:
@@ -119,6 +139,7 @@ class Recording:
         object.__setattr__(self, "v", v)
         object.__setattr__(self, "i", i)
         object.__setattr__(self, "dt", dt)
+        object.__setattr__(self, "t0", t0)
         object.__setattr__(self, "c_pf", c_pf)
         object.__setattr__(self, "sweeps", sweeps)
 

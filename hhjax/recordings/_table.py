@@ -5,13 +5,18 @@ File contract:
 * ``.npz``: ``t_ms`` (time, ms), ``v_mV`` (recorded voltage, mV), and either
   ``i_uA_per_cm2`` (µA/cm²) or ``i_pA`` (pA); 1-D arrays for one sweep, 2-D
   ``(sweep, time)`` for several (``t_ms`` may be 1-D, shared by all sweeps).
-  Optional: ``sweeps``, the source sweep indices (0-based, distinct); ``c_pF``, the
-  cell capacitance (pF, a scalar). ``i_pA`` without ``c_pF`` stays in pA, as a
-  recording read from ``.abf`` / ``.nwb`` does (:func:`save_npz` writes it so):
-  turning it into µA/cm² then needs ``c_pf`` (e.g. from :func:`cell_properties`).
-* ``.csv``: the same names as column headers, each once, one sweep (``c_pF`` and
-  ``sweeps``, if given, as a column of one repeated value); UTF-8, with or without
-  a byte-order mark (Excel's "CSV UTF-8").
+  A 2-D ``t_ms`` has one row per sweep. Values are real numbers (not bool,
+  complex or text), finite. Optional: ``sweeps``, the source sweep indices
+  (0-based, distinct); ``c_pF``, the cell capacitance (pF, a scalar); ``dt_ms``,
+  the sampling interval (ms, a scalar, which must agree with the step of
+  ``t_ms``; :func:`save_npz` writes it so that ``dt`` survives the round trip
+  exactly; without it ``dt`` is the step of ``t_ms``). ``i_pA`` without ``c_pF``
+  stays in pA, as a recording read from ``.abf`` / ``.nwb`` does (:func:`save_npz`
+  writes it so): turning it into µA/cm² then needs ``c_pf`` (e.g. from
+  :func:`cell_properties`).
+* ``.csv``: the same names as column headers, each once, one sweep (``c_pF``,
+  ``dt_ms`` and ``sweeps``, if given, as a column of one repeated value); UTF-8,
+  with or without a byte-order mark (Excel's "CSV UTF-8").
 
 ``i_ext_uA_per_cm2`` is accepted as an alias of ``i_uA_per_cm2`` (the name
 :func:`hhjax.io.save_trace` writes), so a saved one-cell simulated trace loads as
@@ -32,7 +37,12 @@ import numpy as np
 from hhjax.io import read_csv_table, read_npz, write_bytes_atomic
 from hhjax.recordings._abf import load_abf
 from hhjax.recordings._nwb import load_nwb
-from hhjax.recordings._recording import Recording, RecordingError
+from hhjax.recordings._recording import (
+    Recording,
+    RecordingError,
+    real_number,
+    sweep_array,
+)
 
 # Current column -> unit. ``i_ext_uA_per_cm2`` is the name `hhjax.io.save_trace`
 # gives the injected current, so a saved simulated trace loads as a recording.
@@ -43,6 +53,12 @@ def _time_resolution(t: np.ndarray) -> float:
     """Rounding error (ms) of one time in ``t``: 4 ulp of its dtype at max ``|t|``."""
     dtype = t.dtype if np.issubdtype(t.dtype, np.floating) else np.float64
     return 4.0 * float(np.finfo(dtype).eps) * float(np.max(np.abs(t)))
+
+
+def _step_tolerance(dt: float, resolution: float) -> float:
+    """How far (ms) a time step may be from ``dt`` (ms) in a uniform time base:
+    1e-6·dt plus the rounding ``resolution`` (ms) of the times, at most dt/2."""
+    return 1e-6 * dt + 1e-9 + min(resolution, 0.5 * dt)
 
 
 def _uniform_dt(t: np.ndarray, where: str) -> float:
@@ -85,7 +101,7 @@ def _uniform_dt(t: np.ndarray, where: str) -> float:
         )
     dt = float((t[-1] - t[0]) / (t.size - 1) if coarse else np.median(steps))
     off = np.abs(steps - dt)
-    if dt <= 0 or np.max(off) > 1e-6 * dt + 1e-9 + min(resolution, 0.5 * dt):
+    if dt <= 0 or np.max(off) > _step_tolerance(dt, resolution):
         k = int(np.argmax(off))
         raise RecordingError(
             f"{where}: time base is not uniform (t_ms[{k + 1}] - t_ms[{k}] = {steps[k]:g} "
@@ -112,6 +128,35 @@ def _one_value(column: np.ndarray, name: str, where: str) -> np.ndarray:
     return value
 
 
+def _stored_dt(value, t: np.ndarray, dt_t: float, where: str) -> float:
+    """The sampling interval ``dt_ms`` (ms) stored in a file, checked against the
+    step ``dt_t`` (ms) of its time column ``t`` (ms)."""
+    dt = real_number(value, "dt_ms", "ms", f"{where}: ", positive=True)
+    if abs(dt - dt_t) > _step_tolerance(dt, _time_resolution(t)):
+        raise RecordingError(
+            f"{where}: `dt_ms` = {dt:g} ms disagrees with `t_ms`, whose step is "
+            f"{dt_t:g} ms; they must agree (or leave `dt_ms` out)."
+        )
+    return dt
+
+
+def _check_samples(v: np.ndarray, n_t: int, where: str) -> None:
+    """``v_mV`` (``(time,)`` or ``(sweep, time)``) has ``n_t`` samples per sweep."""
+    v = np.asarray(v)
+    if v.ndim not in (1, 2) or v.shape[-1] == n_t:
+        return  # other shapes: sweep_array names them
+    layout = (
+        " (it looks (time, cell), the layout of a batched hhjax.io.save_trace: "
+        "save one cell per file, or transpose to (sweep, time))"
+        if v.ndim == 2 and v.shape[0] == n_t
+        else ""
+    )
+    raise RecordingError(
+        f"{where}: `v_mV` has {v.shape[-1]} samples per sweep but `t_ms` has "
+        f"{n_t}{layout}."
+    )
+
+
 def _from_columns(columns: dict, where: str) -> Recording:
     missing = [k for k in ("t_ms", "v_mV") if k not in columns]
     present = [k for k in _CURRENT_KEYS if k in columns]
@@ -124,30 +169,28 @@ def _from_columns(columns: dict, where: str) -> Recording:
             f"{where}: expected columns {need}; found {sorted(columns)}."
         )
     dt = _uniform_dt(columns["t_ms"], where)  # its own dtype sets the tolerance
+    if "dt_ms" in columns:
+        dt = _stored_dt(columns["dt_ms"], columns["t_ms"], dt, where)
     t = np.asarray(columns["t_ms"], dtype=np.float64)
-    unit = _CURRENT_KEYS[present[0]]
+    key = present[0]
     c_pf = None
     if "c_pF" in columns:
         c_pf = float(_one_value(columns["c_pF"], "c_pF", where)[0])
-    v = np.asarray(columns["v_mV"], dtype=np.float64)
     n_t = t.shape[-1]
-    if v.shape[-1] != n_t:
-        layout = (
-            " (it looks (time, cell), the layout of a batched hhjax.io.save_trace: "
-            "save one cell per file, or transpose to (sweep, time))"
-            if v.ndim == 2 and v.shape[0] == n_t
-            else ""
-        )
+    _check_samples(columns["v_mV"], n_t, where)
+    v = sweep_array(columns["v_mV"], "v_mV", "mV", f"{where}: ")
+    i = sweep_array(columns[key], key, _CURRENT_KEYS[key], f"{where}: ")
+    if t.ndim == 2 and t.shape[0] != v.shape[0]:
         raise RecordingError(
-            f"{where}: `v_mV` has {v.shape[-1]} samples per sweep but `t_ms` has "
-            f"{n_t}{layout}."
+            f"{where}: `t_ms` has {t.shape[0]} rows but `v_mV` has {v.shape[0]} "
+            "sweeps; give one `t_ms` row per sweep, or a 1-D `t_ms` shared by all."
         )
     sweeps = np.atleast_1d(columns.get("sweeps", ()))
     return Recording(
         dt=dt,
         v=v,
-        i=np.asarray(columns[present[0]], dtype=np.float64),
-        i_unit=unit,
+        i=i,
+        i_unit=_CURRENT_KEYS[key],
         c_pf=c_pf,
         sweeps=sweeps,
         t0=float(t.reshape(-1, n_t)[0, 0]),
@@ -203,6 +246,8 @@ def load_csv(path: str | os.PathLike) -> Recording:
     columns = dict(zip(header, data.T, strict=True))
     if "sweeps" in columns:  # one sweep: its index, repeated in every row
         columns["sweeps"] = _one_value(columns["sweeps"], "sweeps", where)
+    if "dt_ms" in columns:  # one value, repeated in every row
+        columns["dt_ms"] = _one_value(columns["dt_ms"], "dt_ms", where)[0]
     return _from_columns(columns, where)
 
 
@@ -230,6 +275,10 @@ def load_recording(path: str | os.PathLike) -> Recording:
 def save_npz(recording: Recording, path: str | os.PathLike) -> Path:
     """Write a recording in the ``.npz`` file contract (2-D arrays, all sweeps).
 
+    The sampling interval is stored as ``dt_ms`` besides ``t_ms``, so
+    :func:`load_npz` gives back ``dt`` (ms) exactly, not re-derived from the
+    rounded sample times.
+
     The file is written atomically (:func:`hhjax.io.write_bytes_atomic`) at
     ``path``, with ``.npz`` appended if its suffix is not ``.npz`` (any case), as
     NumPy does; returns the path written.
@@ -243,6 +292,7 @@ def save_npz(recording: Recording, path: str | os.PathLike) -> Path:
     np.savez(
         buffer,
         t_ms=recording.t,
+        dt_ms=np.float64(recording.dt),
         v_mV=recording.v,
         sweeps=np.asarray(recording.sweeps),
         **{key: recording.i},
