@@ -86,12 +86,13 @@ def value_and_grad(
             ``has_aux``), e.g. a loss of :func:`hhjax.simulate`'s trace.
         argnums: which positional argument(s) to differentiate; each may be any
             pytree of real floating-point arrays (e.g. :class:`hhjax.HHParams`).
-        has_aux: ``fun`` returns ``(value, aux)``; ``aux`` is passed through (in
-            forward mode it must be a pytree of arrays).
+        has_aux: ``fun`` returns ``(value, aux)``; ``aux`` (any pytree: arrays,
+            strings, numbers) is passed through.
         mode: ``"auto"``, ``"forward"`` (``n`` batched JVPs) or ``"reverse"``
             (``jax.value_and_grad``). Integer or complex arguments always go to
             ``jax.value_and_grad`` (which refuses integers and needs
-            ``holomorphic`` for complex ones).
+            ``holomorphic`` for complex ones), and so do arguments with no scalars
+            at all (e.g. ``{}``, whose gradient is ``{}``).
 
     Returns:
         A function of the same arguments returning ``(value, grad)`` (or
@@ -123,9 +124,9 @@ def value_and_grad(
     def wrapped(*args, **kwargs):
         positions = _positions(nums, len(args))
         diff_args = tuple(args[i] for i in positions)
-        if mode == "reverse" or not _all_real_floating(diff_args):
-            return reverse(*args, **kwargs)
         leaves, treedef = jax.tree.flatten(diff_args)
+        if mode == "reverse" or not leaves or not _all_real_floating(diff_args):
+            return reverse(*args, **kwargs)
         if mode == "auto" and sum(np.size(leaf) for leaf in leaves) > FORWARD_MODE_MAX:
             return reverse(*args, **kwargs)
         value, grads = _forward(fun, positions, args, kwargs, leaves, treedef, has_aux)
@@ -136,7 +137,8 @@ def value_and_grad(
 
 def _forward(fun, positions, args, kwargs, leaves, treedef, has_aux):
     """``(value[, aux]), grads`` by one JVP per scalar input, vmapped; each tangent
-    basis vector and each gradient leaf in the dtype of its input leaf."""
+    basis vector and each gradient leaf in the dtype of its input leaf (weakly
+    typed for a Python scalar, as ``jax.grad`` gives)."""
     leaves = [jnp.asarray(leaf) for leaf in leaves]
     sizes = [leaf.size for leaf in leaves]
     n = sum(sizes)
@@ -157,6 +159,7 @@ def _forward(fun, positions, args, kwargs, leaves, treedef, has_aux):
                 f"{type(out).__name__}."
             )
         value, aux = out if has_aux else (out, None)
+        traced_aux, rebuild[0] = _split_aux(aux)
         if jnp.shape(value) != () or not jnp.issubdtype(
             jnp.result_type(value), jnp.floating
         ):
@@ -164,17 +167,44 @@ def _forward(fun, positions, args, kwargs, leaves, treedef, has_aux):
                 "value_and_grad needs a function returning a real scalar; got "
                 f"shape {jnp.shape(value)}, dtype {jnp.result_type(value)}."
             )
-        return value, aux
+        return value, traced_aux
+
+    rebuild = [None]  # set while `fun` is traced: puts the aux back together
 
     def along(*tangents):
         return jax.jvp(of_leaves, tuple(leaves), tangents, has_aux=True)
 
-    value, slopes, aux = jax.vmap(along, out_axes=(None, 0, None))(*basis)
+    value, slopes, traced_aux = jax.vmap(along, out_axes=(None, 0, None))(*basis)
     grads = [
-        slopes[lo:hi].reshape(leaf.shape).astype(leaf.dtype)
+        _like(leaf, slopes[lo:hi].reshape(leaf.shape))
         for leaf, lo, hi in zip(leaves, offsets[:-1], offsets[1:], strict=True)
     ]
-    return ((value, aux) if has_aux else value), jax.tree.unflatten(treedef, grads)
+    value = (value, rebuild[0](traced_aux)) if has_aux else value
+    return value, jax.tree.unflatten(treedef, grads)
+
+
+def _split_aux(aux):
+    """The traced leaves of ``aux`` (arrays computed from the inputs, which pass
+    through ``jax.jvp`` and ``jax.vmap``), and a function of them that returns the
+    whole ``aux``, its other leaves (strings, numbers, constants) as they were."""
+    leaves, treedef = jax.tree.flatten(aux)
+    traced = [isinstance(leaf, jax.core.Tracer) for leaf in leaves]
+    kept = [None if t else leaf for leaf, t in zip(leaves, traced, strict=True)]
+
+    def rebuild(traced_leaves):
+        it = iter(traced_leaves)
+        full = [next(it) if t else leaf for leaf, t in zip(kept, traced, strict=True)]
+        return jax.tree.unflatten(treedef, full)
+
+    return [leaf for leaf, t in zip(leaves, traced, strict=True) if t], rebuild
+
+
+def _like(leaf, g):
+    """Gradient ``g`` in the dtype of input ``leaf``; weakly typed when ``leaf`` is
+    (a Python scalar), as ``jax.grad`` gives. ``lax.full_like`` carries the weak
+    type but only for a scalar; a weakly typed array leaf (rare) gets a strong
+    gradient."""
+    return jax.lax.full_like(leaf, g) if jnp.ndim(leaf) == 0 else g.astype(leaf.dtype)
 
 
 def grad(

@@ -247,11 +247,15 @@ def _as_key(key: ArrayLike) -> Array:
 
 
 def from_array(values: ArrayLike) -> Array:
-    """Validate a user waveform (µA/cm², shape ``(time, *batch)``) for ``simulate``."""
+    """Validate a user waveform (µA/cm², shape ``(time, *batch)``) for ``simulate``.
+
+    Returns it as a float array. A concrete waveform must be finite; a traced one
+    (under ``jax.jit``) is checked for shape only.
+    """
     arr = jnp.asarray(values, dtype=jnp.result_type(float))
     if arr.ndim < 1 or arr.shape[0] < 1:
         raise ValueError(f"A current waveform must be (time, *batch); got {arr.shape}.")
-    if not bool(jnp.all(jnp.isfinite(arr))):
+    if not is_traced(arr) and not bool(jnp.all(jnp.isfinite(arr))):
         raise ValueError("The current waveform contains NaN or inf.")
     return arr
 
@@ -269,12 +273,18 @@ def resample(
             of ``t[j]`` only by rounding (of ``t`` in its own precision, or up to
             0.1 % of the finer of ``dt`` and the sample spacing) counts as on it.
         dt: simulation step, ms.
-        duration: ms; defaults to the recording's length ``t[-1] - t[0]`` plus its last
-            interval.
+        duration: ms, at most the recording's length ``t[-1] - t[0]`` plus its last
+            interval; defaults to that length, which must be a whole number of steps
+            up to the rounding of ``t`` (float32 times far from 0 are coarse).
 
     Returns:
         Array ``(n_steps, *batch)``: the value held at each step start ``t[0] + k·dt``
         (``values[j]`` for the last ``t[j]`` at or before it).
+
+    Raises:
+        ValueError: ``t`` traced, not 1-D, not one per sample or not strictly
+            increasing; ``duration`` longer than the recording (pad ``values`` and
+            ``t`` to simulate past its end) or not a whole number of steps.
     """
     values = jnp.asarray(values, dtype=jnp.result_type(float))
     if is_traced(t):
@@ -293,12 +303,36 @@ def resample(
     if not (np.all(np.isfinite(t)) and np.all(np.diff(t) > 0)):
         raise ValueError("`t` must be strictly increasing (finite times in ms).")
     t64 = t.astype(np.float64)  # indices in float64 whatever the dtype of `values`
+    eps = float(np.finfo(t.dtype).eps)
+    length = float(t64[-1] - t64[0] + (t64[-1] - t64[-2]))
+    slack = _rounding(t64, eps) + 1e-6 * max(1.0, length)  # 1e-6: as in n_steps
     if duration is None:
-        duration = float(t64[-1] - t64[0] + (t64[-1] - t64[-2]))
+        duration = _on_grid(length, dt, slack)
+    elif duration > length + slack:
+        raise ValueError(
+            f"`duration` {duration} ms is longer than the recording ({length} ms: "
+            "t[-1] - t[0] plus its last interval); pass at most that, or extend "
+            "`values` and `t`."
+        )
     grid = t64[0] + np.arange(n_steps(duration, dt)) * dt
-    tol = _hold_tolerance(t64, float(np.finfo(t.dtype).eps), dt)
+    tol = _hold_tolerance(t64, eps, dt)
     idx = np.searchsorted(t64, grid + tol, side="right") - 1
     return values[np.clip(idx, 0, t.shape[0] - 1)]
+
+
+def _rounding(t: np.ndarray, eps: float) -> float:
+    """Bound (ms) on the error that rounding sample times ``t`` to their dtype (of
+    machine epsilon ``eps``) puts in a difference of a few of them."""
+    return 4.0 * eps * float(np.max(np.abs(t)))
+
+
+def _on_grid(length: float, dt: float, slack: float) -> float:
+    """``length`` (ms) as a whole number of steps of ``dt`` ms when it is one up to
+    ``slack`` ms, else unchanged (for :func:`n_steps` to refuse)."""
+    if not (math.isfinite(dt) and dt > 0):
+        return length
+    n = round(length / dt)
+    return n * dt if n >= 1 and abs(n * dt - length) <= slack else length
 
 
 def _hold_tolerance(t: np.ndarray, eps: float, dt: float) -> float:
@@ -307,8 +341,7 @@ def _hold_tolerance(t: np.ndarray, eps: float, dt: float) -> float:
     epsilon) plus 0.1 % of the finest spacing, at most half of that spacing (so at
     most one grid point per sample moves)."""
     spacing = min(dt, float(np.min(np.diff(t))))
-    rounding = 4.0 * eps * float(np.max(np.abs(t)))
-    return min(1e-3 * spacing + rounding, 0.5 * spacing)
+    return min(1e-3 * spacing + _rounding(t, eps), 0.5 * spacing)
 
 
 def _check_positive(value: Array, what: str, unit: str) -> None:

@@ -158,3 +158,41 @@ def test_argnums_negative_and_zero_size_and_vmap():
     assert empty.shape == (0,)
     batched = jax.vmap(hhjax.grad(loss, 1))(jnp.stack([x, 2 * x]), jnp.stack([y, y]))
     np.testing.assert_allclose(batched[1], 2 * x + 3 * y**2)
+
+
+@pytest.mark.parametrize("mode", ["auto", "forward", "reverse"])
+def test_empty_pytree_argument_has_an_empty_gradient(mode):
+    def loss(d, y):
+        return y**2
+
+    value, (g_empty, g_y) = hhjax.value_and_grad(loss, (0, 1), mode=mode)({}, 3.0)
+    assert value == 9.0 and g_empty == {} and float(g_y) == 6.0
+    assert hhjax.grad(loss, mode=mode)({}, 3.0) == {}
+
+
+@pytest.mark.parametrize("mode", ["auto", "forward"])
+def test_aux_need_not_be_arrays_in_forward_mode(mode):
+    def loss(x):
+        return jnp.sum(x**2), {"tag": "hello", "n": 3, "none": None, "twice": 2 * x}
+
+    x = jnp.array([1.0, 2.0])
+    g, aux = hhjax.grad(loss, has_aux=True, mode=mode)(x)
+    np.testing.assert_allclose(g, 2 * x)
+    assert aux["tag"] == "hello" and aux["n"] == 3 and aux["none"] is None
+    np.testing.assert_allclose(aux["twice"], 2 * x)
+    g = jax.jit(lambda x: hhjax.grad(loss, has_aux=True, mode=mode)(x)[0])(x)
+    np.testing.assert_allclose(g, 2 * x)
+
+
+def test_forward_mode_gradients_of_python_floats_are_weakly_typed_as_jax_grad():
+    def loss(a, b):
+        return a**2 * b
+
+    want = jax.grad(loss, (0, 1))(3.0, jnp.float32(2.0))
+    for got in (
+        hhjax.grad(loss, (0, 1), mode="forward")(3.0, jnp.float32(2.0)),
+        jax.jit(hhjax.grad(loss, (0, 1), mode="forward"))(3.0, jnp.float32(2.0)),
+    ):
+        for a, b in zip(got, want, strict=True):
+            assert (a.dtype, a.weak_type) == (b.dtype, b.weak_type)
+            np.testing.assert_allclose(a, b)

@@ -203,3 +203,30 @@ def test_pa_to_density_per_sweep_capacitances_broadcast():
 def test_pa_to_density_rejects_bad_capacitances(c_pf, c_m, match):
     with pytest.raises(ValueError, match=match):
         stimulus.pa_to_density(100.0, c_pf, c_m=c_m)
+
+
+@pytest.mark.parametrize("offset", [0.0, 1e3, 1e5])
+def test_resample_float32_times_at_an_offset_need_no_duration(offset):
+    # float32 times 1e5 ms from 0 are 0.008 ms apart: the recording's length comes
+    # out as 1000.0078 ms, a whole number of 0.025 ms steps only up to that rounding.
+    t = (offset + np.arange(20_000) * 0.05).astype(np.float32)
+    values = np.arange(20_000, dtype=float)
+    out = np.asarray(stimulus.resample(values, t, 0.025))
+    np.testing.assert_array_equal(out, np.repeat(values, 2))
+
+
+def test_resample_rejects_a_duration_beyond_the_recording():
+    t, values = np.arange(10.0), np.arange(10.0)  # 10 ms with the last interval
+    assert stimulus.resample(values, t, 1.0, duration=10.0).shape == (10,)
+    assert stimulus.resample(values, t, 1.0, duration=4.0).shape == (4,)
+    with pytest.raises(ValueError, match=r"`duration` 50.0 ms is longer than the rec"):
+        stimulus.resample(values, t, 1.0, duration=50.0)
+    with pytest.raises(ValueError, match=r"not a whole number of steps"):
+        stimulus.resample(values, t, 0.3)  # the default duration is still checked
+
+
+def test_from_array_under_jit():
+    i = jnp.full((5, 2), 3.0)
+    np.testing.assert_array_equal(jax.jit(stimulus.from_array)(i), i)
+    with pytest.raises(ValueError, match=r"contains NaN or inf"):
+        stimulus.from_array(jnp.array([1.0, jnp.nan]))
