@@ -606,18 +606,56 @@ def _run_fit(args: argparse.Namespace) -> int:
             return _interrupted(f": {stop}; {again}")
     if not args.quiet:
         print("fit: scoring the fit (simulating every sweep)...", file=sys.stderr)
-    substeps = getattr(loss, "substeps", 1)
+    return _score_fit(args, result, data, getattr(loss, "substeps", 1), checkpoint)
+
+
+_OUTPUTS = ("params.json", "metrics.json", "report.png")  # what hhjax fit writes
+
+
+def _score_fit(args, result, data, substeps, checkpoint) -> int:
+    """Write params.json, metrics.json and report.png of a finished fit into
+    ``--out``, then remove the checkpoint. Ctrl-C: one line that says where the
+    fit is (``--out``, or the checkpoint while ``--out`` is not written yet)."""
+    step = "scoring"  # then "moving" (the new files into --out), then "written"
     try:
-        return _score_fit(args, result, data, loss, substeps, checkpoint)
+        with _staging(args.out, _OUTPUTS) as tmp:
+            report, scoring_error = _score_into(tmp, args, result, data, substeps)
+            step = "moving"
+        step = "written"
+        _remove(checkpoint)
+        print(result.summary())
+        if scoring_error is not None:
+            print(
+                "hhjax: error: scoring the fit failed ("
+                f"{type(scoring_error).__name__}: "
+                f"{' '.join(str(scoring_error).split())}); the fitted parameters are "
+                f"in {args.out / 'params.json'}",
+                file=sys.stderr,
+            )
+            return 1
+        _print_metrics(report)
+        for file in _OUTPUTS:
+            print(f"wrote {args.out / file}")
+        return 0
     except KeyboardInterrupt:
+        if step == "written":
+            names = ", ".join(n for n in _OUTPUTS if (args.out / n).exists())
+            return _interrupted(f" after writing {names} to {args.out}")
+        where = (
+            f"while scoring the fit; {args.out} is unchanged"
+            if step == "scoring"
+            else f"while moving the new files into {args.out} (only some may be there)"
+        )
         return _interrupted(
-            f" while scoring the fit; {args.out} is unchanged and the finished fit "
-            f"is in {checkpoint}: run the same command again to score it"
+            f" {where}; the finished fit is in {checkpoint}: run the same command "
+            "again to score it"
         )
 
 
-def _score_fit(args, result, data, loss, substeps, checkpoint) -> int:
-    """Write params.json, metrics.json and report.png of a finished fit."""
+def _score_into(tmp: Path, args, result, data, substeps) -> tuple[Any, Any]:
+    """Write params.json, then metrics.json and report.png, into ``tmp``;
+    returns ``(metrics document, None)``, or ``(None, the error)`` if scoring
+    failed (params.json is written all the same)."""
     import fitting
     from fitting._fit import in_worker
     from fitting._io import write_json_atomic
@@ -636,35 +674,16 @@ def _score_fit(args, result, data, loss, substeps, checkpoint) -> int:
         )  # fmt: skip
         return v_model, report
 
-    outputs = ("params.json", "metrics.json", "report.png")
-    with _staging(args.out, outputs) as tmp:
-        result.save(tmp / "params.json")  # the fit first: scoring cannot lose it
-        try:
-            with jax.enable_x64(True):
-                # In a worker thread: Ctrl-C stops the wait, not a compilation.
-                v_model, report = in_worker(score)
-            write_json_atomic(tmp / "metrics.json", report)
-            save_report(
-                result, data, v_model, tmp / "report.png", threshold=args.threshold
-            )
-        except Exception as err:  # noqa: BLE001 - the fit is kept whatever failed
-            scoring_error = err
-        else:
-            scoring_error = None
-    _remove(checkpoint)
-    print(result.summary())
-    if scoring_error is not None:
-        print(
-            f"hhjax: error: scoring the fit failed ({type(scoring_error).__name__}: "
-            f"{' '.join(str(scoring_error).split())}); the fitted parameters are in "
-            f"{args.out / 'params.json'}",
-            file=sys.stderr,
-        )
-        return 1
-    _print_metrics(report)
-    for file in ("params.json", "metrics.json", "report.png"):
-        print(f"wrote {args.out / file}")
-    return 0
+    result.save(tmp / "params.json")  # the fit first: scoring cannot lose it
+    try:
+        with jax.enable_x64(True):
+            # In a worker thread: Ctrl-C stops the wait, not a compilation.
+            v_model, report = in_worker(score)
+        write_json_atomic(tmp / "metrics.json", report)
+        save_report(result, data, v_model, tmp / "report.png", threshold=args.threshold)
+    except Exception as err:  # noqa: BLE001 - the fit is kept whatever failed
+        return None, err
+    return report, None
 
 
 def _run_protocol_fit(args: argparse.Namespace, protocol: Any) -> int:

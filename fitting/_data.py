@@ -156,6 +156,21 @@ class FitData:
         recording = Recording(dt=dt, v=v, i=i_ext, i_unit="uA/cm2", source="arrays")
         return cls.from_recording(recording, **kwargs)
 
+    def with_c_m(self, c_m: float) -> FitData:
+        """These sweeps with a current in pA converted with the specific
+        capacitance ``c_m`` (µF/cm²), ``i · c_m / c_pF``, as a model with that
+        ``c_m`` must see it. Data in µA/cm², or converted with this ``c_m``
+        already, are returned as they are; windows, exclusions and sweep weights
+        are kept.
+
+        Raises:
+            RecordingError: ``c_m`` is not a finite number > 0.
+        """
+        if self.c_m is None or self.c_m == c_m:
+            return self
+        i = self.recording.current_density(c_m)
+        return dataclasses.replace(self, i=np.asarray(i, np.float64), c_m=float(c_m))
+
     @property
     def n_sweeps(self) -> int:
         return self.v.shape[0]

@@ -37,7 +37,7 @@ from fitting._optim import (
     probe_updates,
     resolve_optimizer,
 )
-from fitting._params import ParamSpace, integer_at_least
+from fitting._params import ParamSpace, integer_at_least, real_in
 from fitting._results import FitResult, model_name
 from fitting._uncertainty import laplace, warm_up
 
@@ -57,10 +57,12 @@ class FitInterrupted(KeyboardInterrupt):
 
     Attributes:
         checkpoint: the checkpoint file that holds the fit's progress (the same
-            call resumes from it), or ``None`` when there was nothing to save yet
-            (interrupted before its first iteration, e.g. while compiling or
-            computing the regression warm start), no checkpoint was given, or
-            saving failed (the message says why).
+            call resumes from it; if saving at the interruption failed, the
+            progress saved before, and the message says why), or ``None`` when
+            there was nothing to save yet (interrupted before its first
+            iteration, e.g. while compiling or computing the regression warm
+            start), no checkpoint was given, or saving failed with no earlier
+            save of this fit (the message says why).
     """
 
     def __init__(self, message: str = "fit interrupted", checkpoint: Any = None):
@@ -167,16 +169,12 @@ class _Progress:
 
 # ------------------------------------------------------------------------ inputs
 def _as_fit_data(data: Any, base: Any) -> FitData:
+    """``data`` as :class:`FitData` with a current in pA converted with
+    ``base.c_m`` (the fit's model's specific capacitance, see
+    :meth:`FitData.with_c_m`)."""
     c_m = float(np.asarray(base.c_m))
     if isinstance(data, FitData):
-        if data.c_m is not None and data.c_m != c_m:
-            # A current in pA turned into a density with another c_m (e.g. the
-            # default 1.0 of load_data): the fit's model has params.c_m, so the
-            # density must be I·c_m/C_cell with that c_m. Windows, exclusions and
-            # weights (mask, weights) are kept.
-            i = data.recording.current_density(c_m)
-            return dataclasses.replace(data, i=np.asarray(i, np.float64), c_m=c_m)
-        return data
+        return data.with_c_m(c_m)
     if isinstance(data, (str, os.PathLike)):
         return load_data(data, c_m=c_m)
     if isinstance(data, hhjax.recordings.Recording):
@@ -185,19 +183,6 @@ def _as_fit_data(data: Any, base: Any) -> FitData:
         "`data` must be a fitting.FitData, a hhjax.recordings.Recording or a path "
         f"to a recording file; got {type(data).__name__}."
     )
-
-
-def _real(value: Any, name: str, expected: str, ok: Callable[[float], bool]) -> float:
-    """``value`` as a float for which ``ok`` holds (a real number, not a bool or a
-    string), else a ValueError naming ``name`` and ``expected``."""
-    number = None
-    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
-        value, (bool, np.bool_)
-    ):
-        number = float(value)
-    if number is None or math.isnan(number) or not ok(number):
-        raise ValueError(f"`{name}` must be {expected}; got {value!r}.")
-    return number
 
 
 def _check_checkpoint_path(checkpoint: Any) -> Path | None:
@@ -595,15 +580,15 @@ def _fit(
     if max_iterations is not None:
         max_iterations = integer_at_least(max_iterations, "`max_iterations`", 1)
     seed = integer_at_least(seed, "`seed`", 0)
-    spread = _real(
-        spread, "spread", "a finite factor > 1 (starts within 1/spread to spread "
+    spread = real_in(
+        spread, "`spread`", "a finite factor > 1 (starts within 1/spread to spread "
         "times the centre)", lambda x: 1.0 < x < math.inf,
     )  # fmt: skip
-    tolerance = _real(
-        tolerance, "tolerance", "a finite number >= 0", lambda x: 0.0 <= x < math.inf
+    tolerance = real_in(
+        tolerance, "`tolerance`", "a finite number >= 0", lambda x: 0.0 <= x < math.inf
     )
-    checkpoint_every = _real(
-        checkpoint_every, "checkpoint_every", "a number of seconds >= 0 (0: after "
+    checkpoint_every = real_in(
+        checkpoint_every, "`checkpoint_every`", "a number of seconds >= 0 (0: after "
         "every chunk of iterations)", lambda x: x >= 0.0,
     )  # fmt: skip
     checkpoint = _check_checkpoint_path(checkpoint)
@@ -651,8 +636,10 @@ def _fit(
     loaded = None  # a checkpoint being resumed
     fingerprint, probes = None, []
     save_failed = False
+    saved_once = False  # a save of this call succeeded (the checkpoint is ours)
 
     def write_checkpoint():
+        nonlocal saved_once
         meta, saved = run.snapshot()
         identity = {"fingerprint": fingerprint}
         if probes:
@@ -660,6 +647,12 @@ def _fit(
         save_checkpoint(
             checkpoint, {**identity, "elapsed_s": run.elapsed(), **meta}, saved
         )
+        saved_once = True
+
+    def saved_before() -> bool:
+        """Whether ``checkpoint`` holds progress of this fit from before: the
+        checkpoint resumed from, or a save of this call."""
+        return loaded is not None or saved_once
 
     def save():
         """Checkpoint now; a failure to write (full disk, ...) is a warning, not
@@ -854,7 +847,9 @@ def _fit(
     except KeyboardInterrupt:
         # Save first (milliseconds, atomic), then stop the background compilation
         # without waiting for it (finally): a second Ctrl-C cannot lose the save.
-        raise _interrupted(run, phase, checkpoint, loaded, write_checkpoint) from None
+        raise _interrupted(
+            run, phase, checkpoint, write_checkpoint, saved_before()
+        ) from None
     except Exception as err:
         # The committed state is always consistent (see _Run._commit): keep the
         # progress for a resume. Not for a checkpoint of another fit (nothing is
@@ -862,26 +857,31 @@ def _fit(
         if checkpoint is not None and run is not None and run.has_state():
             try:
                 write_checkpoint()
-            except Exception:  # noqa: BLE001, S110 - report the original error
-                pass
+            except Exception as save_err:  # noqa: BLE001 - report the original error
+                note = _not_saved(checkpoint, save_err, saved_before())
             else:
-                if hasattr(err, "add_note"):
-                    err.add_note(f"(the fit's progress is saved in {checkpoint})")
+                note = f"the fit's progress is saved in {checkpoint}"
+            if hasattr(err, "add_note"):
+                err.add_note(f"({note})")
         raise
     finally:
         if run is not None:
             run.close(wait=False)
 
 
-def _interrupted(run, phase, checkpoint, loaded, write_checkpoint) -> FitInterrupted:
+def _interrupted(
+    run, phase, checkpoint, write_checkpoint, saved_before: bool
+) -> FitInterrupted:
     """The FitInterrupted for an interruption while doing ``phase``, after saving
-    the run's committed state (if any) to ``checkpoint``."""
+    the run's committed state (if any) to ``checkpoint``. ``saved_before``:
+    whether ``checkpoint`` holds this fit's progress from before (resumed from,
+    or saved earlier in this call), which a failed save leaves there."""
+    older = checkpoint if saved_before else None
     if run is None or not run.has_state():
         text = f"fit interrupted while {phase}"
-        if loaded is not None:
+        if older is not None:
             return FitInterrupted(
-                f"{text}; {checkpoint} still holds the progress saved before",
-                checkpoint,
+                f"{text}; {checkpoint} still holds the progress saved before", older
             )
         return FitInterrupted(f"{text}; nothing to save yet", None)
     stage, iteration, done = run.position()
@@ -894,13 +894,21 @@ def _interrupted(run, phase, checkpoint, loaded, write_checkpoint) -> FitInterru
         return FitInterrupted(text, None)
     try:
         write_checkpoint()
-    except OSError as err:
-        return FitInterrupted(
-            f"{text}; could not save the progress to {checkpoint} "
-            f"({err.strerror or err})",
-            None,
-        )
+    except Exception as err:  # noqa: BLE001 - the interruption is what to report
+        why = _not_saved(checkpoint, err, saved_before)
+        return FitInterrupted(f"{text}; {why}", older)
     return FitInterrupted(f"{text}; progress saved to {checkpoint}", checkpoint)
+
+
+def _not_saved(checkpoint: Any, err: Exception, saved_before: bool) -> str:
+    """Says that the progress could not be saved to ``checkpoint`` and why; with
+    ``saved_before``, that the file still holds this fit's earlier progress."""
+    if isinstance(err, OSError) and err.strerror:
+        why = err.strerror
+    else:
+        why = f"{type(err).__name__}: {err}"
+    text = f"could not save the progress to {checkpoint} ({why})"
+    return f"{text}; it still holds the progress saved before" if saved_before else text
 
 
 # Compiled stages of recent fits, keyed by everything that shapes the program (loss,

@@ -38,6 +38,7 @@ computed for one parameter set; fits ``vmap`` them over starts.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -48,6 +49,7 @@ from jax import Array, lax
 
 import hhjax
 from fitting._data import FitArrays
+from fitting._params import real_in
 
 
 # ------------------------------------------------------------------ gate driving
@@ -247,15 +249,10 @@ def simulate_samples(
     )
 
 
-def _finite_positive(value: Any, none_ok: bool = False) -> bool:
-    """Whether ``value`` is a finite real number > 0 (or ``None`` if allowed)."""
-    if value is None:
-        return none_ok
-    if isinstance(value, (bool, np.bool_)) or not isinstance(
-        value, (int, float, np.integer, np.floating)
-    ):
-        return False
-    return bool(0.0 < float(value) < np.inf)
+def _positive(value: Any, name: str, expected: str) -> float:
+    """``value`` as a finite float > 0, else a ValueError "{name} must be
+    {expected}; got ..." (see :func:`fitting._params.real_in`)."""
+    return real_in(value, name, expected, lambda x: 0.0 < x < math.inf)
 
 
 def _check_substeps(substeps: Any) -> None:
@@ -322,17 +319,23 @@ class Shooting(Loss):
                 f"got {self.coarse_method!r}."
             )
         windows = tuple(self.windows_ms)
-        if not windows or any(not _finite_positive(w, none_ok=True) for w in windows):
+        if not windows:
             raise ValueError(
                 "`windows_ms` must be a non-empty sequence of finite positive lengths "
                 f"in ms (or None for the whole sweep); got {self.windows_ms!r}."
             )
+        length = "a finite positive length in ms (or None for the whole sweep)"
+        windows = tuple(
+            w if w is None else _positive(w, f"`windows_ms[{k}]`", length)
+            for k, w in enumerate(windows)
+        )
         object.__setattr__(self, "windows_ms", windows)
-        if not _finite_positive(self.robust_mv, none_ok=True):
-            raise ValueError(
-                "`robust_mv` must be a finite scale > 0 in mV (or None for plain "
-                f"squares); got {self.robust_mv!r}."
-            )
+        if self.robust_mv is not None:
+            robust = _positive(
+                self.robust_mv, "`robust_mv`", "a finite scale > 0 in mV (or None "
+                "for plain squares)",
+            )  # fmt: skip
+            object.__setattr__(self, "robust_mv", robust)
 
     def stages(self, n_samples, n_sweeps, dt, method):
         out = []
@@ -504,10 +507,8 @@ class EquationError(Loss):
     name: str = "regression"
 
     def __post_init__(self):
-        if not _finite_positive(self.block_ms):
-            raise ValueError(
-                f"`block_ms` must be a finite length > 0 in ms; got {self.block_ms!r}."
-            )
+        block = _positive(self.block_ms, "`block_ms`", "a finite length > 0 in ms")
+        object.__setattr__(self, "block_ms", block)
 
     def stages(self, n_samples, n_sweeps, dt, method):
         size = min(max(1, round(self.block_ms / dt)), n_samples - 1)

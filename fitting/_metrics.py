@@ -64,9 +64,26 @@ def spike_times(
     return np.array(times)
 
 
+def _with_c_m_of(data: FitData, params: Any) -> FitData:
+    """``data`` with a current in pA converted with ``params.c_m`` (µF/cm²), as
+    :func:`fitting.fit` converts it (:meth:`FitData.with_c_m`), where that is a
+    concrete real scalar; else as it is."""
+    c_m = getattr(params, "c_m", None)
+    if data.c_m is None or c_m is None:
+        return data
+    try:
+        c_m = np.asarray(c_m)
+    except TypeError:  # a traced value
+        return data
+    if c_m.ndim != 0 or c_m.dtype.kind not in "iuf":
+        return data
+    return data.with_c_m(float(c_m))
+
+
 def _simulate(params, data, method, start, dtype, substeps, check_inputs):
     if not (isinstance(substeps, int) and substeps >= 1):
         raise ValueError(f"`substeps` must be an integer >= 1; got {substeps!r}.")
+    data = _with_c_m_of(data, params)
     x64 = jax.enable_x64(True) if dtype == "float64" else contextlib.nullcontext()
     with x64:
         arrays = data.arrays(np.float64 if dtype == "float64" else np.float32)
@@ -94,7 +111,9 @@ def simulate_data(
 
     Args:
         params: the model's parameter tuple (voltage convention of the data).
-        data: the sweeps (their current and sampling interval are used).
+        data: the sweeps (their current and sampling interval are used; a
+            current in pA is converted with ``params.c_m``, as :func:`fitting.fit`
+            converts it, see :meth:`FitData.with_c_m`).
         method: integrator.
         start: ``"rest"`` (resting state for each sweep's first current sample) or
             ``"data"`` (first recorded V, gates at steady state).
@@ -237,7 +256,8 @@ def metrics(
     left out of ``"total"``.
 
     Args:
-        data: the sweeps.
+        data: the sweeps (a current in pA is converted with ``params.c_m``, see
+            :func:`simulate_data`).
         params: the model's parameter tuple.
         method: integrator.
         threshold, hysteresis: spike detection, mV (see the module docstring).

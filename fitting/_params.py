@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import operator
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -80,6 +81,39 @@ def integer_at_least(value: Any, name: str, minimum: int) -> int:
     if number is None or number < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}.")
     return number
+
+
+def real_in(value: Any, name: str, expected: str, ok: Callable[[float], bool]) -> float:
+    """``value`` as a Python float for which ``ok`` holds, else a ValueError
+    ("{name} must be {expected}; got {value!r}.").
+
+    Any real number is accepted (``int``, ``float``, NumPy and JAX scalars, 0-d
+    arrays of integers or floats); a bool, string, complex number, NaN or a
+    traced value is not.
+    """
+    number = _real_number(value)
+    if number is None or math.isnan(number) or not ok(number):
+        raise ValueError(f"{name} must be {expected}; got {value!r}.")
+    return number
+
+
+def _real_number(value: Any) -> float | None:
+    """``value`` as a float if it is a real number (see :func:`real_in`), else
+    ``None``."""
+    if isinstance(value, (bool, np.bool_)):
+        return None
+    if not isinstance(value, numbers.Real):
+        try:
+            array = np.asarray(value) if hasattr(value, "__array__") else None
+        except TypeError:  # e.g. a traced value: not a number yet
+            return None
+        if array is None or array.ndim != 0 or array.dtype.kind not in "iuf":
+            return None
+        value = array.item()
+    try:
+        return float(value)
+    except OverflowError:  # an int beyond float's range
+        return math.inf if value > 0 else -math.inf
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -290,8 +324,9 @@ class ParamSpace:
         if center is None:
             values = within
         else:
-            if not 1.0 < spread < math.inf:
-                raise ValueError(f"`spread` must be a finite factor > 1; got {spread}.")
+            spread = real_in(
+                spread, "`spread`", "a finite factor > 1", lambda x: 1.0 < x < math.inf
+            )
             center = np.asarray(center, dtype=np.float64)
             factor = np.exp(
                 np.log(spread) * (2.0 * rng.uniform(size=(n, self.n_free)) - 1.0)

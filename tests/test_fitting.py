@@ -7,6 +7,7 @@ problems of issue 4 are in ``test_fitting_slow.py``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import warnings
 
@@ -783,6 +784,24 @@ def test_fit_data_in_pa_is_converted_with_the_fits_c_m(noisy):
     np.testing.assert_array_equal(data.mask, loaded.mask)
     np.testing.assert_array_equal(data.weights, loaded.weights)
     assert fitting._fit._as_fit_data(loaded, TRUTH) is loaded
+    assert data.with_c_m(2.0) is data and noisy.with_c_m(2.0) is noisy  # uA/cm^2
+
+
+def test_scoring_converts_a_current_in_pa_with_the_params_c_m(noisy):
+    # Only fit() converted: metrics and simulate_data of the same FitData used
+    # the density of c_m = 1, i.e. scored another input current than was fitted.
+    head = _head(noisy, 801)
+    recording = Recording(
+        dt=DT, v=head.v, i=head.i * 50.0, i_unit="pA", c_pf=50.0, source="pA"
+    )
+    loaded = fitting.FitData.from_recording(recording)  # converted with c_m = 1
+    params = TRUTH._replace(c_m=2.0)
+    converted = loaded.with_c_m(2.0)
+    np.testing.assert_allclose(converted.i, 2.0 * head.i)
+    expected = fitting.simulate_data(params, converted)
+    np.testing.assert_array_equal(fitting.simulate_data(params, loaded), expected)
+    np.testing.assert_array_equal(simulate_sweeps(params, loaded)[0], expected)
+    assert fitting.metrics(loaded, params) == fitting.metrics(converted, params)
 
 
 @pytest.mark.parametrize(
@@ -818,13 +837,39 @@ def test_bad_settings_are_refused_before_fitting(noisy, overrides, message):
     [
         (lambda: fitting.Shooting(robust_mv=0.0), "`robust_mv` must be a finite"),
         (lambda: fitting.Shooting(robust_mv=np.nan), "`robust_mv` must be a finite"),
-        (lambda: fitting.Shooting(windows_ms=(np.inf,)), "finite positive lengths"),
+        (lambda: fitting.Shooting(windows_ms=(np.inf,)), "finite positive length"),
         (lambda: fitting.EquationError(block_ms=np.inf), "`block_ms` must be a finite"),
     ],
 )
 def test_losses_refuse_non_finite_settings(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+def test_real_settings_accept_numpy_and_jax_scalars(noisy):
+    # Refused with "must be a finite number >= 0; got Array(1e-06, ...)".
+    result = _quick(
+        noisy, spread=np.array(3.0), tolerance=jnp.float64(1e-6),
+        checkpoint_every=np.array(5.0), init=np.array([100.0, 30.0]),
+    )  # fmt: skip
+    assert result.settings["spread"] == 3.0 and result.settings["tolerance"] == 1e-6
+    assert type(result.settings["tolerance"]) is float
+    shooting = fitting.Shooting(
+        windows_ms=(jnp.float32(2), None), robust_mv=np.int64(5)
+    )
+    assert shooting.windows_ms == (2.0, None) and shooting.robust_mv == 5.0
+    hash(shooting)  # still a key of the compilation cache
+    assert fitting.EquationError(block_ms=np.array(0.5)).block_ms == 0.5
+    space = ParamSpace.create(TRUTH, ["g_na"])
+    assert space.sample(2, 0, [120.0], np.float32(2.0)).shape == (2, 1)
+
+
+@pytest.mark.parametrize("bad", [True, "2", 2j, np.array([2.0]), np.array(True)])
+def test_real_settings_refuse_bools_strings_and_complex_numbers(bad):
+    with pytest.raises(ValueError, match="`spread` must be a finite factor > 1"):
+        ParamSpace.create(TRUTH, ["g_na"]).sample(2, 0, [120.0], bad)
+    with pytest.raises(ValueError, match=r"`windows_ms\[1\]` must be a finite"):
+        fitting.Shooting(windows_ms=(2.0, bad))
 
 
 def test_numpy_integers_are_accepted_and_explicit_starts_set_n_starts(noisy):
@@ -871,6 +916,72 @@ def test_a_failed_checkpoint_save_warns_and_the_fit_goes_on(
     with pytest.warns(RuntimeWarning, match="No space left on device"):
         result = _quick(noisy, checkpoint=tmp_path / "fit.npz", checkpoint_every=1e-9)
     assert np.isfinite(result.losses).all()
+
+
+def _failing_save(monkeypatch, error, after=0):
+    """Make every save of a checkpoint after the first ``after`` raise ``error``."""
+    save = fitting._fit.save_checkpoint
+    calls = []
+
+    def flaky(*args):
+        calls.append(args)
+        if len(calls) > after:
+            raise error
+        save(*args)
+
+    monkeypatch.setattr(fitting._fit, "save_checkpoint", flaky)
+
+
+def _stop_at(iteration, error=KeyboardInterrupt):
+    def stop(info):
+        if info["iteration"] == iteration:
+            raise error
+
+    return stop
+
+
+@pytest.mark.parametrize("after", [0, 1])
+def test_a_failed_save_at_an_interrupt_names_the_checkpoint_saved_before(
+    noisy, tmp_path, monkeypatch, after
+):
+    # The message said "could not save" and FitInterrupted.checkpoint was None
+    # (the CLI: "start over") though a save of iteration 1 was there to resume.
+    checkpoint = tmp_path / "fit.npz"
+    _failing_save(monkeypatch, OSError(28, "No space left on device"), after)
+    # The save of iteration 1 fails too without an earlier one: a warning.
+    warned = pytest.warns(RuntimeWarning) if after == 0 else contextlib.nullcontext()
+    with warned, pytest.raises(fitting.FitInterrupted, match="No space") as info:
+        _quick(noisy, checkpoint=checkpoint, checkpoint_every=0, callback=_stop_at(2))
+    if after:
+        assert info.value.checkpoint == checkpoint
+        assert "it still holds the progress saved before" in str(info.value)
+    else:
+        assert info.value.checkpoint is None and not checkpoint.exists()
+        assert "saved before" not in str(info.value)
+
+
+def test_another_error_while_saving_at_an_interrupt_is_no_traceback(
+    noisy, tmp_path, monkeypatch
+):
+    # Only OSError was caught: this RuntimeError replaced the FitInterrupted.
+    _failing_save(monkeypatch, RuntimeError("snapshot broke"))
+    with pytest.raises(fitting.FitInterrupted, match="RuntimeError: snapshot broke"):
+        _quick(noisy, checkpoint=tmp_path / "fit.npz", callback=_stop_at(2))
+
+
+def test_an_error_says_when_its_progress_could_not_be_saved(
+    noisy, tmp_path, monkeypatch
+):
+    _failing_save(monkeypatch, OSError(28, "No space left on device"))
+    with pytest.raises(ZeroDivisionError) as info:
+        _quick(
+            noisy, checkpoint=tmp_path / "fit.npz",
+            callback=_stop_at(2, ZeroDivisionError("callback bug")),
+        )  # fmt: skip
+    assert info.value.__notes__ == [
+        f"(could not save the progress to {tmp_path / 'fit.npz'} (No space left on "
+        "device))"
+    ]
 
 
 def test_optax_stages_run_exactly_max_iterations(noisy):

@@ -407,6 +407,27 @@ def test_ctrl_c_while_scoring_keeps_the_finished_fit(
     assert not (tmp_path / ".fit.checkpoint.npz").exists()
 
 
+def test_ctrl_c_after_the_outputs_are_written_says_so(
+    recording_file, tmp_path, capsys, monkeypatch
+):
+    # It said "DIR is unchanged ... the finished fit is in the checkpoint",
+    # while DIR held the new files and the checkpoint was being removed.
+    import fitting._cli
+
+    def interrupted(*paths):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fitting._cli, "_remove", interrupted)
+    out = tmp_path / "fit"
+    status, _, stderr = _fit_g_l_by_regression(capsys, recording_file, out)
+    line = _one_line_interrupt(status, stderr)
+    assert "unchanged" not in line and "checkpoint" not in line
+    assert f"after writing params.json, metrics.json, report.png to {out}" in line
+    assert {p.name for p in out.iterdir()} == {
+        "params.json", "metrics.json", "report.png",
+    }  # fmt: skip
+
+
 def test_sigterm_is_an_interrupt_that_cannot_be_lost():
     import os
     import signal
