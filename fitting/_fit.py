@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -96,14 +97,31 @@ def busy_workers() -> list[threading.Thread]:
     ]
 
 
+# JAX settings a thread may set for itself (context managers), which a computation
+# run for it in a worker thread must see: config name -> its context manager.
+_THREAD_SETTINGS = {
+    "jax_enable_x64": jax.enable_x64,
+    "jax_default_device": jax.default_device,
+    "jax_default_matmul_precision": jax.default_matmul_precision,
+    "jax_debug_nans": jax.debug_nans,
+    "jax_debug_infs": jax.debug_infs,
+    "jax_numpy_rank_promotion": jax.numpy_rank_promotion,
+    "jax_numpy_dtype_promotion": jax.numpy_dtype_promotion,
+}
+
+
 def _with_context(fn: Callable) -> Callable:
     """``fn`` wrapped to run with the calling thread's JAX settings that are per
-    thread (x64, default device), for another thread."""
-    x64 = bool(jax.config.jax_enable_x64)
-    device = jax.config.jax_default_device
+    thread (:data:`_THREAD_SETTINGS`: x64, default device, matmul precision, ...),
+    for another thread."""
+    settings = [
+        (cm, getattr(jax.config, name)) for name, cm in _THREAD_SETTINGS.items()
+    ]
 
     def call(*args, **kwargs):
-        with jax.enable_x64(x64), jax.default_device(device):
+        with contextlib.ExitStack() as stack:
+            for context, value in settings:
+                stack.enter_context(context(value))
             return fn(*args, **kwargs)
 
     return call

@@ -66,9 +66,11 @@ MAX_PLAUSIBLE_TEMPERATURE_C = 100.0
 
 
 def check_params(params: Any) -> None:
-    if is_traced(params):
-        return
+    """The concrete fields of a parameter tuple (traced ones are skipped): finite;
+    conductances >= 0; ``c_m``, Q10s and time constants > 0; temperature in degC."""
     for name, value in params._asdict().items():
+        if isinstance(value, jax.core.Tracer):  # each field is one leaf
+            continue
         low, high = value_range(value)
         if not (math.isfinite(low) and math.isfinite(high)):
             raise ValueError(
@@ -157,9 +159,9 @@ GATE_SLACK = 1.0
 
 def check_state(state: Any) -> None:
     """A concrete state: V finite (mV), every gate within ``GATE_SLACK`` of [0, 1]."""
-    if is_traced(state):
-        return
     for name, value in state._asdict().items():
+        if isinstance(value, jax.core.Tracer):  # each field is one leaf
+            continue
         low, high = value_range(value)
         if not (math.isfinite(low) and math.isfinite(high)):
             raise ValueError(

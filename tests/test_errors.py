@@ -3,6 +3,7 @@
 import warnings
 from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -257,3 +258,13 @@ def test_stimulus_builders_reject_bad_input():
         stimulus.resample([1.0, 2.0, 3.0], [0.0, 0.2, 0.1], dt=0.05)
     with pytest.raises(ValueError, match=r"capacitance `c_pf` must be > 0 pF"):
         stimulus.pa_to_density(100.0, 0.0)
+
+
+def test_concrete_parameters_are_checked_beside_traced_ones():
+    # Differentiating w.r.t. g_na leaves the other fields concrete: still checked.
+    def loss(g_na):
+        params = HHParams(g_na=g_na, c_m=-1.0)
+        return hhjax.simulate(params, I_OK, 0.025).v.sum()
+
+    with pytest.raises(ValueError, match=r"`c_m` \(uF/cm\^2\) must be > 0"):
+        jax.grad(loss)(120.0)

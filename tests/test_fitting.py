@@ -1021,3 +1021,26 @@ def test_subthreshold_error_leaves_out_samples_near_a_spike_outside_the_window()
     assert row["spikes_data"] == row["spikes_model"] == 0  # not inside the window
     assert row["subthreshold_rmse_mV"] == 0.0
     assert row["rmse_mV"] > 1.0
+
+
+def test_the_worker_thread_sees_the_callers_jax_settings():
+    # Compilations run in a worker thread (Ctrl-C then stops the wait, not the
+    # compiler); the settings a caller scoped to its own thread go with them.
+    from fitting._fit import in_worker
+
+    def settings():
+        return (
+            bool(jax.config.jax_enable_x64),
+            jax.config.jax_default_matmul_precision,
+            bool(jax.config.jax_debug_nans),
+            jax.config.jax_numpy_rank_promotion,
+        )
+
+    with (
+        jax.enable_x64(False),
+        jax.default_matmul_precision("highest"),
+        jax.debug_nans(True),
+        jax.numpy_rank_promotion("raise"),
+    ):
+        assert in_worker(settings) == settings() == (False, "highest", True, "raise")
+    assert in_worker(settings) == settings()
