@@ -913,3 +913,17 @@ def test_nwb_sample_rate_must_be_positive(tmp_path, rate):
         r"rate > 0 Hz",
     ):
         load_nwb(path)
+
+
+def test_select_and_crop_name_bad_arguments():
+    rec = Recording(dt=0.1, v=np.zeros((3, 50)), i=np.zeros((3, 50)), source="r.abf")
+    assert rec.select(s for s in (2, 0)).sweeps == (2, 0)  # any iterable
+    with pytest.raises(RecordingError, match=r"r.abf: `sweeps` must be a sequence"):
+        rec.select("01")
+    with pytest.raises(RecordingError, match=r"r.abf: `sweeps` must be a sequence"):
+        rec.select(5)
+    with pytest.raises(RecordingError, match=r"r.abf: `start` must be a time in ms"):
+        rec.crop("a", 3.0)
+    with pytest.raises(RecordingError, match=r"`stop` must be a time in ms"):
+        rec.crop(0.0, float("nan"))
+    assert rec.crop(1.0, np.inf).v.shape == (3, 40)

@@ -188,6 +188,16 @@ class Recording:
             RecordingError: ``sweeps`` is empty, or names a sweep not in the
                 recording (or one twice).
         """
+        where = f"{self.source or 'recording'}: "
+        try:
+            if isinstance(sweeps, (str, bytes)):
+                raise TypeError
+            sweeps = list(sweeps)
+        except TypeError:
+            raise RecordingError(
+                f"{where}`sweeps` must be a sequence of 0-based sweep indices; got "
+                f"{type(sweeps).__name__} {sweeps!r}."
+            ) from None
         if len(sweeps) == 0:
             raise RecordingError(
                 f"{self.source or 'recording'}: `sweeps` is empty; select at least "
@@ -204,7 +214,14 @@ class Recording:
         return self.replace(v=self.v[rows], i=self.i[rows], sweeps=tuple(sweeps))
 
     def crop(self, start: float, stop: float) -> Recording:
-        """Samples with ``start <= t < stop`` (ms)."""
+        """Samples with ``start <= t < stop`` (ms; either may be infinite)."""
+        for name, x in (("start", start), ("stop", stop)):
+            a = np.asarray(x)
+            if a.ndim != 0 or a.dtype.kind not in "iuf" or np.isnan(a):
+                raise RecordingError(
+                    f"{self.source or 'recording'}: `{name}` must be a time in ms; "
+                    f"got {type(x).__name__} {x!r}."
+                )
         keep = (self.t >= start - 1e-9 * self.dt) & (self.t < stop - 1e-9 * self.dt)
         if keep.sum() < 2:
             raise RecordingError(
