@@ -249,9 +249,10 @@ def _staging(out: Path, outputs: tuple[str, ...] = ()) -> Iterator[Path]:
 @contextlib.contextmanager
 def _signals_as_interrupt() -> Iterator[None]:
     """Treat SIGTERM (``kill``) like Ctrl-C, so the fit saves its checkpoint (a
-    signal already ignored stays ignored); both also set :data:`fitting._fit.INTERRUPT_REQUESTED`, which a fit checks between
-    chunks of iterations in case the KeyboardInterrupt was raised where it is
-    ignored (inside a garbage-collection callback)."""
+    signal already ignored stays ignored); both also set
+    :data:`fitting._fit.INTERRUPT_REQUESTED`, which a fit checks between chunks of
+    iterations in case the KeyboardInterrupt was raised where it is ignored
+    (inside a garbage-collection callback)."""
     from fitting._fit import INTERRUPT_REQUESTED
 
     def handler(signum, frame):
