@@ -75,7 +75,7 @@ from fitting._metrics import (
     spike_times,
 )
 from fitting._metrics import simulate_sweeps as _simulate_sweeps
-from fitting._params import ParamSpace
+from fitting._params import ParamSpace, integer_at_least, real_in
 from hhjax.analysis import soft_spike_count
 from hhjax.recordings import (
     CellProperties,
@@ -768,6 +768,8 @@ def search(
     """
     if "e_l" in names:
         raise ValueError("`e_l` is set from the resting potential; do not search it.")
+    _check_search_settings(generations, population, restarts, screen, elite)
+    chunk = integer_at_least(chunk, "`chunk`", 1)
     t0 = time.perf_counter()
     with _resumable(" in the search", checkpoint):
         evaluate_cost = _Evaluator(
@@ -777,6 +779,23 @@ def search(
             evaluate_cost, names, init, generations, population, restarts, elite,
             screen, seed, log, checkpoint, fingerprint, t0,
         )  # fmt: skip
+
+
+def _check_search_settings(generations, population, restarts, screen, elite=None):
+    """A clear error for a search that could not run as asked (before any
+    simulation); ``elite`` is not checked when ``None``."""
+    integer_at_least(generations, "`generations`", 0)
+    integer_at_least(restarts, "`restarts`", 1)
+    integer_at_least(screen, "`screen`", 0)
+    population = integer_at_least(population, "`population`", 2)
+    if elite is None:
+        return
+    real_in(elite, "`elite`", "a fraction in (0, 1]", lambda x: 0.0 < x <= 1.0)
+    if max(int(population * elite), 2) > population:
+        raise ValueError(
+            f"`population` {population} is too small for `elite` {elite}: each "
+            "generation keeps at least 2 candidates."
+        )
 
 
 def _search(
@@ -1136,11 +1155,11 @@ class RealFit:
         ``protocol`` (cell properties, corrections, window, training sweeps,
         search and polish summaries, timings)."""
         from fitting._params import unit_of
-        from fitting._results import params_dict, versions
+        from fitting._results import FORMAT, params_dict, versions
 
         values = params_dict(self.params)
         doc = {
-            "format": "hhjax-fit/1",
+            "format": FORMAT,
             "model": self.model,
             "params": values,
             "units": {k: unit_of(k) for k in values},
@@ -1411,6 +1430,7 @@ def fit_recording(
             evaluates its start, see :func:`fitting.fit`).
         FitInterrupted: on Ctrl-C (the checkpoint, if any, holds the progress).
     """
+    _check_search_settings(generations, population, restarts, screen)
     if not (isinstance(polish_iterations, int) and polish_iterations >= 0) or (
         polish_iterations == 1
     ):
@@ -1650,6 +1670,8 @@ def report_figure(
             loc="left",
         )
         ax.tick_params(labelsize=7)
+        ax.set_xlabel("t (ms)", fontsize=7)
+        ax.set_ylabel("V (mV)", fontsize=7)
         low, high = ax.get_ylim()
         if high - low < 10.0:  # at least 10 mV: noise is not a response
             ax.set_ylim(0.5 * (low + high) - 5.0, 0.5 * (low + high) + 5.0)
@@ -1698,15 +1720,29 @@ def report_figure(
     ax.axis("off")
     if fit is not None:
         _parameter_table(ax, fit)
-    summary = doc["protocol"]
-    fig.suptitle(
-        f"{title}  held out: {100 * (summary['fraction_within_1'] or 0):.0f} % within "
-        f"±1 spike; rheobase {summary['rheobase_data_pA']} / "
-        f"{summary['rheobase_model_pA']} pA (data / model); subthreshold RMSE mean "
-        f"{summary['mean_subthreshold_rmse_mV'] or float('nan'):.2f} mV",
-        fontsize=10,
-    )
+    fig.suptitle(f"{title}  {_summary_line(doc['protocol'])}", fontsize=10)
     return fig
+
+
+def _summary_line(summary: dict) -> str:
+    """The report title's scores of the held-out sweeps (``protocol`` block of
+    :func:`evaluate`), saying "none" where a number does not exist."""
+
+    def pa(value):
+        return "none" if value is None else f"{value:g} pA"
+
+    rheobase = (
+        f"rheobase {pa(summary['rheobase_data_pA'])} / "
+        f"{pa(summary['rheobase_model_pA'])} (data / model)"
+    )
+    if not summary["held_out"]:
+        return f"no held-out sweeps (all trained); {rheobase}"
+    rmse = summary["mean_subthreshold_rmse_mV"]
+    rmse_text = "n/a" if rmse is None else f"{rmse:.2f} mV"
+    return (
+        f"held out: {100 * summary['fraction_within_1']:.0f} % within ±1 spike; "
+        f"{rheobase}; subthreshold RMSE mean {rmse_text}"
+    )
 
 
 def _parameter_table(ax, fit: RealFit) -> None:

@@ -233,6 +233,34 @@ def test_tiny_fit_writes_params_and_report(cell, tmp_path):
     assert png.stat().st_size > 20_000
 
 
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"population": 1}, r"`population` must be an integer >= 2"),
+        ({"generations": -1}, r"`generations` must be an integer >= 0"),
+        ({"restarts": 0}, r"`restarts` must be an integer >= 1"),
+    ],
+)
+def test_search_settings_are_checked_before_any_simulation(cell, settings, message):
+    _, rec = cell
+    with pytest.raises(ValueError, match=message):
+        protocol.fit_recording(rec, "pospischil-rs", **settings)
+
+
+def test_report_title_without_held_out_sweeps_or_model_rheobase():
+    summary = {
+        "held_out": [], "fraction_within_1": None, "rheobase_data_pA": 70.0,
+        "rheobase_model_pA": None, "mean_subthreshold_rmse_mV": None,
+    }  # fmt: skip
+    line = protocol._summary_line(summary)
+    assert (
+        line == "no held-out sweeps (all trained); rheobase 70 pA / none (data / model)"
+    )
+    summary.update(held_out=[3], fraction_within_1=0.5, mean_subthreshold_rmse_mV=4.2)
+    assert "held out: 50 % within ±1 spike" in protocol._summary_line(summary)
+    assert protocol._summary_line(summary).endswith("RMSE mean 4.20 mV")
+
+
 def test_search_starts_every_gaussian_at_the_best_screen_candidate(cell, tmp_path):
     # Gaussians started at other, distinct screen candidates wasted their draws in
     # poor basins (docs/real_cells.md, "Search reliability").
