@@ -720,7 +720,8 @@ def load_params(path: str | Path, base: Any = None) -> Any:
         FileNotFoundError, OSError: see :func:`read_params_file`.
         ValueError: see :func:`read_params_file`; an unknown model name, or one
             whose parameters are not of the type of ``base``; a field the model
-            does not have.
+            does not have; values :func:`hhjax.simulate` refuses (e.g. a negative
+            conductance, ``c_m`` <= 0) or lists that do not broadcast.
     """
     model_name, values = read_params_file(path)
     named = None
@@ -737,7 +738,7 @@ def load_params(path: str | Path, base: Any = None) -> Any:
             f"({type(named).__name__}), but the base parameters are "
             f"{type(base).__name__}."
         )
-    return apply_overrides(base, values, str(path))
+    return _checked(apply_overrides(base, values, str(path)), str(path))
 
 
 def _model_name(params: Any) -> str:

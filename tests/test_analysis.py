@@ -201,6 +201,10 @@ def test_soft_spike_count_approximates_the_count_and_has_a_gradient():
     assert count >= 3 and abs(soft - count) < 0.05
     with pytest.raises(ValueError, match="max_spikes"):
         analysis.spike_times(trace, max_spikes=0)
+    # width 0 gave NaN gradients, a negative one counted downward crossings.
+    for width in (0.0, -2.0, float("nan")):
+        with pytest.raises(ValueError, match=r"`width` must be > 0 mV"):
+            analysis.soft_spike_count(trace, width=width)
 
 
 def test_spike_functions_check_threshold_shape_and_accept_numpy_ints():
@@ -240,6 +244,15 @@ def test_fi_curve_onset_of_repetitive_firing_from_rest():
     assert np.all(np.diff(rates[currents >= fi.rheobase]) > 0)
     # A 10 uA/cm^2 orbit has a period of 14.636 ms (see the PRC test).
     assert abs(rates[-1] - 1000.0 / 14.636) < 0.1
+
+
+def test_fi_curve_min_spikes_may_be_a_numpy_integer():
+    fi = analysis.fi_curve(
+        hhjax.HHParams(), [10.0], duration=60.0, transient=10.0, min_spikes=np.int64(2)
+    )
+    assert int(fi.counts[0]) >= 2
+    with pytest.raises(ValueError, match=r"`min_spikes` must be an int >= 2"):
+        analysis.fi_curve(hhjax.HHParams(), [10.0], min_spikes=True)
 
 
 # ------------------------------------------------ done-when 2: resting potential
@@ -318,6 +331,27 @@ def test_hopf_current_and_type_refuse_currents_that_are_not_hopf_points():
         analysis.hopf_current(params, (0.0, 5.0))
     with pytest.raises(ValueError, match="0 uA/cm\\^2 is not a Hopf point"):
         analysis.classify_hopf(params, 0.0)
+
+
+def test_a_traced_bracket_without_a_hopf_point_gives_nan_not_an_end():
+    # Under grad/vmap the bracket cannot be checked in Python: NaN, never an end
+    # of the bracket with a plausible gradient.
+    def hopf(g_k):
+        return analysis.hopf_current(hhjax.HHParams(g_k=g_k), (9.0, 10.5))
+
+    value, grad = jax.value_and_grad(hopf)(38.0)  # its Hopf point is above 10.5
+    assert np.isnan(value) and np.isnan(grad)
+    batch = jax.vmap(hopf)(jnp.array([35.0, 36.0, 37.0]))
+    assert np.isnan(batch[0]) and np.isnan(batch[2])
+    assert float(batch[1]) == pytest.approx(float(hopf(36.0)), rel=1e-12)
+
+
+def test_limit_cycle_of_slow_firing_asks_for_a_longer_warmup():
+    # The RS cell fires at ~7 Hz at 2.6 uA/cm^2 (period 151 ms with warmup=3000):
+    # too few spikes in the default warm-up, and the error says what to change.
+    params = hhjax.PospischilParams.rs()
+    with pytest.raises(ValueError, match=r"or a longer `warmup` \(ms\)"):
+        analysis.limit_cycle(params, 2.6)
 
 
 def test_hopf_current_gradient_matches_finite_differences():
@@ -532,6 +566,15 @@ def test_sensitivities_input_errors_and_integer_parameters():
         analysis.sensitivities(lambda p: p.g_k, params, parameters="g_na")
     with pytest.raises(ValueError, match=r"must return a scalar; got shape \(2,\)"):
         analysis.sensitivities(lambda p: jnp.stack([p.g_na, p.g_k]), params, ("g_k",))
+
+
+def test_prc_refuses_a_cycle_of_another_current_or_an_unstable_one():
+    params = hhjax.HHParams()
+    cycle = analysis.limit_cycle(params, 10.0)
+    with pytest.raises(ValueError, match=r"orbit at 10 uA/cm\^2, not at `i_ext` = 50"):
+        analysis.phase_response_curve(params, 50.0, cycle=cycle)
+    with pytest.raises(ValueError, match="unstable orbit"):
+        analysis.phase_response_curve(params, 10.0, cycle=cycle._replace(stable=False))
 
 
 # ------------------------------------------------ shooting needs float64 (x64)

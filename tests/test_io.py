@@ -99,6 +99,9 @@ def test_params_round_trip_and_batch(tmp_path):
     "text, match",
     [
         ('{"g_nax": 1}', "unknown parameter.*g_nax"),
+        ('{"g_na": -5}', r"p.json: Conductance `g_na` \(mS/cm\^2\) must be >= 0"),
+        ('{"c_m": 0}', r"`c_m` \(uF/cm\^2\) must be > 0"),
+        ('{"g_na": [1, 2], "g_k": [1, 2, 3]}', "shapes that broadcast"),
         ('{"g_na": true}', "'g_na' must be a number"),
         ('{"g_na": [1, [2]]}', "regular"),
         ('{"params": [1, 2]}', '"params" must map'),

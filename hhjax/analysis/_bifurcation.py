@@ -57,11 +57,13 @@ def hopf_current(params: Any, bracket: tuple[float, float]) -> Array:
             signs at the two ends (e.g. from :func:`hopf_points`).
 
     Returns:
-        The Hopf current, µA/cm² (a scalar array).
+        The Hopf current, µA/cm² (a scalar array); NaN (with a NaN gradient) for
+        traced ``params`` (under ``jit``, ``grad``, ``vmap``) whose bracket holds
+        no Hopf point.
 
     Raises:
-        ValueError: the test function has the same sign (or is not finite) at
-            both ends: the bracket holds no Hopf point.
+        ValueError: for concrete ``params``, the test function has the same sign
+            (or is not finite) at both ends: the bracket holds no Hopf point.
     """
     lo, hi = (float(b) for b in bracket)
     if not is_traced(params):
@@ -89,7 +91,11 @@ def _hopf_current(params: Any, lo: Array, hi: Array) -> Array:
 
     def solve(fun, guess):
         del guess
-        sign_lo = jnp.sign(fun(lo))
+        at_lo, at_hi = fun(lo), fun(hi)
+        sign_lo = jnp.sign(at_lo)
+        # Traced parameters skip _check_bracket: a bracket without a sign change
+        # gives NaN (and a NaN gradient), not one of its ends.
+        valid = jnp.isfinite(at_lo) & jnp.isfinite(at_hi) & (at_lo * at_hi <= 0)
 
         def bisect(_, ab):
             a, b = ab
@@ -98,7 +104,7 @@ def _hopf_current(params: Any, lo: Array, hi: Array) -> Array:
             return jnp.where(same, mid, a), jnp.where(same, b, mid)
 
         a, b = lax.fori_loop(0, _BISECTIONS, bisect, (lo, hi))
-        return 0.5 * (a + b)
+        return jnp.where(valid, 0.5 * (a + b), jnp.nan)
 
     def tangent_solve(lin, y):
         return y / lin(1.0)

@@ -110,8 +110,12 @@ def fi_curve(
             "Need 0 <= `transient` < `duration` (ms); got transient = "
             f"{transient}, duration = {duration}."
         )
-    if not isinstance(min_spikes, int) or min_spikes < 2:
+    integer = isinstance(min_spikes, (int, np.integer)) and not isinstance(
+        min_spikes, bool
+    )
+    if not integer or min_spikes < 2:
         raise ValueError(f"`min_spikes` must be an int >= 2; got {min_spikes!r}.")
+    min_spikes = int(min_spikes)
     if not dt > 0:
         raise ValueError(f"`dt` must be a positive step in ms; got {dt}.")
     n_steps = round(duration / dt)

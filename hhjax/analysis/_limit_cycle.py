@@ -163,8 +163,9 @@ def _guess_from_simulation(params, i_ext, warmup, method):
     ups = ups[ups >= len(v) // 2]
     if hi - lo < 1.0 or len(ups) < 3:
         raise ValueError(
-            f"No repetitive firing found at I = {float(i_ext):g} uA/cm^2 after "
-            f"{warmup:g} ms from rest; choose a current with sustained firing."
+            f"No repetitive firing found at I = {float(i_ext):g} uA/cm^2 in the last "
+            f"half of {warmup:g} ms from rest (3 spikes needed); choose a current "
+            "with sustained firing, or a longer `warmup` (ms) for slow firing."
         )
     a, b = ups[-2], ups[-1]
     k = a + int(np.argmin(v[a:b]))
@@ -256,6 +257,7 @@ def limit_cycle_fold(
     step: float = 0.2,
     max_steps: int = 200,
     dt: float = 0.01,
+    warmup: float = 300.0,
     method: str = DEFAULT_METHOD,
     tol: float = 1e-9,
 ) -> CycleFold:
@@ -279,6 +281,8 @@ def limit_cycle_fold(
         max_steps: continuation steps before giving up.
         dt: approximate integration step of the shooting, ms (RK4 at 0.01 ms puts
             the HH fold within 1e-8 µA/cm² of its dt → 0 limit).
+        warmup: ms simulated from rest at ``i_start`` to find the orbit (see
+            :func:`limit_cycle`; longer for slowly firing cells).
         method: integrator, see :data:`hhjax.METHODS`.
         tol: tolerance on ``dI/ds`` at the fold (dimensionless slope).
 
@@ -291,7 +295,7 @@ def limit_cycle_fold(
         RuntimeError: float64 is not enabled (``jax_enable_x64``).
     """
     _require_float64("limit_cycle_fold")
-    cycle = limit_cycle(params, i_start, dt=dt, method=method)
+    cycle = limit_cycle(params, i_start, dt=dt, warmup=warmup, method=method)
     n_steps = cycle.n_steps
     d = len(cycle.state)
     z = np.concatenate(

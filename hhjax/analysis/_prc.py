@@ -13,6 +13,7 @@ earlier).
 
 from __future__ import annotations
 
+import math
 from functools import partial
 from typing import Any, NamedTuple
 
@@ -90,19 +91,30 @@ def phase_response_curve(
         dt: approximate integration step along the orbit, ms (the period is split
             into equal steps); the PRC is sampled at these steps.
         method: integrator, see :data:`hhjax.METHODS`.
-        cycle: a precomputed :class:`LimitCycle` at ``i_ext`` (its ``n_steps`` is
-            used instead of ``dt``).
+        cycle: a precomputed stable :class:`LimitCycle` at ``i_ext`` (its
+            ``n_steps`` is used instead of ``dt``).
 
     Returns:
         A :class:`PhaseResponse`.
 
     Raises:
-        ValueError: no repetitive firing at ``i_ext``.
+        ValueError: no repetitive firing at ``i_ext``; a ``cycle`` at another
+            current, or an unstable one.
         RuntimeError: float64 is not enabled (``jax_enable_x64``).
     """
     _require_float64("phase_response_curve")
     if cycle is None:
         cycle = limit_cycle(params, i_ext, dt=dt, method=method)
+    elif not math.isclose(cycle.current, float(i_ext), rel_tol=1e-9, abs_tol=1e-12):
+        raise ValueError(
+            f"`cycle` is the orbit at {cycle.current:g} uA/cm^2, not at `i_ext` = "
+            f"{float(i_ext):g} uA/cm^2; pass the orbit of this current."
+        )
+    elif not cycle.stable:
+        raise ValueError(
+            f"`cycle` (at {cycle.current:g} uA/cm^2) is an unstable orbit; the phase "
+            "response curve describes stable repetitive firing."
+        )
     n_steps, period = cycle.n_steps, cycle.period
     x0 = np.asarray(state_to_vector(cycle.state), float)
     d = x0.shape[0]

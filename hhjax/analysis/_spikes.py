@@ -31,6 +31,8 @@ import numpy as np
 from jax import Array
 from jax.typing import ArrayLike
 
+from hhjax._checks import is_traced, value_range
+
 DEFAULT_MAX_SPIKES = 32
 """Default number of spike-time slots returned by :func:`spike_times`."""
 _NEWTON_STEPS = 4  # refinement of the cubic crossing (quadratic convergence)
@@ -251,7 +253,6 @@ def spike_count(
     return jnp.sum(keep, axis=0)
 
 
-@jax.jit
 def soft_spike_count(
     trace: Any,
     threshold: ArrayLike = 0.0,
@@ -276,6 +277,15 @@ def soft_spike_count(
     Returns:
         Float array of shape ``(*batch)``, ≈ the number of spikes.
     """
+    if not is_traced(width):
+        low, _ = value_range(width)
+        if not low > 0:  # also NaN; a negative width would count downward crossings
+            raise ValueError(f"`width` must be > 0 mV; got {width!r}.")
+    return _soft_spike_count(trace, threshold, width, t)
+
+
+@jax.jit
+def _soft_spike_count(trace, threshold, width, t):
     _, v = _time_and_voltage(trace, t)
     threshold = _as_threshold(threshold, v)
     s = jax.nn.sigmoid((v - threshold) / width)
