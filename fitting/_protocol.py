@@ -360,9 +360,15 @@ def prepare(
 
 
 # ------------------------------------------------------------ spikes and sweeps
+def _in_step(times: np.ndarray, prepared: Prepared) -> np.ndarray:
+    """The spike ``times`` (ms) inside the main step, ``[onset, stop)``."""
+    return times[(times >= prepared.step[0]) & (times < prepared.step[1])]
+
+
 def spike_counts(prepared: Prepared, v: np.ndarray | None = None) -> np.ndarray:
-    """Spikes per sweep inside the analysis window from the step onset on (upward
-    0 mV crossings re-armed 10 mV below, as :func:`fitting.metrics`).
+    """Spikes per sweep inside the main step, ``[onset, stop)`` (upward 0 mV
+    crossings re-armed 10 mV below, as :func:`fitting.metrics`); spontaneous or
+    rebound spikes after the step do not count.
 
     Args:
         prepared: the recording.
@@ -372,19 +378,18 @@ def spike_counts(prepared: Prepared, v: np.ndarray | None = None) -> np.ndarray:
     v = rec.v if v is None else v
     out = []
     for row in v:
-        times = spike_times(row, rec.dt, t0=rec.t0)
-        out.append(int(np.sum(times >= prepared.step[0])))
+        out.append(_in_step(spike_times(row, rec.dt, t0=rec.t0), prepared).size)
     return np.array(out)
 
 
 def first_latencies(prepared: Prepared, v: np.ndarray | None = None) -> np.ndarray:
-    """First-spike latency after the step onset per sweep, ms (NaN: no spike)."""
+    """First-spike latency after the step onset per sweep, ms (NaN: no spike in
+    the step)."""
     rec = prepared.recording
     v = rec.v if v is None else v
     out = []
     for row in v:
-        times = spike_times(row, rec.dt, t0=rec.t0)
-        times = times[times >= prepared.step[0]]
+        times = _in_step(spike_times(row, rec.dt, t0=rec.t0), prepared)
         out.append(times[0] - prepared.step[0] if times.size else np.nan)
     return np.array(out)
 
@@ -478,8 +483,10 @@ def batch_features(dt: float, onset_index: int, method: str = "rk4") -> Callable
     ``params`` leaves have shape ``(K,)`` (K candidates), ``i`` and ``v`` are the
     training sweeps, ``(T, S)``, in µA/cm² and mV. Each candidate is simulated from
     rest on each sweep; returned arrays are ``(S, K)``: spikes from
-    ``onset_index`` on, first-spike latency after it (ms, NaN if none) and the
-    subthreshold RMSE (mV) outside ±3 ms of a data or model spike.
+    ``onset_index`` to the end (so a model that fires after the step, e.g. a
+    rebound, is charged for it when compared with the data's spikes in the step,
+    :func:`spike_counts`), first-spike latency after the onset (ms, NaN if none)
+    and the subthreshold RMSE (mV) outside ±3 ms of a data or model spike.
     """
     half = max(int(round(SPIKE_EXCLUSION_MS / dt)), 1)
 
@@ -974,8 +981,9 @@ class SpikeFeatureLoss(Loss):
     capped smoothly at ``cap_mv`` (spikes the model fires at other times cost a
     bounded amount), divided by ``sigma_mv`` and by √(number of samples); and per
     sweep the soft spike count (:func:`hhjax.analysis.soft_spike_count`, 2 mV
-    width) minus the recorded count, divided by ``1 + 0.1·n``. Sweeps start at
-    rest. V is compared every ``stride`` steps.
+    width; over the whole window, so spikes outside the step cost) minus the
+    recorded count (``counts``: in the step), divided by ``1 + 0.1·n``. Sweeps
+    start at rest. V is compared every ``stride`` steps.
 
     Attributes:
         counts: recorded spikes per sweep (in the order of the data).

@@ -86,9 +86,10 @@ def resting_state(
     −5080 to +5060 mV for :class:`hhjax.HHParams`, i.e. ``i_ext`` from about
     −1500 to +1.8·10⁵ µA/cm² (beyond ±:data:`hhjax.MAX_PLAUSIBLE_CURRENT` only
     with ``check_inputs=False``, as in :func:`hhjax.simulate`). The root is then
-    refined by bisection to machine precision. Where no root is bracketed the state is NaN; in float32 also where
-    the rate functions overflow, well inside that range (for ``HHParams`` below
-    about −1840 mV, i.e. ``i_ext`` below about −540 µA/cm²). It is
+    refined by bisection to machine precision. Where no root is bracketed the
+    state is NaN; in float32 also where the rate functions overflow, well inside
+    that range (for ``HHParams`` below about −1840 mV, i.e. ``i_ext`` below about
+    −540 µA/cm²). It is
     differentiable w.r.t. ``params`` and ``i_ext`` by implicit differentiation
     (``lax.custom_root``), not through the iterations.
 

@@ -61,6 +61,23 @@ def test_batch_features_count_spikes_and_measure_rmse_outside_them():
     assert float(rmse[0, 0]) == pytest.approx(abs(rest + 65.0), abs=1e-6)
 
 
+def test_spikes_after_the_step_do_not_count():
+    # The FSI fires spontaneously after the step of sweeps 4 and 5 (0 and 25 pA):
+    # 5 and 14 spikes from the onset to the window's end, 4 and 13 in the step.
+    from fitting._metrics import spike_times
+    from hhjax.recordings import load_recording
+
+    prepared = protocol.prepare(load_recording(RECORDINGS / "2019_07_24_0055_fsi.abf"))
+    rec, (onset, stop) = prepared.recording, prepared.step
+    after_onset = [
+        spike_times(rec.v[k], rec.dt, t0=rec.t0) for k in range(rec.v.shape[0])
+    ]
+    assert [int(np.sum(t >= onset)) for t in after_onset[4:6]] == [5, 14]
+    assert protocol.spike_counts(prepared)[4:6].tolist() == [4, 13]
+    in_step = [int(np.sum((t >= onset) & (t < stop))) for t in after_onset]
+    assert protocol.spike_counts(prepared).tolist() == in_step
+
+
 def test_feature_cost_is_zero_only_for_matching_features():
     n_d, f_d = np.array([0, 3]), np.array([np.nan, 40.0])
     same = protocol.feature_cost(n_d[None], f_d[None], np.zeros((1, 2)), n_d, f_d)
