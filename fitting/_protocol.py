@@ -294,6 +294,9 @@ def prepare(
             f"{where}: the real-cell protocol needs whole-cell currents in pA "
             f"(got {recording.i_unit}); give densities to fitting.fit directly."
         )
+    # The depolarising step first: a recording without one cannot be fitted, whatever
+    # else it has.
+    step = main_step(recording) if step is None else (float(step[0]), float(step[1]))
     props = None
     if c_pf is None or series_resistance is None:
         # Only what is missing is measured: given c_pf, the step need only give R_s.
@@ -312,7 +315,12 @@ def prepare(
         try:
             props = cell_properties(recording)
         except RecordingError as err:
-            raise RecordingError(f"{err} It is needed to measure {missing}.") from None
+            raise RecordingError(
+                f"{err} It is needed to measure {missing}: `hhjax fit` needs a "
+                "recording with such a step; fitting._protocol.fit_recording takes "
+                "a recording prepared with them (prepare(recording, c_pf=..., "
+                "series_resistance=...))."
+            ) from None
         if c_pf is None:
             if not np.isfinite(props.c_pf) or props.c_pf <= 0:
                 raise RecordingError(
@@ -335,7 +343,6 @@ def prepare(
     else:
         offsets = np.zeros(recording.n_sweeps)
     fixed = correct(recording, series_resistance=series_resistance, offset=offsets)
-    step = main_step(recording) if step is None else (float(step[0]), float(step[1]))
     window = (
         max(step[0] - before_ms, float(recording.t[0])),
         min(step[1] + after_ms, float(recording.t[-1] + recording.dt)),

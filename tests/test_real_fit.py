@@ -14,7 +14,7 @@ import pytest
 import hhjax
 from fitting import FitInterrupted
 from fitting import _protocol as protocol
-from hhjax.recordings import Recording
+from hhjax.recordings import Recording, RecordingError
 
 RECORDINGS = Path(__file__).resolve().parents[1] / "examples" / "data" / "recordings"
 DT = 0.05  # ms
@@ -76,6 +76,27 @@ def test_spikes_after_the_step_do_not_count():
     assert protocol.spike_counts(prepared)[4:6].tolist() == [4, 13]
     in_step = [int(np.sum((t >= onset) & (t < stop))) for t in after_onset]
     assert protocol.spike_counts(prepared).tolist() == in_step
+
+
+def test_a_recording_without_steps_is_named_as_such():
+    # Checked before the hyperpolarising step the cell properties need.
+    flat = Recording(
+        dt=0.1,
+        v=np.full((2, 5000), -65.0),
+        i=np.zeros((2, 5000)),
+        i_unit="pA",
+        source="flat.abf",
+    )
+    with pytest.raises(RecordingError, match=r"flat.abf: no depolarising current"):
+        protocol.prepare(flat)
+    # A step but no hyperpolarising pulse: say what to do on each side.
+    i = np.zeros((2, 5000))
+    i[:, 1000:3000] = [[50.0], [100.0]]
+    stepped = flat.replace(i=i)
+    with pytest.raises(RecordingError, match=r"`hhjax fit` needs a recording with"):
+        protocol.prepare(stepped)
+    prepared = protocol.prepare(stepped, c_pf=100.0, series_resistance=0.0)
+    assert prepared.amplitudes.tolist() == [50.0, 100.0]
 
 
 def test_feature_cost_is_zero_only_for_matching_features():
