@@ -140,6 +140,7 @@ _factor = number_option(
     "a factor > 1 such as 2 (starts within 1/2 to 2 times the centre)",
 )
 _positive = number_option(lambda x: x > 0, "a positive number")
+_non_negative = number_option(lambda x: x >= 0, "a number >= 0")
 _finite = number_option(lambda x: True, "a finite number")
 
 
@@ -336,6 +337,25 @@ def register_fit(subparsers: Any) -> None:
         formatter_class=HelpFormatter,
     )
     _add_data_options(parser)
+    group = parser.add_argument_group(
+        "cell (.abf/.nwb recordings; default: measured on the hyperpolarising step)"
+    )
+    group.add_argument(
+        "--c-pf",
+        type=_positive,
+        default=None,
+        metavar="PF",
+        help="cell capacitance, pF (e.g. from the amplifier's membrane test): pA "
+        "become uA/cm^2 with the area C / (1 uF/cm^2)",
+    )
+    group.add_argument(
+        "--series-resistance",
+        type=_non_negative,
+        default=None,
+        metavar="MOHM",
+        help="uncompensated series resistance removed as V - R_s*I, MOhm (0: no "
+        "correction)",
+    )
     group = parser.add_argument_group("model and parameters")
     group.add_argument(
         "--free",
@@ -559,6 +579,16 @@ def _run_fit(args: argparse.Namespace) -> int:
     _use_compile_cache(not args.no_compile_cache)
     if protocol.wants_protocol(args.data):
         return _run_protocol_fit(args, protocol)
+    for flag, value in (
+        ("--c-pf", args.c_pf),
+        ("--series-resistance", args.series_resistance),
+    ):
+        if value is not None:
+            raise ValueError(
+                f"argument {flag}: only for .abf/.nwb recordings (the real-cell "
+                "protocol); a .npz/.csv file in pA gives its own c_pF and is not "
+                "bridge-balanced"
+            )
     name, base = _base_params(args)
     if args.free is None:
         raise ValueError("argument --free: required for .npz/.csv data (e.g. g_na,g_k)")
@@ -706,6 +736,7 @@ def _run_protocol_fit(args: argparse.Namespace, protocol: Any) -> int:
                     args.data, tmp, name, sweeps=args.sweeps, params=base,
                     free=args.free, seed=args.seed, method=args.method,
                     log=None if args.quiet else print, checkpoint=files[0],
+                    c_pf=args.c_pf, series_resistance=args.series_resistance,
                 )  # fmt: skip
             except fitting.RecordingError as err:
                 raise ValueError(str(err)) from None

@@ -303,10 +303,9 @@ def prepare(
         missing = " and ".join(
             text
             for text, absent in (
-                ("the cell capacitance (pass c_pf, pF)", c_pf is None),
+                ("the cell capacitance (pF)", c_pf is None),
                 (
-                    "the series resistance (pass series_resistance, MΩ; 0 disables "
-                    "the correction)",
+                    "the series resistance (MΩ; 0 disables the correction)",
                     series_resistance is None,
                 ),
             )
@@ -316,10 +315,9 @@ def prepare(
             props = cell_properties(recording)
         except RecordingError as err:
             raise RecordingError(
-                f"{err} It is needed to measure {missing}: `hhjax fit` needs a "
-                "recording with such a step; fitting._protocol.fit_recording takes "
-                "a recording prepared with them (prepare(recording, c_pf=..., "
-                "series_resistance=...))."
+                f"{err} It is needed to measure {missing}; or give them: `hhjax "
+                "fit` options --c-pf and --series-resistance, or prepare(recording, "
+                "c_pf=..., series_resistance=...) in Python."
             ) from None
         if c_pf is None:
             if not np.isfinite(props.c_pf) or props.c_pf <= 0:
@@ -1846,13 +1844,17 @@ def fit_to_directory(
     seed: int = 0,
     method: str = "rk4",
     log: Callable[[str], Any] | None = None,
+    c_pf: float | None = None,
+    series_resistance: float | None = None,
     **options,
 ) -> RealFit:
     """Fit a recording file and write ``params.json``, ``metrics.json`` (every
     sweep, training ones marked) and ``report.png`` into ``out_dir``.
 
     What ``hhjax fit RECORDING.abf --model pospischil-rs --sweeps 8,12,16 --out
-    DIR`` runs (into a staging directory). ``options`` go to
+    DIR`` runs (into a staging directory). ``c_pf`` (pF) and
+    ``series_resistance`` (MΩ) go to :func:`prepare` (default: measured on the
+    hyperpolarising step; ``--c-pf``, ``--series-resistance``), ``options`` to
     :func:`fit_recording`.
     """
     from fitting._io import write_json_atomic
@@ -1860,8 +1862,11 @@ def fit_to_directory(
 
     out_dir = Path(out_dir)
     recording = load_recording(data_path)
+    given = c_pf is not None or series_resistance is not None
     fit = fit_recording(
-        recording,
+        prepare(recording, c_pf=c_pf, series_resistance=series_resistance)
+        if given
+        else recording,
         model,
         sweeps=sweeps,
         params=params,

@@ -198,6 +198,44 @@ def test_bad_options_for_a_recording_are_refused_before_fitting(
     assert not out.exists()
 
 
+@pytest.mark.parametrize(
+    "flag, value", [("--c-pf", "100"), ("--series-resistance", "0")]
+)
+def test_cell_options_are_for_recordings_only(
+    recording_file, tmp_path, capsys, flag, value
+):
+    status, _, stderr = _run(
+        capsys, "fit", recording_file, "--free", "g_na", flag, value,
+        "--no-compile-cache", "--out", tmp_path / "out",
+    )  # fmt: skip
+    assert status == 2
+    assert stderr.count("\n") == 1 and f"argument {flag}: only for .abf/.nwb" in stderr
+
+
+def test_cell_options_reach_the_protocol(tmp_path, capsys, monkeypatch):
+    # A recording without a hyperpolarising step needs them (prepare's error says
+    # so); the command passes them to the protocol's fit.
+    from fitting import _protocol
+
+    seen = {}
+
+    def fake_fit(data, out_dir, model, **kwargs):
+        seen.update(kwargs)
+        raise fitting.RecordingError("stop here")
+
+    monkeypatch.setattr(_protocol, "fit_to_directory", fake_fit)
+    status, _, stderr = _run(
+        capsys, "fit", RECORDING, "--c-pf", "85.5", "--series-resistance", "12",
+        "--quiet", "--no-compile-cache", "--out", tmp_path / "out",
+    )  # fmt: skip
+    assert status == 2 and "stop here" in stderr
+    assert seen["c_pf"] == 85.5 and seen["series_resistance"] == 12.0
+    status, _, stderr = _run(
+        capsys, "fit", RECORDING, "--c-pf", "0", "--out", tmp_path / "out"
+    )
+    assert status == 2 and "argument --c-pf" in stderr
+
+
 def test_existing_output_is_only_replaced_on_success(recording_file, tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()

@@ -93,7 +93,8 @@ def test_a_recording_without_steps_is_named_as_such():
     i = np.zeros((2, 5000))
     i[:, 1000:3000] = [[50.0], [100.0]]
     stepped = flat.replace(i=i)
-    with pytest.raises(RecordingError, match=r"`hhjax fit` needs a recording with"):
+    given = r"or give them: `hhjax fit` options --c-pf and --series-resistance"
+    with pytest.raises(RecordingError, match=given):
         protocol.prepare(stepped)
     prepared = protocol.prepare(stepped, c_pf=100.0, series_resistance=0.0)
     assert prepared.amplitudes.tolist() == [50.0, 100.0]
