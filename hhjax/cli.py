@@ -296,9 +296,9 @@ def _params_from_args(args: argparse.Namespace) -> tuple[str, Any]:
         raise UsageError(str(err)) from None
 
 
-def _whole_steps(option: str, value: float, dt: float) -> int:
-    """``value`` (ms) as a whole number of steps of ``dt`` (ms), at most
-    :data:`MAX_STEPS`; a :class:`UsageError` naming ``option`` otherwise."""
+def _whole_steps(option: str, value: float, dt: float, minimum: int = 0) -> int:
+    """``value`` (ms) as a whole number of steps of ``dt`` (ms), from ``minimum``
+    to :data:`MAX_STEPS`; a :class:`UsageError` naming ``option`` otherwise."""
     steps = value / dt
     if not steps <= MAX_STEPS:  # also inf, when dt is tiny
         raise UsageError(
@@ -309,6 +309,11 @@ def _whole_steps(option: str, value: float, dt: float) -> int:
     if abs(n * dt - value) > 1e-6 * max(1.0, value):
         raise UsageError(
             f"argument {option}: {value:g} ms is not a whole number of steps of "
+            f"--dt {dt:g} ms"
+        )
+    if n < minimum:
+        raise UsageError(
+            f"argument {option}: {value:g} ms is shorter than {minimum} step(s) of "
             f"--dt {dt:g} ms"
         )
     return n
@@ -418,7 +423,7 @@ def _stimulus_from_args(args: argparse.Namespace) -> Any:
     if args.constant is not None:
         return stimulus.constant(args.constant, args.total, args.dt)
     _whole_steps("--start", args.start, args.dt)
-    _whole_steps("--duration", args.duration, args.dt)
+    _whole_steps("--duration", args.duration, args.dt, minimum=1)
     stop = args.start + args.duration
     if stop > args.total + 1e-9:
         raise UsageError(
@@ -432,7 +437,7 @@ def _stimulus_from_args(args: argparse.Namespace) -> Any:
 
 def _run_simulate(args: argparse.Namespace) -> int:
     _, params = _params_from_args(args)
-    steps = _whole_steps("--total", args.total, args.dt)
+    steps = _whole_steps("--total", args.total, args.dt, minimum=1)
     fields = len(model_of(params).trace_type._fields) + 1  # and i_ext
     _check_output_size(
         "--total", steps, _cells(params), fields, "fewer cells in --params"
@@ -574,7 +579,7 @@ def _run_fi(args: argparse.Namespace) -> int:
             f"argument --transient: expected less than --duration {args.duration:g} "
             f"ms; got {args.transient:g}"
         )
-    steps = _whole_steps("--duration", args.duration, args.dt)
+    steps = _whole_steps("--duration", args.duration, args.dt, minimum=1)
     # fi records V of each current, and holds the current of each step and cell.
     _check_output_size(
         "--duration", steps, len(currents), 2, "fewer currents (a larger --step)"

@@ -354,6 +354,21 @@ def test_limit_cycle_of_slow_firing_asks_for_a_longer_warmup():
         analysis.limit_cycle(params, 2.6)
 
 
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda p: analysis.eigenvalues(p),
+        lambda p: analysis.limit_cycle(p, 10.0),
+        lambda p: analysis.hopf_current(p, (9.0, 10.0)),
+        lambda p: analysis.sensitivities(lambda q: q.g_na, p, ("g_na",)),
+    ],
+)
+def test_one_cell_functions_name_batched_parameters(call):
+    # They returned wrong shapes or failed deep inside linalg / NumPy.
+    with pytest.raises(ValueError, match=r"`params.g_na` has shape \(2,\); map"):
+        call(hhjax.HHParams(g_na=jnp.array([100.0, 120.0])))
+
+
 def test_hopf_current_gradient_matches_finite_differences():
     params = hhjax.HHParams()
     grad = jax.grad(lambda gk: analysis.hopf_current(params._replace(g_k=gk), (9, 10)))

@@ -159,6 +159,10 @@ def test_console_script_and_module(tmp_path):
         # step times on the --dt grid, like --total
         (["simulate", "--start", "10.005"], "--start"),
         (["simulate", "--duration", "79.995"], "--duration"),
+        # shorter than one step: it named the library's `duration`
+        (["simulate", "--total", "1e-7"], "argument --total: 1e-07 ms is shorter"),
+        (["simulate", "--duration", "1e-7"], "argument --duration: 1e-07 ms is short"),
+        (["fi", "--duration", "1e-7", "--transient", "0"], "--duration: 1e-07 ms is"),
     ],
 )
 def test_bad_options_one_line_exit_2(argv, option, capsys, tmp_path, monkeypatch):

@@ -27,6 +27,7 @@ from jax.typing import ArrayLike
 
 from hhjax._checks import is_traced
 from hhjax.analysis._fixed_points import (
+    check_one_cell,
     fixed_point,
     jacobian,
     state_to_vector,
@@ -65,6 +66,7 @@ def hopf_current(params: Any, bracket: tuple[float, float]) -> Array:
         ValueError: for concrete ``params``, the test function has the same sign
             (or is not finite) at both ends: the bracket holds no Hopf point.
     """
+    check_one_cell(params, "hopf_current")
     lo, hi = (float(b) for b in bracket)
     if not is_traced(params):
         _check_bracket(params, lo, hi)

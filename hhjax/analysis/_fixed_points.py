@@ -12,11 +12,24 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import Array
 from jax.typing import ArrayLike
 
 from hhjax._equilibrium import resting_state
 from hhjax._model import model_of
+
+
+def check_one_cell(params: Any, function: str) -> None:
+    """A clear error for batched parameter leaves: ``function`` works on one cell
+    (under ``jax.vmap`` its leaves are scalars)."""
+    for name, value in params._asdict().items():
+        shape = np.shape(value)
+        if shape != ():
+            raise ValueError(
+                f"{function} works on one cell, but `params.{name}` has shape "
+                f"{shape}; map it over cells with jax.vmap or a loop."
+            )
 
 
 def state_to_vector(state: Any) -> Array:
@@ -66,6 +79,7 @@ def jacobian(params: Any, i_ext: ArrayLike = 0.0, state: Any = None) -> Array:
         Array ``(d, d)`` in 1/ms (rows: derivative of ``(v, *gates)``; entries mixing
         V and gates carry mV per unit gate or its inverse).
     """
+    check_one_cell(params, "jacobian")
     if state is None:
         state = fixed_point(params, i_ext)
     return jax.jacfwd(vector_field(params, i_ext))(state_to_vector(state))

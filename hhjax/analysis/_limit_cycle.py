@@ -27,7 +27,7 @@ from hhjax._equilibrium import resting_state
 from hhjax._integrators import DEFAULT_METHOD, get_integrator
 from hhjax._model import model_of
 from hhjax._simulate import simulate
-from hhjax.analysis._fixed_points import state_to_vector
+from hhjax.analysis._fixed_points import check_one_cell, state_to_vector
 
 _NEWTON_TOL = 1e-10  # max |residual| (mV, gates, mV/ms) accepted as converged
 _NEWTON_MAX = 25
@@ -205,6 +205,7 @@ def limit_cycle(
         RuntimeError: float64 is not enabled (``jax_enable_x64``).
     """
     _require_float64("limit_cycle")
+    check_one_cell(params, "limit_cycle")
     if guess is None:
         x0, period = _guess_from_simulation(params, i_ext, warmup, method)
     else:

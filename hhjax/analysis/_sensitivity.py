@@ -9,6 +9,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from hhjax.analysis._fixed_points import check_one_cell
+
 
 class Sensitivity(NamedTuple):
     """d(feature)/d(parameter) for several features and parameters.
@@ -79,6 +81,7 @@ def sensitivities(
             f"`parameters` must be a sequence of names, e.g. ({parameters!r},); got "
             f"the string {parameters!r}."
         )
+    check_one_cell(params, "sensitivities")
     # Integer leaves (e.g. g_na=120) cannot be differentiated: use floats.
     params = jax.tree.map(lambda leaf: jnp.asarray(leaf, float), params)
     fields = params._fields
