@@ -189,6 +189,8 @@ class Prepared:
         step: ``(onset, stop)`` of the main depolarising step, ms.
         window: ``(start, stop)`` of the analysis window, ms.
         amplitudes: step current of each sweep, pA, ``(n_sweeps,)``.
+        baseline: the pre-stimulus level every sweep was brought to, mV (``None``
+            without the drift correction); ``v_ref`` of :func:`prepare`.
     """
 
     recording: Recording
@@ -201,6 +203,7 @@ class Prepared:
     step: tuple[float, float]
     window: tuple[float, float]
     amplitudes: np.ndarray
+    baseline: float | None = None
 
     @property
     def sweeps(self) -> tuple[int, ...]:
@@ -218,6 +221,7 @@ class Prepared:
             "area_cm2": self.c_pf * 1e-6,
             "series_resistance_MOhm": self.r_series,
             "v_rest_mV": self.v_rest,
+            "baseline_mV": self.baseline,
             "baseline_offsets_mV": [float(x) for x in self.offsets],
             "step_ms": list(self.step),
             "window_ms": list(self.window),
@@ -335,6 +339,7 @@ def prepare(
                 )
             series_resistance = max(float(props.r_series), 0.0)
     baselines = sweep_baselines(recording)
+    reference = None
     if drift:
         reference = float(np.median(baselines)) if v_ref is None else float(v_ref)
         offsets = baselines - reference
@@ -361,6 +366,7 @@ def prepare(
         step=step,
         window=window,
         amplitudes=step_amplitudes(recording, step),
+        baseline=reference,
     )
 
 
@@ -1587,8 +1593,9 @@ def predict_recording(
             the cell capacitance (same cell: same area) and resting potential,
             and the series resistance used when the recording has no
             hyperpolarising step to measure its own on.
-        same_baseline: bring the baselines to the fit's resting potential instead
-            of the recording's own median (another file of the same cell).
+        same_baseline: bring the baselines to the fit's (``baseline_mV`` of its
+            ``protocol`` block; older files: its resting potential) instead of the
+            recording's own median (another file of the same cell).
         method: integrator.
         train: sweeps to mark as training.
 
@@ -1598,7 +1605,10 @@ def predict_recording(
     protocol = (document or {}).get("protocol", {})
     c_pf = protocol.get("c_pF")
     r_series = protocol.get("series_resistance_MOhm")
-    v_ref = protocol.get("v_rest_mV") if same_baseline else None
+    v_ref = None
+    if same_baseline:
+        v_ref = protocol.get("baseline_mV")
+        v_ref = protocol.get("v_rest_mV") if v_ref is None else v_ref
     with jax.enable_x64(True):
         try:
             # The series resistance of this recording (access changes between

@@ -100,6 +100,20 @@ def test_a_recording_without_steps_is_named_as_such():
     assert prepared.amplitudes.tolist() == [50.0, 100.0]
 
 
+def test_the_fits_baseline_is_stored_and_reproduced():
+    # predict(same_baseline=True) brings another file's sweeps to the fit's level:
+    # the level the baselines were brought to, not the window's resting potential
+    # (0.77 mV apart on this file).
+    from hhjax.recordings import load_recording
+
+    rec = load_recording(RECORDINGS / "18711001.abf")
+    fitted = protocol.prepare(rec)
+    assert fitted.settings()["baseline_mV"] == fitted.baseline
+    again = protocol.prepare(rec, v_ref=fitted.settings()["baseline_mV"])
+    np.testing.assert_allclose(again.recording.v, fitted.recording.v, atol=1e-12)
+    assert abs(fitted.baseline - fitted.v_rest) > 0.5
+
+
 def test_feature_cost_is_zero_only_for_matching_features():
     n_d, f_d = np.array([0, 3]), np.array([np.nan, 40.0])
     same = protocol.feature_cost(n_d[None], f_d[None], np.zeros((1, 2)), n_d, f_d)
