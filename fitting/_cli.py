@@ -768,12 +768,24 @@ def _print_metrics(report: dict) -> None:
             continue
         sub = row["subthreshold_rmse_mV"]
         sub_text = "n/a" if sub is None else f"{sub:.3g} mV"
+        if "spikes_data_step" in row:  # the real-cell protocol: spikes in the step
+            tag = ", training" if row.get("training") else ""
+            print(
+                f"  sweep {row['sweep']} ({row['amplitude_pA']:g} pA{tag}): spikes "
+                f"in the step data {row['spikes_data_step']}, model "
+                f"{row['spikes_model_step']}; subthreshold RMSE {sub_text}"
+            )
+            continue
         print(
             f"  sweep {row['sweep']}: spikes data {row['spikes_data']}, model "
             f"{row['spikes_model']} (matched {row.get('matched_spikes', 'n/a')}); "
             "subthreshold "
             f"RMSE {sub_text}"
         )
+    if "protocol" in report:
+        from fitting._protocol import summary_line
+
+        print(summary_line(report["protocol"]))
 
 
 # ---------------------------------------------------------------------- predict

@@ -1743,11 +1743,11 @@ def report_figure(
     ax.axis("off")
     if fit is not None:
         _parameter_table(ax, fit)
-    fig.suptitle(f"{title}  {_summary_line(doc['protocol'])}", fontsize=10)
+    fig.suptitle(f"{title}  {summary_line(doc['protocol'])}", fontsize=10)
     return fig
 
 
-def _summary_line(summary: dict) -> str:
+def summary_line(summary: dict) -> str:
     """The report title's scores of the held-out sweeps (``protocol`` block of
     :func:`evaluate`), saying "none" where a number does not exist."""
 

@@ -518,3 +518,25 @@ def test_an_interrupted_command_waits_for_a_compilation_left_running(capsys):
     assert job.done() and not busy_workers()
     line = capsys.readouterr().err.strip()
     assert line.startswith("hhjax: interrupted: test (exiting when the compilation")
+
+
+def test_predict_of_a_recording_prints_the_spikes_in_the_step(capsys):
+    # The real-cell protocol's rows: counts in the step (what its report shows),
+    # the step current, and the held-out summary.
+    from fitting._cli import _print_metrics
+
+    row = {
+        "sweep": 7, "amplitude_pA": 70.0, "training": False, "spikes_data": 3,
+        "spikes_model": 4, "spikes_data_step": 1, "spikes_model_step": 1,
+        "subthreshold_rmse_mV": 2.5,
+    }  # fmt: skip
+    protocol = {
+        "held_out": [7], "fraction_within_1": 1.0, "rheobase_data_pA": 70.0,
+        "rheobase_model_pA": 70.0, "mean_subthreshold_rmse_mV": 2.5,
+    }  # fmt: skip
+    _print_metrics({"sweeps": [row], "protocol": protocol})
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == (
+        "  sweep 7 (70 pA): spikes in the step data 1, model 1; subthreshold RMSE 2.5 mV"
+    )
+    assert out[1].startswith("held out: 100 % within ±1 spike; rheobase 70 pA / 70 pA")

@@ -305,13 +305,13 @@ def test_report_title_without_held_out_sweeps_or_model_rheobase():
         "held_out": [], "fraction_within_1": None, "rheobase_data_pA": 70.0,
         "rheobase_model_pA": None, "mean_subthreshold_rmse_mV": None,
     }  # fmt: skip
-    line = protocol._summary_line(summary)
+    line = protocol.summary_line(summary)
     assert (
         line == "no held-out sweeps (all trained); rheobase 70 pA / none (data / model)"
     )
     summary.update(held_out=[3], fraction_within_1=0.5, mean_subthreshold_rmse_mV=4.2)
-    assert "held out: 50 % within ±1 spike" in protocol._summary_line(summary)
-    assert protocol._summary_line(summary).endswith("RMSE mean 4.20 mV")
+    assert "held out: 50 % within ±1 spike" in protocol.summary_line(summary)
+    assert protocol.summary_line(summary).endswith("RMSE mean 4.20 mV")
 
 
 def test_search_starts_every_gaussian_at_the_best_screen_candidate(cell, tmp_path):
