@@ -65,17 +65,25 @@ ABSOLUTE_ZERO_C = -273.15  # degC
 MAX_PLAUSIBLE_TEMPERATURE_C = 100.0
 
 
-def check_params(params: Any) -> None:
-    """The concrete fields of a parameter tuple (traced ones are skipped): finite;
-    conductances >= 0; ``c_m``, Q10s and time constants > 0; temperature in degC."""
-    for name, value in params._asdict().items():
+def _finite_fields(fields: Any, label: str) -> Any:
+    """``(name, value, low, high)`` of each concrete field of the NamedTuple
+    ``fields`` (traced ones are skipped), each checked to be finite real numbers
+    (``label`` formatted with ``name`` names it in the error)."""
+    for name, value in fields._asdict().items():
         if isinstance(value, jax.core.Tracer):  # each field is one leaf
             continue
         low, high = value_range(value)
         if not (math.isfinite(low) and math.isfinite(high)):
             raise ValueError(
-                f"Parameter `{name}` must be finite real numbers; got {value!r}."
+                f"{label.format(name=name)} must be finite real numbers; got {value!r}."
             )
+        yield name, value, low, high
+
+
+def check_params(params: Any) -> None:
+    """The concrete fields of a parameter tuple (traced ones are skipped): finite;
+    conductances >= 0; ``c_m``, Q10s and time constants > 0; temperature in degC."""
+    for name, value, low, high in _finite_fields(params, "Parameter `{name}`"):
         if name.startswith("g_") and low < 0:
             raise ValueError(
                 f"Conductance `{name}` (mS/cm^2) must be >= 0; got {value}."
@@ -159,14 +167,7 @@ GATE_SLACK = 1.0
 
 def check_state(state: Any) -> None:
     """A concrete state: V finite (mV), every gate within ``GATE_SLACK`` of [0, 1]."""
-    for name, value in state._asdict().items():
-        if isinstance(value, jax.core.Tracer):  # each field is one leaf
-            continue
-        low, high = value_range(value)
-        if not (math.isfinite(low) and math.isfinite(high)):
-            raise ValueError(
-                f"`state0.{name}` must be finite real numbers; got {value!r}."
-            )
+    for name, value, low, high in _finite_fields(state, "`state0.{name}`"):
         if name != "v" and not (low >= -GATE_SLACK and high <= 1.0 + GATE_SLACK):
             raise ValueError(
                 f"Gate `state0.{name}` is a fraction of open gates, so it must lie in "
