@@ -1886,10 +1886,10 @@ def fit_to_directory(
         log=log,
         **options,
     )
-    document = fit.to_dict()
-    doc, v_model, prepared = predict_recording(
-        fit.params, recording, document=document, train=fit.train, method=method
-    )
+    # Scored on the recording as the fit prepared it (its c_pf, series resistance
+    # and baselines, given or measured); in a worker thread, as it compiles.
+    prepared = fit.prepared
+    doc, v_model = in_worker(evaluate, prepared, fit.params, fit.train, method=method)
     fit.save(out_dir / "params.json")
     write_json_atomic(out_dir / "metrics.json", doc)
     title = f"{Path(data_path).name}: {model}, trained on sweeps {list(fit.train)}"

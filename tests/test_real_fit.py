@@ -282,6 +282,11 @@ def test_tiny_fit_writes_params_and_report(cell, tmp_path):
     doc, v_model, prepared = protocol.predict_recording(
         fit.params, rec, document=document, train=fit.train
     )
+    # Predicting the fitted file scores it as the fit prepared it (what
+    # fit_to_directory writes).
+    doc_fit, v_fit = protocol.evaluate(fit.prepared, fit.params, fit.train)
+    np.testing.assert_array_equal(v_fit, v_model)
+    assert doc_fit["protocol"] == doc["protocol"]
     png = protocol.save_report(tmp_path / "report.png", prepared, doc, v_model, fit)
     assert png.stat().st_size > 20_000
 
