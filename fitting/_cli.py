@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import json
 import math
 import os
 import shutil
@@ -745,6 +746,8 @@ def _run_protocol_fit(args: argparse.Namespace, protocol: Any) -> int:
         return _interrupted(f": {stop}; run the same command again to {again}")
     _remove(*files)
     print(fit.summary())
+    metrics = json.loads((args.out / "metrics.json").read_text(encoding="utf-8"))
+    print(protocol.summary_line(metrics["protocol"]))
     for file in ("params.json", "metrics.json", "report.png"):
         print(f"wrote {args.out / file}")
     return 0

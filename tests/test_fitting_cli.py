@@ -540,3 +540,33 @@ def test_predict_of_a_recording_prints_the_spikes_in_the_step(capsys):
         "  sweep 7 (70 pA): spikes in the step data 1, model 1; subthreshold RMSE 2.5 mV"
     )
     assert out[1].startswith("held out: 100 % within ±1 spike; rheobase 70 pA / 70 pA")
+
+
+def test_fit_of_a_recording_prints_the_held_out_summary(tmp_path, capsys, monkeypatch):
+    from types import SimpleNamespace
+
+    from fitting import _protocol
+
+    protocol = {
+        "held_out": [1, 2], "fraction_within_1": 0.5, "rheobase_data_pA": 70.0,
+        "rheobase_model_pA": 80.0, "mean_subthreshold_rmse_mV": 4.25,
+    }  # fmt: skip
+
+    def fake_fit(data, out_dir, model, **kwargs):
+        (out_dir / "metrics.json").write_text(json.dumps({"protocol": protocol}))
+        for name in ("params.json", "report.png"):
+            (out_dir / name).write_text("x")
+        return SimpleNamespace(summary=lambda: "fitted")
+
+    monkeypatch.setattr(_protocol, "fit_to_directory", fake_fit)
+    status, stdout, _ = _run(
+        capsys, "fit", RECORDING, "--quiet", "--no-compile-cache", "--out",
+        tmp_path / "out",
+    )  # fmt: skip
+    assert status == 0
+    lines = stdout.splitlines()
+    assert lines[:2] == [
+        "fitted",
+        "held out: 50 % within ±1 spike; rheobase 70 pA / 80 pA (data / model); "
+        "subthreshold RMSE mean 4.25 mV",
+    ]
