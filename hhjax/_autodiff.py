@@ -22,6 +22,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from hhjax._checks import is_integer
+
 # "auto" uses forward mode up to this many scalar inputs (all leaves of the
 # differentiated arguments together), reverse mode above.
 FORWARD_MODE_MAX = 6
@@ -29,12 +31,9 @@ _MODES = ("auto", "forward", "reverse")
 
 
 def _argnums_tuple(argnums: int | Sequence[int]) -> tuple[int, ...]:
-    def is_int(a):
-        return isinstance(a, (int, np.integer)) and not isinstance(a, bool)
-
-    if is_int(argnums):
+    if is_integer(argnums):
         return (int(argnums),)
-    if isinstance(argnums, Sequence) and all(is_int(a) for a in argnums):
+    if isinstance(argnums, Sequence) and all(is_integer(a) for a in argnums):
         return tuple(int(a) for a in argnums)
     raise TypeError(f"`argnums` must be an int or a sequence of ints; got {argnums!r}.")
 

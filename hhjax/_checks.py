@@ -20,6 +20,11 @@ def is_traced(x: Any) -> bool:
     return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(x))
 
 
+def is_integer(x: Any) -> bool:
+    """A Python or NumPy integer, not a bool (a count, an index, a stride)."""
+    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
+
+
 # (min, max) of the jax.Arrays checked so far, by id. A jax.Array is immutable, so
 # one passed again (a stimulus reused over a parameter sweep, a fixed parameter
 # array) is not scanned again: 0.1-0.2 ms of a 1e5-step single-cell run, 0.1 s

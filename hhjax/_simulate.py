@@ -20,6 +20,7 @@ from hhjax._checks import (
     check_params,
     check_state,
     check_state_type,
+    is_integer,
     is_traced,
     lists_to_arrays,
 )
@@ -385,8 +386,7 @@ def simulate(
             check_state(state0)
     fields = _record_fields(record, model)
     n_steps = i_ext.shape[0]
-    integer = isinstance(stride, (int, np.integer)) and not isinstance(stride, bool)
-    if not integer or stride < 1 or n_steps % stride:
+    if not is_integer(stride) or stride < 1 or n_steps % stride:
         raise ValueError(
             f"`stride` must be a positive integer dividing the {n_steps} time steps; "
             f"got {stride!r}."

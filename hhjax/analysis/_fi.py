@@ -10,6 +10,7 @@ import numpy as np
 from jax import Array
 from jax.typing import ArrayLike
 
+from hhjax._checks import is_integer
 from hhjax._equilibrium import resting_state
 from hhjax._integrators import DEFAULT_METHOD
 from hhjax._model import model_of
@@ -110,10 +111,7 @@ def fi_curve(
             "Need 0 <= `transient` < `duration` (ms); got transient = "
             f"{transient}, duration = {duration}."
         )
-    integer = isinstance(min_spikes, (int, np.integer)) and not isinstance(
-        min_spikes, bool
-    )
-    if not integer or min_spikes < 2:
+    if not is_integer(min_spikes) or min_spikes < 2:
         raise ValueError(f"`min_spikes` must be an int >= 2; got {min_spikes!r}.")
     min_spikes = int(min_spikes)
     if not dt > 0:

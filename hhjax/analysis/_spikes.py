@@ -31,7 +31,7 @@ import numpy as np
 from jax import Array
 from jax.typing import ArrayLike
 
-from hhjax._checks import is_traced, value_range
+from hhjax._checks import is_integer, is_traced, value_range
 
 DEFAULT_MAX_SPIKES = 32
 """Default number of spike-time slots returned by :func:`spike_times`."""
@@ -83,11 +83,7 @@ def _as_threshold(threshold: ArrayLike, v: Array) -> Array:
 
 
 def _check_max_spikes(max_spikes: Any) -> None:
-    if (
-        not isinstance(max_spikes, (int, np.integer))
-        or isinstance(max_spikes, bool)
-        or max_spikes < 1
-    ):
+    if not is_integer(max_spikes) or max_spikes < 1:
         raise ValueError(f"`max_spikes` must be a positive int; got {max_spikes!r}.")
 
 
