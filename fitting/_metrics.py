@@ -23,6 +23,7 @@ import numpy as np
 import hhjax
 from fitting._data import FitData
 from fitting._losses import initial_state
+from fitting._params import as_real_number
 
 THRESHOLD_MV = 0.0
 HYSTERESIS_MV = 10.0
@@ -68,16 +69,10 @@ def _with_c_m_of(data: FitData, params: Any) -> FitData:
     """``data`` with a current in pA converted with ``params.c_m`` (µF/cm²), as
     :func:`fitting.fit` converts it (:meth:`FitData.with_c_m`), where that is a
     concrete real scalar; else as it is."""
-    c_m = getattr(params, "c_m", None)
+    c_m = as_real_number(getattr(params, "c_m", None))
     if data.c_m is None or c_m is None:
         return data
-    try:
-        c_m = np.asarray(c_m)
-    except TypeError:  # a traced value
-        return data
-    if c_m.ndim != 0 or c_m.dtype.kind not in "iuf":
-        return data
-    return data.with_c_m(float(c_m))
+    return data.with_c_m(c_m)
 
 
 def _simulate(params, data, method, start, dtype, substeps, check_inputs):

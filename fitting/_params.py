@@ -91,15 +91,15 @@ def real_in(value: Any, name: str, expected: str, ok: Callable[[float], bool]) -
     arrays of integers or floats); a bool, string, complex number, NaN or a
     traced value is not.
     """
-    number = _real_number(value)
+    number = as_real_number(value)
     if number is None or math.isnan(number) or not ok(number):
         raise ValueError(f"{name} must be {expected}; got {value!r}.")
     return number
 
 
-def _real_number(value: Any) -> float | None:
-    """``value`` as a float if it is a real number (see :func:`real_in`), else
-    ``None``."""
+def as_real_number(value: Any) -> float | None:
+    """``value`` as a float if it is a concrete real number (see :func:`real_in`),
+    else ``None`` (also for a traced value)."""
     if isinstance(value, (bool, np.bool_)):
         return None
     if not isinstance(value, numbers.Real):
