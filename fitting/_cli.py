@@ -773,10 +773,17 @@ def _print_metrics(report: dict) -> None:
         sub_text = "n/a" if sub is None else f"{sub:.3g} mV"
         if "spikes_data_step" in row:  # the real-cell protocol: spikes in the step
             tag = ", training" if row.get("training") else ""
+            steps = ""
+            if "spikes_data_steps" in row:  # a protocol that repeats its step
+                model = row["spikes_model_steps"]
+                steps = (
+                    f" (all steps: data {row['spikes_data_steps']}, model "
+                    f"{'failed' if model is None else model})"
+                )
             print(
                 f"  sweep {row['sweep']} ({row['amplitude_pA']:g} pA{tag}): spikes "
                 f"in the step data {row['spikes_data_step']}, model "
-                f"{row['spikes_model_step']}; subthreshold RMSE {sub_text}"
+                f"{row['spikes_model_step']}{steps}; subthreshold RMSE {sub_text}"
             )
             continue
         print(

@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -126,7 +127,15 @@ PERSISTENT_NA = ("g_nap", "v_nap")
 # Pospischil model (both off in the published sets). Measured on 171116sh_0018 in
 # docs/real_cells.md.
 HYPERPOLARISED = {"pospischil-rs": ("g_h", "v_h", *PERSISTENT_NA)}
-_LINEAR = frozenset({"v_t", "e_k", "e_na", "e_l", "temperature", "v_w", "v_h", "v_nap"})
+# Fitted, after the search and polish on the main step, to the spike counts in every
+# step of a multi-step protocol (the others fixed): the Kv1-type D current of the
+# Pospischil model, which a hyperpolarising pulse de-inactivates, so that a step after
+# it evokes fewer spikes than the same step from rest. Measured on the FSI in
+# docs/real_cells.md ("Both steps of the FSI").
+LATER_STEPS = {"pospischil-fs": ("g_d", "tau_b", "v_b")}
+_LINEAR = frozenset(
+    {"v_t", "e_k", "e_na", "e_l", "temperature", "v_w", "v_h", "v_nap", "v_b"}
+)
 # Search box (physical units): candidates are clipped into it.
 BOUNDS = {
     "g_na": (1.0, 500.0),
@@ -146,10 +155,13 @@ BOUNDS = {
     "v_h": (-100.0, -60.0),
     "g_nap": (1e-4, 0.5),
     "v_nap": (-70.0, -40.0),
+    "g_d": (1e-3, 30.0),
+    "tau_b": (20.0, 2000.0),
+    "v_b": (-90.0, -50.0),
 }
 # Starting values of parameters whose model default switches a channel off
-# (g_ahp = g_h = g_nap = 0 in the published RS/FS sets), in physical units.
-START = {"g_ahp": 0.1, "g_h": 0.01, "g_nap": 0.01}
+# (g_ahp = g_h = g_nap = g_d = 0 in the published RS/FS sets), in physical units.
+START = {"g_ahp": 0.1, "g_h": 0.01, "g_nap": 0.01, "g_d": 1.0}
 # Search spread per parameter: log units for positive ones, mV or degC otherwise.
 SPREAD = {
     "g_na": 0.7,
@@ -168,6 +180,9 @@ SPREAD = {
     "v_h": 6.0,
     "g_nap": 0.7,
     "v_nap": 5.0,
+    "g_d": 1.0,
+    "tau_b": 0.7,
+    "v_b": 6.0,
 }
 
 
@@ -191,6 +206,10 @@ class Prepared:
         amplitudes: step current of each sweep, pA, ``(n_sweeps,)``.
         baseline: the pre-stimulus level every sweep was brought to, mV (``None``
             without the drift correction); ``v_ref`` of :func:`prepare`.
+        steps: ``(onset, stop)`` of every depolarising step of the sweep, ms
+            (:func:`command_steps`; ``step`` is the first; default ``(step,)``);
+            only ``step`` lies in the analysis window, :func:`whole_sweeps`
+            covers them all.
     """
 
     recording: Recording
@@ -204,6 +223,11 @@ class Prepared:
     window: tuple[float, float]
     amplitudes: np.ndarray
     baseline: float | None = None
+    steps: tuple[tuple[float, float], ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.steps:  # built without them: the main step is the only one
+            object.__setattr__(self, "steps", (tuple(self.step),))
 
     @property
     def sweeps(self) -> tuple[int, ...]:
@@ -224,13 +248,16 @@ class Prepared:
             "baseline_mV": self.baseline,
             "baseline_offsets_mV": [float(x) for x in self.offsets],
             "step_ms": list(self.step),
+            "steps_ms": [list(s) for s in self.steps],
             "window_ms": list(self.window),
         }
 
 
-def main_step(recording: Recording) -> tuple[float, float]:
-    """``(onset, stop)`` in ms of the first depolarising command epoch, taken from
-    the sweep with the largest current (ties: the first).
+def command_steps(recording: Recording) -> tuple[tuple[float, float], ...]:
+    """``((onset, stop), ...)`` in ms of every depolarising command epoch of the
+    sweep with the largest current (ties: the first): the runs of samples at its
+    largest level, in time order (one for a plain step family; two for a
+    protocol that repeats the step, e.g. after a hyperpolarising pulse).
 
     Raises:
         RecordingError: no sweep has a depolarising step.
@@ -245,8 +272,22 @@ def main_step(recording: Recording) -> tuple[float, float]:
             "the protocol fits current-clamp step families."
         )
     gaps = np.flatnonzero(np.diff(on) > 1)
-    stop = on[gaps[0]] + 1 if gaps.size else on[-1] + 1  # end of the first run
-    return float(recording.t[on[0]]), float(recording.t0 + stop * recording.dt)
+    starts = [on[0], *on[gaps + 1]]
+    stops = [*(on[gaps] + 1), on[-1] + 1]
+    return tuple(
+        (float(recording.t[a]), float(recording.t0 + b * recording.dt))
+        for a, b in zip(starts, stops, strict=True)
+    )
+
+
+def main_step(recording: Recording) -> tuple[float, float]:
+    """``(onset, stop)`` in ms of the first depolarising command epoch
+    (:func:`command_steps`): the step the protocol fits and scores.
+
+    Raises:
+        RecordingError: no sweep has a depolarising step.
+    """
+    return command_steps(recording)[0]
 
 
 def step_amplitudes(recording: Recording, step: tuple[float, float]) -> np.ndarray:
@@ -281,8 +322,8 @@ def prepare(
         v_ref: resting potential the baselines are brought to, mV; default the
             median baseline of the recording (use a fit's ``v_rest`` to predict
             another recording of the same cell on the fit's baseline).
-        step: ``(onset, stop)`` of the step to analyse, ms; default
-            :func:`main_step`.
+        step: ``(onset, stop)`` of the step to analyse, ms (then the only step);
+            default :func:`main_step` (and every step of :func:`command_steps`).
         before_ms, after_ms: margins of the analysis window around the step, ms.
 
     Returns:
@@ -300,7 +341,12 @@ def prepare(
         )
     # The depolarising step first: a recording without one cannot be fitted, whatever
     # else it has.
-    step = main_step(recording) if step is None else (float(step[0]), float(step[1]))
+    if step is None:
+        steps = command_steps(recording)
+        step = steps[0]
+    else:
+        step = (float(step[0]), float(step[1]))
+        steps = (step,)
     props = None
     if c_pf is None or series_resistance is None:
         # Only what is missing is measured: given c_pf, the step need only give R_s.
@@ -367,7 +413,25 @@ def prepare(
         window=window,
         amplitudes=step_amplitudes(recording, step),
         baseline=reference,
+        steps=steps,
     )
+
+
+def whole_sweeps(prepared: Prepared) -> Prepared:
+    """``prepared`` with its analysis window extended to the end of the sweeps
+    (same corrections, same start): what the later steps of a multi-step
+    protocol (:attr:`Prepared.steps`) are simulated and counted on."""
+    whole = prepare(
+        prepared.raw,
+        c_pf=prepared.c_pf,
+        series_resistance=prepared.r_series,
+        drift=prepared.baseline is not None,
+        v_ref=prepared.baseline,
+        step=prepared.step,
+        before_ms=prepared.step[0] - prepared.window[0],
+        after_ms=math.inf,
+    )
+    return dataclasses.replace(whole, props=prepared.props, steps=prepared.steps)
 
 
 # ------------------------------------------------------------ spikes and sweeps
@@ -391,6 +455,19 @@ def spike_counts(prepared: Prepared, v: np.ndarray | None = None) -> np.ndarray:
     for row in v:
         out.append(_in_step(spike_times(row, rec.dt, t0=rec.t0), prepared).size)
     return np.array(out)
+
+
+def step_counts(prepared: Prepared, v: np.ndarray | None = None) -> np.ndarray:
+    """Spikes per sweep inside each of :attr:`Prepared.steps` (those inside the
+    recording's window), ``(n_sweeps, n_steps)``; as :func:`spike_counts`."""
+    rec = prepared.recording
+    v = rec.v if v is None else v
+    out = np.zeros((len(v), len(prepared.steps)), int)
+    for k, row in enumerate(v):
+        times = spike_times(row, rec.dt, t0=rec.t0)
+        for j, (onset, stop) in enumerate(prepared.steps):
+            out[k, j] = np.count_nonzero((times >= onset) & (times < stop))
+    return out
 
 
 def first_latencies(prepared: Prepared, v: np.ndarray | None = None) -> np.ndarray:
@@ -488,8 +565,64 @@ def _dilate(events, half_width):
     return (padded[2 * half_width + 1 :] - padded[: -2 * half_width - 1]) > 0
 
 
+def _jit_with_compiled_fields(features: Callable) -> Callable:
+    """``jax.jit(features)`` for ``features(params, *arrays)``, with the fields of
+    ``params`` that :func:`hhjax.simulate` compiles in (:func:`hhjax.compiled_fields`:
+    defaults, and 0 for a switchable channel's conductance) passed as static
+    values rather than traced, as ``simulate`` takes them when called directly:
+    it then skips the channels they switch off (``g_ahp = g_h = g_nap = g_d = 0``,
+    and the FS set's ``g_m = 0``: half the gates of the Pospischil model;
+    measured in docs/real_cells.md). Other fixed values stay traced (compiled
+    in, the fitted values of a later-step fit made its cost 1.2–2× slower)."""
+
+    @functools.partial(jax.jit, static_argnums=0)
+    def run(constants, varying, *arrays):
+        return features(varying._replace(**dict(constants)), *arrays)
+
+    def call(params, *arrays):
+        constants = hhjax.compiled_fields(params)
+        return run(
+            constants, params._replace(**dict.fromkeys(dict(constants))), *arrays
+        )
+
+    return call
+
+
+def _simulate_candidates(params, i_ext, dt, method):
+    """V of every candidate (``params`` leaves ``(K,)``) on every sweep (``i_ext``
+    ``(T, S)``, µA/cm²), simulated from rest: ``(T, S, K)`` mV with 0 where it
+    is not finite, and the failed simulations, ``(S, K)`` bool."""
+    batch = jax.tree.map(
+        lambda x: jnp.asarray(x)[None, :] if jnp.ndim(x) else x, params
+    )
+    v = hhjax.simulate(
+        batch, i_ext[:, :, None], dt, method=method, record=("v",), check_inputs=False
+    ).v
+    bad = ~jnp.all(jnp.isfinite(v), axis=0)
+    return jnp.where(jnp.isfinite(v), v, 0.0), bad
+
+
+def _window_features(v, bad, spikes, v_data, onset_index, half, dt):
+    """:func:`batch_features`' features of simulated ``v`` ``(T, S, K)`` (with
+    its spike onsets ``spikes`` ``(T − 1, S, K)`` and failures ``bad``) against
+    the data ``v_data`` ``(T, S)``."""
+    d_spikes = _counts_with_hysteresis(v_data, THRESHOLD_MV, HYSTERESIS_MV)
+    after = spikes[onset_index:]
+    counts = jnp.sum(after, axis=0)
+    first = jnp.where(jnp.any(after, 0), (jnp.argmax(after, 0) + 1) * dt, jnp.nan)
+    events = jnp.concatenate(
+        [jnp.zeros((1,) + spikes.shape[1:], bool), spikes | d_spikes[:, :, None]]
+    )
+    keep = ~_dilate(events, half)
+    sq = jnp.where(keep, (v - v_data[:, :, None]) ** 2, 0.0)
+    rmse = jnp.sqrt(jnp.sum(sq, 0) / jnp.maximum(jnp.sum(keep, 0), 1))
+    rmse = jnp.where(bad, jnp.inf, rmse)
+    return counts.T, first.T, rmse.T
+
+
 def batch_features(dt: float, onset_index: int, method: str = "rk4") -> Callable:
-    """A jitted ``features(params, i, v) -> (counts, first, rmse)``.
+    """A jitted ``features(params, i, v) -> (counts, first, rmse)`` (the fields
+    :func:`hhjax.compiled_fields` names compiled in).
 
     ``params`` leaves have shape ``(K,)`` (K candidates), ``i`` and ``v`` are the
     training sweeps, ``(T, S)``, in µA/cm² and mV. Each candidate is simulated from
@@ -502,34 +635,36 @@ def batch_features(dt: float, onset_index: int, method: str = "rk4") -> Callable
     half = max(int(round(SPIKE_EXCLUSION_MS / dt)), 1)
 
     def features(params, i_ext, v_data):
-        batch = jax.tree.map(
-            lambda x: jnp.asarray(x)[None, :] if jnp.ndim(x) else x, params
-        )
-        v = hhjax.simulate(
-            batch,
-            i_ext[:, :, None],
-            dt,
-            method=method,
-            record=("v",),
-            check_inputs=False,
-        ).v
-        bad = ~jnp.all(jnp.isfinite(v), axis=0)
-        v = jnp.where(jnp.isfinite(v), v, 0.0)
+        v, bad = _simulate_candidates(params, i_ext, dt, method)
         spikes = _counts_with_hysteresis(v, THRESHOLD_MV, HYSTERESIS_MV)
-        d_spikes = _counts_with_hysteresis(v_data, THRESHOLD_MV, HYSTERESIS_MV)
-        after = spikes[onset_index:]
-        counts = jnp.sum(after, axis=0)
-        first = jnp.where(jnp.any(after, 0), (jnp.argmax(after, 0) + 1) * dt, jnp.nan)
-        events = jnp.concatenate(
-            [jnp.zeros((1,) + spikes.shape[1:], bool), spikes | d_spikes[:, :, None]]
-        )
-        keep = ~_dilate(events, half)
-        sq = jnp.where(keep, (v - v_data[:, :, None]) ** 2, 0.0)
-        rmse = jnp.sqrt(jnp.sum(sq, 0) / jnp.maximum(jnp.sum(keep, 0), 1))
-        rmse = jnp.where(bad, jnp.inf, rmse)
-        return counts.T, first.T, rmse.T
+        return _window_features(v, bad, spikes, v_data, onset_index, half, dt)
 
-    return jax.jit(features)
+    return _jit_with_compiled_fields(features)
+
+
+def batch_step_features(
+    dt: float, onset_index: int, in_steps: np.ndarray, method: str = "rk4"
+) -> Callable:
+    """A jitted ``features(params, i, v) -> (counts, first, rmse, steps)`` for
+    whole sweeps ``i`` ``(T, S)`` whose first ``len(v)`` samples are the analysis
+    window (``v``: the data there): :func:`batch_features`' three features on
+    that window and the spikes inside each step, ``(n_steps, S, K)``
+    (``in_steps``, ``(T − 1, n_steps)`` bool: the spike onsets at samples
+    1 … T − 1 that lie in each step), from one simulation."""
+    half = max(int(round(SPIKE_EXCLUSION_MS / dt)), 1)
+    mask = jnp.asarray(in_steps, jnp.int32)
+
+    def features(params, i_ext, v_data):
+        v, bad = _simulate_candidates(params, i_ext, dt, method)
+        spikes = _counts_with_hysteresis(v, THRESHOLD_MV, HYSTERESIS_MV)
+        n = v_data.shape[0]
+        window = _window_features(
+            v[:n], bad, spikes[: n - 1], v_data, onset_index, half, dt
+        )
+        steps = jnp.einsum("tsk,tn->nsk", spikes.astype(jnp.int32), mask)
+        return (*window, steps)
+
+    return _jit_with_compiled_fields(features)
 
 
 def feature_cost(counts, first, rmse, counts_data, first_data, sigma=SIGMA_MV):
@@ -653,12 +788,34 @@ class SearchResult:
     elapsed_s: float
 
 
-class _Evaluator:
+class _Chunked:
+    """Cost of search coordinates ``z`` ``(n, n_free)``, simulated in batches of
+    ``self.chunk`` (the last padded); subclasses define ``params(z)`` and
+    ``cost_of(params)``."""
+
+    chunk: int
+
+    def __call__(self, z: np.ndarray) -> np.ndarray:
+        out = []
+        for k in range(0, z.shape[0], self.chunk):
+            part = z[k : k + self.chunk]
+            pad = self.chunk - part.shape[0]
+            full = np.concatenate([part, np.repeat(part[-1:], pad, 0)]) if pad else part
+            # In a worker thread (the first call compiles): Ctrl-C stops the wait.
+            cost = in_worker(lambda z: self.cost_of(self.params(z)), full)
+            out.append(cost[: part.shape[0]])
+        return np.concatenate(out)
+
+
+class _Evaluator(_Chunked):
     """Feature cost of candidate parameters on the training sweeps."""
 
-    def __init__(self, prepared, train, base, names, method, chunk, sigma, guard):
+    def __init__(
+        self, prepared, train, base, names, method, chunk, sigma, guard, v_rest=None
+    ):
         data = prepared.data(train)
-        self.v_rest, self.base, self.names = prepared.v_rest, base, tuple(names)
+        self.v_rest = prepared.v_rest if v_rest is None else v_rest  # candidates' rest
+        self.base, self.names = base, tuple(names)
         self.chunk, self.sigma = chunk, sigma
         onset = int(round((prepared.step[0] - prepared.window[0]) / data.dt))
         self.features = batch_features(data.dt, onset, method)
@@ -703,16 +860,45 @@ class _Evaluator:
         cost = feature_cost(c, f, r, self.counts, self.first, self.sigma)
         return cost + self.passive_penalty(params)
 
-    def __call__(self, z: np.ndarray) -> np.ndarray:
-        out = []
-        for k in range(0, z.shape[0], self.chunk):
-            part = z[k : k + self.chunk]
-            pad = self.chunk - part.shape[0]
-            full = np.concatenate([part, np.repeat(part[-1:], pad, 0)]) if pad else part
-            # In a worker thread (the first call compiles): Ctrl-C stops the wait.
-            cost = in_worker(lambda z: self.cost_of(self.params(z)), full)
-            out.append(cost[: part.shape[0]])
-        return np.concatenate(out)
+
+class _StepsEvaluator(_Evaluator):
+    """The search cost (:class:`_Evaluator`, on the analysis window) plus the
+    spike-count errors in the later steps, from one simulation of the whole
+    training sweeps (:func:`whole_sweeps`); ``e_l`` keeps ``fitted``'s resting
+    potential."""
+
+    def __init__(self, prepared, train, fitted, names, method, chunk, sigma, guard):
+        v_rest = float(hhjax.resting_state(fitted).v)
+        super().__init__(
+            prepared, train, fitted, names, method, chunk, sigma, guard, v_rest
+        )
+        whole = whole_sweeps(prepared)
+        data = whole.data(train)
+        rows = [whole.sweeps.index(s) for s in train]
+        self.later_data = step_counts(whole)[rows][:, 1:]  # (S, n_steps - 1)
+        onsets = data.t[:-1] + 0.5 * data.dt  # a spike onset k lies in [t_k, t_k+1)
+        later = [(onsets >= a) & (onsets < b) for a, b in whole.steps[1:]]
+        onset = int(round((prepared.step[0] - prepared.window[0]) / data.dt))
+        self.features = batch_step_features(data.dt, onset, np.stack(later, 1), method)
+        self.i = jnp.asarray(data.i.T)
+
+    def cost_at(self, params: Any) -> float:
+        """The cost of one parameter set (scalar leaves), evaluated as a batch of
+        candidates is (same compiled program)."""
+        varying = (*self.names, "e_l")
+        batch = params._replace(
+            **{n: jnp.full(self.chunk, float(getattr(params, n))) for n in varying}
+        )
+        return float(in_worker(self.cost_of, batch)[0])
+
+    def cost_of(self, params: Any) -> np.ndarray:
+        """:meth:`_Evaluator.cost_of` + ``Σ_sweeps Σ_later steps ((n − n_d)/(1 +
+        0.1 n_d))²`` per candidate."""
+        c, f, r, n = (np.asarray(a) for a in self.features(params, self.i, self.v))
+        cost = feature_cost(c, f, r, self.counts, self.first, self.sigma)
+        n, d = np.moveaxis(n, 0, -1), self.later_data[:, None, :]  # (S, K, steps)
+        later = np.sum(((n - d) / (1.0 + COUNT_SCALE * d)) ** 2, axis=(0, 2))
+        return cost + later + self.passive_penalty(params)
 
 
 def search(
@@ -889,6 +1075,87 @@ def _search(
         evaluations=evaluations,
         elapsed_s=time.perf_counter() - t0,
     )
+
+
+def fit_later_steps(
+    prepared: Prepared,
+    train: Sequence[int],
+    fitted: Any,
+    names: Sequence[str],
+    *,
+    generations: int = 6,
+    population: int = 32,
+    screen: int = 64,
+    seed: int = 0,
+    method: str = "rk4",
+    chunk: int = 64,
+    sigma: float = SIGMA_MV,
+    passive_guard: bool = False,
+    log: Callable[[str], Any] | None = None,
+) -> tuple[Any, dict]:
+    """Fit ``names`` to the later steps of the training sweeps
+    (:attr:`Prepared.steps`), every other parameter fixed at ``fitted``'s values
+    and ``e_l`` moved so that the resting potential stays ``fitted``'s: the
+    search of :func:`search` (one Gaussian) on its cost (the analysis window)
+    plus ``Σ_sweeps Σ_later steps ((n − n_d)/(1 + 0.1 n_d))²``, from one
+    simulation of the whole sweeps.
+
+    Args:
+        prepared: the recording (:func:`prepare`); needs more than one step.
+        train: training sweeps (indices in the file).
+        fitted: the fit of the main step (scalar leaves).
+        names: parameters to fit, e.g. :data:`LATER_STEPS` of the model.
+        generations, population, screen, seed, method, chunk, sigma,
+            passive_guard, log: as for :func:`search`.
+
+    Returns:
+        ``(params, info)``: ``fitted`` with ``names`` (and ``e_l``) changed if
+        that lowered the cost, else ``fitted``; ``info`` has ``free``,
+        ``cost_before`` (at ``fitted``), ``cost``, ``kept``, ``evaluations``,
+        ``elapsed_s``.
+
+    Raises:
+        ValueError: ``prepared`` has a single step.
+        FitInterrupted: on Ctrl-C (nothing of this stage is saved).
+    """
+    if len(prepared.steps) < 2:
+        raise ValueError(
+            "The recording has a single depolarising step: no later steps."
+        )
+    t0 = time.perf_counter()
+    with _resumable(" in the later-step fit"):
+        evaluate_cost = _StepsEvaluator(
+            prepared, train, fitted, names, method, chunk, sigma, passive_guard
+        )
+        before = evaluate_cost.cost_at(fitted)
+        init = {  # a switched-off channel's conductance starts at START
+            n: float(getattr(fitted, n)) or START.get(n, BOUNDS[n][0]) for n in names
+        }
+        found = _search(
+            evaluate_cost,
+            tuple(names),
+            init,
+            generations=generations,
+            population=population,
+            restarts=1,
+            elite=0.2,
+            screen=screen,
+            seed=seed,
+            log=None if log is None else (lambda line: log(f"later steps: {line}")),
+            checkpoint=None,
+            fingerprint="",
+            t0=t0,
+        )
+    kept = found.cost < before
+    info = {
+        "free": list(names),
+        "cost_before": before,
+        "cost": min(found.cost, before),
+        "kept": bool(kept),
+        "evaluations": found.evaluations,
+        "elapsed_s": time.perf_counter() - t0,
+    }
+    return (found.params if kept else fitted), info
 
 
 class _SearchState(NamedTuple):
@@ -1074,7 +1341,10 @@ def evaluate(
     Returns:
         ``(doc, v_model)``: :func:`fitting.metrics`' document with, per sweep,
         ``amplitude_pA``, ``training``, the spike counts and first-spike
-        latencies in the step, ``count_within_1``, and a ``protocol`` summary
+        latencies in the step, ``count_within_1``, for a recording with more
+        than one step (:attr:`Prepared.steps`) ``spikes_data_steps`` /
+        ``spikes_model_steps`` (spikes inside all steps, the whole sweep
+        simulated from rest; ``None``: failed), and a ``protocol`` summary
         over the held-out sweeps: ``held_out``, ``fraction_within_1``,
         ``rheobase_data_pA`` / ``rheobase_model_pA`` (over all sweeps; the
         model's over those that simulated),
@@ -1101,6 +1371,14 @@ def evaluate(
             row["spikes_model_step"] = int(counts_m[k])
             row["latency_model_ms"] = None if np.isnan(lat_m[k]) else float(lat_m[k])
             row["count_within_1"] = bool(abs(int(counts_m[k]) - int(counts_d[k])) <= 1)
+    if len(prepared.steps) > 1:
+        whole = whole_sweeps(prepared)
+        v_whole, failed_whole = simulate_sweeps(whole, params, method)
+        steps_d = step_counts(whole).sum(axis=1)
+        steps_m = step_counts(whole, v_whole).sum(axis=1)
+        for k, row in enumerate(doc["sweeps"]):
+            row["spikes_data_steps"] = int(steps_d[k])
+            row["spikes_model_steps"] = None if failed_whole[k] else int(steps_m[k])
     held = [r for r in doc["sweeps"] if not r["training"]]
     rmse = np.array(
         [
@@ -1146,11 +1424,13 @@ class RealFit:
         search: the search outcome.
         polish: the :class:`fitting.FitResult` of the polish, or ``None``.
         polish_kept: whether the polish improved the search cost and was kept.
-        train_cost: search cost of ``params`` on the training sweeps.
+        train_cost: search cost of ``params`` on the training sweeps (main
+            step).
         uncertainty: Laplace estimate at ``params`` (:class:`fitting.Uncertainty`)
             for :class:`SpikeFeatureLoss` on the training sweeps, or ``None``.
         method: integrator.
         timings: wall time of each phase, s.
+        later: the ``info`` of :func:`fit_later_steps`, or ``None`` (not run).
         options: the settings of the fit (search size, weights, guard, seed).
     """
 
@@ -1166,6 +1446,7 @@ class RealFit:
     uncertainty: Any
     method: str
     timings: dict
+    later: dict | None = None
     options: dict = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -1186,7 +1467,8 @@ class RealFit:
             "loss": {
                 "name": "spike-features",
                 "final": self.train_cost,
-                "stages": ["search", "polish"],
+                "stages": ["search", "polish"]
+                + (["later steps"] if self.later is not None else []),
             },
             "data": {
                 "source": self.prepared.recording.source,
@@ -1203,6 +1485,7 @@ class RealFit:
                     "evaluations": self.search.evaluations,
                 },
                 "polish_kept": self.polish_kept,
+                "later_steps": self.later,
                 "options": self.options,
                 "timings_s": self.timings,
             },
@@ -1395,6 +1678,7 @@ def fit_recording(
     polish_starts: int = 4,
     sigma_mv: float = SIGMA_MV,
     passive_guard: bool | None = None,
+    later_steps: bool | None = None,
     seed: int = 0,
     method: str = "rk4",
     log: Callable[[str], Any] | None = None,
@@ -1428,6 +1712,12 @@ def fit_recording(
             step within a factor 2 of the measured one (:func:`search`);
             ``None``: on when the scored step family has hyperpolarising steps
             (the model must respond sanely to them), off otherwise.
+        later_steps: after the polish, fit :data:`LATER_STEPS` of the model to
+            the spike counts in every step of the training sweeps
+            (:func:`fit_later_steps`; kept only if it lowers that cost);
+            ``None``: on when the recording repeats its step
+            (:attr:`Prepared.steps`), ``free`` is not given and the model has
+            such parameters. Their standard errors are not estimated.
         seed: seed of search and polish.
         method: integrator (step = sampling interval); ``"rk4"`` by default so
             that ``hhjax simulate``/``predict`` reproduce the fitted behaviour.
@@ -1446,8 +1736,11 @@ def fit_recording(
         ValueError: before any simulation: training sweeps not in the recording
             (or repeated), unknown or unsearchable ``free`` names,
             ``polish_iterations`` of 1 (the polish's first iteration only
-            evaluates its start, see :func:`fitting.fit`).
-        FitInterrupted: on Ctrl-C (the checkpoint, if any, holds the progress).
+            evaluates its start, see :func:`fitting.fit`), ``later_steps`` true
+            for a recording with one step or a model without
+            :data:`LATER_STEPS`.
+        FitInterrupted: on Ctrl-C (the checkpoint, if any, holds the progress;
+            the later-step fit is redone on resuming).
     """
     _check_search_settings(generations, population, restarts, screen)
     if not (isinstance(polish_iterations, int) and polish_iterations >= 0) or (
@@ -1483,6 +1776,16 @@ def fit_recording(
         init = initial_values(prepared, base, names, train)
         if passive_guard is None:
             passive_guard = has_negative
+        later_names = LATER_STEPS.get(model, ())
+        if later_steps is None:
+            later_steps = len(prepared.steps) > 1 and free is None and bool(later_names)
+        elif later_steps and (len(prepared.steps) < 2 or not later_names):
+            raise ValueError(
+                "`later_steps` needs a recording that repeats its step and a model "
+                f"with later-step parameters ({', '.join(LATER_STEPS)}); "
+                f"{prepared.recording.source or 'the recording'} has "
+                f"{len(prepared.steps)} step(s), the model is {model!r}."
+            )
         if log is not None:
             log(f"training sweeps {list(train)}; start {init}")
         timings["prepare_s"] = time.perf_counter() - t0
@@ -1543,9 +1846,22 @@ def fit_recording(
                 )
             )
         timings["polish_s"] = time.perf_counter() - t1
+        later = None
+        if later_steps:
+            best, later = fit_later_steps(
+                prepared, train, best, later_names, seed=seed, method=method,
+                sigma=sigma_mv, passive_guard=passive_guard, log=log,
+            )  # fmt: skip
+            timings["later_steps_s"] = later["elapsed_s"]
+            if later["kept"]:
+                cost = _training_cost(
+                    prepared, train, best, method, sigma_mv, passive_guard
+                )
         t2 = time.perf_counter()
         unc = in_worker(_laplace, loss, data, best, all_free, method)
         timings["uncertainty_s"] = time.perf_counter() - t2
+    if later is not None and later["kept"]:
+        all_free = (*all_free, *later_names)
     return RealFit(
         params=best,
         model=model,
@@ -1559,6 +1875,7 @@ def fit_recording(
         uncertainty=unc,
         method=method,
         timings=timings,
+        later=later,
         options={
             "generations": generations,
             "population": population,
@@ -1568,6 +1885,7 @@ def fit_recording(
             "polish_starts": polish_starts,
             "sigma_mv": sigma_mv,
             "passive_guard": passive_guard,
+            "later_steps": later_steps,
             "hyperpolarised": hyperpolarised,
             "include_negative": include_negative,
             "seed": seed,
@@ -1706,9 +2024,12 @@ def report_figure(
     def column(key):  # NaN for None (no spike; the model's: simulation failed)
         return np.array([np.nan if r[key] is None else r[key] for r in doc["sweeps"]])
 
+    all_steps = "spikes_data_steps" in doc["sweeps"][0]  # a multi-step protocol
     panels = [
         (
-            "f–I: spikes in the step",
+            "f–I: spikes in the first step / all steps"
+            if all_steps
+            else "f–I: spikes in the step",
             column("spikes_data_step"),
             column("spikes_model_step"),
             "spikes",
@@ -1730,6 +2051,11 @@ def report_figure(
         ax = fig.add_subplot(grid[n_over, 2 * j : 2 * j + 2])
         ax.plot(amps, d, "o-", color="0.3", ms=3, lw=0.8, label="data")
         ax.plot(amps, m, "s--", color="C3", ms=3, lw=0.8, label="model")
+        if j == 0 and all_steps:
+            ax.plot(amps, column("spikes_data_steps"), "o-", color="0.6", ms=3,
+                    lw=0.8, label="data, all steps")  # fmt: skip
+            ax.plot(amps, column("spikes_model_steps"), "s--", color="C1", ms=3,
+                    lw=0.8, label="model, all steps")  # fmt: skip
         ax.plot(
             amps[train], d[train], "o", mfc="none", mec="C0", ms=8, label="training"
         )

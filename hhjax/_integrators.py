@@ -29,14 +29,16 @@ def _axpy(state: Any, deriv: Any, scale: Any) -> Any:
 
 def _relax_gates(model: Model, state: Any, rates: dict, v_new: Any, dt: Any) -> Any:
     """Exact step of every gate's linear ODE with rates frozen:
-    ``x ← x∞ + (x − x∞) exp(−dt/τ)``, ``x∞ = α/(α+β)``, ``τ = 1/(α+β)``."""
-    gates = {}
+    ``x ← x∞ + (x − x∞) exp(−dt/τ)``, ``x∞ = α/(α+β)``, ``τ = 1/(α+β)``; a gate
+    without rates (its channel switched off, :meth:`Model.switched_off`) is kept."""
+    gates = state._asdict()
     for g, r in rates.items():
         rate_sum = r.alpha + r.beta
         x_inf = r.alpha / rate_sum
         x = getattr(state, g)
         gates[g] = x_inf + (x - x_inf) * jnp.exp(-dt * rate_sum)
-    return model.state_type(v=v_new, **gates)
+    gates["v"] = v_new
+    return model.state_type(**gates)
 
 
 def euler(model: Model, state: Any, params: Any, i_ext: Any, dt: Any) -> Any:

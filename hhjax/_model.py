@@ -26,6 +26,12 @@ class GateRates(NamedTuple):
     alpha: Array
     beta: Array
 
+    @classmethod
+    def relaxing_to(cls, x_inf: Array, tau: Array) -> GateRates:
+        """Rates of a gate that relaxes to ``x_inf`` with time constant ``tau`` (ms):
+        ``α = x∞/τ``, ``β = (1 − x∞)/τ``."""
+        return cls(x_inf / tau, (1.0 - x_inf) / tau)
+
 
 @dataclasses.dataclass(frozen=True)
 class Channel:
@@ -36,11 +42,15 @@ class Channel:
     :meth:`current`; ``q10_param`` names the parameter field with the temperature
     factor of this channel's rates (default ``"q10"``). Both read their parameters from the model's parameter pytree by
     field name, so a channel works in any model whose parameters have those fields.
+    ``conductance_param`` names the field whose value 0 switches the channel off
+    (its current is then 0 whatever its gates): :func:`hhjax.simulate` skips such
+    a channel when that field is compiled in as 0 (see :meth:`Model.switched_off`).
     """
 
     name: str = ""
     gates: tuple[str, ...] = ()
     q10_param: str = "q10"  # parameter field holding this channel's rate Q10
+    conductance_param: str | None = None  # field whose 0 switches the channel off
 
     def rates(self, v: Array, params: Any) -> dict[str, GateRates]:
         """Rates of each gate at temperature-reference conditions.
@@ -74,6 +84,8 @@ class Model:
             ``("t", "v", *gates, *("i_" + channel.name))``.
         reference_temperature: temperature at which the channels' rates and
             conductances are given, °C.
+        off: names of channels switched off (see :meth:`switched_off`); empty
+            for a model as defined.
     """
 
     name: str
@@ -82,10 +94,17 @@ class Model:
     state_type: type
     trace_type: type
     reference_temperature: float
+    off: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         # A list would pass here but not as jit's static (hashable) argument.
         object.__setattr__(self, "channels", tuple(self.channels))
+        object.__setattr__(self, "off", frozenset(self.off))
+        if self.off:  # a view of a registered model (switched_off), not a model
+            unknown = self.off - {ch.name for ch in self.channels}
+            if unknown:
+                raise ValueError(f"No channel(s) {sorted(unknown)} to switch off.")
+            return
         expected_state = ("v", *self.gate_names)
         if tuple(self.state_type._fields) != expected_state:
             raise TypeError(
@@ -107,6 +126,36 @@ class Model:
                 f"`class MyParams({self.params_type.__name__}): pass`."
             )
         _MODELS[self.params_type] = self
+
+    def switched_off(self, params: Any) -> Model:
+        """This model without the channels that ``params`` switch off.
+
+        A channel is off when its ``conductance_param`` field is the plain Python
+        number 0 (a compile-time constant, never a traced or array value). In the
+        returned model an off channel has no rates and its current is 0: its gates
+        (:attr:`held_gates`) keep their values (derivative 0) and its recorded
+        current is 0. V evolves exactly as in the full model, where the current is
+        ``0 · …``. ``self`` if no channel is off. (Inside :func:`hhjax.simulate`
+        the held gates are left out of the scan's carry: ``None`` in the state,
+        which :meth:`derivative` and the integrators pass through.)
+        """
+        off = frozenset(
+            ch.name
+            for ch in self.channels
+            if ch.conductance_param is not None
+            and type(getattr(params, ch.conductance_param)) in (float, int)
+            and getattr(params, ch.conductance_param) == 0
+        )
+        return dataclasses.replace(self, off=off) if off else self
+
+    @property
+    def _active(self) -> tuple[Channel, ...]:
+        return tuple(ch for ch in self.channels if ch.name not in self.off)
+
+    @property
+    def held_gates(self) -> tuple[str, ...]:
+        """Gates of the channels switched off (held at their values)."""
+        return tuple(g for ch in self.channels if ch.name in self.off for g in ch.gates)
 
     @property
     def gate_names(self) -> tuple[str, ...]:
@@ -133,19 +182,27 @@ class Model:
     def rates(self, v: Array, params: Any) -> dict[str, GateRates]:
         """Temperature-scaled rates of every gate at ``v`` (mV): ``{gate: (α, β)}``."""
         out: dict[str, GateRates] = {}
-        for ch in self.channels:
+        for ch in self._active:
             phi = self.rate_factor(params, ch)
             for gate, r in ch.rates(v, params).items():
                 out[gate] = GateRates(phi * r.alpha, phi * r.beta)
         return out
 
     def currents(self, state: Any, params: Any) -> dict[str, Array]:
-        """Ionic currents ``{"i_<channel>": µA/cm², positive outward}``."""
+        """Ionic currents ``{"i_<channel>": µA/cm², positive outward}`` (0 for a
+        channel switched off)."""
+        active = self._active_currents(state, params)
+        return {
+            f"i_{ch.name}": active.get(f"i_{ch.name}", jnp.zeros_like(state.v))
+            for ch in self.channels
+        }
+
+    def _active_currents(self, state: Any, params: Any) -> dict[str, Array]:
         gates = state._asdict()
         scale = self.conductance_factor(params)
         return {
             f"i_{ch.name}": scale * ch.current(state.v, gates, params)
-            for ch in self.channels
+            for ch in self._active
         }
 
     def total_current(self, state: Any, params: Any) -> Array:
@@ -159,28 +216,33 @@ class Model:
         order of operations of pyHH's ``Isum = I − INa − IK − IKleak``.
         """
         net = i_ext
-        for current in self.currents(state, params).values():
-            net = net - current
+        for current in self._active_currents(state, params).values():
+            net = net - current  # a channel switched off adds exactly 0
         return net / params.c_m
 
     def derivative(self, state: Any, params: Any, i_ext: Array) -> Any:
         """Time derivative of the whole state, a ``state_type`` in (unit)/ms.
 
         Gates follow ``dx/dt = α (1 − x) − β x`` (evaluated in this form, as pyHH
-        does, so forward Euler reproduces it to the last bit).
+        does, so forward Euler reproduces it to the last bit); the gates of a
+        channel switched off (:meth:`switched_off`) have derivative 0.
         """
         rates = self.rates(state.v, params)
-        gate_derivs = {
-            g: r.alpha * (1.0 - getattr(state, g)) - r.beta * getattr(state, g)
-            for g, r in rates.items()
-        }
+        gate_derivs = {}
+        for g in self.gate_names:
+            x, r = getattr(state, g), rates.get(g)
+            if r is None:  # channel switched off: the gate is held (or left out)
+                gate_derivs[g] = None if x is None else jnp.zeros_like(x)
+            else:
+                gate_derivs[g] = r.alpha * (1.0 - x) - r.beta * x
         return self.state_type(v=self.dv_dt(state, params, i_ext), **gate_derivs)
 
     def steady_state(self, v: Array, params: Any) -> Any:
         """State with every gate at its steady state ``α / (α + β)`` for ``v`` (mV)."""
         v = jnp.asarray(v)
+        every = dataclasses.replace(self, off=frozenset()) if self.off else self
         gates = {
-            g: r.alpha / (r.alpha + r.beta) for g, r in self.rates(v, params).items()
+            g: r.alpha / (r.alpha + r.beta) for g, r in every.rates(v, params).items()
         }
         return self.state_type(v=v, **gates)
 

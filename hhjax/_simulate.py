@@ -182,23 +182,43 @@ def _batch_shape(i_ext: Any, params: Any, state0: Any) -> tuple[int, ...]:
 
 
 # ----------------------------------------------------------------------- the scan
-def _split_constants(params: Any) -> tuple[tuple[tuple[str, Any], ...], Any]:
-    """Split off the fields left at their default as plain Python numbers.
+def compiled_fields(params: Any) -> tuple[tuple[str, Any], ...]:
+    """The fields of ``params`` that :func:`simulate` compiles in as constants.
 
-    Those are compiled into the scan as constants (XLA folds them: a Q10 factor
-    of 1, a ``v_shift`` of 0 cost nothing per step); every other field stays a
-    run-time argument, so changing its value does not recompile. Returns the
-    constant fields as ``((name, value), ...)`` and ``params`` with them ``None``.
+    Those given as plain Python numbers (not NumPy or JAX scalars, not arrays)
+    that either equal their default (a Q10 factor of 1, a ``v_shift`` of 0 then
+    cost nothing per step) or are 0 for the conductance of a channel that can be
+    switched off (its ``conductance_param``, e.g. ``g_d`` or the FS set's
+    ``g_m``; the channel is then not integrated, see :func:`simulate`). Every
+    other field is a run-time argument: changing it does not recompile. Code
+    that calls :func:`simulate` inside its own ``jax.jit`` gets the same
+    constants by passing these fields as static values (in a jit every argument
+    is traced).
+
+    Returns:
+        ``((name, value), ...)`` in field order.
     """
     defaults = type(params)._field_defaults
-    constants = tuple(
+    switches = {
+        ch.conductance_param
+        for ch in model_of(params).channels
+        if ch.conductance_param is not None
+    }
+    return tuple(
         (name, value)
         for name, value in params._asdict().items()
         if type(value) in (float, int)
-        and name in defaults
-        and type(defaults[name]) is type(value)
-        and value == defaults[name]
+        and (
+            (type(defaults.get(name)) is type(value) and value == defaults[name])
+            or (name in switches and value == 0)
+        )
     )
+
+
+def _split_constants(params: Any) -> tuple[tuple[tuple[str, Any], ...], Any]:
+    """The constant fields (:func:`compiled_fields`) as ``((name, value), ...)``
+    and ``params`` with them ``None`` (compiled into the scan; XLA folds them)."""
+    constants = compiled_fields(params)
     if not constants:
         return (), params
     return constants, params._replace(**{name: None for name, _ in constants})
@@ -239,9 +259,16 @@ def _run_impl(
     i_ext = i_ext.astype(dtype)
     dt = jnp.asarray(dt, dtype)
     wants_currents = any(f.startswith("i_") for f in fields)
+    # Channels whose conductance is compiled in as 0 are not integrated: their
+    # current is 0 (V is unchanged by it) and their gates are held at state0,
+    # outside the scan's carry (each carried array costs XLA:CPU loop fusions
+    # per step; measured in docs/real_cells.md, "Both steps of the FSI").
+    model = model.switched_off(params)
+    held = {g: getattr(state0, g) for g in model.held_gates}
+    state0 = state0._replace(**dict.fromkeys(held))
 
     def sample(state):
-        values = state._asdict()
+        values = {**state._asdict(), **held}
         if wants_currents:
             values.update(model.currents(state, params))
         return tuple(jnp.broadcast_to(values[f], batch_shape) for f in fields)
@@ -285,7 +312,7 @@ def _run_impl(
     # gates NaN), so a non-finite sample implies a non-finite final state: checking
     # the final state is enough and avoids another pass over the recorded trace.
     finite = jnp.all(jnp.isfinite(state.v))
-    return tuple(out), state, finite
+    return tuple(out), state._replace(**held), finite
 
 
 _STATIC = ("model", "method", "fields", "stride", "batch_shape", "chunk", "constants")
@@ -312,14 +339,24 @@ def simulate(
     return_state: bool = False,
     check_inputs: bool = True,
 ) -> Any:
-    """Simulate a model under an injected current: ``jax.lax.scan`` of :func:`step`.
+    """Simulate a model under an injected current: ``jax.lax.scan`` of :func:`step`
+    (except for switched-off channels, below).
 
     The scan is jitted and cached: a second call with the same shapes, dtypes and
     options does not recompile (``dt`` and all array values may change). A
-    parameter given as a plain Python number equal to its default is compiled in
-    as a constant (faster steps: a Q10 factor of 1 or a ``v_shift`` of 0 costs
-    nothing), so moving such a field off its default compiles once more; pass a
-    NumPy or JAX scalar to avoid that in a sweep through the default. Gradients
+    parameter given as a plain Python number equal to its default, or a
+    switchable channel's conductance given as the Python number 0, is compiled in
+    as a constant (:func:`compiled_fields`; faster steps: a Q10 factor of 1 or a
+    ``v_shift`` of 0 costs nothing), so moving such a field off that value
+    compiles once more; pass a NumPy or JAX scalar to avoid that in a sweep
+    through it. A channel switched off that way (its ``conductance_param``
+    compiled in as 0, e.g. ``g_d`` of the Pospischil model, or the FS set's
+    ``g_m``) is not integrated: its current is 0, V is as with the channel
+    integrated (to rounding: XLA may fuse the shorter step differently; bit for
+    bit with ``rk4`` in the tests), and its gates stay at their ``state0`` values in the
+    trace and the final state (unlike :func:`step`, which integrates every gate;
+    give the conductance as an array, or differentiate with respect to it, to
+    integrate them). Gradients
     (``jax.grad``, ``jax.jvp``) and ``jax.vmap`` work through it. Reverse-mode
     gradients recompute each step instead of storing its intermediates, so they
     store one state per step; when that would exceed 256 MiB (long runs of large

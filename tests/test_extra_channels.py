@@ -1,6 +1,8 @@
-"""Channels added to the Pospischil model (slow AHP, I_h, persistent Na+): rates,
-gradients, their effect, and that the defaults (g = 0) simulate exactly the published
-model."""
+"""Channels added to the Pospischil model (slow AHP, I_h, persistent Na+, Kv1-type
+D current): rates, gradients, their effect, and that the defaults (g = 0) simulate
+exactly the published model."""
+
+import dataclasses
 
 import jax
 import jax.numpy as jnp
@@ -8,12 +10,13 @@ import numpy as np
 import pytest
 
 import hhjax
-from hhjax.channels import HCurrent, PersistentSodium, SlowAHPCurrent
+from hhjax.channels import DCurrent, HCurrent, PersistentSodium, SlowAHPCurrent
 
 RS = hhjax.PospischilParams.rs()
 ON = RS._replace(
-    g_ahp=0.2, tau_w=120.0, v_w=-15.0, g_h=0.05, v_h=-85.0, tau_h=40.0, g_nap=0.03
-)
+    g_ahp=0.2, tau_w=120.0, v_w=-15.0, g_h=0.05, v_h=-85.0, tau_h=40.0, g_nap=0.03,
+    g_d=2.0, tau_b=200.0, v_b=-65.0,
+)  # fmt: skip
 V_GRID = np.arange(-120.0, 60.0001, 0.25)  # mV
 
 
@@ -32,8 +35,21 @@ def _h_reference(v, p):
     return {"r": (r_inf / p.tau_h, (1.0 - r_inf) / p.tau_h)}
 
 
-CASES = [(SlowAHPCurrent(), _ahp_reference), (HCurrent(), _h_reference)]
-IDS = ["slow_ahp", "ih"]
+def _d_reference(v, p):
+    """``{gate: (alpha, beta)}`` as written in hhjax/channels/kv1.py."""
+    a_inf, b_inf = _sigmoid((v + 50.0) / 20.0), _sigmoid(-(v - p.v_b) / 6.0)
+    return {
+        "a": (a_inf / 2.0, (1.0 - a_inf) / 2.0),
+        "b": (b_inf / p.tau_b, (1.0 - b_inf) / p.tau_b),
+    }
+
+
+CASES = [
+    (SlowAHPCurrent(), _ahp_reference),
+    (HCurrent(), _h_reference),
+    (DCurrent(), _d_reference),
+]
+IDS = ["slow_ahp", "ih", "kv1_d"]
 
 
 @pytest.mark.parametrize(("channel", "reference"), CASES, ids=IDS)
@@ -47,35 +63,37 @@ def test_rates_match_the_documented_form(channel, reference):
 @pytest.mark.parametrize(("channel", "reference"), CASES, ids=IDS)
 @pytest.mark.parametrize("which", ["alpha", "beta"])
 def test_rates_finite_with_finite_gradients(channel, reference, which):
-    (gate,) = channel.gates
-
-    def rate(v, p):
-        return getattr(channel.rates(v, p)[gate], which)
-
     v = jnp.asarray(V_GRID)
-    values = np.asarray(rate(v, ON))
-    assert np.all(np.isfinite(values)) and np.all(values >= 0)
-    grads = jax.vmap(jax.grad(rate), in_axes=(0, None))(v, ON)
-    assert np.all(np.isfinite(grads))
-    dparams = jax.vmap(jax.grad(rate, argnums=1), in_axes=(0, None))(v, ON)
-    for name, g in dparams._asdict().items():
-        assert np.all(np.isfinite(g)), name
+    for gate in channel.gates:
+
+        def rate(v, p, gate=gate):
+            return getattr(channel.rates(v, p)[gate], which)
+
+        values = np.asarray(rate(v, ON))
+        assert np.all(np.isfinite(values)) and np.all(values >= 0)
+        grads = jax.vmap(jax.grad(rate), in_axes=(0, None))(v, ON)
+        assert np.all(np.isfinite(grads))
+        dparams = jax.vmap(jax.grad(rate, argnums=1), in_axes=(0, None))(v, ON)
+        for name, g in dparams._asdict().items():
+            assert np.all(np.isfinite(g)), (gate, name)
 
 
 @pytest.mark.parametrize(("channel", "reference"), CASES, ids=IDS)
 def test_current_finite_and_differentiable(channel, reference):
-    (gate,) = channel.gates
-    grad = jax.grad(lambda v, p: channel.current(v, {gate: 0.3}, p), argnums=(0, 1))
+    gates = dict.fromkeys(channel.gates, 0.3)
+    grad = jax.grad(lambda v, p: channel.current(v, gates, p), argnums=(0, 1))
     for v in (-120.0, -70.0, 0.0, 60.0):
         dv, dp = grad(v, ON)
         assert np.isfinite(dv) and all(np.isfinite(x) for x in dp)
 
 
 def test_default_parameters_are_the_published_model():
-    """At g_ahp = g_h = g_nap = 0 (the RS and FS defaults) the added currents are
-    exactly zero and V does not depend on their kinetics, bit for bit."""
+    """At g_ahp = g_h = g_nap = g_d = 0 (the RS and FS defaults) the added
+    currents are exactly zero and V does not depend on their kinetics, bit for
+    bit."""
     fs = hhjax.PospischilParams.fs()
-    assert RS.g_ahp == RS.g_h == RS.g_nap == fs.g_ahp == fs.g_h == fs.g_nap == 0.0
+    for p in (RS, fs):
+        assert p.g_ahp == p.g_h == p.g_nap == p.g_d == 0.0
     dt, n = 0.05, 4000  # 200 ms, spiking from 20 ms
     i_ext = np.zeros(n)
     i_ext[400:] = 5.0
@@ -83,12 +101,19 @@ def test_default_parameters_are_the_published_model():
     assert np.all(np.asarray(trace.i_ahp) == 0.0)
     assert np.all(np.asarray(trace.i_h) == 0.0)
     assert np.all(np.asarray(trace.i_nap) == 0.0)
+    assert np.all(np.asarray(trace.i_d) == 0.0)
     other = RS._replace(
-        tau_w=3.0, v_w=-60.0, q10_ahp=3.0, v_h=-50.0, tau_h=2.0, v_nap=-65.0
-    )
+        tau_w=3.0, v_w=-60.0, q10_ahp=3.0, v_h=-50.0, tau_h=2.0, v_nap=-65.0,
+        tau_b=5.0, v_b=-40.0, q10_d=3.0,
+    )  # fmt: skip
     v_other = hhjax.simulate(other, i_ext, dt, record="v").v
     np.testing.assert_array_equal(np.asarray(trace.v), np.asarray(v_other))
     assert np.asarray(trace.v).max() > 0.0  # it did spike
+    # Both runs above skip the switched-off channels (simulate): integrated with
+    # run-time zero conductances they give the same V, bit for bit.
+    zeros = {f"g_{name}": jnp.asarray(0.0) for name in ("ahp", "h", "nap", "d")}
+    v_integrated = hhjax.simulate(other._replace(**zeros), i_ext, dt, record="v").v
+    np.testing.assert_array_equal(np.asarray(trace.v), np.asarray(v_integrated))
 
 
 def _spike_times(params, amplitude, dt=0.05, duration=600.0):
@@ -178,3 +203,117 @@ def test_persistent_sodium_amplifies_depolarisation_only():
     with_nap = RS._replace(g_nap=0.02, v_nap=-55.0)
     threshold = next(a for a in np.arange(0.05, 3.0, 0.05) if fires(RS, a))
     assert fires(with_nap, threshold - 0.1) and not fires(RS, threshold - 0.1)
+
+
+def _spikes_in_two_steps(params, amplitude, dt=0.05):
+    """Spikes in a 300 ms step of ``amplitude`` µA/cm² from rest and in the same
+    step after a 300 ms pulse of −amplitude (with 300 ms at rest between)."""
+    levels = [(100.0, 0.0), (300.0, amplitude), (300.0, 0.0), (300.0, -amplitude),
+              (300.0, amplitude)]  # fmt: skip
+    i_ext = np.concatenate([np.full(round(t / dt), a) for t, a in levels])
+    v = np.asarray(hhjax.simulate(params, i_ext, dt, record="v").v)
+    onsets = np.flatnonzero((v[:-1] < 0.0) & (v[1:] >= 0.0)) * dt
+    first = np.count_nonzero((onsets >= 100.0) & (onsets < 400.0))
+    return first, np.count_nonzero(onsets >= 1000.0)
+
+
+def test_d_current_fires_fewer_spikes_after_a_hyperpolarising_pulse():
+    """The D current is mostly inactivated at rest and de-inactivated by a
+    hyperpolarising pulse: without it a step fires as often after the pulse as
+    from rest; with it, clearly less often after the pulse."""
+    fs = hhjax.PospischilParams.fs(e_l=-60.0)  # rests at -67 mV
+    with_d = fs._replace(g_d=0.5, tau_b=300.0)
+    assert float(hhjax.resting_state(with_d).b) < 0.2  # inactivated at rest
+    first, second = _spikes_in_two_steps(fs, 3.0)
+    assert first > 15 and abs(second - first) <= 1
+    first_d, second_d = _spikes_in_two_steps(with_d, 3.0)
+    assert first_d > 15 and second_d < 0.7 * first_d
+
+
+# ------------------------------------------- channels switched off in simulate
+OPTIONAL = {"ahp": ("w",), "h": ("r",), "nap": (), "d": ("a", "b")}
+
+
+def test_channels_switched_off_are_compile_time_zero_conductances():
+    model = hhjax.model_of(RS)
+    assert model.switched_off(RS).off == set(OPTIONAL)
+    assert model.switched_off(RS).held_gates == ("w", "r", "a", "b")
+    assert model.switched_off(RS._replace(g_d=0.5)).off == {"ahp", "h", "nap"}
+    traced = model.switched_off(RS._replace(g_d=jnp.asarray(0.0), g_h=np.float64(0)))
+    assert traced.off == {"ahp", "nap"}  # arrays are run-time values
+    assert model.switched_off(ON) is model
+    fs = hhjax.PospischilParams.fs()  # g_m = 0: not its default, still a switch
+    assert model.switched_off(fs).off == {"m", *OPTIONAL}
+    compiled = dict(hhjax.compiled_fields(fs))
+    assert compiled["g_m"] == 0.0 and compiled["g_d"] == 0.0 and "g_kd" not in compiled
+    assert "g_d" not in dict(hhjax.compiled_fields(fs._replace(g_d=0.5)))
+    with pytest.raises(ValueError, match="No channel"):
+        dataclasses.replace(model, off=frozenset({"kdr"}))
+
+
+def test_switched_off_channels_hold_their_gates_and_leave_v_unchanged():
+    """A conductance compiled in as 0 skips its channel: V as when the channel
+    is integrated with a run-time conductance of 0, its current 0, its gates
+    held at state0 (recorded and final)."""
+    dt, n = 0.05, 3000
+    i_ext = np.zeros(n)
+    i_ext[400:] = 4.0
+    state0 = hhjax.resting_state(RS)._replace(w=0.3, r=0.2, a=0.1, b=0.9)
+    skipped, final = hhjax.simulate(RS, i_ext, dt, state0=state0, return_state=True)
+    zeros = {f"g_{name}": jnp.asarray(0.0) for name in OPTIONAL}
+    integrated = hhjax.simulate(RS._replace(**zeros), i_ext, dt, state0=state0)
+    np.testing.assert_array_equal(skipped.v, integrated.v)
+    assert np.asarray(skipped.v).max() > 0.0  # it spiked
+    for name, gates in OPTIONAL.items():
+        assert np.all(np.asarray(getattr(skipped, f"i_{name}")) == 0.0)
+        for gate in gates:
+            held = float(getattr(state0, gate))
+            assert np.all(np.asarray(getattr(skipped, gate)) == held)
+            assert float(getattr(final, gate)) == held
+            moving = np.asarray(getattr(integrated, gate))
+            assert np.ptp(moving) > 1e-3, gate  # integrated: it relaxes
+
+
+def test_gradient_through_a_switched_off_conductance():
+    """Differentiating with respect to a conductance at 0 integrates its channel
+    (the value is traced): the derivative matches a finite difference."""
+    dt, n = 0.05, 2000
+    i_ext = np.zeros(n)
+    i_ext[200:] = 0.5  # subthreshold
+
+    def final_v(g_d):
+        return hhjax.simulate(RS._replace(g_d=g_d), i_ext, dt, record="v").v[-1]
+
+    grad = float(jax.grad(final_v)(0.0))
+    h = 1e-4
+    fd = (float(final_v(jnp.asarray(h))) - float(final_v(jnp.asarray(0.0)))) / h
+    assert grad < 0  # an outward K+ current hyperpolarises
+    assert grad == pytest.approx(fd, rel=1e-3)
+
+
+@pytest.mark.parametrize("method", ["exp_euler", "exp_midpoint", "heun"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_switched_off_channels_in_every_method_dtype_and_batch(method, dtype):
+    """Held gates through the exponential integrators' gate update and the
+    explicit ones, in float32 and float64, for a batch of cells with a batched
+    state0: V as with the channels integrated (to rounding: XLA may fuse the
+    shorter step differently), gates held."""
+    dt, n = 0.025, 4000
+    i_ext = np.zeros((n, 3), dtype)
+    i_ext[400:] = np.array([1.0, 3.0, 5.0], dtype)
+    params = hhjax.PospischilParams.fs(g_na=np.array([45.0, 50.0, 55.0], dtype))
+    state0 = hhjax.resting_state(params)
+    state0 = jax.tree.map(lambda x: jnp.broadcast_to(x, (3,)).astype(dtype), state0)
+    state0 = state0._replace(a=jnp.array([0.1, 0.2, 0.3], dtype))
+    run = {"dt": dt, "state0": state0, "method": method, "return_state": True}
+    skipped, final = hhjax.simulate(params, i_ext, **run)
+    zeros = {f"g_{name}": jnp.asarray(0.0, dtype) for name in (*OPTIONAL, "m")}
+    integrated, _ = hhjax.simulate(params._replace(**zeros), i_ext, **run)
+    assert skipped.v.dtype == dtype and final.a.dtype == dtype
+    # float32 rounding differences grow through the spikes (1.7e-3 mV measured).
+    tol = {"rtol": 1e-12, "atol": 1e-10} if dtype == np.float64 else {"atol": 0.05}
+    np.testing.assert_allclose(skipped.v, integrated.v, **tol)
+    np.testing.assert_array_equal(final.a, state0.a)
+    np.testing.assert_array_equal(skipped.p, np.broadcast_to(state0.p, (n, 3)))
+    assert np.ptp(np.asarray(integrated.a)) > 1e-3
+    assert np.asarray(skipped.v).max() > 0.0

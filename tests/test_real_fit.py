@@ -406,6 +406,95 @@ def test_ctrl_c_before_the_search_is_a_resumable_interrupt(cell):
     assert isinstance(info.value, FitInterrupted)
 
 
+# ------------------------------------------------- steps of a multi-step protocol
+def _manifest_counts(file_name: str) -> list[int]:
+    """MANIFEST.md's spikes per sweep inside the command epochs."""
+    text = (RECORDINGS / "MANIFEST.md").read_text().split(f"### {file_name}")[1]
+    line = text.split("spikes per sweep inside command epochs: ")[1].split("\n")[0]
+    return [int(x) for x in line.strip("[]").split(",")]
+
+
+@pytest.mark.parametrize(
+    "file_name, n_steps",
+    [("2019_07_24_0055_fsi.abf", 2), ("171116sh_0018.abf", 2), ("18711001.abf", 1)],
+)
+def test_every_step_is_found_and_counted_as_the_manifest_counts(file_name, n_steps):
+    """The dual-step protocol (step, rest, -100 pA pulse, step) has two steps;
+    spikes inside them, over the whole sweeps, are MANIFEST.md's counts inside
+    the command epochs (where the step is not 0 pA: there MANIFEST counts only
+    the pulse epoch)."""
+    rec = hhjax.recordings.load_recording(RECORDINGS / file_name)
+    prepared = protocol.prepare(rec)
+    assert len(prepared.steps) == n_steps and prepared.steps[0] == prepared.step
+    whole = protocol.whole_sweeps(prepared)
+    assert whole.window[0] == prepared.window[0] and whole.v_rest == prepared.v_rest
+    assert whole.window[1] == pytest.approx(rec.t[-1] + rec.dt)
+    counts = protocol.step_counts(whole)
+    assert counts.shape == (rec.n_sweeps, n_steps)
+    stepped = prepared.amplitudes != 0
+    expected = np.array(_manifest_counts(file_name))
+    np.testing.assert_array_equal(counts.sum(axis=1)[stepped], expected[stepped])
+    first = protocol.spike_counts(prepared)  # the main step, in the window
+    np.testing.assert_array_equal(counts[:, 0], first)
+
+
+def _two_step_recording(params, amplitudes=(300.0, 500.0)) -> Recording:
+    """Sweeps of the dual-step protocol: a step (50-250 ms), rest, a -300 pA
+    pulse (350-450 ms), the step again (450-650 ms); 700 ms, C = 100 pF."""
+    t = np.arange(0.0, 700.0, DT)
+    i = np.zeros((len(amplitudes), t.size))
+    for k, amp in enumerate(amplitudes):
+        i[k, ((t >= 50.0) & (t < 250.0)) | ((t >= 450.0) & (t < 650.0))] = amp
+    i[:, (t >= 350.0) & (t < 450.0)] = -300.0
+    v = hhjax.simulate(params, jnp.asarray(i.T / C_PF), DT, record=("v",)).v
+    return Recording(dt=DT, v=np.asarray(v).T, i=i, i_unit="pA", source="two-step")
+
+
+def test_later_steps_fit_a_d_current_to_the_second_step():
+    """A cell with a D current fires fewer spikes in the step after the pulse;
+    the same cell without it does not. Fitting the D current's parameters to
+    both steps (everything else fixed) brings the counts back."""
+    truth = hhjax.PospischilParams.fs(e_l=-60.0, g_d=1.0, tau_b=300.0)
+    prepared = protocol.prepare(
+        _two_step_recording(truth), c_pf=C_PF, series_resistance=0.0, drift=False
+    )
+    assert prepared.steps == ((50.0, 250.0), (450.0, 650.0))
+    data = protocol.step_counts(protocol.whole_sweeps(prepared))
+    # The D current's signature: fewer spikes after the pulse (10 / 3, 20 / 18).
+    assert np.all(data[:, 1] < data[:, 0]) and data[0, 1] < 0.5 * data[0, 0]
+    without = truth._replace(g_d=0.0)
+    names = protocol.LATER_STEPS["pospischil-fs"]
+    params, info = protocol.fit_later_steps(
+        prepared, [0, 1], without, names, generations=3, population=16, screen=16
+    )
+    assert info["kept"] and info["free"] == list(names)
+    assert info["cost"] < 0.2 * info["cost_before"]
+    assert params.g_d > 0.05
+    assert float(hhjax.resting_state(params).v) == pytest.approx(
+        float(hhjax.resting_state(without).v), abs=1e-6
+    )  # e_l moved with it
+    doc, _ = protocol.evaluate(prepared, params, train=[0, 1])
+    doc_without, _ = protocol.evaluate(prepared, without, train=[0, 1])
+    pairs = zip(doc["sweeps"], doc_without["sweeps"], strict=True)
+    for k, (row, before) in enumerate(pairs):
+        assert row["spikes_data_steps"] == data[k].sum()
+        error = abs(row["spikes_model_steps"] - data[k].sum())
+        assert error <= 2 and error <= abs(before["spikes_model_steps"] - data[k].sum())
+    assert doc_without["sweeps"][0]["spikes_model_steps"] >= data[0].sum() + 5
+
+
+def test_later_steps_need_a_repeated_step_and_a_model_with_such_parameters(cell):
+    _, rec = cell  # one step per sweep
+    with pytest.raises(ValueError, match="repeats its step"):
+        protocol.fit_recording(rec, "pospischil-fs", later_steps=True)
+    two = protocol.prepare(
+        _two_step_recording(hhjax.PospischilParams.fs()),
+        c_pf=C_PF, series_resistance=0.0, drift=False,
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="the model is 'pospischil-rs'"):
+        protocol.fit_recording(two, "pospischil-rs", later_steps=True)
+
+
 # ------------------------------------------------------------ end to end
 def _fit_and_score(file_name: str, n_train: int):
     """The protocol's default RS fit of a shipped recording, and its per-recording

@@ -45,10 +45,11 @@ class HCurrent(Channel):
     name: str = "h"
     gates: tuple[str, ...] = ("r",)
     q10_param: str = "q10_h"
+    conductance_param: str | None = "g_h"
 
     def rates(self, v: Array, params: Any) -> dict[str, GateRates]:
         r_inf = jax.nn.sigmoid(-(v - params.v_h) / H_SLOPE_MV)
-        return {"r": GateRates(r_inf / params.tau_h, (1.0 - r_inf) / params.tau_h)}
+        return {"r": GateRates.relaxing_to(r_inf, params.tau_h)}
 
     def current(self, v: Array, gates: dict[str, Array], params: Any) -> Array:
         return params.g_h * gates["r"] * (v - params.e_h)

@@ -47,6 +47,7 @@ class PersistentSodium(Channel):
 
     name: str = "nap"
     gates: tuple[str, ...] = ()
+    conductance_param: str | None = "g_nap"
 
     def current(self, v: Array, gates: dict[str, Array], params: Any) -> Array:
         p_inf = jax.nn.sigmoid((v - params.v_nap) / NAP_SLOPE_MV)

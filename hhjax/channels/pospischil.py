@@ -103,6 +103,7 @@ class MCurrent(Channel):
     name: str = "m"
     gates: tuple[str, ...] = ("p",)
     q10_param: str = "q10_m"
+    conductance_param: str | None = "g_m"
 
     def rates(self, v: Array, params: Any) -> dict[str, GateRates]:
         x = (v + 35.0) / 10.0

@@ -58,6 +58,7 @@ class SlowAHPCurrent(Channel):
     name: str = "ahp"
     gates: tuple[str, ...] = ("w",)
     q10_param: str = "q10_ahp"
+    conductance_param: str | None = "g_ahp"
 
     def rates(self, v: Array, params: Any) -> dict[str, GateRates]:
         opening = jax.nn.sigmoid((v - params.v_w) / AHP_SLOPE_MV) / AHP_OPEN_TAU_MS

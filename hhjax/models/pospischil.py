@@ -35,11 +35,12 @@ Extensions, not in the paper: a spike-activated slow AHP K⁺ current
 (:class:`hhjax.channels.SlowAHPCurrent`; ``g_ahp``, ``tau_w``, ``v_w``,
 ``q10_ahp``), a hyperpolarisation-activated cation current
 (:class:`hhjax.channels.HCurrent`; ``g_h``, ``e_h``, ``v_h``, ``tau_h``,
-``q10_h``) and a persistent Na⁺ current (:class:`hhjax.channels.PersistentSodium`;
-``g_nap``, ``v_nap``). All three are switched off (``g_ahp = g_h = g_nap = 0``)
-in the published sets, which then simulate exactly as the published model (the
-currents are zero and V does not depend on their gates ``w``, ``r`` or on
-``v_nap``).
+``q10_h``), a persistent Na⁺ current (:class:`hhjax.channels.PersistentSodium`;
+``g_nap``, ``v_nap``) and a slowly inactivating Kv1-type K⁺ current
+(:class:`hhjax.channels.DCurrent`; ``g_d``, ``tau_b``, ``v_b``, ``q10_d``). All
+four are switched off (``g_ahp = g_h = g_nap = g_d = 0``) in the published sets,
+which then simulate exactly as the published model (the currents are zero and V
+does not depend on their gates ``w``, ``r``, ``a``, ``b`` or on ``v_nap``).
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from jax.typing import ArrayLike
 from hhjax._model import Model
 from hhjax.channels.hh import Leak
 from hhjax.channels.ih import HCurrent
+from hhjax.channels.kv1 import DCurrent
 from hhjax.channels.nap import PersistentSodium
 from hhjax.channels.pospischil import MCurrent, TraubPotassium, TraubSodium
 from hhjax.channels.slow_ahp import SlowAHPCurrent
@@ -65,9 +67,10 @@ class PospischilParams(NamedTuple):
     Every field may be a scalar or an array broadcasting against the batch shape.
     Rates are given at 36 °C: ``q10`` scales the Na⁺/K⁺ rates, ``q10_m`` the M
     current's, ``q10_ahp`` the slow AHP current's, ``q10_h`` I_h's, ``q10_g``
-    every conductance (1 = off). ``g_ahp = 0``, ``g_h = 0`` and ``g_nap = 0``
-    (the defaults) switch the slow AHP current, I_h and the persistent Na⁺
-    current off.
+    every conductance (1 = off). ``g_ahp = 0``, ``g_h = 0``, ``g_nap = 0`` and
+    ``g_d = 0`` (the defaults) switch the slow AHP current, I_h, the persistent
+    Na⁺ current and the Kv1-type D current off; ``q10_d`` scales the D current's
+    rates.
     """
 
     g_na: ArrayLike = 50.0  # maximal Na+ conductance, mS/cm^2
@@ -95,6 +98,10 @@ class PospischilParams(NamedTuple):
     q10_h: ArrayLike = 1.0  # temperature factor of the I_h rates
     g_nap: ArrayLike = 0.0  # persistent Na+ conductance, mS/cm^2
     v_nap: ArrayLike = -50.0  # half-activation of the persistent Na+ current, mV
+    g_d: ArrayLike = 0.0  # Kv1-type (D) K+ conductance, mS/cm^2
+    tau_b: ArrayLike = 150.0  # inactivation time constant of the D current, ms
+    v_b: ArrayLike = -70.0  # half-inactivation of the D current, mV
+    q10_d: ArrayLike = 1.0  # temperature factor of the D-current rates
 
     @classmethod
     def rs(cls, **overrides: ArrayLike) -> PospischilParams:
@@ -121,6 +128,8 @@ class PospischilState(NamedTuple):
     p: Array  # M-current activation, dimensionless in [0, 1]
     w: Array  # slow AHP activation, dimensionless in [0, 1]
     r: Array  # I_h activation, dimensionless in [0, 1]
+    a: Array  # D-current activation, dimensionless in [0, 1]
+    b: Array  # D-current inactivation, dimensionless in [0, 1]
 
 
 class PospischilTrace(NamedTuple):
@@ -138,12 +147,15 @@ class PospischilTrace(NamedTuple):
     p: Array | None  # M-current activation, 1
     w: Array | None  # slow AHP activation, 1
     r: Array | None  # I_h activation, 1
+    a: Array | None  # D-current activation, 1
+    b: Array | None  # D-current inactivation, 1
     i_na: Array | None  # Na+ current, uA/cm^2
     i_kd: Array | None  # delayed-rectifier K+ current, uA/cm^2
     i_m: Array | None  # M current, uA/cm^2
     i_ahp: Array | None  # slow AHP current, uA/cm^2
     i_h: Array | None  # hyperpolarisation-activated current, uA/cm^2
     i_nap: Array | None  # persistent Na+ current, uA/cm^2
+    i_d: Array | None  # Kv1-type D current, uA/cm^2
     i_l: Array | None  # leak current, uA/cm^2
 
 
@@ -156,6 +168,7 @@ POSPISCHIL = Model(
         SlowAHPCurrent(),
         HCurrent(),
         PersistentSodium(),
+        DCurrent(),
         Leak(),
     ),
     params_type=PospischilParams,
