@@ -554,6 +554,28 @@ def test_171116sh_0018_meets_all_three_criteria():
     assert sum(fit.timings.values()) < 600.0
 
 
+@pytest.mark.slow
+def test_fsi_f_i_curve_within_15_percent_in_both_steps():
+    """Issue 5, done-when 3: the fast-spiking interneuron's spikes per sweep
+    inside the steps within 15 % on the sweeps >= 125 pA, in the first step and
+    in both steps of its dual-step protocol (with the D current fitted to the
+    second step: docs/real_cells.md, "Both steps of the FSI")."""
+    pytest.importorskip("pyabf")
+    rec = hhjax.recordings.load_recording(RECORDINGS / "2019_07_24_0055_fsi.abf")
+    fit = protocol.fit_recording(rec, "pospischil-fs")
+    assert fit.later is not None and fit.later["kept"]
+    doc, _, _ = protocol.predict_recording(
+        fit.params, rec, document=fit.to_dict(), train=fit.train
+    )
+    rows = [r for r in doc["sweeps"] if r["amplitude_pA"] >= 125.0]
+    assert len(rows) == 8
+    for r in rows:
+        first = r["spikes_model_step"] / r["spikes_data_step"] - 1.0
+        both = r["spikes_model_steps"] / r["spikes_data_steps"] - 1.0
+        assert abs(first) <= 0.15 and abs(both) <= 0.15, (r["sweep"], first, both)
+    assert sum(fit.timings.values()) < 600.0
+
+
 def test_predict_marks_training_sweeps_only_on_the_recording_fitted():
     # Same file name in another directory, other samples: not the fit's data.
     rng = np.random.default_rng(0)
