@@ -52,6 +52,9 @@ def step(
 ) -> Any:
     """Advance the state by one step. Pure; not jitted (jit it, or use ``simulate``).
 
+    Every gate is integrated, also those of a channel switched off by a zero
+    conductance (which :func:`simulate` holds; V is the same either way).
+
     Args:
         state: the model's state tuple (e.g. :class:`hhjax.HHState`), V in mV.
         params: the model's parameter tuple (e.g. :class:`hhjax.HHParams`); the
