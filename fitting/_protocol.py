@@ -1128,9 +1128,10 @@ def fit_later_steps(
             prepared, train, fitted, names, method, chunk, sigma, passive_guard
         )
         before = evaluate_cost.cost_at(fitted)
-        init = {  # a switched-off channel's conductance starts at START
-            n: float(getattr(fitted, n)) or START.get(n, BOUNDS[n][0]) for n in names
-        }
+        init = {n: float(getattr(fitted, n)) for n in names}
+        init.update(  # a switched-off channel's conductance starts at START
+            {n: START[n] for n in names if n in START and init[n] == 0.0}
+        )
         found = _search(
             evaluate_cost,
             tuple(names),
