@@ -449,12 +449,7 @@ def spike_counts(prepared: Prepared, v: np.ndarray | None = None) -> np.ndarray:
         prepared: the recording.
         v: voltages to count in, mV, ``(n_sweeps, n_samples)``; default the data.
     """
-    rec = prepared.recording
-    v = rec.v if v is None else v
-    out = []
-    for row in v:
-        out.append(_in_step(spike_times(row, rec.dt, t0=rec.t0), prepared).size)
-    return np.array(out)
+    return step_counts(prepared, v)[:, 0]  # the main step is the first
 
 
 def step_counts(prepared: Prepared, v: np.ndarray | None = None) -> np.ndarray:

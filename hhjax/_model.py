@@ -52,6 +52,15 @@ class Channel:
     q10_param: str = "q10"  # parameter field holding this channel's rate Q10
     conductance_param: str | None = None  # field whose 0 switches the channel off
 
+    def is_off(self, params: Any) -> bool:
+        """Whether ``params`` switch this channel off: its ``conductance_param``
+        is the plain Python number 0 (a compile-time constant, never a traced or
+        array value)."""
+        if self.conductance_param is None:
+            return False
+        g = getattr(params, self.conductance_param)
+        return type(g) in (float, int) and g == 0
+
     def rates(self, v: Array, params: Any) -> dict[str, GateRates]:
         """Rates of each gate at temperature-reference conditions.
 
@@ -130,8 +139,8 @@ class Model:
     def switched_off(self, params: Any) -> Model:
         """This model without the channels that ``params`` switch off.
 
-        A channel is off when its ``conductance_param`` field is the plain Python
-        number 0 (a compile-time constant, never a traced or array value). In the
+        A channel is off when :meth:`Channel.is_off` (its ``conductance_param``
+        field is the plain Python number 0). In the
         returned model an off channel has no rates and its current is 0: its gates
         (:attr:`held_gates`) keep their values (derivative 0) and its recorded
         current is 0. V evolves exactly as in the full model, where the current is
@@ -139,13 +148,7 @@ class Model:
         the held gates are left out of the scan's carry: ``None`` in the state,
         which :meth:`derivative` and the integrators pass through.)
         """
-        off = frozenset(
-            ch.name
-            for ch in self.channels
-            if ch.conductance_param is not None
-            and type(getattr(params, ch.conductance_param)) in (float, int)
-            and getattr(params, ch.conductance_param) == 0
-        )
+        off = frozenset(ch.name for ch in self.channels if ch.is_off(params))
         return dataclasses.replace(self, off=off) if off else self
 
     @property

@@ -202,18 +202,17 @@ def compiled_fields(params: Any) -> tuple[tuple[str, Any], ...]:
         ``((name, value), ...)`` in field order.
     """
     defaults = type(params)._field_defaults
-    switches = {
-        ch.conductance_param
-        for ch in model_of(params).channels
-        if ch.conductance_param is not None
+    off = {
+        ch.conductance_param for ch in model_of(params).channels if ch.is_off(params)
     }
     return tuple(
         (name, value)
         for name, value in params._asdict().items()
-        if type(value) in (float, int)
-        and (
-            (type(defaults.get(name)) is type(value) and value == defaults[name])
-            or (name in switches and value == 0)
+        if name in off
+        or (
+            type(value) in (float, int)
+            and type(defaults.get(name)) is type(value)
+            and value == defaults[name]
         )
     )
 
