@@ -1345,6 +1345,9 @@ def evaluate(
         ``rheobase_data_pA`` / ``rheobase_model_pA`` (over all sweeps; the
         model's over those that simulated),
         ``mean_subthreshold_rmse_mV`` / ``median_...`` / ``max_...``,
+        ``mean_onset_rmse_mV`` (before the first spike), ``mean_coincidence_factor``
+        (Γ over the held-out sweeps where either trace spikes: 1 for spike
+        times matched within 2 ms, about 0 for chance), and
         ``mean_abs_latency_error_ms``; and the model's V, mV, ``(n_sweeps,
         n_samples)`` (NaN rows for failed sweeps).
     """
@@ -1376,13 +1379,12 @@ def evaluate(
             row["spikes_data_steps"] = int(steps_d[k])
             row["spikes_model_steps"] = None if failed_whole[k] else int(steps_m[k])
     held = [r for r in doc["sweeps"] if not r["training"]]
-    rmse = np.array(
-        [
-            r["subthreshold_rmse_mV"]
-            for r in held
-            if r["subthreshold_rmse_mV"] is not None
-        ]
-    )
+
+    def held_values(key):
+        return np.array([r[key] for r in held if r[key] is not None])
+
+    rmse, onset = held_values("subthreshold_rmse_mV"), held_values("onset_rmse_mV")
+    gamma = held_values("coincidence_factor")
     lat_err = [
         abs(r["latency_model_ms"] - r["latency_data_ms"])
         for r in held
@@ -1400,6 +1402,8 @@ def evaluate(
         "mean_subthreshold_rmse_mV": float(rmse.mean()) if rmse.size else None,
         "median_subthreshold_rmse_mV": float(np.median(rmse)) if rmse.size else None,
         "max_subthreshold_rmse_mV": float(rmse.max()) if rmse.size else None,
+        "mean_onset_rmse_mV": float(onset.mean()) if onset.size else None,
+        "mean_coincidence_factor": float(gamma.mean()) if gamma.size else None,
         "mean_abs_latency_error_ms": float(np.mean(lat_err)) if lat_err else None,
     }
     return doc, v_model
@@ -2084,6 +2088,9 @@ def summary_line(summary: dict) -> str:
         return f"no held-out sweeps (all trained); {rheobase}"
     rmse = summary["mean_subthreshold_rmse_mV"]
     rmse_text = "n/a" if rmse is None else f"{rmse:.2f} mV"
+    onset = summary.get("mean_onset_rmse_mV")  # absent in files before 2026-12-07
+    if onset is not None:
+        rmse_text += f" (before the first spike {onset:.2f} mV)"
     return (
         f"held out: {100 * summary['fraction_within_1']:.0f} % within ±1 spike; "
         f"{rheobase}; subthreshold RMSE mean {rmse_text}"

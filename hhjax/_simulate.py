@@ -161,7 +161,10 @@ def _record_fields(record: str | Iterable[str], model: Model) -> tuple[str, ...]
 
 def _shape(x: Any) -> tuple[int, ...]:
     # Arrays and tracers have .shape; np.shape (not jnp.shape, which checks its
-    # argument on every call) for numbers and nested lists.
+    # argument on every call) for nested lists; Python numbers (most parameter
+    # fields) without either.
+    if type(x) in (float, int) or x is None:
+        return ()
     shape = getattr(x, "shape", None)
     return tuple(shape) if shape is not None else np.shape(x)
 

@@ -236,6 +236,8 @@ def test_true_parameters_predict_their_own_sweeps(cell):
     assert summary["fraction_within_1"] == 1.0
     assert summary["rheobase_model_pA"] == summary["rheobase_data_pA"]
     assert summary["max_subthreshold_rmse_mV"] < 0.1
+    assert summary["mean_onset_rmse_mV"] < 0.1
+    assert summary["mean_coincidence_factor"] > 0.95  # spike times within 2 ms
     assert [r["training"] for r in doc["sweeps"]] == [False, True, False, False]
 
 
@@ -257,6 +259,8 @@ def test_failed_sweeps_are_left_out_of_the_totals(cell, monkeypatch):
     assert first["subthreshold_rmse_mV"] is None and not first["count_within_1"]
     assert doc["total"]["mean_subthreshold_rmse_mV"] == pytest.approx(1.0)
     assert doc["protocol"]["mean_subthreshold_rmse_mV"] == pytest.approx(1.0)
+    assert first["onset_rmse_mV"] is None and first["coincidence_factor"] is None
+    assert doc["protocol"]["mean_onset_rmse_mV"] == pytest.approx(1.0)
     assert doc["total"]["spikes_model"] == sum(r["spikes_model"] for r in others)
     assert doc["total"]["spikes_data"] == sum(r["spikes_data"] for r in others)
 
@@ -317,6 +321,10 @@ def test_report_title_without_held_out_sweeps_or_model_rheobase():
     summary.update(held_out=[3], fraction_within_1=0.5, mean_subthreshold_rmse_mV=4.2)
     assert "held out: 50 % within ±1 spike" in protocol.summary_line(summary)
     assert protocol.summary_line(summary).endswith("RMSE mean 4.20 mV")
+    summary.update(mean_onset_rmse_mV=1.5)
+    assert protocol.summary_line(summary).endswith(
+        "RMSE mean 4.20 mV (before the first spike 1.50 mV)"
+    )
 
 
 def test_search_starts_every_gaussian_at_the_best_screen_candidate(cell, tmp_path):
