@@ -19,10 +19,11 @@ The recipe (measured on the shipped recordings in ``docs/real_cells.md``):
 2. **Choose training sweeps** (:func:`select_sweeps`): the strongest sweep
    without spikes, the rheobase sweep and sweeps spread evenly up to the largest
    current. Where the step family has hyperpolarising steps the RS model also
-   gets I_h and a persistent Na⁺ current (:data:`HYPERPOLARISED`) and the most
-   hyperpolarising step is trained on: with responses on both sides of rest
-   scored, the leak, the sag (I_h) and the amplification of depolarising steps
-   (I_NaP) can be told apart.
+   gets I_h and a persistent Na⁺ current, the FS model an inward rectifier
+   (:data:`HYPERPOLARISED`), and the most hyperpolarising step is trained on:
+   with responses on both sides of rest scored, the leak, the sag (I_h), the
+   floor of the hyperpolarised steps (I_Kir) and the amplification of
+   depolarising steps (I_NaP) can be told apart.
 3. **Search** (:func:`search`): a cross-entropy / separable-CMA search over the
    free parameters (log scale except for potentials and temperature), each
    generation one batched, jitted, forward-only simulation of every candidate on
@@ -122,11 +123,16 @@ SLOW_AHP = ("g_ahp", "tau_w", "v_w")
 # The persistent Na+ current of the Pospischil model (off in the published sets):
 # free by default where hyperpolarising steps are scored (next), opt-in otherwise.
 PERSISTENT_NA = ("g_nap", "v_nap")
+# The inward rectifier of the Pospischil model (off in the published sets).
+INWARD_RECTIFIER = ("g_kir", "v_kir")
 # Free too when the scored step family has hyperpolarising steps (and the most
-# hyperpolarising one is trained on): I_h and the persistent Na+ current of the
-# Pospischil model (both off in the published sets). Measured on 171116sh_0018 in
-# docs/real_cells.md.
-HYPERPOLARISED = {"pospischil-rs": ("g_h", "v_h", *PERSISTENT_NA)}
+# hyperpolarising one is trained on), all off in the published sets: for RS cells
+# I_h and the persistent Na+ current (measured on 171116sh_0018), for FS cells the
+# inward rectifier (measured on the FSI; docs/real_cells.md).
+HYPERPOLARISED = {
+    "pospischil-rs": ("g_h", "v_h", *PERSISTENT_NA),
+    "pospischil-fs": INWARD_RECTIFIER,
+}
 # Fitted, after the search and polish on the main step, to the spike counts in every
 # step of a multi-step protocol (the others fixed): the Kv1-type D current of the
 # Pospischil model, which a hyperpolarising pulse de-inactivates, so that a step after
@@ -134,7 +140,7 @@ HYPERPOLARISED = {"pospischil-rs": ("g_h", "v_h", *PERSISTENT_NA)}
 # docs/real_cells.md ("Both steps of the FSI").
 LATER_STEPS = {"pospischil-fs": ("g_d", "tau_b", "v_b")}
 _LINEAR = frozenset(
-    {"v_t", "e_k", "e_na", "e_l", "temperature", "v_w", "v_h", "v_nap", "v_b"}
+    {"v_t", "e_k", "e_na", "e_l", "temperature", "v_w", "v_h", "v_nap", "v_b", "v_kir"}
 )
 # Search box (physical units): candidates are clipped into it.
 BOUNDS = {
@@ -158,10 +164,13 @@ BOUNDS = {
     "g_d": (1e-3, 30.0),
     "tau_b": (20.0, 2000.0),
     "v_b": (-90.0, -50.0),
+    "g_kir": (1e-4, 5.0),
+    "v_kir": (-120.0, -70.0),
 }
 # Starting values of parameters whose model default switches a channel off
-# (g_ahp = g_h = g_nap = g_d = 0 in the published RS/FS sets), in physical units.
-START = {"g_ahp": 0.1, "g_h": 0.01, "g_nap": 0.01, "g_d": 1.0}
+# (g_ahp = g_h = g_nap = g_d = g_kir = 0 in the published RS/FS sets), physical
+# units.
+START = {"g_ahp": 0.1, "g_h": 0.01, "g_nap": 0.01, "g_d": 1.0, "g_kir": 0.05}
 # Search spread per parameter: log units for positive ones, mV or degC otherwise.
 SPREAD = {
     "g_na": 0.7,
@@ -183,6 +192,8 @@ SPREAD = {
     "g_d": 1.0,
     "tau_b": 0.7,
     "v_b": 6.0,
+    "g_kir": 1.0,
+    "v_kir": 6.0,
 }
 
 
@@ -565,9 +576,9 @@ def _jit_with_compiled_fields(features: Callable) -> Callable:
     ``params`` that :func:`hhjax.simulate` compiles in (:func:`hhjax.compiled_fields`:
     defaults, and 0 for a switchable channel's conductance) passed as static
     values rather than traced, as ``simulate`` takes them when called directly:
-    it then skips the channels they switch off (``g_ahp = g_h = g_nap = g_d = 0``,
-    and the FS set's ``g_m = 0``: half the gates of the Pospischil model;
-    measured in docs/real_cells.md). Other fixed values stay traced (compiled
+    it then skips the channels they switch off (``g_ahp = g_h = g_nap = g_d =
+    g_kir = 0``, and the FS set's ``g_m = 0``: half the gates of the Pospischil
+    model; measured in docs/real_cells.md). Other fixed values stay traced (compiled
     in, the fitted values of a later-step fit made its cost 1.2–2× slower)."""
 
     @functools.partial(jax.jit, static_argnums=0)
@@ -1694,8 +1705,9 @@ def fit_recording(
         sweeps: training sweeps (file indices); default :func:`select_sweeps` with
             ``n_train``.
         n_train: number of training sweeps when ``sweeps`` is ``None``.
-        hyperpolarised: also search :data:`HYPERPOLARISED` of the model (I_h,
-            persistent Na⁺) and train on the most hyperpolarising step;
+        hyperpolarised: also search :data:`HYPERPOLARISED` of the model (RS:
+            I_h and the persistent Na⁺ current; FS: the inward rectifier) and
+            train on the most hyperpolarising step;
             ``None``: on when the scored step family has hyperpolarising steps,
             ``free`` is not given and the model has such parameters.
         include_negative: let :func:`select_sweeps` add the most hyperpolarising
@@ -2069,7 +2081,7 @@ def report_figure(
     ax.axis("off")
     if fit is not None:
         _parameter_table(ax, fit)
-    fig.suptitle(f"{title}  {summary_line(doc['protocol'])}", fontsize=10)
+    fig.suptitle(f"{title}\n{summary_line(doc['protocol'])}", fontsize=10)
     return fig
 
 

@@ -1,6 +1,6 @@
 """Channels added to the Pospischil model (slow AHP, I_h, persistent Na+, Kv1-type
-D current): rates, gradients, their effect, and that the defaults (g = 0) simulate
-exactly the published model."""
+D current, inward rectifier): rates, gradients, their effect, and that the
+defaults (g = 0) simulate exactly the published model."""
 
 import dataclasses
 
@@ -10,12 +10,18 @@ import numpy as np
 import pytest
 
 import hhjax
-from hhjax.channels import DCurrent, HCurrent, PersistentSodium, SlowAHPCurrent
+from hhjax.channels import (
+    DCurrent,
+    HCurrent,
+    InwardRectifier,
+    PersistentSodium,
+    SlowAHPCurrent,
+)
 
 RS = hhjax.PospischilParams.rs()
 ON = RS._replace(
     g_ahp=0.2, tau_w=120.0, v_w=-15.0, g_h=0.05, v_h=-85.0, tau_h=40.0, g_nap=0.03,
-    g_d=2.0, tau_b=200.0, v_b=-65.0,
+    g_d=2.0, tau_b=200.0, v_b=-65.0, g_kir=0.2, v_kir=-95.0,
 )  # fmt: skip
 V_GRID = np.arange(-120.0, 60.0001, 0.25)  # mV
 
@@ -88,12 +94,12 @@ def test_current_finite_and_differentiable(channel, reference):
 
 
 def test_default_parameters_are_the_published_model():
-    """At g_ahp = g_h = g_nap = g_d = 0 (the RS and FS defaults) the added
+    """At g_ahp = g_h = g_nap = g_d = g_kir = 0 (the RS and FS defaults) the added
     currents are exactly zero and V does not depend on their kinetics, bit for
     bit."""
     fs = hhjax.PospischilParams.fs()
     for p in (RS, fs):
-        assert p.g_ahp == p.g_h == p.g_nap == p.g_d == 0.0
+        assert p.g_ahp == p.g_h == p.g_nap == p.g_d == p.g_kir == 0.0
     dt, n = 0.05, 4000  # 200 ms, spiking from 20 ms
     i_ext = np.zeros(n)
     i_ext[400:] = 5.0
@@ -102,16 +108,17 @@ def test_default_parameters_are_the_published_model():
     assert np.all(np.asarray(trace.i_h) == 0.0)
     assert np.all(np.asarray(trace.i_nap) == 0.0)
     assert np.all(np.asarray(trace.i_d) == 0.0)
+    assert np.all(np.asarray(trace.i_kir) == 0.0)
     other = RS._replace(
         tau_w=3.0, v_w=-60.0, q10_ahp=3.0, v_h=-50.0, tau_h=2.0, v_nap=-65.0,
-        tau_b=5.0, v_b=-40.0, q10_d=3.0,
+        tau_b=5.0, v_b=-40.0, q10_d=3.0, v_kir=-60.0,
     )  # fmt: skip
     v_other = hhjax.simulate(other, i_ext, dt, record="v").v
     np.testing.assert_array_equal(np.asarray(trace.v), np.asarray(v_other))
     assert np.asarray(trace.v).max() > 0.0  # it did spike
     # Both runs above skip the switched-off channels (simulate): integrated with
     # run-time zero conductances they give the same V, bit for bit.
-    zeros = {f"g_{name}": jnp.asarray(0.0) for name in ("ahp", "h", "nap", "d")}
+    zeros = {f"g_{name}": jnp.asarray(0.0) for name in ("ahp", "h", "nap", "d", "kir")}
     v_integrated = hhjax.simulate(other._replace(**zeros), i_ext, dt, record="v").v
     np.testing.assert_array_equal(np.asarray(trace.v), np.asarray(v_integrated))
 
@@ -161,24 +168,6 @@ def _nap_reference(v, p):
     return p.g_nap * _sigmoid((v - p.v_nap) / 5.0) * (v - p.e_na)
 
 
-def test_persistent_sodium_matches_the_documented_form():
-    current = PersistentSodium().current(jnp.asarray(V_GRID), {}, ON)
-    np.testing.assert_allclose(current, _nap_reference(V_GRID, ON), rtol=1e-12)
-    assert PersistentSodium().gates == ()  # instantaneous: no state
-
-
-def test_persistent_sodium_finite_with_finite_gradients():
-    def current(v, p):
-        return PersistentSodium().current(v, {}, p)
-
-    v = jnp.asarray(V_GRID)
-    assert np.all(np.isfinite(np.asarray(current(v, ON))))
-    assert np.all(np.isfinite(jax.vmap(jax.grad(current), in_axes=(0, None))(v, ON)))
-    dparams = jax.vmap(jax.grad(current, argnums=1), in_axes=(0, None))(v, ON)
-    for name, g in dparams._asdict().items():
-        assert np.all(np.isfinite(g)), name
-
-
 def _steady_deflection(params, amplitude):
     """V at the end of a 600 ms step of ``amplitude`` µA/cm² minus rest, mV."""
     v, v_rest = _step_from_rest(params, amplitude, 600.0)
@@ -203,6 +192,50 @@ def test_persistent_sodium_amplifies_depolarisation_only():
     with_nap = RS._replace(g_nap=0.02, v_nap=-55.0)
     threshold = next(a for a in np.arange(0.05, 3.0, 0.05) if fires(RS, a))
     assert fires(with_nap, threshold - 0.1) and not fires(RS, threshold - 0.1)
+
+
+def _kir_reference(v, p):
+    """``I_kir`` as written in hhjax/channels/kir.py, µA/cm²."""
+    return p.g_kir * _sigmoid((p.v_kir - v) / 5.0) * (v - p.e_k)
+
+
+@pytest.mark.parametrize(
+    ("channel", "reference"),
+    [(PersistentSodium(), _nap_reference), (InwardRectifier(), _kir_reference)],
+    ids=["nap", "kir"],
+)
+def test_instantaneous_currents_match_the_documented_form(channel, reference):
+    current = channel.current(jnp.asarray(V_GRID), {}, ON)
+    np.testing.assert_allclose(current, reference(V_GRID, ON), rtol=1e-12)
+    assert channel.gates == ()  # instantaneous: no state
+
+    def one(v, p):
+        return channel.current(v, {}, p)
+
+    v = jnp.asarray(V_GRID)
+    assert np.all(np.isfinite(np.asarray(one(v, ON))))
+    assert np.all(np.isfinite(jax.vmap(jax.grad(one), in_axes=(0, None))(v, ON)))
+    dparams = jax.vmap(jax.grad(one, argnums=1), in_axes=(0, None))(v, ON)
+    for name, g in dparams._asdict().items():
+        assert np.all(np.isfinite(g)), name
+
+
+def test_inward_rectifier_floors_hyperpolarised_steps_only():
+    """I_Kir opens below v_kir: a step twice as hyperpolarising moves V only a
+    few mV further (the passive cell: twice as far), the cell rectifies (a
+    hyperpolarising step moves V less than the same depolarising one), and
+    spiking is unchanged."""
+    passive = RS._replace(g_m=0.0, g_na=0.0, g_kd=0.0, g_l=0.05, e_l=-70.0)
+    kir = passive._replace(g_kir=0.5, v_kir=-90.0, e_k=-80.0)
+    down1, down2 = _steady_deflection(kir, -1.0), _steady_deflection(kir, -2.0)
+    assert -5.0 < down2 - down1 < 0.0  # the floor (measured: -3.5 mV)
+    assert _steady_deflection(passive, -2.0) == pytest.approx(
+        2.0 * _steady_deflection(passive, -1.0), rel=1e-6
+    )
+    assert -_steady_deflection(kir, -0.3) < 0.85 * _steady_deflection(kir, 0.3)
+    spikes = len(_spike_times(RS, 4.0))
+    assert spikes > 10
+    assert len(_spike_times(RS._replace(g_kir=0.5, v_kir=-90.0), 4.0)) == spikes
 
 
 def _spikes_in_two_steps(params, amplitude, dt=0.05):
@@ -231,16 +264,16 @@ def test_d_current_fires_fewer_spikes_after_a_hyperpolarising_pulse():
 
 
 # ------------------------------------------- channels switched off in simulate
-OPTIONAL = {"ahp": ("w",), "h": ("r",), "nap": (), "d": ("a", "b")}
+OPTIONAL = {"ahp": ("w",), "h": ("r",), "nap": (), "d": ("a", "b"), "kir": ()}
 
 
 def test_channels_switched_off_are_compile_time_zero_conductances():
     model = hhjax.model_of(RS)
     assert model.switched_off(RS).off == set(OPTIONAL)
     assert model.switched_off(RS).held_gates == ("w", "r", "a", "b")
-    assert model.switched_off(RS._replace(g_d=0.5)).off == {"ahp", "h", "nap"}
+    assert model.switched_off(RS._replace(g_d=0.5)).off == {"ahp", "h", "nap", "kir"}
     traced = model.switched_off(RS._replace(g_d=jnp.asarray(0.0), g_h=np.float64(0)))
-    assert traced.off == {"ahp", "nap"}  # arrays are run-time values
+    assert traced.off == {"ahp", "nap", "kir"}  # arrays are run-time values
     assert model.switched_off(ON) is model
     fs = hhjax.PospischilParams.fs()  # g_m = 0: not its default, still a switch
     assert model.switched_off(fs).off == {"m", *OPTIONAL}

@@ -8,6 +8,7 @@ from hhjax.channels.hh import Leak as Leak
 from hhjax.channels.hh import Potassium as Potassium
 from hhjax.channels.hh import Sodium as Sodium
 from hhjax.channels.ih import HCurrent as HCurrent
+from hhjax.channels.kir import InwardRectifier as InwardRectifier
 from hhjax.channels.kv1 import DCurrent as DCurrent
 from hhjax.channels.nap import PersistentSodium as PersistentSodium
 from hhjax.channels.pospischil import MCurrent as MCurrent

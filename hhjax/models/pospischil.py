@@ -36,11 +36,13 @@ Extensions, not in the paper: a spike-activated slow AHP K⁺ current
 ``q10_ahp``), a hyperpolarisation-activated cation current
 (:class:`hhjax.channels.HCurrent`; ``g_h``, ``e_h``, ``v_h``, ``tau_h``,
 ``q10_h``), a persistent Na⁺ current (:class:`hhjax.channels.PersistentSodium`;
-``g_nap``, ``v_nap``) and a slowly inactivating Kv1-type K⁺ current
-(:class:`hhjax.channels.DCurrent`; ``g_d``, ``tau_b``, ``v_b``, ``q10_d``). All
-four are switched off (``g_ahp = g_h = g_nap = g_d = 0``) in the published sets,
-which then simulate exactly as the published model (the currents are zero and V
-does not depend on their gates ``w``, ``r``, ``a``, ``b`` or on ``v_nap``).
+``g_nap``, ``v_nap``), a slowly inactivating Kv1-type K⁺ current
+(:class:`hhjax.channels.DCurrent`; ``g_d``, ``tau_b``, ``v_b``, ``q10_d``) and an
+inward-rectifier K⁺ current (:class:`hhjax.channels.InwardRectifier`; ``g_kir``,
+``v_kir``). All five are switched off (``g_ahp = g_h = g_nap = g_d = g_kir = 0``)
+in the published sets, which then simulate exactly as the published model (the
+currents are zero and V does not depend on their gates ``w``, ``r``, ``a``, ``b``
+or on ``v_nap``, ``v_kir``).
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ from jax.typing import ArrayLike
 from hhjax._model import Model
 from hhjax.channels.hh import Leak
 from hhjax.channels.ih import HCurrent
+from hhjax.channels.kir import InwardRectifier
 from hhjax.channels.kv1 import DCurrent
 from hhjax.channels.nap import PersistentSodium
 from hhjax.channels.pospischil import MCurrent, TraubPotassium, TraubSodium
@@ -67,10 +70,10 @@ class PospischilParams(NamedTuple):
     Every field may be a scalar or an array broadcasting against the batch shape.
     Rates are given at 36 °C: ``q10`` scales the Na⁺/K⁺ rates, ``q10_m`` the M
     current's, ``q10_ahp`` the slow AHP current's, ``q10_h`` I_h's, ``q10_g``
-    every conductance (1 = off). ``g_ahp = 0``, ``g_h = 0``, ``g_nap = 0`` and
-    ``g_d = 0`` (the defaults) switch the slow AHP current, I_h, the persistent
-    Na⁺ current and the Kv1-type D current off; ``q10_d`` scales the D current's
-    rates.
+    every conductance (1 = off). ``g_ahp = 0``, ``g_h = 0``, ``g_nap = 0``,
+    ``g_d = 0`` and ``g_kir = 0`` (the defaults) switch the slow AHP current, I_h,
+    the persistent Na⁺ current, the Kv1-type D current and the inward rectifier
+    off; ``q10_d`` scales the D current's rates.
     """
 
     g_na: ArrayLike = 50.0  # maximal Na+ conductance, mS/cm^2
@@ -102,6 +105,8 @@ class PospischilParams(NamedTuple):
     tau_b: ArrayLike = 150.0  # inactivation time constant of the D current, ms
     v_b: ArrayLike = -70.0  # half-inactivation of the D current, mV
     q10_d: ArrayLike = 1.0  # temperature factor of the D-current rates
+    g_kir: ArrayLike = 0.0  # inward-rectifier (Kir) K+ conductance, mS/cm^2
+    v_kir: ArrayLike = -90.0  # half-activation of the inward rectifier, mV
 
     @classmethod
     def rs(cls, **overrides: ArrayLike) -> PospischilParams:
@@ -156,6 +161,7 @@ class PospischilTrace(NamedTuple):
     i_h: Array | None  # hyperpolarisation-activated current, uA/cm^2
     i_nap: Array | None  # persistent Na+ current, uA/cm^2
     i_d: Array | None  # Kv1-type D current, uA/cm^2
+    i_kir: Array | None  # inward-rectifier K+ current, uA/cm^2
     i_l: Array | None  # leak current, uA/cm^2
 
 
@@ -169,6 +175,7 @@ POSPISCHIL = Model(
         HCurrent(),
         PersistentSodium(),
         DCurrent(),
+        InwardRectifier(),
         Leak(),
     ),
     params_type=PospischilParams,
