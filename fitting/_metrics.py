@@ -8,7 +8,7 @@ between the two samples. Spikes are detected on the whole trace; only those
 inside the fitting windows (the data's mask) are counted and matched, and only
 samples inside them enter the errors. The subthreshold error leaves out the
 samples within 3 ms of any spike of either trace, also of one just outside the
-windows; its onset part stops at the first spike of either trace in the window.
+windows.
 """
 
 from __future__ import annotations
@@ -195,10 +195,6 @@ def _sweep_metrics(t, v_data, v_model, mask, dt, threshold, hysteresis):
     for s in np.concatenate([all_data, all_model]):
         near |= np.abs(t - s) <= SPIKE_EXCLUSION_MS
     sub = mask & ~near
-    # The onset response: the subthreshold samples before the first spike of
-    # either trace inside the window (all of them if neither spikes there).
-    first = min(s_data[:1].tolist() + s_model[:1].tolist(), default=np.inf)
-    onset = sub & (t < first)
     pairs = _match(s_data, s_model, COINCIDENCE_MS)
     n_d, n_m = len(s_data), len(s_model)
     duration = max(span[1] - span[0], dt)
@@ -214,11 +210,6 @@ def _sweep_metrics(t, v_data, v_model, mask, dt, threshold, hysteresis):
         "spikes_model": n_m,
         "subthreshold_rmse_mV": (
             float(np.sqrt(np.mean((v_model - v_data)[sub] ** 2))) if sub.any() else None
-        ),
-        "onset_rmse_mV": (
-            float(np.sqrt(np.mean((v_model - v_data)[onset] ** 2)))
-            if onset.any()
-            else None
         ),
         "rmse_mV": float(np.sqrt(np.mean(err**2))) if err.size else None,
         "matched_spikes": len(pairs),
@@ -236,9 +227,8 @@ def _sweep_metrics(t, v_data, v_model, mask, dt, threshold, hysteresis):
 
 # What a sweep whose simulation failed has in place of the model's metrics.
 _MODEL_FIELDS = (
-    "spikes_model", "subthreshold_rmse_mV", "onset_rmse_mV", "rmse_mV",
-    "matched_spikes", "spike_time_mae_ms", "coincidence_factor",
-    "first_spike_latency_model_ms",
+    "spikes_model", "subthreshold_rmse_mV", "rmse_mV", "matched_spikes",
+    "spike_time_mae_ms", "coincidence_factor", "first_spike_latency_model_ms",
 )  # fmt: skip
 
 
@@ -277,10 +267,7 @@ def metrics(
         "coincidence_window_ms", "method", "substeps", "start", "sweeps": [per
         sweep: "sweep" (index in the file), "simulation_failed", "spikes_data",
         "spikes_model", "subthreshold_rmse_mV" (samples farther than 3 ms from
-        any spike of either trace, also one outside the window),
-        "onset_rmse_mV" (the same samples before the first spike of either
-        trace in the window: the response to the step's onset, without the
-        interspike voltage), "rmse_mV", "matched_spikes" (within 2 ms),
+        any spike of either trace, also one outside the window), "rmse_mV", "matched_spikes" (within 2 ms),
         "spike_time_mae_ms", "coincidence_factor" (Kistler's Γ, 2 ms),
         first-spike latencies, "window_ms"], "total": {"spikes_data",
         "spikes_model", "matched_spikes", "mean_subthreshold_rmse_mV" over the

@@ -39,9 +39,10 @@ The recipe (measured on the shipped recordings in ``docs/real_cells.md``):
    standard errors of the parameter table.
 5. **Predict and score** (:func:`evaluate`): every sweep simulated from rest
    under its current; per sweep the counts, subthreshold RMSE and latencies of
-   :func:`fitting.metrics`, and per recording the fraction of held-out sweeps
-   within ±1 spike, the rheobase of data and model, and the mean subthreshold
-   RMSE.
+   :func:`fitting.metrics` and the RMSE of the onset response
+   (:func:`onset_rmse`), and per recording the fraction of held-out sweeps
+   within ±1 spike, the rheobase of data and model, the mean subthreshold RMSE,
+   its onset part and the mean coincidence factor.
 """
 
 from __future__ import annotations
@@ -486,6 +487,48 @@ def first_latencies(prepared: Prepared, v: np.ndarray | None = None) -> np.ndarr
         times = _in_step(spike_times(row, rec.dt, t0=rec.t0), prepared)
         out.append(times[0] - prepared.step[0] if times.size else np.nan)
     return np.array(out)
+
+
+# The onset response of a sweep is scored only if the step lasts this long (ms)
+# before the data's first spike (less its exclusion zone).
+MIN_ONSET_MS = 5.0
+
+
+def onset_rmse(prepared: Prepared, v_model: np.ndarray) -> np.ndarray:
+    """RMSE of the model's response to the step onset, per sweep, mV.
+
+    Scored from the step onset to :data:`SPIKE_EXCLUSION_MS` before the data's
+    first spike in the step (the whole step if it has none), leaving out the
+    samples within that distance of any spike of either trace, as the
+    subthreshold RMSE does: the charging and the ramp to the first spike,
+    without the interspike voltage. The span is set by the data alone, so a
+    model that fires too early is not scored over a shorter span.
+
+    Args:
+        prepared: the recording.
+        v_model: simulated V, mV, ``(n_sweeps, n_samples)`` (a non-finite row:
+            a failed simulation).
+
+    Returns:
+        ``(n_sweeps,)``, mV; NaN for a failed simulation or where the span is
+        shorter than :data:`MIN_ONSET_MS`.
+    """
+    rec = prepared.recording
+    t = rec.t
+    onset, stop = prepared.step
+    latency = first_latencies(prepared)
+    out = np.full(len(v_model), np.nan)
+    for k, (v_data, v_sim) in enumerate(zip(rec.v, v_model, strict=True)):
+        end = stop if np.isnan(latency[k]) else onset + latency[k] - SPIKE_EXCLUSION_MS
+        if end - onset < MIN_ONSET_MS or not np.all(np.isfinite(v_sim)):
+            continue
+        keep = (t >= onset) & (t < end)
+        for v in (v_data, v_sim):
+            for spike in spike_times(v, rec.dt, t0=rec.t0):
+                keep &= np.abs(t - spike) > SPIKE_EXCLUSION_MS
+        if keep.any():
+            out[k] = np.sqrt(np.mean((v_sim - v_data)[keep] ** 2))
+    return out
 
 
 def rheobase(amplitudes: np.ndarray, counts: np.ndarray) -> float | None:
@@ -1356,10 +1399,14 @@ def evaluate(
         ``rheobase_data_pA`` / ``rheobase_model_pA`` (over all sweeps; the
         model's over those that simulated),
         ``mean_subthreshold_rmse_mV`` / ``median_...`` / ``max_...``,
-        ``mean_onset_rmse_mV`` (before the first spike), ``mean_coincidence_factor``
-        (Γ over the held-out sweeps where either trace spikes: 1 for spike
-        times matched within 2 ms, about 0 for chance), and
-        ``mean_abs_latency_error_ms``; and the model's V, mV, ``(n_sweeps,
+        ``mean_onset_rmse_mV`` (:func:`onset_rmse`, per sweep
+        ``onset_rmse_mV``, over the held-out sweeps whose data spike in the
+        step), ``mean_quiet_rmse_mV`` (the same over those that do not: their
+        whole step), ``mean_coincidence_factor`` (Γ of :func:`fitting.metrics`
+        over the held-out sweeps where it is defined: 1 for spike times
+        matched within 2 ms, about 0 for chance; undefined without spikes and
+        above 250 Hz) and ``mean_abs_latency_error_ms``; and the model's V,
+        mV, ``(n_sweeps,
         n_samples)`` (NaN rows for failed sweeps).
     """
     data = prepared.data()
@@ -1369,11 +1416,13 @@ def evaluate(
     counts_d = spike_counts(prepared)
     counts_m = spike_counts(prepared, v_model)  # 0 for a failed (NaN) sweep
     lat_d, lat_m = first_latencies(prepared), first_latencies(prepared, v_model)
+    onset = onset_rmse(prepared, v_model)
     for k, row in enumerate(doc["sweeps"]):
         row["amplitude_pA"] = float(prepared.amplitudes[k])
         row["training"] = row["sweep"] in train
         row["spikes_data_step"] = int(counts_d[k])
         row["latency_data_ms"] = None if np.isnan(lat_d[k]) else float(lat_d[k])
+        row["onset_rmse_mV"] = None if np.isnan(onset[k]) else float(onset[k])
         if failed[k]:
             row.update(spikes_model_step=None, latency_model_ms=None)
             row["count_within_1"] = False
@@ -1391,11 +1440,14 @@ def evaluate(
             row["spikes_model_steps"] = None if failed_whole[k] else int(steps_m[k])
     held = [r for r in doc["sweeps"] if not r["training"]]
 
-    def held_values(key):
-        return np.array([r[key] for r in held if r[key] is not None])
+    def held_values(key, rows=held):
+        return np.array([r[key] for r in rows if r[key] is not None])
 
-    rmse, onset = held_values("subthreshold_rmse_mV"), held_values("onset_rmse_mV")
-    gamma = held_values("coincidence_factor")
+    rmse, gamma = held_values("subthreshold_rmse_mV"), held_values("coincidence_factor")
+    spiking = [r for r in held if r["spikes_data_step"] > 0]
+    quiet = [r for r in held if r["spikes_data_step"] == 0]
+    onset_spiking = held_values("onset_rmse_mV", spiking)
+    onset_quiet = held_values("onset_rmse_mV", quiet)
     lat_err = [
         abs(r["latency_model_ms"] - r["latency_data_ms"])
         for r in held
@@ -1413,7 +1465,10 @@ def evaluate(
         "mean_subthreshold_rmse_mV": float(rmse.mean()) if rmse.size else None,
         "median_subthreshold_rmse_mV": float(np.median(rmse)) if rmse.size else None,
         "max_subthreshold_rmse_mV": float(rmse.max()) if rmse.size else None,
-        "mean_onset_rmse_mV": float(onset.mean()) if onset.size else None,
+        "mean_onset_rmse_mV": (
+            float(onset_spiking.mean()) if onset_spiking.size else None
+        ),
+        "mean_quiet_rmse_mV": float(onset_quiet.mean()) if onset_quiet.size else None,
         "mean_coincidence_factor": float(gamma.mean()) if gamma.size else None,
         "mean_abs_latency_error_ms": float(np.mean(lat_err)) if lat_err else None,
     }
@@ -2081,7 +2136,8 @@ def report_figure(
     ax.axis("off")
     if fit is not None:
         _parameter_table(ax, fit)
-    fig.suptitle(f"{title}\n{summary_line(doc['protocol'])}", fontsize=10)
+    heading = "\n".join(filter(None, (title, summary_line(doc["protocol"]))))
+    fig.suptitle(heading, fontsize=10)
     return fig
 
 
@@ -2100,9 +2156,17 @@ def summary_line(summary: dict) -> str:
         return f"no held-out sweeps (all trained); {rheobase}"
     rmse = summary["mean_subthreshold_rmse_mV"]
     rmse_text = "n/a" if rmse is None else f"{rmse:.2f} mV"
-    onset = summary.get("mean_onset_rmse_mV")  # absent in files before 2026-12-07
-    if onset is not None:
-        rmse_text += f" (before the first spike {onset:.2f} mV)"
+    # Absent in files written before 2026-12-07.
+    parts = [
+        f"{label} {summary[key]:.2f} mV"
+        for key, label in (
+            ("mean_onset_rmse_mV", "onset to first spike"),
+            ("mean_quiet_rmse_mV", "steps without spikes"),
+        )
+        if summary.get(key) is not None
+    ]
+    if parts:
+        rmse_text += f" ({'; '.join(parts)})"
     return (
         f"held out: {100 * summary['fraction_within_1']:.0f} % within ±1 spike; "
         f"{rheobase}; subthreshold RMSE mean {rmse_text}"

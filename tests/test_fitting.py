@@ -603,27 +603,6 @@ def test_total_subthreshold_rmse_counts_a_perfect_sweep():
     assert one["total"]["mean_subthreshold_rmse_mV"] == 0.0
 
 
-def test_onset_rmse_stops_at_the_first_spike_of_either_trace():
-    # Data spike at 10 ms, model spike at 6 ms; the model is 1 mV off before 6 ms
-    # and 5 mV off between the spikes. The onset RMSE sees only t < 6 - 3 ms.
-    dt = 0.1
-    t = dt * np.arange(200)
-    v_data = np.full(t.shape, -65.0)
-    v_data[100] = 20.0
-    v_model = v_data + np.where(t < 6.0, 1.0, 5.0)
-    v_model[100] = -60.0  # no model spike at 10 ms ...
-    v_model[60] = 20.0  # ... but one at 6 ms
-    data = fitting.FitData.from_arrays(v_data[None], np.zeros((1, t.size)), dt)
-    (row,) = fitting.metrics(data, TRUTH, v_model=v_model[None])["sweeps"]
-    assert row["spikes_data"] == row["spikes_model"] == 1
-    assert row["onset_rmse_mV"] == pytest.approx(1.0)
-    assert row["subthreshold_rmse_mV"] > 3.0  # the interspike samples count there
-    # Neither trace spikes: the onset RMSE is the subthreshold RMSE.
-    flat = fitting.FitData.from_arrays(np.full((1, 50), -65.0), np.zeros((1, 50)), dt)
-    (row,) = fitting.metrics(flat, TRUTH, v_model=np.full((1, 50), -63.0))["sweeps"]
-    assert row["onset_rmse_mV"] == row["subthreshold_rmse_mV"] == pytest.approx(2.0)
-
-
 def _rest_and_spiking_at_coarse_dt():
     """Sweep 0 at rest, sweep 1 driven to spike, sampled at 0.1 ms: rk4 at that
     step keeps sweep 0 at rest but blows up on the spike of sweep 1."""

@@ -204,25 +204,32 @@ def test_predict_uses_the_fits_series_resistance_without_a_pulse(monkeypatch):
 
 
 def test_added_channels_have_a_box_a_spread_and_a_start(cell):
-    """The slow AHP (opt-in), I_h and persistent Na+ (hyperpolarised families)
-    parameters can be searched: bounds, spreads, a start for each switched-off
-    conductance, and the signed half-activations (mV) on a linear scale."""
+    """Every optional channel's parameters (the slow AHP, opt-in; those freed
+    for hyperpolarised families and later steps, for each model) can be
+    searched: bounds, spreads, a start for each switched-off conductance, and
+    the signed half-activations (mV) on a linear scale."""
     _, rec = cell
     prepared = protocol.prepare(rec)
-    added = (*protocol.SLOW_AHP, *protocol.HYPERPOLARISED["pospischil-rs"])
-    names = (*protocol.FREE["pospischil-rs"], *added)
-    base = hhjax.PospischilParams.rs()
-    assert base.g_ahp == base.g_h == base.g_nap == 0.0
-    init = protocol.initial_values(prepared, base, names, [1, 2])
-    for conductance in ("g_ahp", "g_h", "g_nap"):
-        assert init[conductance] == protocol.START[conductance]
-    assert init["tau_w"] == base.tau_w and init["v_w"] == base.v_w
-    assert init["v_h"] == base.v_h and init["v_nap"] == base.v_nap
-    for name in added:
-        assert name in protocol.BOUNDS and name in protocol.SPREAD
-    back = protocol._from_z(protocol._to_z(init, names), names)
-    for name in names:
-        assert float(back[name]) == pytest.approx(init[name], rel=1e-12)
+    optional = [("pospischil-rs", protocol.SLOW_AHP)]
+    optional += list(protocol.HYPERPOLARISED.items())
+    optional += list(protocol.LATER_STEPS.items())
+    assert {model for model, _ in optional} == {"pospischil-rs", "pospischil-fs"}
+    for model, added in optional:
+        base = hhjax.default_params(model)
+        names = (*protocol.FREE[model], *added)
+        init = protocol.initial_values(prepared, base, names, [1, 2])
+        for name in added:
+            assert name in protocol.BOUNDS and name in protocol.SPREAD, name
+            default = getattr(base, name)
+            if name.startswith("g_"):  # off by default: started at START
+                assert default == 0.0 and init[name] == protocol.START[name]
+            else:  # kinetics start at the model's defaults
+                assert init[name] == default
+            if name.startswith("v_"):
+                assert name in protocol._LINEAR, name
+        back = protocol._from_z(protocol._to_z(init, names), names)
+        for name in names:
+            assert float(back[name]) == pytest.approx(init[name], rel=1e-12)
 
 
 # ---------------------------------------------------- evaluate and the report
@@ -236,9 +243,39 @@ def test_true_parameters_predict_their_own_sweeps(cell):
     assert summary["fraction_within_1"] == 1.0
     assert summary["rheobase_model_pA"] == summary["rheobase_data_pA"]
     assert summary["max_subthreshold_rmse_mV"] < 0.1
-    assert summary["mean_onset_rmse_mV"] < 0.1
+    assert summary["mean_onset_rmse_mV"] < 0.1 and summary["mean_quiet_rmse_mV"] < 0.1
     assert summary["mean_coincidence_factor"] > 0.95  # spike times within 2 ms
     assert [r["training"] for r in doc["sweeps"]] == [False, True, False, False]
+
+
+def test_onset_rmse_ends_before_the_data_first_spike(cell, monkeypatch):
+    # Model = data + 1 mV up to the data's first spike in the step, + 5 mV after
+    # it: the onset RMSE is 1 mV on every sweep (the quiet sweep: its whole step),
+    # also where the model fires early (its spike is left out, not the span cut);
+    # a first spike within 8 ms of the onset leaves too short a span.
+    params, rec = cell
+    prepared = protocol.prepare(rec, c_pf=C_PF, series_resistance=0.0, drift=False)
+    v_data, t = prepared.data().v, prepared.recording.t
+    latency = protocol.first_latencies(prepared)
+    assert np.isnan(latency[0]) and latency[1] > 30.0 and latency[3] < 8.0
+    onset = prepared.step[0]
+    after = np.nan_to_num(onset + latency, nan=np.inf)[:, None] <= t
+    v_model = v_data + np.where(after, 5.0, 1.0)
+    scores = protocol.onset_rmse(prepared, v_model)
+    np.testing.assert_allclose(scores[:3], 1.0)
+    assert np.isnan(scores[3])
+    early = v_model.copy()
+    k0 = np.searchsorted(t, onset + 4.0)  # a model spike 4 ms after the onset
+    early[1, k0 : k0 + 10] = 30.0
+    assert protocol.first_latencies(prepared, early)[1] < latency[1]
+    assert protocol.onset_rmse(prepared, early)[1] == pytest.approx(1.0)
+    failed = v_model.copy()
+    failed[2] = np.nan
+    assert np.isnan(protocol.onset_rmse(prepared, failed)[2])
+    # Spans shorter than MIN_ONSET_MS are not scored; the quiet sweep still is.
+    monkeypatch.setattr(protocol, "MIN_ONSET_MS", 50.0)  # the step lasts 100 ms
+    short = protocol.onset_rmse(prepared, v_model)
+    assert np.all(np.isnan(short[1:])) and short[0] == pytest.approx(1.0)
 
 
 def test_failed_sweeps_are_left_out_of_the_totals(cell, monkeypatch):
@@ -321,9 +358,13 @@ def test_report_title_without_held_out_sweeps_or_model_rheobase():
     summary.update(held_out=[3], fraction_within_1=0.5, mean_subthreshold_rmse_mV=4.2)
     assert "held out: 50 % within ±1 spike" in protocol.summary_line(summary)
     assert protocol.summary_line(summary).endswith("RMSE mean 4.20 mV")
-    summary.update(mean_onset_rmse_mV=1.5)
+    summary.update(mean_onset_rmse_mV=1.5, mean_quiet_rmse_mV=None)
     assert protocol.summary_line(summary).endswith(
-        "RMSE mean 4.20 mV (before the first spike 1.50 mV)"
+        "RMSE mean 4.20 mV (onset to first spike 1.50 mV)"
+    )
+    summary.update(mean_quiet_rmse_mV=3.0)
+    assert protocol.summary_line(summary).endswith(
+        "(onset to first spike 1.50 mV; steps without spikes 3.00 mV)"
     )
 
 

@@ -3,27 +3,28 @@
 Voltage convention: modern (V in mV, rest ≈ −70 mV). Conductance mS/cm², current
 µA/cm² (positive outward).
 
-Kir channels open on hyperpolarisation, within a millisecond (the block by
-intracellular Mg²⁺ and polyamines is relieved), so activation is taken as
-instantaneous and the channel has no gate in the state:
+Kir channels open on hyperpolarisation (the block by intracellular Mg²⁺ and
+polyamines is relieved) within about a millisecond, far faster than the membrane
+time constant, so this model takes activation as instantaneous and the channel
+has no gate in the state:
 
     m∞ = 1 / (1 + exp((V − v_kir) / 5 mV))
     I_kir = g_kir m∞(V) (V − e_k)
 
-Below ``v_kir`` the conductance grows e-fold every 5 mV, so a cell with a large
-``g_kir`` hardly hyperpolarises past it, whatever the injected current: the
-flat floor of the hyperpolarised steps of fast-spiking interneurons, which
-express Kir2 channels. Above it the current is nearly off, so it does not
-touch spiking. Its reversal is the model's K⁺ reversal ``e_k``; the
-half-activation ``v_kir`` is a parameter, the slope is fixed at 5 mV (the
-usual single-Boltzmann description, e.g. Wolf et al. 2005).
+Well above ``v_kir`` the conductance is small and grows e-fold per 5 mV of
+hyperpolarisation; below it, it saturates at ``g_kir``. With ``g_kir`` much
+larger than the leak, the membrane conductance rises several-fold over the 20 mV
+around ``v_kir``, so stronger hyperpolarising currents move V little further:
+the floor of the hyperpolarised steps of fast-spiking interneurons, which
+express Kir2 channels. At 15 mV and more above ``v_kir`` it carries less than
+5 % of ``g_kir``. Its reversal is the model's K⁺ reversal ``e_k``. The single
+Boltzmann with a fixed 5 mV slope and instantaneous activation are this
+model's choices (measured and published Kir descriptions differ in slope and
+add a fast time constant); ``v_kir`` is a parameter.
 
 References:
     Hibino H. et al. (2010) Inwardly rectifying potassium channels: their
     structure, function, and physiological roles. Physiol. Rev. 90:291–366.
-    Wolf J.A. et al. (2005) NMDA/AMPA ratio impacts state transitions and
-    entrainment to oscillations in a computational model of the nucleus
-    accumbens medium spiny projection neuron. J. Neurosci. 25:9080–9095.
 
 Parameters read: ``g_kir`` (mS/cm²), ``v_kir`` (mV), ``e_k`` (mV).
 """
