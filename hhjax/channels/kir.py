@@ -32,24 +32,20 @@ Parameters read: ``g_kir`` (mS/cm²), ``v_kir`` (mV), ``e_k`` (mV).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
-import jax
-from jax import Array
+from hhjax.channels._instantaneous import InstantaneousCurrent
 
-from hhjax._model import Channel
-
-KIR_SLOPE_MV = 5.0  # slope factor of the steady-state activation m∞, mV
+# Slope factor of the steady-state activation m∞, mV; negative: it opens on
+# hyperpolarisation.
+KIR_SLOPE_MV = -5.0
 
 
 @dataclasses.dataclass(frozen=True)
-class InwardRectifier(Channel):
+class InwardRectifier(InstantaneousCurrent):
     """Inward-rectifier K⁺ current ``I_kir = g_kir m∞(V) (V − e_k)``, no gate state."""
 
     name: str = "kir"
-    gates: tuple[str, ...] = ()
     conductance_param: str | None = "g_kir"
-
-    def current(self, v: Array, gates: dict[str, Array], params: Any) -> Array:
-        m_inf = jax.nn.sigmoid((params.v_kir - v) / KIR_SLOPE_MV)
-        return params.g_kir * m_inf * (v - params.e_k)
+    half_param: str = "v_kir"
+    reversal_param: str = "e_k"
+    slope_mv: float = KIR_SLOPE_MV

@@ -31,24 +31,18 @@ Parameters read: ``g_nap`` (mS/cm²), ``v_nap`` (mV), ``e_na`` (mV).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
-import jax
-from jax import Array
-
-from hhjax._model import Channel
+from hhjax.channels._instantaneous import InstantaneousCurrent
 
 NAP_SLOPE_MV = 5.0  # slope factor of the steady-state activation p∞, mV
 
 
 @dataclasses.dataclass(frozen=True)
-class PersistentSodium(Channel):
+class PersistentSodium(InstantaneousCurrent):
     """Persistent Na⁺ current ``I_nap = g_nap p∞(V) (V − e_na)``, no gate state."""
 
     name: str = "nap"
-    gates: tuple[str, ...] = ()
     conductance_param: str | None = "g_nap"
-
-    def current(self, v: Array, gates: dict[str, Array], params: Any) -> Array:
-        p_inf = jax.nn.sigmoid((v - params.v_nap) / NAP_SLOPE_MV)
-        return params.g_nap * p_inf * (v - params.e_na)
+    half_param: str = "v_nap"
+    reversal_param: str = "e_na"
+    slope_mv: float = NAP_SLOPE_MV
