@@ -463,16 +463,26 @@ def simulate(
 
 
 def _raise_non_finite(trace: Any, dt: Any, method: str, i_ext: Any) -> None:
-    where = ""
-    if trace.v is not None:
-        bad = ~np.isfinite(np.asarray(trace.v)).reshape(len(trace.t), -1).all(axis=1)
+    # Under jax.grad / jax.jvp (not jit) V and the current are tracers around
+    # concrete values; stop_gradient hands back those values.
+    v, i_ext = jax.lax.stop_gradient((trace.v, i_ext))
+    where, current = "", ""
+    if v is not None and not is_traced(v):
+        bad = ~np.isfinite(np.asarray(v)).reshape(len(trace.t), -1).all(axis=1)
         if bad.any():
             where = f" at t = {float(trace.t[int(np.argmax(bad))]):g} ms"
+    if not is_traced(i_ext):
+        current = f" and max |i_ext| = {float(jnp.max(jnp.abs(i_ext))):g} uA/cm^2"
+    stable = method in ("exp_euler", "exp_midpoint")
+    other_method = (
+        ""
+        if stable
+        else "use a more stable method ('exp_euler' or 'exp_midpoint' stay stable "
+        "where fast gates make the others stiff, e.g. under strong hyperpolarising "
+        "currents), "
+    )
     raise NonFiniteSimulationError(
         f"The simulation became non-finite (NaN or inf){where} with method "
-        f"{method!r}, dt = {dt} ms and max |i_ext| = "
-        f"{float(jnp.max(jnp.abs(i_ext))):g} uA/cm^2. Reduce `dt`, use a more stable "
-        "method ('exp_euler' or 'exp_midpoint' stay stable where fast gates make "
-        "the others stiff, e.g. under strong hyperpolarising currents), or check "
+        f"{method!r}, dt = {dt} ms{current}. Reduce `dt`, {other_method}or check "
         "that the current is in uA/cm^2 and the parameters are physical."
     )

@@ -245,6 +245,32 @@ def test_divergence_is_reported_with_advice():
             v=-65.0, m=0.05, h=0.6, n=0.3))
 
 
+@pytest.mark.parametrize("transform", [jax.grad, hhjax.grad])
+def test_divergence_under_grad_is_reported(transform):
+    # Outside jit the check still sees concrete values (jax.grad's tracers wrap
+    # them): the same error, not a tracer-conversion error from deep inside JAX.
+    i_ext = stimulus.constant(100.0, 20.0, 0.2)
+    state0 = HHState(v=-65.0, m=0.05, h=0.6, n=0.3)
+
+    def loss(g_na):
+        params = HHParams(g_na=g_na)
+        return hhjax.simulate(params, i_ext, 0.2, method="euler", state0=state0).v[-1]
+
+    with pytest.warns(hhjax.StepSizeWarning), pytest.raises(
+        hhjax.NonFiniteSimulationError, match=r"non-finite .*at t = .* ms.*Reduce `dt`"
+    ):
+        transform(loss)(120.0)
+
+
+def test_divergence_advice_names_another_method():
+    i_ext = stimulus.constant(10.0, 50.0, 0.2)
+    with pytest.warns(hhjax.StepSizeWarning), pytest.raises(
+        hhjax.NonFiniteSimulationError
+    ) as info:
+        hhjax.simulate(HHParams(), i_ext, 0.2, method="exp_euler")
+    assert "'exp_euler' or" not in str(info.value)
+
+
 def test_stimulus_builders_reject_bad_input():
     with pytest.raises(ValueError, match=r"not a whole number of steps"):
         stimulus.constant(1.0, 1.01, 0.025)
