@@ -68,8 +68,8 @@ def _use_compile_cache(enabled: bool) -> None:
 
 # ------------------------------------------------------------------ value parsing
 def _int_list(text: str) -> list[int]:
-    try:
-        values = [int(x) for x in text.split(",") if x.strip()]
+    try:  # an empty entry ("1,,2", "3,") is refused, not dropped: int("") fails
+        values = [int(x) for x in text.split(",")]
     except ValueError:
         values = []
     if not values or any(v < 0 for v in values):
@@ -80,8 +80,8 @@ def _int_list(text: str) -> list[int]:
 
 
 def _names(text: str) -> list[str]:
-    names = [x.strip() for x in text.split(",") if x.strip()]
-    if not names:
+    names = [x.strip() for x in text.split(",")]
+    if not all(names):
         raise argparse.ArgumentTypeError(
             f"expected comma-separated parameter names such as g_na,g_k; got {text!r}"
         )
@@ -580,6 +580,12 @@ def _run_fit(args: argparse.Namespace) -> int:
     _use_compile_cache(not args.no_compile_cache)
     if protocol.wants_protocol(args.data):
         return _run_protocol_fit(args, protocol)
+    if Path(args.data).suffix.lower() not in (".npz", ".csv"):
+        raise ValueError(
+            f"{args.data}: unsupported file type "
+            f"{Path(args.data).suffix or '(no suffix)'!r}; expected a recording "
+            "(.abf or .nwb, current in pA) or a trace (.npz or .csv)"
+        )
     for flag, value in (
         ("--c-pf", args.c_pf),
         ("--series-resistance", args.series_resistance),
@@ -727,6 +733,12 @@ def _run_protocol_fit(args: argparse.Namespace, protocol: Any) -> int:
     if args.model is None and args.params is None:
         args.model = "pospischil-rs"
     name, base = _base_params(args)
+    if args.free is None and name not in protocol.FREE:
+        raise ValueError(
+            f"argument --free: required for --model {name} on a recording (the "
+            f"real-cell protocol has default free parameters for "
+            f"{', '.join(protocol.FREE)} only)"
+        )
     files = protocol.checkpoint_files(checkpoint_path(args.out))
     if args.no_resume:
         _remove(*files)

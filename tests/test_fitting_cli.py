@@ -122,6 +122,12 @@ def _corrupt(path: Path) -> Path:
     return path
 
 
+def _text_file(path: Path) -> Path:
+    path = path.with_suffix(".txt")
+    path.write_text("t_ms,v_mV\n0,-65\n")
+    return path
+
+
 def _mismatched(path: Path) -> Path:
     t = DT * np.arange(100)
     np.savez(path, t_ms=t, v_mV=np.full(99, -65.0), i_uA_per_cm2=np.zeros(100))
@@ -133,8 +139,12 @@ def _mismatched(path: Path) -> Path:
     [
         (_corrupt, [], "not a readable .npz"),
         (_mismatched, [], "samples per sweep"),
+        (_text_file, [], "bad.txt: unsupported file type '.txt'; expected a recording"),
         (None, ["--free", "g_nax"], "Unknown parameter"),
         (None, ["--sweeps", "3"], "no sweep 3"),
+        (None, ["--sweeps", "0,,1"], "argument --sweeps: expected comma-separated"),
+        (None, ["--sweeps", "0,"], "argument --sweeps: expected comma-separated"),
+        (None, ["--free", "g_na,,g_k"], "argument --free: expected comma-separated"),
         (None, ["--bounds", "g_na=5:1"], "LOWER:UPPER"),
         (None, ["--loss", "mse", "--windows", "2"], "only the shooting loss"),
         (None, ["--bounds", "g_k=1:10"], "g_k that are not fitted"),
@@ -181,6 +191,7 @@ RECORDING = EXAMPLE.parent / "recordings" / "18711001.abf"
         (["--free", "g_na,g_na"], "`free` names a parameter twice"),
         (["--free", "g_na,g_nax"], "Unknown parameter(s) g_nax for PospischilParams"),
         (["--free", "g_na,e_na"], "No search box for e_na"),
+        (["--model", "hh"], "argument --free: required for --model hh on a recording"),
     ],
 )
 def test_bad_options_for_a_recording_are_refused_before_fitting(
