@@ -7,7 +7,7 @@ differ only in their parameter set (``"pospischil-rs"`` / ``"pospischil-fs"``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from hhjax.models.hh import HHParams
@@ -32,7 +32,8 @@ def default_params(name: str, **overrides: Any) -> Any:
         The parameter tuple, e.g. :class:`hhjax.PospischilParams`.
 
     Raises:
-        ValueError: unknown name.
+        ValueError: unknown name, or an override that is not a field of the
+            model's parameters.
     """
     try:
         make = MODELS[name]
@@ -40,4 +41,25 @@ def default_params(name: str, **overrides: Any) -> Any:
         raise ValueError(
             f"Unknown model {name!r}; expected one of {', '.join(map(repr, MODELS))}."
         ) from None
+    defaults = make()
+    unknown = sorted(set(overrides) - set(defaults._fields))
+    if unknown:
+        raise ValueError(unknown_fields_message(defaults, unknown, f"model {name!r}"))
     return make(**overrides)
+
+
+def unknown_fields_message(params: Any, unknown: Sequence[str], where: str) -> str:
+    """Error text for names that are not fields of ``params``: lists the valid
+    names, and the models whose parameters have all of ``unknown``."""
+    others = [
+        name for name, make in MODELS.items()
+        if set(unknown) <= set(make()._fields)
+    ]  # fmt: skip
+    hint = (
+        f" ({', '.join(unknown)}: parameters of {', '.join(others)})" if others else ""
+    )
+    return (
+        f"{where}: unknown parameter(s) {', '.join(unknown)} for "
+        f"{type(params).__name__}; expected names among {', '.join(params._fields)}"
+        f"{hint}."
+    )

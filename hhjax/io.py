@@ -50,7 +50,7 @@ from jax.typing import ArrayLike
 
 from hhjax._checks import check_params
 from hhjax._model import _MODELS
-from hhjax._registry import MODELS, default_params
+from hhjax._registry import MODELS, default_params, unknown_fields_message
 from hhjax.models.hh import HHParams, Trace
 
 __all__ = [
@@ -617,10 +617,7 @@ def apply_overrides(base: Any, overrides: Mapping[str, Any], source: str) -> Any
     """
     unknown = sorted(set(overrides) - set(base._fields))
     if unknown:
-        raise ValueError(
-            f"{source}: unknown parameter(s) {', '.join(unknown)} for "
-            f"{type(base).__name__}; expected names among {', '.join(base._fields)}."
-        )
+        raise ValueError(unknown_fields_message(base, unknown, source))
     return base._replace(**overrides)
 
 

@@ -124,6 +124,12 @@ def test_registry_names_and_parameter_sets():
     assert hhjax.model_of(hhjax.default_params("hh")) is hhjax.HH
     with pytest.raises(ValueError, match="Unknown model 'pospischil'"):
         hhjax.default_params("pospischil")
+    with pytest.raises(
+        ValueError,
+        match=r"model 'hh': unknown parameter\(s\) g_kd for HHParams; expected names "
+        r"among g_na, .* \(g_kd: parameters of pospischil-rs, pospischil-fs\)",
+    ):
+        hhjax.default_params("hh", g_kd=5.0)
 
 
 @pytest.mark.parametrize("params", [RS, FS], ids=["rs", "fs"])
