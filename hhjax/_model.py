@@ -14,10 +14,44 @@ current ``i_ext`` positive **inward**, i.e. depolarising), capacitance in µF/cm
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import re
 from typing import Any, NamedTuple
 
 import jax.numpy as jnp
 from jax import Array
+
+
+def document_fields(cls: type) -> type:
+    """Class decorator for a ``NamedTuple`` of parameters, state or trace: gives
+    each field the text of its entry in the class docstring's ``Attributes:``
+    section (``name: text``, continuation lines indented further), so that
+    ``help(cls.field)`` shows its meaning and unit.
+
+    Raises:
+        TypeError: at import, if a field has no entry or an entry names no field.
+    """
+    entries: dict[str, str] = {}
+    lines = inspect.cleandoc(cls.__doc__ or "").splitlines()
+    start = lines.index("Attributes:") + 1 if "Attributes:" in lines else len(lines)
+    name = None
+    for line in lines[start:]:
+        if line and not line.startswith(" "):
+            break  # the next section
+        entry = re.match(r"^    (\w+): (.*)$", line)
+        if entry:
+            name = entry[1]
+            entries[name] = entry[2]
+        elif line.strip() and name is not None:
+            entries[name] += " " + line.strip()
+    if set(entries) != set(cls._fields):
+        raise TypeError(
+            f"{cls.__name__}'s docstring documents {sorted(entries)} under "
+            f"'Attributes:', its fields are {list(cls._fields)}."
+        )
+    for field in cls._fields:
+        getattr(cls, field).__doc__ = entries[field]
+    return cls
 
 
 class GateRates(NamedTuple):

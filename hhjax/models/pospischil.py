@@ -52,7 +52,7 @@ from typing import NamedTuple
 from jax import Array
 from jax.typing import ArrayLike
 
-from hhjax._model import Model
+from hhjax._model import Model, document_fields
 from hhjax.channels.hh import Leak
 from hhjax.channels.ih import HCurrent
 from hhjax.channels.kir import InwardRectifier
@@ -64,6 +64,7 @@ from hhjax.channels.slow_ahp import SlowAHPCurrent
 _FS = {"g_kd": 10.0, "g_m": 0.0, "g_l": 0.15}
 
 
+@document_fields
 class PospischilParams(NamedTuple):
     """Parameters of the Pospischil et al. (2008) model; defaults: the RS cell.
 
@@ -73,40 +74,74 @@ class PospischilParams(NamedTuple):
     every conductance (1 = off). ``g_ahp = 0``, ``g_h = 0``, ``g_nap = 0``,
     ``g_d = 0`` and ``g_kir = 0`` (the defaults) switch the slow AHP current, I_h,
     the persistent Na⁺ current, the Kv1-type D current and the inward rectifier
-    off; ``q10_d`` scales the D current's rates.
+    off; ``q10_d`` scales the D current's rates. Voltages in the modern convention
+    (rest ≈ −70 mV for the RS set).
+
+    Attributes:
+        g_na: maximal Na⁺ conductance, mS/cm²
+        g_kd: delayed-rectifier K⁺ conductance, mS/cm²
+        g_m: slow M-type K⁺ conductance, mS/cm²
+        g_l: leak conductance, mS/cm²
+        e_na: Na⁺ reversal potential, mV
+        e_k: K⁺ reversal potential, mV
+        e_l: leak reversal potential, mV
+        v_t: threshold shift of the Na⁺/K⁺ rates, mV
+        tau_max: peak time constant of the M current, ms
+        c_m: membrane capacitance, µF/cm²
+        temperature: temperature of the cell, °C (the rates are given at 36 °C)
+        q10: factor of the Na⁺/K⁺ rates per 10 °C, dimensionless
+        q10_m: factor of the M-current rates per 10 °C, dimensionless
+        q10_g: factor of every conductance per 10 °C, dimensionless (1 = off)
+        g_ahp: spike-activated slow AHP K⁺ conductance, mS/cm²
+        tau_w: closing time constant of the slow AHP gate, ms
+        v_w: half-activation of the slow AHP opening rate, mV
+        q10_ahp: factor of the slow AHP rates per 10 °C, dimensionless
+        g_h: hyperpolarisation-activated (HCN) conductance, mS/cm²
+        e_h: reversal potential of I_h, mV
+        v_h: half-activation of I_h, mV
+        tau_h: activation time constant of I_h, ms
+        q10_h: factor of the I_h rates per 10 °C, dimensionless
+        g_nap: persistent Na⁺ conductance, mS/cm²
+        v_nap: half-activation of the persistent Na⁺ current, mV
+        g_d: Kv1-type (D) K⁺ conductance, mS/cm²
+        tau_b: inactivation time constant of the D current, ms
+        v_b: half-inactivation of the D current, mV
+        q10_d: factor of the D-current rates per 10 °C, dimensionless
+        g_kir: inward-rectifier (Kir) K⁺ conductance, mS/cm²
+        v_kir: half-activation of the inward rectifier, mV
     """
 
-    g_na: ArrayLike = 50.0  # maximal Na+ conductance, mS/cm^2
-    g_kd: ArrayLike = 5.0  # delayed-rectifier K+ conductance, mS/cm^2
-    g_m: ArrayLike = 0.07  # slow M-type K+ conductance, mS/cm^2
-    g_l: ArrayLike = 0.1  # leak conductance, mS/cm^2
-    e_na: ArrayLike = 50.0  # Na+ reversal potential, mV
-    e_k: ArrayLike = -100.0  # K+ reversal potential, mV
-    e_l: ArrayLike = -70.0  # leak reversal potential, mV
-    v_t: ArrayLike = -55.0  # threshold shift of the Na+/K+ rates, mV
-    tau_max: ArrayLike = 1000.0  # peak time constant of the M current, ms
-    c_m: ArrayLike = 1.0  # membrane capacitance, uF/cm^2
-    temperature: ArrayLike = 36.0  # degC; rates are given at 36 degC
-    q10: ArrayLike = 3.0  # temperature factor of the Na+/K+ rates per 10 degC
-    q10_m: ArrayLike = 2.3  # temperature factor of the M-current rates
-    q10_g: ArrayLike = 1.0  # temperature factor of the conductances (1 = off)
-    g_ahp: ArrayLike = 0.0  # spike-activated slow AHP K+ conductance, mS/cm^2
-    tau_w: ArrayLike = 150.0  # closing time constant of the slow AHP gate, ms
-    v_w: ArrayLike = -10.0  # half-activation of the slow AHP opening rate, mV
-    q10_ahp: ArrayLike = 1.0  # temperature factor of the slow AHP rates
-    g_h: ArrayLike = 0.0  # hyperpolarisation-activated (HCN) conductance, mS/cm^2
-    e_h: ArrayLike = -30.0  # reversal potential of I_h, mV
-    v_h: ArrayLike = -80.0  # half-activation of I_h, mV
-    tau_h: ArrayLike = 50.0  # activation time constant of I_h, ms
-    q10_h: ArrayLike = 1.0  # temperature factor of the I_h rates
-    g_nap: ArrayLike = 0.0  # persistent Na+ conductance, mS/cm^2
-    v_nap: ArrayLike = -50.0  # half-activation of the persistent Na+ current, mV
-    g_d: ArrayLike = 0.0  # Kv1-type (D) K+ conductance, mS/cm^2
-    tau_b: ArrayLike = 150.0  # inactivation time constant of the D current, ms
-    v_b: ArrayLike = -70.0  # half-inactivation of the D current, mV
-    q10_d: ArrayLike = 1.0  # temperature factor of the D-current rates
-    g_kir: ArrayLike = 0.0  # inward-rectifier (Kir) K+ conductance, mS/cm^2
-    v_kir: ArrayLike = -90.0  # half-activation of the inward rectifier, mV
+    g_na: ArrayLike = 50.0
+    g_kd: ArrayLike = 5.0
+    g_m: ArrayLike = 0.07
+    g_l: ArrayLike = 0.1
+    e_na: ArrayLike = 50.0
+    e_k: ArrayLike = -100.0
+    e_l: ArrayLike = -70.0
+    v_t: ArrayLike = -55.0
+    tau_max: ArrayLike = 1000.0
+    c_m: ArrayLike = 1.0
+    temperature: ArrayLike = 36.0
+    q10: ArrayLike = 3.0
+    q10_m: ArrayLike = 2.3
+    q10_g: ArrayLike = 1.0
+    g_ahp: ArrayLike = 0.0
+    tau_w: ArrayLike = 150.0
+    v_w: ArrayLike = -10.0
+    q10_ahp: ArrayLike = 1.0
+    g_h: ArrayLike = 0.0
+    e_h: ArrayLike = -30.0
+    v_h: ArrayLike = -80.0
+    tau_h: ArrayLike = 50.0
+    q10_h: ArrayLike = 1.0
+    g_nap: ArrayLike = 0.0
+    v_nap: ArrayLike = -50.0
+    g_d: ArrayLike = 0.0
+    tau_b: ArrayLike = 150.0
+    v_b: ArrayLike = -70.0
+    q10_d: ArrayLike = 1.0
+    g_kir: ArrayLike = 0.0
+    v_kir: ArrayLike = -90.0
 
     @classmethod
     def rs(cls, **overrides: ArrayLike) -> PospischilParams:
@@ -123,46 +158,82 @@ class PospischilParams(NamedTuple):
         return cls(**{**_FS, **overrides})
 
 
+@document_fields
 class PospischilState(NamedTuple):
-    """State of the Pospischil model; every field has the batch shape ``(*batch)``."""
+    """State of the Pospischil model; every field has the batch shape ``(*batch)``.
 
-    v: Array  # membrane potential, mV
-    m: Array  # Na+ activation, dimensionless in [0, 1]
-    h: Array  # Na+ inactivation, dimensionless in [0, 1]
-    n: Array  # delayed-rectifier K+ activation, dimensionless in [0, 1]
-    p: Array  # M-current activation, dimensionless in [0, 1]
-    w: Array  # slow AHP activation, dimensionless in [0, 1]
-    r: Array  # I_h activation, dimensionless in [0, 1]
-    a: Array  # D-current activation, dimensionless in [0, 1]
-    b: Array  # D-current inactivation, dimensionless in [0, 1]
+    Attributes:
+        v: membrane potential, mV (modern convention)
+        m: Na⁺ activation, dimensionless in [0, 1]
+        h: Na⁺ inactivation, dimensionless in [0, 1]
+        n: delayed-rectifier K⁺ activation, dimensionless in [0, 1]
+        p: M-current activation, dimensionless in [0, 1]
+        w: slow AHP activation, dimensionless in [0, 1]
+        r: I_h activation, dimensionless in [0, 1]
+        a: D-current activation, dimensionless in [0, 1]
+        b: D-current inactivation, dimensionless in [0, 1]
+    """
+
+    v: Array
+    m: Array
+    h: Array
+    n: Array
+    p: Array
+    w: Array
+    r: Array
+    a: Array
+    b: Array
 
 
+@document_fields
 class PospischilTrace(NamedTuple):
     """Recorded output of :func:`hhjax.simulate` for the Pospischil model.
 
     Same sampling convention as :class:`hhjax.Trace`; fields not requested are
     ``None``; currents in µA/cm², positive outward.
+
+    Attributes:
+        t: time, ms, shape ``(samples,)``
+        v: membrane potential, mV (modern convention), shape
+            ``(samples, *batch)`` like every field below
+        m: Na⁺ activation, dimensionless
+        h: Na⁺ inactivation, dimensionless
+        n: delayed-rectifier K⁺ activation, dimensionless
+        p: M-current activation, dimensionless
+        w: slow AHP activation, dimensionless
+        r: I_h activation, dimensionless
+        a: D-current activation, dimensionless
+        b: D-current inactivation, dimensionless
+        i_na: Na⁺ current, µA/cm², positive outward
+        i_kd: delayed-rectifier K⁺ current, µA/cm², positive outward
+        i_m: M current, µA/cm², positive outward
+        i_ahp: slow AHP current, µA/cm², positive outward
+        i_h: hyperpolarisation-activated current, µA/cm², positive outward
+        i_nap: persistent Na⁺ current, µA/cm², positive outward
+        i_d: Kv1-type D current, µA/cm², positive outward
+        i_kir: inward-rectifier K⁺ current, µA/cm², positive outward
+        i_l: leak current, µA/cm², positive outward
     """
 
-    t: Array  # time, ms, shape (samples,)
-    v: Array | None  # membrane potential, mV, shape (samples, *batch)
-    m: Array | None  # Na+ activation, 1
-    h: Array | None  # Na+ inactivation, 1
-    n: Array | None  # delayed-rectifier K+ activation, 1
-    p: Array | None  # M-current activation, 1
-    w: Array | None  # slow AHP activation, 1
-    r: Array | None  # I_h activation, 1
-    a: Array | None  # D-current activation, 1
-    b: Array | None  # D-current inactivation, 1
-    i_na: Array | None  # Na+ current, uA/cm^2
-    i_kd: Array | None  # delayed-rectifier K+ current, uA/cm^2
-    i_m: Array | None  # M current, uA/cm^2
-    i_ahp: Array | None  # slow AHP current, uA/cm^2
-    i_h: Array | None  # hyperpolarisation-activated current, uA/cm^2
-    i_nap: Array | None  # persistent Na+ current, uA/cm^2
-    i_d: Array | None  # Kv1-type D current, uA/cm^2
-    i_kir: Array | None  # inward-rectifier K+ current, uA/cm^2
-    i_l: Array | None  # leak current, uA/cm^2
+    t: Array
+    v: Array | None
+    m: Array | None
+    h: Array | None
+    n: Array | None
+    p: Array | None
+    w: Array | None
+    r: Array | None
+    a: Array | None
+    b: Array | None
+    i_na: Array | None
+    i_kd: Array | None
+    i_m: Array | None
+    i_ahp: Array | None
+    i_h: Array | None
+    i_nap: Array | None
+    i_d: Array | None
+    i_kir: Array | None
+    i_l: Array | None
 
 
 POSPISCHIL = Model(
