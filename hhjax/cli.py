@@ -363,6 +363,16 @@ def _first_cell(shape: tuple[int, ...]) -> tuple[int, ...] | None:
     return (0,) * len(shape) if shape else None
 
 
+def _without_off_channels(trace: Any, params: Any) -> Any:
+    """The trace without the gates and currents of channels that ``params``
+    switch off (a zero conductance), for the figure; the files keep them."""
+    model = model_of(params)
+    off = model.switched_off(params).off
+    hidden = [g for ch in model.channels if ch.name in off for g in ch.gates]
+    hidden += [f"i_{name}" for name in off]
+    return trace._replace(**dict.fromkeys(hidden))
+
+
 # ------------------------------------------------------------------------ simulate
 def _add_simulate(subparsers: Any) -> None:
     parser = subparsers.add_parser(
@@ -457,12 +467,20 @@ def _run_simulate(args: argparse.Namespace) -> int:
         from hhjax.plot import plot_trace
 
         fig = plot_trace(
-            trace, i_ext, cell=_first_cell(batch), convention=_convention(params)
+            _without_off_channels(trace, params),
+            i_ext,
+            cell=_first_cell(batch),
+            convention=_convention(params),
         )
         written.append(write_figure_atomic(fig, args.out / "trace.png", dpi=120))
     print(
         f"simulated {v.shape[0]} steps of {args.dt:g} ms ({args.method}), batch "
         f"shape {batch}; V from {v.min():.2f} to {v.max():.2f} mV"
+        + (
+            f"; trace.png shows cell {_first_cell(batch)}"
+            if batch and not args.no_plot
+            else ""
+        )
     )
     for path in written:
         print(f"wrote {path}")

@@ -10,8 +10,9 @@ gates, then the currents ``i_*``); a batched trace (fields ``(samples, *batch)``
 plotted one cell at a time, chosen with ``cell=``. Units: t in ms, V in mV, currents
 in µA/cm² (ionic currents outward positive, the injected current inward positive),
 rates in Hz. V is plotted as simulated, in the convention of the parameters that
-produced it; pass ``convention="modern"`` (rest ≈ −65 mV) or ``"hh1952"`` (V from
-rest, rest at 0 mV) to state it on the axis.
+produced it; pass ``convention="modern"`` (absolute V: rest ≈ −65 mV for squid HH,
+≈ −70 mV for the cortical models) or ``"hh1952"`` (V from rest, rest at 0 mV) to
+state it on the axis.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ Cell = int | tuple[int, ...] | None
 
 _V_LABELS = {
     None: "V (mV)",
-    "modern": "V (mV)\nmodern: rest ≈ −65 mV",
+    "modern": "V (mV)\nmodern convention",
     "hh1952": "V (mV)\nHH 1952: from rest",
 }
 # Channel name in "i_<name>" -> how to write the ion on an axis.

@@ -76,6 +76,30 @@ def test_simulate_toml_parameters(tmp_path, capsys):
         assert data["v_mV"][0] == pytest.approx(float(rest.v), abs=1e-9)
 
 
+def test_simulate_figure_leaves_out_switched_off_channels(tmp_path, capsys):
+    # The RS set switches five channels off (zero conductance): their flat gates
+    # and zero currents stay in the files but not in the figure's panels.
+    argv = ["simulate", *STEP, "--model", "pospischil-rs", "--out", tmp_path]
+    status, _, err = _run_main(argv, capsys)
+    assert status == 0, err
+    params = hhjax.default_params("pospischil-rs")
+    trace = hhjax.simulate(params, np.zeros(3), 0.01)
+    shown = cli._without_off_channels(trace, params)
+    recorded = [f for f in shown._fields if getattr(shown, f) is not None]
+    assert recorded == ["t", "v", "m", "h", "n", "p", "i_na", "i_kd", "i_m", "i_l"]
+    with np.load(tmp_path / "trace.npz") as data:
+        assert {"r", "a", "b", "i_h_uA_per_cm2", "i_kir_uA_per_cm2"} <= set(data)
+
+
+def test_simulate_says_which_cell_the_figure_shows(tmp_path, capsys):
+    params_file = tmp_path / "cells.json"
+    params_file.write_text('{"model": "hh", "params": {"g_na": [100, 120]}}')
+    argv = ["simulate", *STEP, "--params", params_file, "--out", tmp_path]
+    status, out, err = _run_main(argv, capsys)
+    assert status == 0, err
+    assert "batch shape (2,);" in out and "trace.png shows cell (0,)" in out
+
+
 def test_fi_onset_between_6_and_7(tmp_path, capsys):
     """Standard modern HH, each current switched on from rest: repetitive firing
     starts between 6 and 7 uA/cm^2 (standard HH: near 6.2-6.3 from rest)."""
