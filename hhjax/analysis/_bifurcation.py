@@ -26,6 +26,7 @@ from jax import Array, lax
 from jax.typing import ArrayLike
 
 from hhjax._checks import is_traced
+from hhjax._model import document_fields
 from hhjax.analysis._fixed_points import (
     check_one_cell,
     fixed_point,
@@ -174,14 +175,23 @@ def hopf_points(
     return jnp.sort(jnp.stack(found))
 
 
+@document_fields
 class HopfPoint(NamedTuple):
-    """A Hopf bifurcation of the resting state."""
+    """A Hopf bifurcation of the resting state.
 
-    current: float  # uA/cm^2
-    v: float  # membrane potential of the fixed point, mV
-    frequency: float  # of the emerging oscillation, Hz (omega / 2 pi)
-    lyapunov: float  # first Lyapunov coefficient (sign matters; scale is arbitrary)
-    kind: str  # "subcritical", "supercritical" or "degenerate"
+    Attributes:
+        current: injected current at the bifurcation, µA/cm²
+        v: membrane potential of the fixed point there, mV
+        frequency: frequency of the emerging oscillation, Hz (ω / 2π)
+        lyapunov: first Lyapunov coefficient (sign matters; scale is arbitrary)
+        kind: ``"subcritical"``, ``"supercritical"`` or ``"degenerate"``
+    """
+
+    current: float
+    v: float
+    frequency: float
+    lyapunov: float
+    kind: str
 
 
 def _complex_multilinear(form, vectors):

@@ -13,7 +13,7 @@ from jax.typing import ArrayLike
 from hhjax._checks import is_integer
 from hhjax._equilibrium import resting_state
 from hhjax._integrators import DEFAULT_METHOD
-from hhjax._model import model_of
+from hhjax._model import document_fields, model_of
 from hhjax._simulate import simulate
 from hhjax.analysis._spikes import firing_rate, first_spike_time, spike_count
 
@@ -25,20 +25,31 @@ _JUMP_RATIO = 3.0
 _THRESHOLD_ABOVE_REST = 35.0
 
 
+@document_fields
 class FICurve(NamedTuple):
     """An f–I curve: firing of a cell under constant currents switched on from rest.
 
     Every array has shape ``(n,)``, ordered like ``currents`` as passed in.
+
+    Attributes:
+        currents: injected currents, µA/cm²
+        rates: firing rate in the analysis window (inverse mean ISI), Hz
+        counts: number of spikes in the analysis window, integers
+        latency: time of the first spike after the current onset, ms; NaN if none
+        rheobase: lowest current with repetitive firing, µA/cm²; NaN if none
+        onset_type: ``"class 1"``, ``"class 2"`` or ``"unknown"`` (see :func:`fi_curve`)
+        window: analysis window (start, stop), ms after onset
+        threshold: spike-detection threshold, mV (convention of the params)
     """
 
-    currents: Array  # injected current, uA/cm^2, shape (n,)
-    rates: Array  # firing rate in the analysis window (inverse mean ISI), Hz
-    counts: Array  # number of spikes in the analysis window (int)
-    latency: Array  # time of the first spike after the current onset, ms; NaN if none
-    rheobase: float  # lowest current with repetitive firing, uA/cm^2; NaN if none
-    onset_type: str  # "class 1", "class 2" or "unknown" (see fi_curve)
-    window: tuple[float, float]  # analysis window (start, stop), ms after onset
-    threshold: float  # spike-detection threshold, mV (convention of the params)
+    currents: Array
+    rates: Array
+    counts: Array
+    latency: Array
+    rheobase: float
+    onset_type: str
+    window: tuple[float, float]
+    threshold: float
 
 
 def fi_curve(

@@ -25,7 +25,7 @@ from jax import Array, lax
 
 from hhjax._equilibrium import resting_state
 from hhjax._integrators import DEFAULT_METHOD, get_integrator
-from hhjax._model import model_of
+from hhjax._model import document_fields, model_of
 from hhjax._simulate import simulate
 from hhjax.analysis._fixed_points import check_one_cell, state_to_vector
 
@@ -45,15 +45,26 @@ def _require_float64(name: str) -> None:
         )
 
 
+@document_fields
 class LimitCycle(NamedTuple):
-    """A periodic orbit of one cell under a constant current."""
+    """A periodic orbit of one cell under a constant current.
 
-    state: Any  # state at the start of the cycle (a minimum of V), model state tuple
-    period: float  # ms
-    current: float  # injected current, uA/cm^2
-    multipliers: Array  # Floquet multipliers, complex (d,), sorted by decreasing |mu|
-    stable: bool  # all multipliers except the trivial one inside the unit circle
-    n_steps: int  # integration steps per period used for the shooting
+    Attributes:
+        state: state at the start of the cycle (a minimum of V), model state tuple
+        period: period of the orbit, ms
+        current: injected current, µA/cm²
+        multipliers: Floquet multipliers, complex, shape ``(d,)``, sorted by
+            decreasing modulus
+        stable: whether all multipliers except the trivial one inside the unit circle
+        n_steps: integration steps per period used for the shooting
+    """
+
+    state: Any
+    period: float
+    current: float
+    multipliers: Array
+    stable: bool
+    n_steps: int
 
 
 # ----------------------------------------------------------------- the flow and H
@@ -239,15 +250,25 @@ def _cycle_from_z(params, z, jac, n_steps):
 
 
 # -------------------------------------------------------- fold of limit cycles
+@document_fields
 class CycleFold(NamedTuple):
-    """A fold (saddle-node) of limit cycles: the end of a branch of orbits in I."""
+    """A fold (saddle-node) of limit cycles: the end of a branch of orbits in I.
 
-    current: float  # uA/cm^2
-    period: float  # ms, of the orbit at the fold
-    state: Any  # state of the orbit at the fold (a V extremum), model state tuple
-    branch_currents: np.ndarray  # currents visited by the continuation, uA/cm^2
-    branch_periods: np.ndarray  # their periods, ms
-    n_steps: int  # integration steps per period used for the shooting
+    Attributes:
+        current: injected current at the fold, µA/cm²
+        period: period of the orbit at the fold, ms
+        state: state of the orbit at the fold (a V extremum), model state tuple
+        branch_currents: currents visited by the continuation, µA/cm²
+        branch_periods: their periods, ms
+        n_steps: integration steps per period used for the shooting
+    """
+
+    current: float
+    period: float
+    state: Any
+    branch_currents: np.ndarray
+    branch_periods: np.ndarray
+    n_steps: int
 
 
 def limit_cycle_fold(

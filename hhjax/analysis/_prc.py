@@ -23,7 +23,7 @@ import numpy as np
 from jax import Array, lax
 
 from hhjax._integrators import DEFAULT_METHOD, get_integrator
-from hhjax._model import model_of
+from hhjax._model import document_fields, model_of
 from hhjax.analysis._fixed_points import state_to_vector, vector_field
 from hhjax.analysis._limit_cycle import (
     LimitCycle,
@@ -33,16 +33,27 @@ from hhjax.analysis._limit_cycle import (
 )
 
 
+@document_fields
 class PhaseResponse(NamedTuple):
     """Phase response curve of a limit cycle; arrays of shape ``(n,)``, ordered by
-    phase, with phase 0 at the peak of the spike (maximum of V)."""
+    phase, with phase 0 at the peak of the spike (maximum of V).
 
-    phase: Array  # phase, cycles in [0, 1)
-    prc: Array  # phase advance per mV kick of V, cycles/mV (Z_V)
-    v: Array  # membrane potential on the orbit at that phase, mV
-    adjoint: Array  # full adjoint Z, shape (n, d): cycles per unit of each state var
-    period: float  # ms
-    current: float  # injected current, uA/cm^2
+    Attributes:
+        phase: phase, cycles in [0, 1)
+        prc: phase advance per mV kick of V, cycles/mV (Z_V)
+        v: membrane potential on the orbit at that phase, mV
+        adjoint: full adjoint Z, shape ``(n, d)``: cycles per unit of each state
+            variable
+        period: period of the cycle, ms
+        current: injected current, µA/cm²
+    """
+
+    phase: Array
+    prc: Array
+    v: Array
+    adjoint: Array
+    period: float
+    current: float
 
 
 @partial(jax.jit, static_argnames=("n_steps", "method"))

@@ -9,9 +9,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from hhjax._model import document_fields
 from hhjax.analysis._fixed_points import check_one_cell
 
 
+@document_fields
 class Sensitivity(NamedTuple):
     """d(feature)/d(parameter) for several features and parameters.
 
@@ -19,14 +21,22 @@ class Sensitivity(NamedTuple):
     change of feature ``i`` per relative change of parameter ``j`` (0.5 means a 1 %
     increase of the parameter raises the feature by 0.5 %). It is NaN where the
     feature is 0.
+
+    Attributes:
+        features: feature names, length F
+        parameters: parameter names, length P
+        values: feature values, shape (F,), units of each feature
+        parameter_values: parameter values, shape (P,), units of each parameter
+        gradients: ∂f_i/∂p_j, shape (F, P), feature unit per parameter unit
+        elasticities: relative sensitivities (above), shape (F, P), dimensionless
     """
 
-    features: tuple[str, ...]  # feature names, length F
-    parameters: tuple[str, ...]  # parameter names, length P
-    values: np.ndarray  # feature values, shape (F,), units of each feature
-    parameter_values: np.ndarray  # shape (P,), units of each parameter
-    gradients: np.ndarray  # shape (F, P), feature unit per parameter unit
-    elasticities: np.ndarray  # shape (F, P), dimensionless
+    features: tuple[str, ...]
+    parameters: tuple[str, ...]
+    values: np.ndarray
+    parameter_values: np.ndarray
+    gradients: np.ndarray
+    elasticities: np.ndarray
 
     def table(self, *, relative: bool = True, digits: int = 4) -> str:
         """A plain-text table, features as rows and parameters as columns.
