@@ -255,6 +255,12 @@ def test_fi_curve_min_spikes_may_be_a_numpy_integer():
         analysis.fi_curve(hhjax.HHParams(), [10.0], min_spikes=True)
 
 
+def test_fi_curve_names_a_non_finite_current():
+    # It blamed `i_ext` at time index 0 (the simulation's check).
+    with pytest.raises(ValueError, match=r"`currents` must be finite.*entry 1 is nan"):
+        analysis.fi_curve(hhjax.HHParams(), [0.0, np.nan, 10.0])
+
+
 # ------------------------------------------------ done-when 2: resting potential
 def test_rest_gradient_matches_finite_differences_of_an_independent_root():
     # Away from 6.3 degC and at I != 0 so that temperature and q10_g matter too
@@ -367,6 +373,20 @@ def test_one_cell_functions_name_batched_parameters(call):
     # They returned wrong shapes or failed deep inside linalg / NumPy.
     with pytest.raises(ValueError, match=r"`params.g_na` has shape \(2,\); map"):
         call(hhjax.HHParams(g_na=jnp.array([100.0, 120.0])))
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda i: analysis.jacobian(hhjax.HHParams(), i),
+        lambda i: analysis.is_stable(hhjax.HHParams(), i),
+        lambda i: analysis.limit_cycle(hhjax.HHParams(), i),
+    ],
+)
+def test_one_cell_functions_name_a_batched_current(call):
+    # jacobian returned shape (4, 2, 4, 2), eigvals failed inside linalg.
+    with pytest.raises(ValueError, match=r"`i_ext` has shape \(2,\); map it over"):
+        call(jnp.array([0.0, 5.0]))
 
 
 def test_hopf_current_gradient_matches_finite_differences():

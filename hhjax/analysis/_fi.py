@@ -10,7 +10,7 @@ import numpy as np
 from jax import Array
 from jax.typing import ArrayLike
 
-from hhjax._checks import is_integer
+from hhjax._checks import is_integer, is_traced
 from hhjax._equilibrium import resting_state
 from hhjax._integrators import DEFAULT_METHOD
 from hhjax._model import document_fields, model_of
@@ -114,6 +114,11 @@ def fi_curve(
         raise ValueError(
             f"`currents` must be a 1-D array of currents in uA/cm^2; got shape "
             f"{currents.shape}."
+        )
+    if not is_traced(currents) and not bool(jnp.all(jnp.isfinite(currents))):
+        bad = int(np.argmax(~np.isfinite(np.asarray(currents))))
+        raise ValueError(
+            f"`currents` must be finite (uA/cm^2); entry {bad} is {float(currents[bad])}."
         )
     if not (math.isfinite(duration) and math.isfinite(transient)) or not (
         0.0 <= transient < duration

@@ -20,9 +20,10 @@ from hhjax._equilibrium import resting_state
 from hhjax._model import model_of
 
 
-def check_one_cell(params: Any, function: str) -> None:
-    """A clear error for batched parameter leaves: ``function`` works on one cell
-    (under ``jax.vmap`` its leaves are scalars)."""
+def check_one_cell(params: Any, function: str, i_ext: Any = 0.0) -> None:
+    """A clear error for batched parameter leaves or a batched current:
+    ``function`` works on one cell under one constant current (under ``jax.vmap``
+    both are scalars)."""
     for name, value in params._asdict().items():
         shape = np.shape(value)
         if shape != ():
@@ -30,6 +31,12 @@ def check_one_cell(params: Any, function: str) -> None:
                 f"{function} works on one cell, but `params.{name}` has shape "
                 f"{shape}; map it over cells with jax.vmap or a loop."
             )
+    if np.shape(i_ext) != ():
+        raise ValueError(
+            f"{function} works on one constant current (a scalar, µA/cm²), but "
+            f"`i_ext` has shape {np.shape(i_ext)}; map it over currents with "
+            "jax.vmap or a loop."
+        )
 
 
 def state_to_vector(state: Any) -> Array:
@@ -79,7 +86,7 @@ def jacobian(params: Any, i_ext: ArrayLike = 0.0, state: Any = None) -> Array:
         Array ``(d, d)`` in 1/ms (rows: derivative of ``(v, *gates)``; entries mixing
         V and gates carry mV per unit gate or its inverse).
     """
-    check_one_cell(params, "jacobian")
+    check_one_cell(params, "jacobian", i_ext)
     if state is None:
         state = fixed_point(params, i_ext)
     return jax.jacfwd(vector_field(params, i_ext))(state_to_vector(state))

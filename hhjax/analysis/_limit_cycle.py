@@ -216,7 +216,7 @@ def limit_cycle(
         RuntimeError: float64 is not enabled (``jax_enable_x64``).
     """
     _require_float64("limit_cycle")
-    check_one_cell(params, "limit_cycle")
+    check_one_cell(params, "limit_cycle", i_ext)
     if guess is None:
         x0, period = _guess_from_simulation(params, i_ext, warmup, method)
     else:
