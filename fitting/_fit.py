@@ -364,7 +364,8 @@ def _starts(space, init, n_starts, seed, spread, run_regression):
 
 
 def _check_finite_init(space: ParamSpace, values: np.ndarray) -> None:
-    """Refuse non-finite starting values (they would silently give failed starts)."""
+    """Refuse non-finite starting values (they would silently give failed starts);
+    warn about values outside the bounds (the starts are moved inside them)."""
     bad = np.argwhere(~np.isfinite(values))
     if bad.size:
         row, col = (int(x) for x in bad[0])
@@ -372,6 +373,18 @@ def _check_finite_init(space: ParamSpace, values: np.ndarray) -> None:
         raise ValueError(
             f"`init` values must be finite; got {values[row, col]} for "
             f"{space.free[col]}{where}."
+        )
+    outside = np.argwhere((values < space.lower) | (values > space.upper))
+    if outside.size:
+        row, col = (int(x) for x in outside[0])
+        where = f" (start {row})" if len(values) > 1 else ""
+        warnings.warn(
+            f"`init` puts {space.free[col]} = {values[row, col]:g}{where} outside "
+            f"its bounds [{space.lower[col]:g}, {space.upper[col]:g}]"
+            f"{f' ({len(outside)} values in all)' if len(outside) > 1 else ''}; "
+            "such starts begin at the nearest bound. Widen `bounds` to start there.",
+            UserWarning,
+            stacklevel=4,
         )
 
 
@@ -593,6 +606,15 @@ def _fit(
         raise ValueError(
             f"Unknown `method` {method!r}; expected one of {list(hhjax.METHODS)}."
         )
+    if model is not None and (
+        model not in hhjax.MODELS or type(hhjax.default_params(model)) is not type(base)
+    ):
+        names = [n for n in hhjax.MODELS if type(hhjax.default_params(n)) is type(base)]
+        raise ValueError(
+            f"`model` must name the model of `params` ({type(base).__name__}): one "
+            f"of {names}; got {model!r}."
+        )
+    resolve_grad_mode(grad_mode, space.n_free)  # checked whatever the optimiser
     if n_starts is not None:
         n_starts = integer_at_least(n_starts, "`n_starts`", 1)
     if max_iterations is not None:

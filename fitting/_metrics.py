@@ -49,8 +49,17 @@ def spike_times(
 
     Returns:
         Spike times, ms, ascending, ``(n_spikes,)``.
+
+    Raises:
+        ValueError: ``v`` not 1-D or ``dt`` not a positive finite number.
     """
     v = np.asarray(v, dtype=np.float64)
+    if v.ndim != 1:
+        raise ValueError(
+            f"`v` must be one trace of shape (n_samples,) in mV; got shape {v.shape}."
+        )
+    if not (isinstance(dt, (int, float, np.number)) and 0.0 < dt < np.inf):
+        raise ValueError(f"`dt` must be a positive sampling interval in ms; got {dt!r}.")
     crossing = np.flatnonzero((v[:-1] < threshold) & (v[1:] >= threshold))
     low = v < threshold - hysteresis
     # Index of the last "low" sample at or before each sample (-1: none yet).

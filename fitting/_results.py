@@ -177,7 +177,17 @@ class FitResult:
         return doc
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write :meth:`to_dict` as JSON, atomically."""
+        """Write :meth:`to_dict` as JSON, atomically.
+
+        Raises:
+            ValueError: ``path`` does not end in ``.json`` (a ``.toml`` name would
+                hold JSON that :func:`load_result` then cannot read).
+        """
+        if Path(path).suffix.lower() != ".json":
+            raise ValueError(
+                f"A fit result is saved as JSON: `path` must end in .json; got "
+                f"{os.fspath(path)!r}."
+            )
         return write_json_atomic(path, self.to_dict())
 
     def summary(self) -> str:

@@ -440,6 +440,9 @@ def test_custom_loss_with_adam_reduces_the_loss(noisy):
 
 
 def test_result_file_round_trip(shooting_fit, tmp_path):
+    with pytest.raises(ValueError, match=r"must end in .json; got '.*params.toml'"):
+        shooting_fit.save(tmp_path / "params.toml")
+    assert not (tmp_path / "params.toml").exists()
     path = shooting_fit.save(tmp_path / "params.json")
     params, document = fitting.load_result(path)
     assert isinstance(params, hhjax.HHParams)
@@ -581,6 +584,19 @@ def test_spike_detection_counts_noisy_crossings_once():
     v[300:303] = [-3.0, 10.0, -70.0]
     times = fitting.spike_times(v, 0.1)
     np.testing.assert_allclose(times, [(100 + 5 / 5.5) * 0.1, (300 + 3 / 13) * 0.1])
+
+
+@pytest.mark.parametrize(
+    ("v", "dt", "message"),
+    [
+        (np.zeros((20, 2)), 0.1, r"`v` must be one trace of shape \(n_samples,\)"),
+        (np.zeros(20), 0.0, r"`dt` must be a positive sampling interval in ms"),
+        (np.zeros(20), -1.0, r"`dt` must be a positive"),
+    ],
+)
+def test_spike_detection_rejects_bad_input(v, dt, message):
+    with pytest.raises(ValueError, match=message):
+        fitting.spike_times(v, dt)
 
 
 def test_metrics_of_the_truth(noisy):
@@ -822,6 +838,9 @@ def test_scoring_converts_a_current_in_pa_with_the_params_c_m(noisy):
         ({"seed": True}, "`seed` must be an integer >= 0"),
         ({"n_starts": 2.0}, "`n_starts` must be an integer >= 1"),
         ({"max_iterations": "4"}, "`max_iterations` must be an integer >= 1"),
+        ({"model": "xx"}, r"`model` must name the model of `params` \(HHParams\): "),
+        ({"model": "pospischil-rs"}, r"one of \['hh'\]; got 'pospischil-rs'"),
+        ({"grad_mode": "fwd"}, "`grad_mode` must be 'auto', 'forward' or 'reverse'"),
     ],
 )
 def test_bad_settings_are_refused_before_fitting(noisy, overrides, message):
@@ -830,6 +849,21 @@ def test_bad_settings_are_refused_before_fitting(noisy, overrides, message):
 
     with pytest.raises(ValueError, match=message):
         _quick(noisy, callback=never, **overrides)
+
+
+def test_starts_outside_the_bounds_are_named(noisy):
+    def never(info):
+        raise KeyboardInterrupt  # the warning comes before any iteration
+
+    with (
+        pytest.warns(
+            UserWarning,
+            match=r"`init` puts g_na = 1e\+06 outside its "
+            r"bounds \[.*\]; such starts begin at the nearest bound",
+        ),
+        pytest.raises(fitting.FitInterrupted),
+    ):
+        _quick(noisy, init=np.array([1e6, 36.0]), callback=never)
 
 
 @pytest.mark.parametrize(
