@@ -218,15 +218,29 @@ def load_data(
     exclude: Sequence[Window] | None = None,
     weights: Sequence[float] | None = None,
     c_m: float = 1.0,
+    c_pf: float | None = None,
 ) -> FitData:
-    """Load a recording file (``.npz`` / ``.csv``, see :mod:`hhjax.recordings`) as
-    :class:`FitData`. Arguments as :meth:`FitData.from_recording`.
+    """Load a recording file (``.npz``, ``.csv``, ``.abf`` or ``.nwb``, see
+    :func:`hhjax.recordings.load_recording`) as :class:`FitData`. Arguments as
+    :meth:`FitData.from_recording`, and:
+
+    Args:
+        c_pf: whole-cell capacitance, pF, for a current in pA that the file gives
+            no capacitance for (ABF and NWB files: e.g.
+            ``hhjax.recordings.cell_properties(recording).c_pf``); replaces the
+            file's. Whole-cell step recordings are best fitted with
+            ``hhjax fit RECORDING.abf`` (docs/real_cells.md), which also
+            corrects the bridge balance and the baseline drift.
 
     Raises:
-        RecordingError: the file is missing, corrupt or violates the file contract.
+        RecordingError: the file is missing, corrupt or violates the file
+            contract, or a current in pA has no capacitance.
     """
+    recording = load_recording(path)
+    if c_pf is not None:
+        recording = recording.replace(c_pf=c_pf)
     return FitData.from_recording(
-        load_recording(path),
+        recording,
         sweeps=sweeps,
         windows=windows,
         exclude=exclude,

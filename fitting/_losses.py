@@ -38,6 +38,7 @@ computed for one parameter set; fits ``vmap`` them over starts.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
@@ -565,6 +566,18 @@ class CustomLoss(Loss):
         _check_substeps(self.substeps)
         if not callable(self.fn):
             raise TypeError(f"A custom loss must be callable; got {self.fn!r}.")
+        try:
+            signature = inspect.signature(self.fn)
+        except (TypeError, ValueError):  # some builtins have none: call and see
+            signature = None
+        if signature is not None:
+            try:
+                signature.bind(None, None)
+            except TypeError as err:
+                raise TypeError(
+                    f"A custom loss is called as fn(trace, data); "
+                    f"{_name_of(self.fn)}{signature} cannot be: {err}."
+                ) from None
         object.__setattr__(self, "record", tuple(self.record))
 
     def stages(self, n_samples, n_sweeps, dt, method):
@@ -575,7 +588,12 @@ class CustomLoss(Loss):
             trace = simulate_samples(
                 params, data.i, dt, method, state0, substeps, record=record
             )
-            value = jnp.asarray(fn(trace, data)).reshape(())
+            value = jnp.asarray(fn(trace, data))
+            if value.shape != ():
+                raise ValueError(
+                    f"A custom loss must return a scalar; {_name_of(fn)} returned "
+                    f"shape {value.shape} (sum or average it, e.g. jnp.mean(...))."
+                )
             return value.astype(
                 jnp.float64 if jax.config.jax_enable_x64 else value.dtype
             )

@@ -84,6 +84,22 @@ def _with_c_m_of(data: FitData, params: Any) -> FitData:
     return data.with_c_m(c_m)
 
 
+def _check_arguments(data: Any, params: Any, call: str) -> None:
+    """Clear errors for swapped or wrongly typed sweeps and parameters."""
+    if isinstance(params, FitData) and hasattr(data, "_fields"):
+        raise TypeError(
+            f"The arguments are swapped: call {call} with the sweeps as `data` and "
+            "the parameter tuple as `params`."
+        )
+    if not isinstance(data, FitData):
+        raise TypeError(
+            "`data` must be a fitting.FitData (from fitting.load_data(path) or "
+            f"fitting.FitData.from_recording(recording)) in {call}; got "
+            f"{type(data).__name__}."
+        )
+    hhjax.model_of(params)  # a TypeError naming the type for a non-model
+
+
 def _simulate(params, data, method, start, dtype, substeps, check_inputs):
     if not (isinstance(substeps, int) and substeps >= 1):
         raise ValueError(f"`substeps` must be an integer >= 1; got {substeps!r}.")
@@ -134,6 +150,7 @@ def simulate_data(
             (see :func:`simulate_sweeps` to flag such sweeps instead).
         ValueError: bad parameters or ``substeps``.
     """
+    _check_arguments(data, params, "fitting.simulate_data(params, data)")
     return _simulate(params, data, method, start, dtype, substeps, True)
 
 
@@ -155,6 +172,7 @@ def simulate_sweeps(
         ``(v_model, failed)``: simulated V in mV ``(n_sweeps, n_samples)`` (NaN
         rows for the failed sweeps) and ``(n_sweeps,)`` bool.
     """
+    _check_arguments(data, params, "fitting.simulate_sweeps(params, data)")
     try:
         v = simulate_data(
             params, data, method=method, start=start, dtype=dtype, substeps=substeps
@@ -284,7 +302,9 @@ def metrics(
 
     Raises:
         ValueError: ``v_model`` of the wrong shape.
+        TypeError: ``data`` not a :class:`FitData` (or swapped with ``params``).
     """
+    _check_arguments(data, params, "fitting.metrics(data, params)")
     if v_model is None:
         v_model, failed = simulate_sweeps(
             params, data, method=method, substeps=substeps

@@ -439,6 +439,34 @@ def test_custom_loss_with_adam_reduces_the_loss(noisy):
     assert result.uncertainty is None  # a scalar loss has no residuals
 
 
+def test_custom_loss_of_the_wrong_form_is_named(noisy):
+    def one_argument(trace):
+        return jnp.sum(trace.v)
+
+    with pytest.raises(
+        TypeError,
+        match=r"called as fn\(trace, data\); .*one_argument\(trace\) cannot be",
+    ):
+        fitting.fit(noisy, ["g_l"], loss=one_argument)
+
+    def per_sample(trace, data):
+        return (trace.v - data.v) ** 2
+
+    with pytest.raises(
+        ValueError,
+        match=r"must return a scalar; .*per_sample returned "
+        r"shape \(\d+, 1\)",
+    ):
+        fitting.fit(
+            noisy,
+            ["g_l"],
+            loss=per_sample,
+            n_starts=2,
+            max_iterations=3,
+            progress=False,
+        )
+
+
 def test_result_file_round_trip(shooting_fit, tmp_path):
     with pytest.raises(ValueError, match=r"must end in .json; got '.*params.toml'"):
         shooting_fit.save(tmp_path / "params.toml")
@@ -597,6 +625,16 @@ def test_spike_detection_counts_noisy_crossings_once():
 def test_spike_detection_rejects_bad_input(v, dt, message):
     with pytest.raises(ValueError, match=message):
         fitting.spike_times(v, dt)
+
+
+def test_swapped_or_wrong_arguments_are_named(noisy):
+    # They failed with AttributeErrors ('HHParams' object has no attribute ...).
+    with pytest.raises(TypeError, match=r"swapped: call fitting.metrics\(data, params"):
+        fitting.metrics(TRUTH, noisy)
+    with pytest.raises(TypeError, match=r"swapped: call fitting.simulate_data\(params"):
+        fitting.simulate_data(noisy, TRUTH)
+    with pytest.raises(TypeError, match=r"`data` must be a fitting.FitData .*got str"):
+        fitting.metrics("sweeps.npz", TRUTH)
 
 
 def test_metrics_of_the_truth(noisy):

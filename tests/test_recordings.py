@@ -654,6 +654,19 @@ def test_cell_properties_of_18711001(properties):
     )
 
 
+def test_an_abf_file_becomes_fit_data_with_its_capacitance(properties):
+    import fitting
+
+    path = DATA / "18711001.abf"
+    with pytest.raises(RecordingError, match=r"give `c_pf` \(pF\).*load_data takes"):
+        fitting.load_data(path)
+    c_pf = properties["18711001.abf"].c_pf
+    data = fitting.load_data(path, c_pf=c_pf, sweeps=[10], c_m=1.0)
+    recording = load_abf(path).select([10])
+    np.testing.assert_allclose(data.i, recording.i / c_pf)  # 1 µF/cm²: pA / pF
+    np.testing.assert_array_equal(data.v, recording.v)
+
+
 @pytest.mark.parametrize("name", FILES)
 def test_cell_properties_sane_on_shipped_files(properties, name):
     p = properties[name]
@@ -765,6 +778,21 @@ def test_current_density_needs_a_positive_c_m(c_m):
     np.testing.assert_allclose(rec.current_density(2.0), rec.i * 2.0 / 80.0)
     with pytest.raises(RecordingError, match="`c_m` must be a"):
         rec.current_density(c_m)
+
+
+def test_time_first_arrays_are_named():
+    # (samples, cells) from hhjax.simulate passed as (sweeps, samples): 800
+    # "sweeps" of 2 samples each, which fitted nothing sensible.
+    v = np.zeros((800, 2))
+    with pytest.warns(
+        UserWarning,
+        match=r"800 sweeps of 2 samples each: .*sweeps "
+        r"first.*\(e.g. trace.v.T\)",
+    ):
+        Recording(dt=0.1, v=v, i=v)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Recording(dt=0.1, v=v.T, i=v.T)
 
 
 def test_recording_scalars_and_sweeps_are_checked():

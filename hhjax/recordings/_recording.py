@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -132,6 +133,15 @@ class Recording:
                 f"{where}voltage and current differ in shape: v {v.shape}, i {i.shape}; "
                 "each sweep needs one current sample per voltage sample."
             )
+        if v.shape[1] < v.shape[0]:
+            warnings.warn(
+                f"{where}`v` and `i` hold {v.shape[0]} sweeps of {v.shape[1]} "
+                "samples each: recordings are (n_sweeps, n_samples), sweeps first, "
+                "while hhjax.simulate's traces and hhjax.stimulus's batches are time "
+                "first, (samples, *batch); pass those transposed (e.g. trace.v.T).",
+                UserWarning,
+                stacklevel=3,
+            )
         c_pf = None
         if self.c_pf is not None:
             c_pf = real_number(self.c_pf, "c_pf", "pF", where, positive=True)
@@ -173,7 +183,9 @@ class Recording:
         if self.c_pf is None:
             raise RecordingError(
                 f"{self.source or 'recording'}: current is in pA but the cell capacitance "
-                "is unknown; give `c_pf` (pF), e.g. from the hyperpolarising step."
+                "is unknown; give `c_pf` (pF), e.g. recording.replace(c_pf="
+                "cell_properties(recording).c_pf) with the capacitance from the "
+                "hyperpolarising step (fitting.load_data takes `c_pf` too)."
             )
         return self.i * (c_m / self.c_pf)
 
