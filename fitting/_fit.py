@@ -546,7 +546,8 @@ def fit(
             overwrite it).
         progress: print a status line with loss and ETA to stderr.
         callback: called after every compiled chunk of iterations with a dict
-            (``stage``, ``iteration``, ``losses``, ``best_loss``, ``elapsed_s``);
+            (``stage``: 0-based index of the loss's stage, where messages count
+            from 1; ``iteration``, ``losses``, ``best_loss``, ``elapsed_s``);
             raising ``KeyboardInterrupt`` from it interrupts the fit as Ctrl-C.
         uncertainty: compute the Laplace standard errors at the best start.
         model: the model's name for the result file (default: inferred from the

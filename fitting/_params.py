@@ -152,10 +152,25 @@ class ParamSpace:
         Raises:
             ValueError: unknown or repeated names, missing or invalid bounds, bounds
                 of a parameter that is not free.
+            TypeError: ``base`` not a parameter tuple, ``free`` not names.
         """
+        if not (isinstance(base, tuple) and hasattr(base, "_fields")):
+            raise TypeError(
+                "`base` must be a model's parameter tuple (e.g. hhjax.HHParams()); "
+                f"got {type(base).__name__}."
+            )
         if isinstance(free, str):
             free = [f.strip() for f in free.split(",") if f.strip()]
-        free = tuple(free)
+        given = free
+        try:
+            free = tuple(free)
+        except TypeError:
+            free = (None,)
+        if not all(isinstance(f, str) for f in free):
+            raise TypeError(
+                "`free` must be parameter names, a sequence of str (or one "
+                f"comma-separated str) such as ['g_na', 'g_k']; got {given!r}."
+            )
         fields = tuple(base._fields)
         unknown = [f for f in free if f not in fields]
         if unknown:
@@ -189,7 +204,13 @@ class ParamSpace:
                     f"No default bounds for parameter {name!r}; pass "
                     f"bounds={{{name!r}: (lower, upper)}} in {unit_of(name)}."
                 )
-            lo, hi = (float(x) for x in pair)
+            try:
+                lo, hi = (float(x) for x in pair)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"Bounds of {name!r} must be a pair (lower, upper) of numbers in "
+                    f"{unit_of(name)}; got {pair!r}."
+                ) from None
             if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
                 raise ValueError(
                     f"Bounds of {name!r} must be finite with lower < upper; got "

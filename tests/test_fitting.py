@@ -106,11 +106,27 @@ def test_starts_are_reproducible_and_within_the_spread():
         (["g_k"], {"g_k": (-1.0, 10.0)}, "must not be negative"),
         (["g_na"], {"g_k": (1.0, 10.0)}, r"g_k that are not fitted.*\(g_na\)"),
         ([], None, "at least one"),
+        (["g_na"], {"g_na": "a"}, r"Bounds of 'g_na' must be a pair \(lower, upper\)"),
+        (["g_na"], {"g_na": (1, 2, 3)}, r"must be a pair .* got \(1, 2, 3\)"),
+        (["g_na"], {"g_na": 5}, r"must be a pair .* in mS/cm\^2; got 5"),
     ],
 )
 def test_param_space_rejects_bad_names_and_bounds(free, bounds, message):
     with pytest.raises(ValueError, match=message):
         ParamSpace.create(TRUTH, free, bounds)
+
+
+@pytest.mark.parametrize(
+    ("base", "free", "message"),
+    [
+        (TRUTH, 5, r"`free` must be parameter names.*got 5"),
+        (TRUTH, [1], r"`free` must be parameter names.*got \[1\]"),
+        ({"g_na": 1.0}, ["g_na"], r"`base` must be a model's parameter tuple.*dict"),
+    ],
+)
+def test_param_space_rejects_wrong_types(base, free, message):
+    with pytest.raises(TypeError, match=message):
+        ParamSpace.create(base, free)
 
 
 def test_wide_linear_bounds_give_finite_values_and_gradients():
