@@ -1637,6 +1637,8 @@ def _polish(
         signed, init[1:] + 20.0 * jitter * 0.1, init[1:] * np.exp(jitter)
     )
     bounds = _polish_bounds(free)
+    space = ParamSpace.create(params, free, bounds)
+    init = np.clip(init, space.lower, space.upper)  # a jitter past a bound
     result = fit(
         data,
         list(free),
