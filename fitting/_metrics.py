@@ -172,7 +172,6 @@ def simulate_sweeps(
         ``(v_model, failed)``: simulated V in mV ``(n_sweeps, n_samples)`` (NaN
         rows for the failed sweeps) and ``(n_sweeps,)`` bool.
     """
-    _check_arguments(data, params, "fitting.simulate_sweeps(params, data)")
     try:
         v = simulate_data(
             params, data, method=method, start=start, dtype=dtype, substeps=substeps

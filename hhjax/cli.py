@@ -366,10 +366,8 @@ def _first_cell(shape: tuple[int, ...]) -> tuple[int, ...] | None:
 def _without_off_channels(trace: Any, params: Any) -> Any:
     """The trace without the gates and currents of channels that ``params``
     switch off (a zero conductance), for the figure; the files keep them."""
-    model = model_of(params)
-    off = model.switched_off(params).off
-    hidden = [g for ch in model.channels if ch.name in off for g in ch.gates]
-    hidden += [f"i_{name}" for name in off]
+    view = model_of(params).switched_off(params)
+    hidden = [*view.held_gates, *(f"i_{name}" for name in view.off)]
     return trace._replace(**dict.fromkeys(hidden))
 
 

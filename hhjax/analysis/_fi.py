@@ -115,10 +115,11 @@ def fi_curve(
             f"`currents` must be a 1-D array of currents in uA/cm^2; got shape "
             f"{currents.shape}."
         )
-    if not is_traced(currents) and not bool(jnp.all(jnp.isfinite(currents))):
-        bad = int(np.argmax(~np.isfinite(np.asarray(currents))))
+    bad = [] if is_traced(currents) else np.flatnonzero(~np.isfinite(currents))
+    if len(bad):
         raise ValueError(
-            f"`currents` must be finite (uA/cm^2); entry {bad} is {float(currents[bad])}."
+            f"`currents` must be finite (uA/cm^2); entry {bad[0]} is "
+            f"{float(currents[bad[0]])}."
         )
     if not (math.isfinite(duration) and math.isfinite(transient)) or not (
         0.0 <= transient < duration
