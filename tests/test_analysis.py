@@ -231,6 +231,37 @@ def test_spike_functions_check_threshold_shape_and_accept_numpy_ints():
         analysis.spike_times(v, 0.0, max_spikes=True, t=t)
 
 
+SPIKE_FUNCTIONS = (
+    analysis.spike_times,
+    analysis.spike_count,
+    analysis.soft_spike_count,
+    analysis.first_spike_time,
+    analysis.firing_rate,
+)
+
+
+@pytest.mark.parametrize("fn", SPIKE_FUNCTIONS, ids=lambda f: f.__name__)
+def test_spike_functions_refuse_what_would_hide_or_misplace_spikes(fn):
+    # A NaN at a crossing dropped the spike; a descending t gave descending times.
+    t = jnp.arange(6.0)
+    v = jnp.array([-10.0, 10.0, -10.0, -10.0, 10.0, -10.0])
+    with pytest.raises(ValueError, match=r"V \(mV\) must be finite; sample 1 holds"):
+        fn(v.at[1].set(jnp.nan), 0.0, t=t)
+    with pytest.raises(ValueError, match=r"`t` \(ms\) must be strictly increasing"):
+        fn(v, 0.0, t=t[::-1])
+    # Under jit the values are not known: no check, the function still runs.
+    assert jnp.shape(jax.jit(lambda x: fn(x, 0.0, t=t))(v)) in ((), (32,))
+
+
+@pytest.mark.parametrize(
+    "fn", [analysis.spike_count, analysis.firing_rate], ids=lambda f: f.__name__
+)
+def test_spike_windows_must_not_be_empty(fn):
+    v = jnp.array([-10.0, 10.0, -10.0, -10.0, 10.0, -10.0])
+    with pytest.raises(ValueError, match=r"`t_start` < `t_stop` \(ms\); got t_start"):
+        fn(v, 0.0, t=jnp.arange(6.0), t_start=4.0, t_stop=1.0)
+
+
 # ------------------------------------------------------------------- f-I curve
 def test_fi_curve_onset_of_repetitive_firing_from_rest():
     currents = np.array([5.0, 6.0, 6.2, 6.4, 6.6, 7.0, 8.0, 10.0])

@@ -22,6 +22,8 @@ first spike time do not need a bound on the number of spikes.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -165,6 +167,61 @@ def _in_window(times: Array, t_start: Any, t_stop: Any) -> Array:
     return keep
 
 
+def _check_concrete(trace: Any, t: Any, t_start: Any = None, t_stop: Any = None):
+    """Checks that need the values (skipped for tracers, e.g. under ``jit``): a NaN
+    in V would hide a crossing, a time axis that does not increase would give
+    times out of order, and an empty window would count nothing. Malformed input
+    is left to :func:`_time_and_voltage`, which names it."""
+    if t is None and not (hasattr(trace, "t") and hasattr(trace, "v")):
+        return
+    times, volts = (trace.t, trace.v) if t is None else (t, trace)
+    try:
+        times = None if is_traced(times) else np.asarray(times, dtype=float)
+        volts = None if is_traced(volts) else np.asarray(volts, dtype=float)
+    except (TypeError, ValueError):
+        return
+    if times is not None and times.ndim == 1 and times.size > 1:
+        rising = np.diff(times) > 0
+        if not rising.all():
+            k = int(np.argmin(rising))
+            raise ValueError(
+                f"`t` (ms) must be strictly increasing; t[{k + 1}] = {times[k + 1]} "
+                f"follows t[{k}] = {times[k]}."
+            )
+    if volts is not None and volts.ndim >= 1:
+        bad = ~np.isfinite(volts).reshape(volts.shape[0], -1).all(axis=1)
+        if bad.any():
+            raise ValueError(
+                f"V (mV) must be finite; sample {int(np.argmax(bad))} holds NaN or "
+                "inf, where a threshold crossing could not be detected."
+            )
+    window = (t_start, t_stop)
+    if (
+        None not in window
+        and not is_traced(window)
+        and not np.all(np.asarray(t_start) < np.asarray(t_stop))
+    ):
+        raise ValueError(
+            f"The window must have `t_start` < `t_stop` (ms); got t_start = "
+            f"{t_start}, t_stop = {t_stop}."
+        )
+
+
+def _checked(jitted: Callable) -> Callable:
+    """``jitted`` after :func:`_check_concrete` of its arguments (a plain Python
+    function: the checks see concrete values when the caller is not traced)."""
+
+    @functools.wraps(jitted)
+    def run(trace, threshold=0.0, **options):
+        _check_concrete(
+            trace, options.get("t"), options.get("t_start"), options.get("t_stop")
+        )
+        return jitted(trace, threshold, **options)
+
+    return run
+
+
+@_checked
 @partial(jax.jit, static_argnames=("max_spikes", "interpolation"))
 def spike_times(
     trace: Any,
@@ -221,6 +278,7 @@ def spike_times(
     return _per_column(column, t, v, threshold, is_crossing)
 
 
+@_checked
 @jax.jit
 def spike_count(
     trace: Any,
@@ -277,6 +335,7 @@ def soft_spike_count(
         low, _ = value_range(width)
         if not low > 0:  # also NaN; a negative width would count downward crossings
             raise ValueError(f"`width` must be > 0 mV; got {width!r}.")
+    _check_concrete(trace, t)
     return _soft_spike_count(trace, threshold, width, t)
 
 
@@ -288,6 +347,7 @@ def _soft_spike_count(trace, threshold, width, t):
     return jnp.sum(jax.nn.relu(jnp.diff(s, axis=0)), axis=0)
 
 
+@_checked
 @partial(jax.jit, static_argnames=("interpolation",))
 def first_spike_time(
     trace: Any,
@@ -324,6 +384,7 @@ def first_spike_time(
     return _per_column(column, t, v, threshold, keep)
 
 
+@_checked
 @partial(jax.jit, static_argnames=("interpolation",))
 def firing_rate(
     trace: Any,
