@@ -18,13 +18,16 @@ Representation (jit-friendly, fixed shapes): :func:`spike_times` returns the fir
 ``max_spikes`` spike times along axis 0, **NaN-padded** — shape
 ``(max_spikes, *batch)``, time first like every trace field. Counts, rates and the
 first spike time do not need a bound on the number of spikes.
+
+Checks: for concrete inputs (not under ``jit``, ``vmap`` or ``grad`` tracing) every
+function raises ``ValueError`` for NaN or inf in V (it would hide a crossing), a
+time axis that does not increase, and an empty window (``t_start >= t_stop``).
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
-from functools import partial
+from functools import partial, wraps
 from typing import Any
 
 import jax
@@ -211,7 +214,7 @@ def _checked(jitted: Callable) -> Callable:
     """``jitted`` after :func:`_check_concrete` of its arguments (a plain Python
     function: the checks see concrete values when the caller is not traced)."""
 
-    @functools.wraps(jitted)
+    @wraps(jitted)
     def run(trace, threshold=0.0, **options):
         _check_concrete(
             trace, options.get("t"), options.get("t_start"), options.get("t_stop")
