@@ -795,6 +795,26 @@ def test_time_first_arrays_are_named():
         Recording(dt=0.1, v=v.T, i=v.T)
 
 
+@pytest.mark.parametrize(
+    ("v", "dt", "message"),
+    [
+        (
+            np.full((1, 5), -0.065),
+            0.1,
+            r"within ±1 mV .*in volts\? Recordings are in mV",
+        ),
+        (
+            np.full((1, 5), -65.0),
+            5e-5,
+            r"dt = 5e-05 ms.*in seconds\? Recordings are in ms",
+        ),
+    ],
+)
+def test_volts_and_seconds_are_named(v, dt, message):
+    with pytest.warns(UserWarning, match=message):
+        Recording(dt=dt, v=v, i=np.zeros_like(v))
+
+
 def test_recording_scalars_and_sweeps_are_checked():
     v = np.zeros((2, 5))
     assert Recording(dt=np.array(0.1), v=v, i=v).dt == 0.1  # a 0-d array is a number

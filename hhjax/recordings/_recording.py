@@ -142,6 +142,20 @@ class Recording:
                 UserWarning,
                 stacklevel=3,
             )
+        if 0.0 < np.max(np.abs(v)) < 1.0:
+            warnings.warn(
+                f"{where}`v` stays within ±1 mV (|v| ≤ {np.max(np.abs(v)):.3g}): a "
+                "membrane potential in volts? Recordings are in mV.",
+                UserWarning,
+                stacklevel=3,
+            )
+        if dt < 1e-3:
+            warnings.warn(
+                f"{where}dt = {dt:g} ms, a sampling rate above 1 MHz: a time axis in "
+                "seconds? Recordings are in ms.",
+                UserWarning,
+                stacklevel=3,
+            )
         c_pf = None
         if self.c_pf is not None:
             c_pf = real_number(self.c_pf, "c_pf", "pF", where, positive=True)
