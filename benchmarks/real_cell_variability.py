@@ -1,7 +1,7 @@
 """How well could any model score on a recording? Floors from the data alone.
 
 For each sweep of a shipped step recording, prepared as the real-cell protocol
-prepares it (``fitting._protocol.prepare``), this prints
+prepares it (``fitting.protocol.prepare``), this prints
 
 * ``flat``: the subthreshold RMSE (mV; outside ±3 ms of spikes) of a prediction
   that is exact everywhere except over the step after its first 60 ms, where it
@@ -25,7 +25,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from fitting import _protocol as protocol
+from fitting import protocol
 from fitting._metrics import SPIKE_EXCLUSION_MS, spike_times
 from hhjax.recordings import load_recording
 

@@ -21,6 +21,7 @@ MODULES = [
     "hhjax.io",
     "hhjax.pyhh",
     "fitting",
+    "fitting.protocol",
 ]
 API_FILE = Path(__file__).with_name("api.md")
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import jax
 
-from fitting import _protocol as protocol
+from fitting import protocol
 from hhjax.recordings import load_recording
 
 jax.config.update("jax_enable_x64", True)  # float64, before any array is created

@@ -12,8 +12,16 @@ Units: mV, ms, µA/cm² (or pA with the cell capacitance in pF), mS/cm², µF/cm
 The fitting entry points compute in float64 (``dtype="float32"`` on request).
 See ``docs/fitting.md`` for the losses, the measured accuracy and the CLI
 (``hhjax fit`` / ``hhjax predict``).
+
+Whole-cell recordings (``.abf``/``.nwb``, current in pA) are fitted by the
+real-cell protocol, :mod:`fitting.protocol` (cortical models, training sweeps,
+held-out prediction, report; ``docs/real_cells.md``)::
+
+    from fitting import protocol
+    fit = protocol.fit_to_directory("cell.abf", "out", "pospischil-rs")
 """
 
+from fitting import protocol as protocol
 from fitting._data import FitArrays as FitArrays
 from fitting._data import FitData as FitData
 from fitting._data import RecordingError as RecordingError
@@ -64,6 +72,7 @@ __all__ = [
     "load_data",
     "load_result",
     "metrics",
+    "protocol",
     "regression",
     "report_figure",
     "save_report",

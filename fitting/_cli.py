@@ -575,7 +575,7 @@ def run_fit(args: argparse.Namespace) -> int:
 
 def _run_fit(args: argparse.Namespace) -> int:
     import fitting
-    from fitting import _protocol as protocol
+    from fitting import protocol
 
     _use_compile_cache(not args.no_compile_cache)
     if protocol.wants_protocol(args.data):
@@ -726,7 +726,7 @@ def _score_into(tmp: Path, args, result, data, substeps) -> tuple[Any, Any]:
 
 def _run_protocol_fit(args: argparse.Namespace, protocol: Any) -> int:
     """``hhjax fit`` on a whole-cell recording (.abf/.nwb): the real-cell protocol
-    (``fitting._protocol``); ``--sweeps`` are the training sweeps (0-based)."""
+    (``fitting.protocol``); ``--sweeps`` are the training sweeps (0-based)."""
     import fitting
 
     _refuse_npz_only(args, f"for a recording ({args.data.name})")
@@ -805,7 +805,7 @@ def _print_metrics(report: dict) -> None:
             f"RMSE {sub_text}"
         )
     if "protocol" in report:
-        from fitting._protocol import summary_line
+        from fitting.protocol import summary_line
 
         print(summary_line(report["protocol"]))
 
@@ -866,7 +866,7 @@ def run_predict(args: argparse.Namespace) -> int:
 
 def _run_predict(args: argparse.Namespace) -> int:
     import fitting
-    from fitting import _protocol as protocol
+    from fitting import protocol
     from fitting._fit import in_worker
     from fitting._io import write_json_atomic
     from fitting._metrics import simulate_sweeps

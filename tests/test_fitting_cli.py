@@ -226,15 +226,13 @@ def test_cell_options_are_for_recordings_only(
 def test_cell_options_reach_the_protocol(tmp_path, capsys, monkeypatch):
     # A recording without a hyperpolarising step needs them (prepare's error says
     # so); the command passes them to the protocol's fit.
-    from fitting import _protocol
-
     seen = {}
 
     def fake_fit(data, out_dir, model, **kwargs):
         seen.update(kwargs)
         raise fitting.RecordingError("stop here")
 
-    monkeypatch.setattr(_protocol, "fit_to_directory", fake_fit)
+    monkeypatch.setattr(fitting.protocol, "fit_to_directory", fake_fit)
     status, _, stderr = _run(
         capsys, "fit", RECORDING, "--c-pf", "85.5", "--series-resistance", "12",
         "--quiet", "--no-compile-cache", "--out", tmp_path / "out",
@@ -556,8 +554,6 @@ def test_predict_of_a_recording_prints_the_spikes_in_the_step(capsys):
 def test_fit_of_a_recording_prints_the_held_out_summary(tmp_path, capsys, monkeypatch):
     from types import SimpleNamespace
 
-    from fitting import _protocol
-
     protocol = {
         "held_out": [1, 2], "fraction_within_1": 0.5, "rheobase_data_pA": 70.0,
         "rheobase_model_pA": 80.0, "mean_subthreshold_rmse_mV": 4.25,
@@ -569,7 +565,7 @@ def test_fit_of_a_recording_prints_the_held_out_summary(tmp_path, capsys, monkey
             (out_dir / name).write_text("x")
         return SimpleNamespace(summary=lambda: "fitted")
 
-    monkeypatch.setattr(_protocol, "fit_to_directory", fake_fit)
+    monkeypatch.setattr(fitting.protocol, "fit_to_directory", fake_fit)
     status, stdout, _ = _run(
         capsys, "fit", RECORDING, "--quiet", "--no-compile-cache", "--out",
         tmp_path / "out",

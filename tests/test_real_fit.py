@@ -1,4 +1,4 @@
-"""The real-cell protocol (fitting._protocol): features, sweep selection,
+"""The real-cell protocol (fitting.protocol): features, sweep selection,
 preparation, the report; and (slow) the end-to-end fits of 18711001.abf and
 171116sh_0018.abf."""
 
@@ -12,8 +12,15 @@ import numpy as np
 import pytest
 
 import hhjax
-from fitting import FitInterrupted
-from fitting import _protocol as protocol
+from fitting import FitInterrupted, protocol
+from fitting.protocol import (
+    _directories,
+    _evaluate,
+    _fit_recording,
+    _parameters,
+    _settings,
+    _sweeps,
+)
 from hhjax.recordings import Recording, RecordingError
 
 RECORDINGS = Path(__file__).resolve().parents[1] / "examples" / "data" / "recordings"
@@ -165,7 +172,7 @@ def test_prepare_finds_step_window_capacitance_and_density(cell):
 def test_prepare_rejects_densities(cell):
     _, rec = cell
     dense = rec.replace(i=rec.i / C_PF, i_unit="uA/cm2")
-    with pytest.raises(protocol.RecordingError, match="pA"):
+    with pytest.raises(RecordingError, match="pA"):
         protocol.prepare(dense)
 
 
@@ -183,7 +190,7 @@ def test_prepare_measures_only_what_is_missing():
     # Given c_pf, a recording without a hyperpolarising step failed: R_s was
     # measured on it all the same, with a message asking for c_pf.
     rec = _depolarising_only()
-    with pytest.raises(protocol.RecordingError, match="series_resistance"):
+    with pytest.raises(RecordingError, match="series_resistance"):
         protocol.prepare(rec, c_pf=100.0)
     prepared = protocol.prepare(rec, c_pf=100.0, series_resistance=0.0)
     assert prepared.c_pf == 100.0 and prepared.props is None
@@ -196,7 +203,7 @@ def test_predict_uses_the_fits_series_resistance_without_a_pulse(monkeypatch):
         seen["r_series"] = prepared.r_series
         return {}, None
 
-    monkeypatch.setattr(protocol, "evaluate", evaluate)
+    monkeypatch.setattr(_fit_recording, "evaluate", evaluate)
     document = {"protocol": {"c_pF": 100.0, "series_resistance_MOhm": 12.5}}
     params = hhjax.PospischilParams.rs()
     protocol.predict_recording(params, _depolarising_only(), document=document)
@@ -226,8 +233,10 @@ def test_added_channels_have_a_box_a_spread_and_a_start(cell):
             else:  # kinetics start at the model's defaults
                 assert init[name] == default
             if name.startswith("v_"):
-                assert name in protocol._LINEAR, name
-        back = protocol._from_z(protocol._to_z(init, names), names)
+                assert name in _settings.LINEAR, name
+        back = _parameters.from_search_coordinates(
+            _parameters.to_search_coordinates(init, names), names
+        )
         for name in names:
             assert float(back[name]) == pytest.approx(init[name], rel=1e-12)
 
@@ -273,7 +282,7 @@ def test_onset_rmse_ends_before_the_data_first_spike(cell, monkeypatch):
     failed[2] = np.nan
     assert np.isnan(protocol.onset_rmse(prepared, failed)[2])
     # Spans shorter than MIN_ONSET_MS are not scored; the quiet sweep still is.
-    monkeypatch.setattr(protocol, "MIN_ONSET_MS", 50.0)  # the step lasts 100 ms
+    monkeypatch.setattr(_sweeps, "MIN_ONSET_MS", 50.0)  # the step lasts 100 ms
     short = protocol.onset_rmse(prepared, v_model)
     assert np.all(np.isnan(short[1:])) and short[0] == pytest.approx(1.0)
 
@@ -286,7 +295,7 @@ def test_failed_sweeps_are_left_out_of_the_totals(cell, monkeypatch):
     v_model[0] = np.nan
     failed = np.array([True, False, False, False])
     monkeypatch.setattr(
-        protocol, "simulate_sweeps", lambda *args: (v_model.copy(), failed.copy())
+        _evaluate, "simulate_sweeps", lambda *args: (v_model.copy(), failed.copy())
     )
     doc, v = protocol.evaluate(prepared, params, train=[1])
     protocol.report_figure(prepared, doc, v)  # draws the failed sweep as a gap
@@ -640,9 +649,9 @@ def test_predict_marks_training_sweeps_only_on_the_recording_fitted():
         "data": {"source": "a/c.abf", "digest": protocol.recording_digest(fitted)}
     }
     other = Recording(dt=0.1, v=v + 1.0, i=np.zeros((3, 40)), i_unit="pA")
-    assert protocol._fitted_on(document, fitted, "b/c.abf")
-    assert not protocol._fitted_on(document, other, "a/c.abf")
+    assert _directories.fitted_on(document, fitted, "b/c.abf")
+    assert not _directories.fitted_on(document, other, "a/c.abf")
     # A params.json written before the digest: the file name decides.
     old = {"data": {"source": "a/c.abf"}}
-    assert protocol._fitted_on(old, other, "b/c.abf")
-    assert not protocol._fitted_on(old, fitted, "b/d.abf")
+    assert _directories.fitted_on(old, other, "b/c.abf")
+    assert not _directories.fitted_on(old, fitted, "b/d.abf")

@@ -1,0 +1,133 @@
+"""Fit and predict to a directory (what ``hhjax fit`` / ``hhjax predict`` run on a
+raw recording): parameter file, metrics, report figure, checkpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from fitting._fit import in_worker
+from fitting.protocol._evaluate import evaluate
+from fitting.protocol._fit_recording import RealFit, fit_recording, predict_recording
+from fitting.protocol._prepare import prepare, recording_digest
+from fitting.protocol._report import save_report
+from hhjax.recordings import Recording
+
+RAW_SUFFIXES = (".abf", ".nwb")
+
+
+def fitted_on(document: dict, recording: Recording, data_path) -> bool:
+    """Whether a fit's ``params.json`` document was fitted to ``recording``: by
+    the stored digest, or for files written before it by the file name."""
+    data = document.get("data", {})
+    if data.get("digest") is not None:
+        return data["digest"] == recording_digest(recording)
+    return Path(data.get("source", "")).name == Path(data_path).name
+
+
+def wants_protocol(path, document: dict | None = None) -> bool:
+    """Whether ``hhjax fit``/``predict`` should use this protocol: the data is a
+    raw whole-cell recording (``.abf``/``.nwb``, current in pA, capacitance
+    unknown), or the parameter file came from it (has a ``protocol`` block)."""
+    if document is not None and "protocol" in document:
+        return True
+    return Path(path).suffix.lower() in RAW_SUFFIXES
+
+
+def fit_to_directory(
+    data_path,
+    out_dir,
+    model: str = "pospischil-rs",
+    *,
+    sweeps: Sequence[int] | None = None,
+    params: Any = None,
+    free: Sequence[str] | None = None,
+    seed: int = 0,
+    method: str = "rk4",
+    log: Callable[[str], Any] | None = None,
+    c_pf: float | None = None,
+    series_resistance: float | None = None,
+    **options,
+) -> RealFit:
+    """Fit a recording file and write ``params.json``, ``metrics.json`` (every
+    sweep, training ones marked) and ``report.png`` into ``out_dir``.
+
+    What ``hhjax fit RECORDING.abf --model pospischil-rs --sweeps 8,12,16 --out
+    DIR`` runs (into a staging directory). ``c_pf`` (pF) and
+    ``series_resistance`` (MΩ) go to :func:`prepare` (default: measured on the
+    hyperpolarising step; ``--c-pf``, ``--series-resistance``), ``options`` to
+    :func:`fit_recording`.
+    """
+    from fitting._io import write_json_atomic
+    from hhjax.recordings import load_recording
+
+    out_dir = Path(out_dir)
+    recording = load_recording(data_path)
+    given = c_pf is not None or series_resistance is not None
+    fit = fit_recording(
+        prepare(recording, c_pf=c_pf, series_resistance=series_resistance)
+        if given
+        else recording,
+        model,
+        sweeps=sweeps,
+        params=params,
+        free=free,
+        seed=seed,
+        method=method,
+        log=log,
+        **options,
+    )
+    # Scored on the recording as the fit prepared it (its c_pf, series resistance
+    # and baselines, given or measured); in a worker thread, as it compiles.
+    prepared = fit.prepared
+    doc, v_model = in_worker(evaluate, prepared, fit.params, fit.train, method=method)
+    fit.save(out_dir / "params.json")
+    write_json_atomic(out_dir / "metrics.json", doc)
+    title = f"{Path(data_path).name}: {model}, trained on sweeps {list(fit.train)}"
+    save_report(out_dir / "report.png", prepared, doc, v_model, fit, title=title)
+    return fit
+
+
+def predict_to_directory(
+    params_path,
+    data_path,
+    out_dir,
+    *,
+    same_baseline: bool = False,
+    method: str | None = None,
+) -> dict:
+    """Score a ``params.json`` of this protocol on a recording file and write
+    ``metrics.json`` and ``prediction.png`` into ``out_dir`` (what ``hhjax
+    predict DIR/params.json RECORDING.abf --out DIR2`` runs). The fit's training
+    sweeps are marked when the file is the one it was fitted to."""
+    from fitting._io import write_json_atomic
+    from fitting._results import load_result
+    from hhjax.recordings import load_recording
+
+    out_dir = Path(out_dir)
+    params, document = load_result(params_path)
+    method = method or document.get("settings", {}).get("method", "rk4")
+    recording = load_recording(data_path)
+    same_file = fitted_on(document, recording, data_path)
+    train = document.get("protocol", {}).get("training_sweeps", []) if same_file else []
+    doc, v_model, prepared = predict_recording(
+        params,
+        recording,
+        document=document,
+        same_baseline=same_baseline,
+        method=method,
+        train=train,
+    )
+    doc["params_file"] = str(params_path)
+    doc["data"] = {"source": str(data_path), "sweeps": list(prepared.sweeps)}
+    write_json_atomic(out_dir / "metrics.json", doc)
+    save_report(
+        out_dir / "prediction.png",
+        prepared,
+        doc,
+        v_model,
+        title=f"{Path(params_path).name} on {Path(data_path).name}",
+    )
+    return doc

@@ -1,0 +1,150 @@
+"""Spikes, latencies and rheobase of prepared sweeps, and the choice of training
+sweeps (recipe item 2). Times in ms, V in mV, currents in pA.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fitting._metrics import SPIKE_EXCLUSION_MS, spike_times
+from fitting.protocol._prepare import Prepared
+
+
+def _in_step(times: np.ndarray, prepared: Prepared) -> np.ndarray:
+    """The spike ``times`` (ms) inside the main step, ``[onset, stop)``."""
+    return times[(times >= prepared.step[0]) & (times < prepared.step[1])]
+
+
+def spike_counts(prepared: Prepared, v: np.ndarray | None = None) -> np.ndarray:
+    """Spikes per sweep inside the main step, ``[onset, stop)`` (upward 0 mV
+    crossings re-armed 10 mV below, as :func:`fitting.metrics`); spontaneous or
+    rebound spikes after the step do not count.
+
+    Args:
+        prepared: the recording.
+        v: voltages to count in, mV, ``(n_sweeps, n_samples)``; default the data.
+    """
+    return step_counts(prepared, v)[:, 0]  # the main step is the first
+
+
+def step_counts(prepared: Prepared, v: np.ndarray | None = None) -> np.ndarray:
+    """Spikes per sweep inside each of :attr:`Prepared.steps` (those inside the
+    recording's window), ``(n_sweeps, n_steps)``; as :func:`spike_counts`."""
+    rec = prepared.recording
+    v = rec.v if v is None else v
+    out = np.zeros((len(v), len(prepared.steps)), int)
+    for k, row in enumerate(v):
+        times = spike_times(row, rec.dt, t0=rec.t0)
+        for j, (onset, stop) in enumerate(prepared.steps):
+            out[k, j] = np.count_nonzero((times >= onset) & (times < stop))
+    return out
+
+
+def first_latencies(prepared: Prepared, v: np.ndarray | None = None) -> np.ndarray:
+    """First-spike latency after the step onset per sweep, ms (NaN: no spike in
+    the step)."""
+    rec = prepared.recording
+    v = rec.v if v is None else v
+    out = []
+    for row in v:
+        times = _in_step(spike_times(row, rec.dt, t0=rec.t0), prepared)
+        out.append(times[0] - prepared.step[0] if times.size else np.nan)
+    return np.array(out)
+
+
+# The onset response of a sweep is scored only if the step lasts this long (ms)
+# before the data's first spike (less its exclusion zone).
+MIN_ONSET_MS = 5.0
+
+
+def onset_rmse(prepared: Prepared, v_model: np.ndarray) -> np.ndarray:
+    """RMSE of the model's response to the step onset, per sweep, mV.
+
+    Scored from the step onset to :data:`SPIKE_EXCLUSION_MS` before the data's
+    first spike in the step (the whole step if it has none), leaving out the
+    samples within that distance of any spike of either trace, as the
+    subthreshold RMSE does: the charging and the ramp to the first spike,
+    without the interspike voltage. The span is set by the data alone, so a
+    model that fires too early is not scored over a shorter span.
+
+    Args:
+        prepared: the recording.
+        v_model: simulated V, mV, ``(n_sweeps, n_samples)`` (a non-finite row:
+            a failed simulation).
+
+    Returns:
+        ``(n_sweeps,)``, mV; NaN for a failed simulation or where the span is
+        shorter than :data:`MIN_ONSET_MS`.
+    """
+    rec = prepared.recording
+    t = rec.t
+    onset, stop = prepared.step
+    latency = first_latencies(prepared)
+    out = np.full(len(v_model), np.nan)
+    for k, (v_data, v_sim) in enumerate(zip(rec.v, v_model, strict=True)):
+        end = stop if np.isnan(latency[k]) else onset + latency[k] - SPIKE_EXCLUSION_MS
+        if end - onset < MIN_ONSET_MS or not np.all(np.isfinite(v_sim)):
+            continue
+        keep = (t >= onset) & (t < end)
+        for v in (v_data, v_sim):
+            for spike in spike_times(v, rec.dt, t0=rec.t0):
+                keep &= np.abs(t - spike) > SPIKE_EXCLUSION_MS
+        if keep.any():
+            out[k] = np.sqrt(np.mean((v_sim - v_data)[keep] ** 2))
+    return out
+
+
+def rheobase(amplitudes: np.ndarray, counts: np.ndarray) -> float | None:
+    """Smallest depolarising (> 0) step current with at least one spike, in the
+    unit of ``amplitudes`` (``None`` if none spikes); spontaneous spikes at zero
+    or negative current do not count."""
+    amplitudes, counts = np.asarray(amplitudes), np.asarray(counts)
+    spiking = amplitudes[(counts > 0) & (amplitudes > 0)]
+    return float(spiking.min()) if spiking.size else None
+
+
+def select_sweeps(
+    amplitudes: np.ndarray,
+    counts: np.ndarray,
+    n: int,
+    include_negative: bool = False,
+) -> list[int]:
+    """Training sweeps: the strongest depolarising sweep without spikes, the
+    rheobase sweep, then sweeps spread evenly in current up to the largest; with
+    ``include_negative`` also the most hyperpolarising step (if any; n >= 4).
+
+    Args:
+        amplitudes: step current per sweep, pA, ``(n_sweeps,)``.
+        counts: spikes per sweep in the data, ``(n_sweeps,)``.
+        n: number of sweeps to choose (>= 2).
+        include_negative: also train on the most hyperpolarising step. With a
+            linear leak this trades spiking accuracy for the hyperpolarised
+            response when the cell rectifies (measured in docs/real_cells.md).
+
+    Returns:
+        Row indices (0-based), ascending in current.
+
+    Raises:
+        ValueError: ``n < 2`` or no sweep spikes.
+    """
+    amplitudes, counts = np.asarray(amplitudes, float), np.asarray(counts)
+    if n < 2:
+        raise ValueError(f"Choose at least 2 training sweeps; got n={n}.")
+    rheo = rheobase(amplitudes, counts)
+    if rheo is None:
+        raise ValueError("No sweep has a spike: nothing to fit spiking to.")
+    order = np.argsort(amplitudes, kind="stable")
+    below = [k for k in order if amplitudes[k] < rheo and counts[k] == 0]
+    # The strongest subthreshold sweep, if the depolarising steps reach one.
+    chosen = [below[-1]] if below and amplitudes[below[-1]] > 0 else []
+    if include_negative and n >= 4 and amplitudes[order[0]] < 0:
+        chosen.insert(0, int(order[0]))
+    spiking = [k for k in order if amplitudes[k] >= rheo]
+    want = n - len(chosen)
+    targets = np.linspace(amplitudes[spiking[0]], amplitudes[spiking[-1]], want)
+    for target in targets:
+        left = [k for k in spiking if k not in chosen]
+        if not left:
+            break
+        chosen.append(min(left, key=lambda k: abs(amplitudes[k] - target)))
+    return sorted(chosen, key=lambda k: (amplitudes[k], k))
