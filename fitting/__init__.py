@@ -26,9 +26,9 @@ from fitting._data import FitArrays as FitArrays
 from fitting._data import FitData as FitData
 from fitting._data import RecordingError as RecordingError
 from fitting._data import load_data as load_data
-from fitting._fit import FitInterrupted as FitInterrupted
 from fitting._fit import fit as fit
 from fitting._fit import regression as regression
+from fitting._interrupt import FitInterrupted as FitInterrupted
 from fitting._losses import LOSSES as LOSSES
 from fitting._losses import CustomLoss as CustomLoss
 from fitting._losses import EquationError as EquationError

@@ -252,10 +252,10 @@ def _staging(out: Path, outputs: tuple[str, ...] = ()) -> Iterator[Path]:
 def _signals_as_interrupt() -> Iterator[None]:
     """Treat SIGTERM (``kill``) like Ctrl-C, so the fit saves its checkpoint (a
     signal already ignored stays ignored); both also set
-    :data:`fitting._fit.INTERRUPT_REQUESTED`, which a fit checks between chunks of
+    :data:`fitting._interrupt.INTERRUPT_REQUESTED`, which a fit checks between chunks of
     iterations in case the KeyboardInterrupt was raised where it is ignored
     (inside a garbage-collection callback)."""
-    from fitting._fit import INTERRUPT_REQUESTED
+    from fitting._interrupt import INTERRUPT_REQUESTED
 
     def handler(signum, frame):
         INTERRUPT_REQUESTED.set()
@@ -302,7 +302,7 @@ def _interrupted(what: str) -> int:
     for here (Python would wait for it at exit anyway); another Ctrl-C then quits
     at once, without the interpreter's teardown, which could crash while XLA
     still compiles. Everything worth keeping is saved (atomically) by then."""
-    from fitting._fit import busy_workers
+    from fitting._interrupt import busy_workers
 
     workers = busy_workers()
     note = (
@@ -695,7 +695,7 @@ def _score_into(tmp: Path, args, result, data, substeps) -> tuple[Any, Any]:
     returns ``(metrics document, None)``, or ``(None, the error)`` if scoring
     failed (params.json is written all the same)."""
     import fitting
-    from fitting._fit import in_worker
+    from fitting._interrupt import in_worker
     from fitting._io import write_json_atomic
     from fitting._metrics import simulate_sweeps
     from fitting._report import save_report
@@ -867,7 +867,7 @@ def run_predict(args: argparse.Namespace) -> int:
 def _run_predict(args: argparse.Namespace) -> int:
     import fitting
     from fitting import protocol
-    from fitting._fit import in_worker
+    from fitting._interrupt import in_worker
     from fitting._io import write_json_atomic
     from fitting._metrics import simulate_sweeps
 

@@ -608,7 +608,7 @@ def test_resuming_a_finished_fit_compiles_nothing(noisy, tmp_path, monkeypatch):
     def no_compilation(self, index):
         raise AssertionError("a finished fit compiled a stage")
 
-    monkeypatch.setattr(fitting._fit._Run, "_build", no_compilation)
+    monkeypatch.setattr(fitting._run.Run, "_build", no_compilation)
     again = fitting.fit(data, FREE, **settings)
     assert again.resumed_at is not None
     np.testing.assert_array_equal(again.final_values, done.final_values)
@@ -750,13 +750,13 @@ def test_an_interrupt_saves_before_it_stops_the_background_compilation(
     # save: a second Ctrl-C in that wait lost the checkpoint.
     checkpoint = tmp_path / "fit.npz"
     closes = []
-    close = fitting._fit._Run.close
+    close = fitting._run.Run.close
 
     def spy(self, wait=True):
         closes.append((wait, checkpoint.exists()))
         close(self, wait)
 
-    monkeypatch.setattr(fitting._fit._Run, "close", spy)
+    monkeypatch.setattr(fitting._run.Run, "close", spy)
 
     def stop(info):
         if info["iteration"] == 2:
@@ -770,9 +770,9 @@ def test_an_interrupt_saves_before_it_stops_the_background_compilation(
 def test_an_error_keeps_the_progress_and_stops_the_worker(noisy, tmp_path, monkeypatch):
     checkpoint = tmp_path / "fit.npz"
     closes = []
-    close = fitting._fit._Run.close
+    close = fitting._run.Run.close
     monkeypatch.setattr(
-        fitting._fit._Run, "close",
+        fitting._run.Run, "close",
         lambda self, wait=True: closes.append(wait) or close(self, wait),
     )  # fmt: skip
 
@@ -794,7 +794,7 @@ def test_an_interrupt_while_compiling_is_a_fit_interrupted(noisy, monkeypatch):
     def interrupted(self, index):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(fitting._fit._Run, "_build", interrupted)
+    monkeypatch.setattr(fitting._run.Run, "_build", interrupted)
     with pytest.raises(fitting.FitInterrupted, match="compiling stage 1/1") as info:
         _quick(noisy)
     assert "nothing to save yet" in str(info.value) and info.value.checkpoint is None
@@ -806,13 +806,13 @@ def test_a_lost_interrupt_is_still_seen_between_chunks(noisy, tmp_path):
     # hhjax fit's signal handlers also set this flag: their KeyboardInterrupt can
     # be raised inside a callback that ignores it (JAX's garbage collection).
     def signal_lost(info):
-        fitting._fit.INTERRUPT_REQUESTED.set()
+        fitting._interrupt.INTERRUPT_REQUESTED.set()
 
     try:
         with pytest.raises(fitting.FitInterrupted, match="iteration 1; progress"):
             _quick(noisy, checkpoint=tmp_path / "fit.npz", callback=signal_lost)
     finally:
-        fitting._fit.INTERRUPT_REQUESTED.clear()
+        fitting._interrupt.INTERRUPT_REQUESTED.clear()
 
 
 def test_an_interrupt_during_the_uncertainty_estimate_keeps_the_finished_fit(
@@ -1114,7 +1114,7 @@ def test_subthreshold_error_leaves_out_samples_near_a_spike_outside_the_window()
 def test_the_worker_thread_sees_the_callers_jax_settings():
     # Compilations run in a worker thread (Ctrl-C then stops the wait, not the
     # compiler); the settings a caller scoped to its own thread go with them.
-    from fitting._fit import in_worker
+    from fitting._interrupt import in_worker
 
     def settings():
         return (

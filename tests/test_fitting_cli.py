@@ -424,7 +424,7 @@ def test_ctrl_c_during_the_warm_start_is_one_line_and_exit_130(
     def interrupted(self, index):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(fitting._fit._Run, "_build", interrupted)
+    monkeypatch.setattr(fitting._run.Run, "_build", interrupted)
     out = tmp_path / "fit"
     status, _, stderr = _fit_g_l_by_regression(capsys, recording_file, out)
     line = _one_line_interrupt(status, stderr)
@@ -481,7 +481,7 @@ def test_sigterm_is_an_interrupt_that_cannot_be_lost():
     import time
 
     from fitting._cli import _signals_as_interrupt
-    from fitting._fit import INTERRUPT_REQUESTED
+    from fitting._interrupt import INTERRUPT_REQUESTED
 
     before = signal.getsignal(signal.SIGTERM)
     with _signals_as_interrupt():
@@ -518,9 +518,9 @@ def test_an_interrupted_command_waits_for_a_compilation_left_running(capsys):
     from concurrent.futures import ThreadPoolExecutor
 
     from fitting._cli import _interrupted
-    from fitting._fit import _WORKER, busy_workers
+    from fitting._interrupt import WORKER_PREFIX, busy_workers
 
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=_WORKER)
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=WORKER_PREFIX)
     job = pool.submit(time.sleep, 0.5)
     pool.shutdown(wait=False)
     assert _interrupted(": test") == 130

@@ -80,7 +80,7 @@ SCRIPT = textwrap.dedent(
     # A fit with its starts split over the mesh: 8 per device, a whole SIMD vector
     # (as above).
     import fitting
-    import fitting._fit
+    import fitting._run
 
     current = np.asarray(stimulus.ornstein_uhlenbeck(
         6.0, 4.0, 5.0, duration=60.0, dt=dt, key=3))
@@ -88,9 +88,9 @@ SCRIPT = textwrap.dedent(
     kw = dict(n_starts=32, loss=fitting.Shooting((2.0,)), progress=False,
               uncertainty=False, max_iterations=6)
     alone = fitting.fit(data, ("g_na", "g_k", "g_l"), **kw)
-    fitting._fit._COMPILED.clear()
+    fitting._run._COMPILED.clear()
     split = fitting.fit(data, ("g_na", "g_k", "g_l"), mesh=mesh, **kw)
-    (built,) = fitting._fit._COMPILED.values()
+    (built,) = fitting._run._COMPILED.values()
     state_in = jax.tree.leaves(built.run_chunk.input_shardings[0][0])
     out["fit_state_specs"] = sorted({str(sh.spec) for sh in state_in})
     out["fit_max_rel"] = float(

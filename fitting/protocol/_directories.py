@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from fitting._fit import in_worker
+from fitting._interrupt import in_worker
 from fitting.protocol._evaluate import evaluate
 from fitting.protocol._fit_recording import RealFit, fit_recording, predict_recording
 from fitting.protocol._prepare import prepare, recording_digest

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import hhjax
-from fitting._fit import in_worker
+from fitting._interrupt import in_worker
 from fitting._params import ParamSpace
 from fitting.protocol._evaluate import evaluate, simulate_sweeps
 from fitting.protocol._parameters import initial_values

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import hhjax
-from fitting._fit import FitInterrupted, in_worker, mismatched_checkpoint
+from fitting._interrupt import FitInterrupted, in_worker, mismatched_checkpoint
 from fitting._io import load_checkpoint, save_checkpoint
 from fitting._params import integer_at_least, real_in
 from fitting.protocol._features import batch_features, batch_step_features, feature_cost
