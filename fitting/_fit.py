@@ -1,4 +1,6 @@
-"""``fit``: many starts, one compiled computation, checkpointed and resumable."""
+"""``fit``: many starts, one compiled computation, checkpointed and resumable; and
+``regression``, its warm start. The compiled run itself is :mod:`fitting._run`,
+interruption and the worker thread :mod:`fitting._interrupt`."""
 
 from __future__ import annotations
 
@@ -22,13 +24,8 @@ import optax
 import hhjax
 import hhjax.recordings
 from fitting._data import FitData, load_data
-from fitting._interrupt import (
-    INTERRUPT_REQUESTED,
-    FitInterrupted,
-    in_worker,
-    mismatched_checkpoint,
-)
-from fitting._io import load_checkpoint, save_checkpoint
+from fitting._interrupt import INTERRUPT_REQUESTED, FitInterrupted, in_worker
+from fitting._io import load_checkpoint, mismatched_checkpoint, save_checkpoint
 from fitting._losses import EquationError, Loss, get_loss, stage_value
 from fitting._optim import grad_mode as resolve_grad_mode
 from fitting._optim import probe_updates, resolve_optimizer
@@ -42,6 +39,7 @@ DTYPES = {"float64": jnp.float64, "float32": jnp.float32}
 _DEFAULT_STARTS = 16
 
 
+# ------------------------------------------------------------------------ inputs
 def _as_fit_data(data: Any, base: Any) -> FitData:
     """``data`` as :class:`FitData` with a current in pA converted with
     ``base.c_m`` (the fit's model's specific capacitance, see
@@ -93,6 +91,20 @@ def _check_checkpoint_path(checkpoint: Any) -> Path | None:
             "directory."
         ) from None
     return path
+
+
+def _check_mesh(mesh, n_starts: int) -> None:
+    if mesh is None:
+        return
+    if not isinstance(mesh, jax.sharding.Mesh):
+        raise TypeError(
+            f"`mesh` must be a jax.sharding.Mesh (or None); got {type(mesh).__name__}."
+        )
+    if n_starts % mesh.size:
+        raise ValueError(
+            f"`n_starts` ({n_starts}) must be a multiple of the mesh's {mesh.size} "
+            "devices, so that every device gets the same number of starts."
+        )
 
 
 def _check_dtype(dtype: Any) -> str:
@@ -748,7 +760,7 @@ def _fit(
             run, phase, checkpoint, write_checkpoint, saved_before()
         ) from None
     except Exception as err:
-        # The committed state is always consistent (see Run._commit): keep the
+        # The committed state is always consistent (see fitting._run.Run._commit): keep the
         # progress for a resume. Not for a checkpoint of another fit (nothing is
         # committed until one is restored), and never hiding the error itself.
         if checkpoint is not None and run is not None and run.has_state():
@@ -806,20 +818,6 @@ def _not_saved(checkpoint: Any, err: Exception, saved_before: bool) -> str:
         why = f"{type(err).__name__}: {err}"
     text = f"could not save the progress to {checkpoint} ({why})"
     return f"{text}; it still holds the progress saved before" if saved_before else text
-
-
-def _check_mesh(mesh, n_starts: int) -> None:
-    if mesh is None:
-        return
-    if not isinstance(mesh, jax.sharding.Mesh):
-        raise TypeError(
-            f"`mesh` must be a jax.sharding.Mesh (or None); got {type(mesh).__name__}."
-        )
-    if n_starts % mesh.size:
-        raise ValueError(
-            f"`n_starts` ({n_starts}) must be a multiple of the mesh's {mesh.size} "
-            "devices, so that every device gets the same number of starts."
-        )
 
 
 def regression(

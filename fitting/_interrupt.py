@@ -1,6 +1,7 @@
 """Interrupting a fit safely: :class:`FitInterrupted`, the worker thread that
-runs compilations (so that Ctrl-C stops the wait, not the compiler) and the flag
-that the command line's signal handlers set.
+runs compilations (so that Ctrl-C stops the wait, not the compiler), the flag
+that the command line's signal handlers set, and :func:`resumable`, which turns
+Ctrl-C into a ``FitInterrupted`` naming the checkpoint files that hold progress.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import contextlib
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -30,20 +32,6 @@ class FitInterrupted(KeyboardInterrupt):
     def __init__(self, message: str = "fit interrupted", checkpoint: Any = None):
         super().__init__(message)
         self.checkpoint = checkpoint
-
-
-def mismatched_checkpoint(
-    checkpoint: Any, why: str, resume_option: bool = True
-) -> ValueError:
-    """The error for a checkpoint that another fit wrote: ``why`` says what
-    differs; the fix names both the Python option (``resume=False``, where the
-    function has one) and the command-line flag (``--no-resume``)."""
-    how = (
-        "pass resume=False (--no-resume on the command line)"
-        if resume_option
-        else "pass --no-resume on the command line"
-    )
-    return ValueError(f"{checkpoint}: {why}; delete it or {how} to start afresh.")
 
 
 # ------------------------------------------------------------------ worker thread
@@ -111,3 +99,19 @@ def in_worker(fn: Callable, *args, **kwargs) -> Any:
 # (e.g. JAX's garbage-collection callback) is lost, this flag is not. A fit checks
 # it after every chunk of iterations.
 INTERRUPT_REQUESTED = threading.Event()
+
+
+@contextlib.contextmanager
+def resumable(where: str, *files):
+    """Turn Ctrl-C (a plain ``KeyboardInterrupt``) into :class:`FitInterrupted`,
+    naming those of the checkpoint ``files`` that hold progress; a
+    ``FitInterrupted`` raised inside (with its own message) passes unchanged."""
+    try:
+        yield
+    except FitInterrupted:
+        raise
+    except KeyboardInterrupt:
+        saved = [str(f) for f in files if f is not None and Path(f).exists()]
+        note = f"; progress saved to {' and '.join(saved)}" if saved else ""
+        checkpoint = saved[0] if saved else None
+        raise FitInterrupted(f"fit interrupted{where}{note}", checkpoint) from None

@@ -12,6 +12,7 @@ import io
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -66,3 +67,17 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict, dict] | None:
             f"{CHECKPOINT_VERSION}; delete it to start the fit afresh."
         )
     return meta, arrays
+
+
+def mismatched_checkpoint(
+    checkpoint: Any, why: str, resume_option: bool = True
+) -> ValueError:
+    """The error for a checkpoint that another fit wrote: ``why`` says what
+    differs; the fix names both the Python option (``resume=False``, where the
+    function has one) and the command-line flag (``--no-resume``)."""
+    how = (
+        "pass resume=False (--no-resume on the command line)"
+        if resume_option
+        else "pass --no-resume on the command line"
+    )
+    return ValueError(f"{checkpoint}: {why}; delete it or {how} to start afresh.")

@@ -17,11 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from fitting._interrupt import (
-    WORKER_PREFIX,
-    mismatched_checkpoint,
-    with_thread_settings,
-)
+from fitting._interrupt import WORKER_PREFIX, with_thread_settings
+from fitting._io import mismatched_checkpoint
 from fitting._optim import levenberg_marquardt, optax_method
 from fitting._uncertainty import warm_up
 
@@ -43,6 +40,8 @@ _CACHE_LOCK = threading.Lock()
 
 
 def compile_key(loss, data, method, space, modes, n_starts, dtype, mesh):
+    """Key of the compiled-stage cache: everything that shapes the program;
+    ``None`` (no caching) when a part of it cannot be hashed."""
     key = (
         loss,
         data.n_samples,
@@ -227,8 +226,8 @@ class Run:
         )
 
     def _executor(self) -> ThreadPoolExecutor:
-        """The worker thread that compiles (see :func:`in_worker` for why not the
-        calling thread)."""
+        """The worker thread that compiles (see :func:`fitting._interrupt.in_worker`
+        for why not the calling thread)."""
         if self._pool is None:
             self._pool = ThreadPoolExecutor(
                 max_workers=1, thread_name_prefix=WORKER_PREFIX
@@ -254,7 +253,7 @@ class Run:
 
     def in_worker(self, fn, *args):
         """``fn(*args)`` in the worker thread (after the jobs queued there), the
-        calling thread waiting for it (see :func:`in_worker`)."""
+        calling thread waiting for it (see :func:`fitting._interrupt.in_worker`)."""
         return self._submit(fn, *args).result()
 
     def close(self, wait: bool = True):

@@ -19,7 +19,6 @@ from fitting.protocol import (
     _fit_recording,
     _parameters,
     _settings,
-    _sweeps,
 )
 from hhjax.recordings import Recording, RecordingError
 
@@ -282,7 +281,7 @@ def test_onset_rmse_ends_before_the_data_first_spike(cell, monkeypatch):
     failed[2] = np.nan
     assert np.isnan(protocol.onset_rmse(prepared, failed)[2])
     # Spans shorter than MIN_ONSET_MS are not scored; the quiet sweep still is.
-    monkeypatch.setattr(_sweeps, "MIN_ONSET_MS", 50.0)  # the step lasts 100 ms
+    monkeypatch.setattr(_evaluate, "MIN_ONSET_MS", 50.0)  # the step lasts 100 ms
     short = protocol.onset_rmse(prepared, v_model)
     assert np.all(np.isnan(short[1:])) and short[0] == pytest.approx(1.0)
 

@@ -53,7 +53,12 @@ from fitting.protocol._directories import (
     predict_to_directory,
     wants_protocol,
 )
-from fitting.protocol._evaluate import evaluate, simulate_sweeps
+from fitting.protocol._evaluate import (
+    MIN_ONSET_MS,
+    evaluate,
+    onset_rmse,
+    simulate_sweeps,
+)
 from fitting.protocol._features import batch_features, batch_step_features, feature_cost
 from fitting.protocol._fit_recording import (
     RealFit,
@@ -85,6 +90,7 @@ from fitting.protocol._settings import (
     INWARD_RECTIFIER,
     LATENCY_SCALE_MS,
     LATER_STEPS,
+    LINEAR,
     ONSET_WEIGHT,
     PASSIVE_FACTOR,
     PASSIVE_WEIGHT,
@@ -95,9 +101,7 @@ from fitting.protocol._settings import (
     START,
 )
 from fitting.protocol._sweeps import (
-    MIN_ONSET_MS,
     first_latencies,
-    onset_rmse,
     rheobase,
     select_sweeps,
     spike_counts,
@@ -115,6 +119,7 @@ __all__ = [
     "INWARD_RECTIFIER",
     "LATENCY_SCALE_MS",
     "LATER_STEPS",
+    "LINEAR",
     "MIN_ONSET_MS",
     "ONSET_WEIGHT",
     "PASSIVE_FACTOR",

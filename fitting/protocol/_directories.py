@@ -1,5 +1,6 @@
 """Fit and predict to a directory (what ``hhjax fit`` / ``hhjax predict`` run on a
-raw recording): parameter file, metrics, report figure, checkpoint.
+raw recording): parameter file, metrics and report figure; and which files the
+command line hands to this protocol (:func:`wants_protocol`).
 """
 
 from __future__ import annotations

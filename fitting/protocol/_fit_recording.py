@@ -1,6 +1,7 @@
 """The real-cell fit: :func:`fit_recording` (prepare, choose sweeps, search,
-polish, score, resumable) and :func:`predict_recording`, with their result
-:class:`RealFit`.
+polish, later steps, standard errors; checkpointed and resumable) with its result
+:class:`RealFit`, and :func:`predict_recording` (fitted parameters simulated and
+scored on a recording).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import hhjax
-from fitting._interrupt import in_worker
+from fitting._interrupt import in_worker, resumable
 from fitting._params import ParamSpace
 from fitting.protocol._evaluate import evaluate, simulate_sweeps
 from fitting.protocol._parameters import initial_values
@@ -36,7 +37,6 @@ from fitting.protocol._search import (
     SearchResult,
     check_search_settings,
     fit_later_steps,
-    resumable,
     search,
 )
 from fitting.protocol._settings import (

@@ -81,10 +81,14 @@ def search_box(names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def to_search_coordinates(values: dict, names: Sequence[str]) -> np.ndarray:
+    """Physical values (``{name: value}``) as the search's coordinates: the
+    value for the names in :data:`LINEAR`, its logarithm for the others."""
     return np.array([values[n] if n in LINEAR else np.log(values[n]) for n in names])
 
 
 def from_search_coordinates(z: Any, names: Sequence[str]) -> dict:
+    """The inverse of :func:`to_search_coordinates` for ``z[..., k]`` (batched),
+    clipped into the search box (:data:`BOUNDS`)."""
     out = {}
     for k, n in enumerate(names):
         lo, hi = BOUNDS.get(n, (-np.inf, np.inf))

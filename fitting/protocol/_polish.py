@@ -138,6 +138,8 @@ def polish(
 
 
 def laplace_errors(loss, data, params, free, method):
+    """Laplace standard errors of ``free`` at ``params`` under the polish loss
+    (:func:`fitting._uncertainty.laplace` on its last stage), float64."""
     from fitting._uncertainty import laplace
 
     with jax.enable_x64(True):

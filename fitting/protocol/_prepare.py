@@ -1,5 +1,6 @@
 """Preparing a recording for the protocol (recipe item 1): capacitance and area,
-bridge balance, drift, the analysis window of the main step.
+bridge balance, drift, the analysis window of the main step; and the digest that
+identifies a recording's samples (:func:`recording_digest`).
 """
 
 from __future__ import annotations

@@ -4,10 +4,14 @@ curve, first-spike latency, subthreshold response and the parameter table.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from fitting.protocol._fit_recording import RealFit
 from fitting.protocol._prepare import Prepared
+
+if TYPE_CHECKING:  # annotations only: no import of the search and polish stack
+    from fitting.protocol._fit_recording import RealFit
 
 _OVERLAYS = 8
 

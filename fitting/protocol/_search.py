@@ -5,13 +5,11 @@ and the fit of the later steps of a multi-step protocol.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 import os
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
@@ -19,8 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 
 import hhjax
-from fitting._interrupt import FitInterrupted, in_worker, mismatched_checkpoint
-from fitting._io import load_checkpoint, save_checkpoint
+from fitting._interrupt import in_worker, resumable
+from fitting._io import load_checkpoint, mismatched_checkpoint, save_checkpoint
 from fitting._params import integer_at_least, real_in
 from fitting.protocol._features import batch_features, batch_step_features, feature_cost
 from fitting.protocol._parameters import (
@@ -502,19 +500,3 @@ def _interruptible(evaluate_cost, z, checkpoint, where: str) -> np.ndarray:
     """``evaluate_cost(z)``, with Ctrl-C turned into :class:`FitInterrupted`."""
     with resumable(f" in the search ({where})", checkpoint):
         return evaluate_cost(z)
-
-
-@contextlib.contextmanager
-def resumable(where: str, *files):
-    """Turn Ctrl-C (a plain ``KeyboardInterrupt``) into :class:`FitInterrupted`,
-    naming those of the checkpoint ``files`` that hold progress; a
-    ``FitInterrupted`` raised inside (with its own message) passes unchanged."""
-    try:
-        yield
-    except FitInterrupted:
-        raise
-    except KeyboardInterrupt:
-        saved = [str(f) for f in files if f is not None and Path(f).exists()]
-        note = f"; progress saved to {' and '.join(saved)}" if saved else ""
-        checkpoint = saved[0] if saved else None
-        raise FitInterrupted(f"fit interrupted{where}{note}", checkpoint) from None

@@ -1,6 +1,12 @@
-"""Settings of the real-cell protocol: cost weights, the free parameters per
-model, search boxes, starting values and spreads (physical units: mV, ms,
-mS/cm², µF/cm², °C).
+"""Settings of the real-cell protocol: the analysis window's margins, cost
+weights, the free parameters per model, the parameters searched on a linear scale
+(:data:`LINEAR`; the others on a log scale), search boxes, starting values and
+spreads (physical units: mV, ms, mS/cm², µF/cm², °C).
+
+These are constants, bound by the modules that use them when they are imported:
+rebinding one (here or on :mod:`fitting.protocol`) changes nothing. What a fit may
+vary is an argument of :func:`fitting.protocol.fit_recording` (``free``,
+``sigma_mv``, ``generations``, ...).
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ ONSET_WEIGHT = 3.0  # extra cost of a sweep that spikes in model xor data (rheob
 SIGMA_MV = 1.0  # a subthreshold RMSE of this size costs 1
 CAP_MV = -30.0  # the polish loss compares V capped smoothly at this level
 
-# Free parameters of the search per model, and the log-scaled ones.
+# Free parameters of the search per model.
 FREE = {
     "pospischil-rs": (
         "g_na",

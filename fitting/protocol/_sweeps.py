@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fitting._metrics import SPIKE_EXCLUSION_MS, spike_times
+from fitting._metrics import spike_times
 from fitting.protocol._prepare import Prepared
 
 
@@ -50,48 +50,6 @@ def first_latencies(prepared: Prepared, v: np.ndarray | None = None) -> np.ndarr
         times = _in_step(spike_times(row, rec.dt, t0=rec.t0), prepared)
         out.append(times[0] - prepared.step[0] if times.size else np.nan)
     return np.array(out)
-
-
-# The onset response of a sweep is scored only if the step lasts this long (ms)
-# before the data's first spike (less its exclusion zone).
-MIN_ONSET_MS = 5.0
-
-
-def onset_rmse(prepared: Prepared, v_model: np.ndarray) -> np.ndarray:
-    """RMSE of the model's response to the step onset, per sweep, mV.
-
-    Scored from the step onset to :data:`SPIKE_EXCLUSION_MS` before the data's
-    first spike in the step (the whole step if it has none), leaving out the
-    samples within that distance of any spike of either trace, as the
-    subthreshold RMSE does: the charging and the ramp to the first spike,
-    without the interspike voltage. The span is set by the data alone, so a
-    model that fires too early is not scored over a shorter span.
-
-    Args:
-        prepared: the recording.
-        v_model: simulated V, mV, ``(n_sweeps, n_samples)`` (a non-finite row:
-            a failed simulation).
-
-    Returns:
-        ``(n_sweeps,)``, mV; NaN for a failed simulation or where the span is
-        shorter than :data:`MIN_ONSET_MS`.
-    """
-    rec = prepared.recording
-    t = rec.t
-    onset, stop = prepared.step
-    latency = first_latencies(prepared)
-    out = np.full(len(v_model), np.nan)
-    for k, (v_data, v_sim) in enumerate(zip(rec.v, v_model, strict=True)):
-        end = stop if np.isnan(latency[k]) else onset + latency[k] - SPIKE_EXCLUSION_MS
-        if end - onset < MIN_ONSET_MS or not np.all(np.isfinite(v_sim)):
-            continue
-        keep = (t >= onset) & (t < end)
-        for v in (v_data, v_sim):
-            for spike in spike_times(v, rec.dt, t0=rec.t0):
-                keep &= np.abs(t - spike) > SPIKE_EXCLUSION_MS
-        if keep.any():
-            out[k] = np.sqrt(np.mean((v_sim - v_data)[keep] ** 2))
-    return out
 
 
 def rheobase(amplitudes: np.ndarray, counts: np.ndarray) -> float | None:
