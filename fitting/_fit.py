@@ -760,9 +760,10 @@ def _fit(
             run, phase, checkpoint, write_checkpoint, saved_before()
         ) from None
     except Exception as err:
-        # The committed state is always consistent (see fitting._run.Run._commit): keep the
-        # progress for a resume. Not for a checkpoint of another fit (nothing is
-        # committed until one is restored), and never hiding the error itself.
+        # The committed state is always consistent (fitting._run.Run._commit):
+        # keep the progress for a resume. Not for a checkpoint of another fit
+        # (nothing is committed until one is restored), and never hiding the
+        # error itself.
         if checkpoint is not None and run is not None and run.has_state():
             try:
                 write_checkpoint()
