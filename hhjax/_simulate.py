@@ -31,7 +31,8 @@ from hhjax._model import Model, model_of
 # Reverse-mode gradients store the state before every step (each step is
 # rematerialised, not its intermediates). When that would exceed this many bytes the
 # scan is split into ~sqrt(n) checkpointed chunks, storing O(sqrt(n)) states at the
-# cost of one extra forward pass in the backward sweep.
+# cost of one extra forward pass in the backward sweep (two with a `stride` whose
+# blocks are checkpointed too: `_chunk_lengths`).
 _GRADIENT_MEMORY_BUDGET = 256 * 2**20
 
 
@@ -229,13 +230,43 @@ def _split_constants(params: Any) -> tuple[tuple[tuple[str, Any], ...], Any]:
     return constants, params._replace(**{name: None for name, _ in constants})
 
 
-def _chunk_length(n_blocks: int, n_steps: int, batch_size: int, n_state: int) -> int:
-    """Blocks per checkpointed chunk: all of them unless the states stored for a
-    reverse-mode gradient would exceed ``_GRADIENT_MEMORY_BUDGET`` bytes."""
+def _chunk_lengths(
+    n_steps: int, stride: int, batch_size: int, n_state: int
+) -> tuple[int, int]:
+    """``(blocks per checkpointed chunk, steps per checkpointed chunk of a
+    block)``: no chunks (``(n_steps // stride, stride)``) unless the states stored
+    for a reverse-mode gradient would exceed ``_GRADIENT_MEMORY_BUDGET`` bytes;
+    then ~√ of each count, the steps of a block chunked only when a block is longer
+    than ~√n steps. A gradient then stores O(√n) states whatever the stride."""
+    n_blocks = n_steps // stride
     stored_bytes = 8 * n_steps * batch_size * n_state
     if stored_bytes <= _GRADIENT_MEMORY_BUDGET:
-        return n_blocks
-    return max(1, math.isqrt(n_blocks))
+        return n_blocks, stride
+    step_chunk = stride if stride <= math.isqrt(n_steps) else math.isqrt(stride)
+    return max(1, math.isqrt(n_blocks)), step_chunk
+
+
+def _scan_in_chunks(f: Any, carry: Any, xs: Array, chunk: int) -> tuple[Any, Any]:
+    """``lax.scan(f, carry, xs)`` as a scan of checkpointed chunks of ``chunk``
+    iterations (and a plain scan of the rest): a reverse-mode gradient stores the
+    carry at each chunk's start, then one chunk's residuals at a time, at the cost
+    of one more forward pass. ``chunk >= len(xs)``: the plain scan."""
+    n = xs.shape[0]
+    if chunk >= n:
+        return lax.scan(f, carry, xs)
+    n_chunks, rest = divmod(n, chunk)
+
+    @partial(jax.checkpoint, prevent_cse=False)
+    def run_chunk(carry, xs_chunk):
+        return lax.scan(f, carry, xs_chunk)
+
+    head = xs[: n_chunks * chunk].reshape((n_chunks, chunk) + xs.shape[1:])
+    carry, ys = lax.scan(run_chunk, carry, head)
+    ys = jax.tree.map(lambda y: y.reshape((n_chunks * chunk,) + y.shape[2:]), ys)
+    if rest:
+        carry, tail = lax.scan(f, carry, xs[n_chunks * chunk :])
+        ys = jax.tree.map(lambda y, t: jnp.concatenate([y, t]), ys, tail)
+    return carry, ys
 
 
 def _run_impl(
@@ -285,11 +316,16 @@ def _run_impl(
     def one_step(state, i_k):
         return integrator.step(model, state, params, i_k, dt)
 
+    block_chunk, step_chunk = chunk
+
+    def advance(state, i_k):
+        return one_step(state, i_k), None
+
     def block(state, i_block):  # record, then advance `stride` steps
         out = sample(state)
         if stride == 1:  # no inner loop: a length-1 scan would cost a loop per step
             return one_step(state, i_block), out
-        state, _ = lax.scan(lambda s, i: (one_step(s, i), None), state, i_block)
+        state, _ = _scan_in_chunks(advance, state, i_block, step_chunk)
         return state, out
 
     n_blocks = i_ext.shape[0] // stride
@@ -297,21 +333,11 @@ def _run_impl(
         blocks = i_ext
     else:
         blocks = i_ext.reshape((n_blocks, stride) + i_ext.shape[1:])
-    if chunk >= n_blocks:
-        state, out = lax.scan(block, state0, blocks)
-    else:
-        n_chunks, rest = divmod(n_blocks, chunk)
-
-        @partial(jax.checkpoint, prevent_cse=False)
-        def run_chunk(state, i_chunk):
-            return lax.scan(block, state, i_chunk)
-
-        head = blocks[: n_chunks * chunk].reshape((n_chunks, chunk) + blocks.shape[1:])
-        state, out = lax.scan(run_chunk, state0, head)
-        out = [o.reshape((n_chunks * chunk,) + o.shape[2:]) for o in out]
-        if rest:
-            state, tail = lax.scan(block, state, blocks[n_chunks * chunk :])
-            out = [jnp.concatenate([o, t]) for o, t in zip(out, tail, strict=True)]
+        if block_chunk < n_blocks:
+            # Inside a checkpointed chunk a gradient then stores each block's
+            # starting state, not the `stride` states of every block's steps.
+            block = partial(jax.checkpoint, prevent_cse=False)(block)
+    state, out = _scan_in_chunks(block, state0, blocks, block_chunk)
 
     # NaN and inf propagate through every step (a non-finite V makes the rates and
     # gates NaN), so a non-finite sample implies a non-finite final state: checking
@@ -365,8 +391,9 @@ def simulate(
     (``jax.grad``, ``jax.jvp``) and ``jax.vmap`` work through it. Reverse-mode
     gradients recompute each step instead of storing its intermediates, so they
     store one state per step; when that would exceed 256 MiB (long runs of large
-    batches) the run is split into ~√n checkpointed chunks and a gradient stores
-    O(√n) states. Inputs sharded over a ``jax.sharding.Mesh`` along the batch axis
+    batches) the run is split into ~√n checkpointed chunks (and so is each
+    recorded block of a ``stride`` above ~√n steps) and a gradient stores O(√n)
+    states, whatever the ``stride``. Inputs sharded over a ``jax.sharding.Mesh`` along the batch axis
     are simulated in parallel on its devices, and the trace comes back sharded
     alike (see ``docs/benchmarks.md``, also for recommended ``XLA_FLAGS`` on CPU).
 
@@ -436,7 +463,7 @@ def simulate(
     stride = int(stride)  # a NumPy integer would be a distinct static argument
     batch_shape = tuple(_batch_shape(i_ext, params, state0))
     n_state = len(model.state_type._fields)
-    chunk = _chunk_length(n_steps // stride, n_steps, math.prod(batch_shape), n_state)
+    chunk = _chunk_lengths(n_steps, stride, math.prod(batch_shape), n_state)
     constants, params = _split_constants(params)
     out, final, finite = _run(
         model,
