@@ -21,7 +21,7 @@ import numpy as np
 from jax import Array
 from jax.typing import ArrayLike
 
-from hhjax._checks import is_traced
+from hhjax._checks import is_integer, is_traced
 
 __all__ = [
     "constant",
@@ -72,12 +72,24 @@ def _check_window(start: float, stop: float, duration: float, what: str) -> None
 
 
 def _window(duration: float, dt: float, start: float, stop: float) -> Array:
-    """1.0 on steps whose start lies in ``[start, stop)`` ms, else 0.0."""
-    t = times(duration, dt)
+    """1.0 on steps whose start ``k·dt`` lies in ``[start, stop)`` ms, else 0.0.
+
+    Edges are compared in float64 whatever JAX's precision, with a millionth of
+    a step of tolerance so that an edge given on the grid (``k·dt`` up to
+    rounding) is on it. A window of positive length must be at least one step
+    long (``ValueError``): a shorter one would hold no step or a whole one, and
+    its charge would be lost or multiplied."""
+    t = np.arange(n_steps(duration, dt)) * float(dt)
     _check_window(start, stop, duration, "window [`start`, `stop`)")
-    # Half a step of tolerance so that edges given on the grid are not lost to rounding.
-    eps = 0.5 * dt
-    return ((t >= start - eps) & (t < stop - eps)).astype(t.dtype)
+    tol = 1e-6 * dt
+    if tol < stop - start < dt - tol:
+        raise ValueError(
+            f"The window [{start}, {stop}) ms is shorter than one step (dt = {dt} "
+            f"ms): its current would fall on no step or on a whole one. Make it "
+            f"at least one step long, or use a smaller dt."
+        )
+    on = (t >= start - tol) & (t < stop - tol)
+    return jnp.asarray(on, dtype=jnp.result_type(float))
 
 
 def _batch_shape(**shapes: tuple[int, ...]) -> tuple[int, ...]:
@@ -93,7 +105,13 @@ def _batch_shape(**shapes: tuple[int, ...]) -> tuple[int, ...]:
 
 def _mix(*terms: tuple[ArrayLike, Array]) -> Array:
     """``Σ wave_k ⊗ amplitude_k``: time waveforms ``(n_steps,)`` times amplitudes
-    whose shapes broadcast to the batch shape; returns ``(n_steps, *batch)``."""
+    whose shapes broadcast to the batch shape; returns ``(n_steps, *batch)``.
+    Concrete amplitudes must be finite (``ValueError``)."""
+    for amplitude, _ in terms:
+        if not is_traced(amplitude) and not np.all(np.isfinite(amplitude)):
+            raise ValueError(
+                f"Current amplitudes must be finite (µA/cm²); got {amplitude}."
+            )
     batch = jnp.broadcast_shapes(*(jnp.shape(a) for a, _ in terms))
     total = jnp.zeros(terms[0][1].shape + batch)
     for amplitude, wave in terms:
@@ -139,8 +157,8 @@ def pulse_train(
         raise ValueError(
             f"Need 0 < width <= period; got width {width}, period {period}."
         )
-    if n_pulses < 1:
-        raise ValueError(f"`n_pulses` must be >= 1; got {n_pulses}.")
+    if not is_integer(n_pulses) or n_pulses < 1:
+        raise ValueError(f"`n_pulses` must be an integer >= 1; got {n_pulses!r}.")
     n_steps(duration, dt)
     end = start + (n_pulses - 1) * period + width
     _check_window(start, end, duration, "pulse train (stop = end of the last pulse)")
@@ -203,7 +221,8 @@ def ornstein_uhlenbeck(
 
     Raises:
         ValueError: ``tau`` not a positive finite time, ``std`` negative or
-            non-finite, ``mean`` non-finite, or shapes that do not broadcast.
+            non-finite, ``mean`` non-finite, ``shape`` not a tuple of integers,
+            or shapes that do not broadcast.
     """
     if not (math.isfinite(tau) and tau > 0):
         raise ValueError(f"`tau` must be a positive finite time in ms; got {tau}.")
@@ -212,6 +231,8 @@ def ornstein_uhlenbeck(
         raise ValueError(f"`mean` must be finite (µA/cm²); got {mean}.")
     if not is_traced(std) and not bool(jnp.all(jnp.isfinite(std) & (std >= 0))):
         raise ValueError(f"`std` must be finite and >= 0 µA/cm²; got {std}.")
+    if not (isinstance(shape, (tuple, list)) and all(map(is_integer, shape))):
+        raise ValueError(f"`shape` must be a tuple of integers; got {shape!r}.")
     batch = _batch_shape(mean=mean.shape, std=std.shape, shape=tuple(shape))
     key = _as_key(key)
     n = n_steps(duration, dt)

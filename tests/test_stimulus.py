@@ -230,3 +230,56 @@ def test_from_array_under_jit():
     np.testing.assert_array_equal(jax.jit(stimulus.from_array)(i), i)
     with pytest.raises(ValueError, match=r"contains NaN or inf"):
         stimulus.from_array(jnp.array([1.0, jnp.nan]))
+
+
+def test_window_edges_off_the_grid_keep_the_steps_that_start_inside():
+    # [10.04, 20.04) ms with dt = 0.1: the steps starting at 10.1 ... 20.0 ms.
+    i = stimulus.step(5.0, start=10.04, stop=20.04, duration=30.0, dt=0.1)
+    on = np.flatnonzero(np.asarray(i))
+    assert (on[0], on[-1], on.size) == (101, 200, 100)
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: stimulus.step(5.0, start=1.0, stop=1.01, duration=2.0, dt=0.025),
+        lambda: stimulus.pulse_train(
+            50.0,
+            start=1.0,
+            width=0.01,
+            period=5.0,
+            n_pulses=3,
+            duration=20.0,
+            dt=0.025,
+        ),
+    ],
+)
+def test_windows_shorter_than_a_step_are_rejected(build):
+    with pytest.raises(ValueError, match=r"shorter than one step \(dt = 0.025 ms\)"):
+        build()
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: stimulus.constant(float("nan"), 1.0, 0.1),
+        lambda: stimulus.step(
+            1.0, start=0.2, stop=0.5, duration=1.0, dt=0.1, baseline=np.inf
+        ),
+        lambda: stimulus.ramp(
+            jnp.array([1.0, jnp.nan]), start=0, stop=1, duration=1, dt=0.1
+        ),
+    ],
+)
+def test_non_finite_amplitudes_are_rejected(build):
+    with pytest.raises(ValueError, match="amplitudes must be finite"):
+        build()
+
+
+def test_pulse_count_and_noise_shape_must_be_integers():
+    with pytest.raises(ValueError, match="`n_pulses` must be an integer >= 1; got 2.5"):
+        stimulus.pulse_train(
+            1.0, start=0.0, width=0.5, period=1.0, n_pulses=2.5, duration=5.0, dt=0.1
+        )
+    with pytest.raises(ValueError, match="`shape` must be a tuple of integers; got 3"):
+        stimulus.ornstein_uhlenbeck(0.0, 1.0, 5.0, duration=1.0, dt=0.1, shape=3)
