@@ -33,6 +33,7 @@ from hhjax._registry import MODELS as MODELS
 from hhjax._registry import default_params as default_params
 from hhjax._simulate import NonFiniteSimulationError as NonFiniteSimulationError
 from hhjax._simulate import StepSizeWarning as StepSizeWarning
+from hhjax._simulate import TimeAxisWarning as TimeAxisWarning
 from hhjax._simulate import compiled_fields as compiled_fields
 from hhjax._simulate import simulate as simulate
 from hhjax._simulate import step as step

@@ -44,6 +44,11 @@ class StepSizeWarning(UserWarning):
     """``dt`` is above the stability limit of the chosen integration method."""
 
 
+class TimeAxisWarning(UserWarning):
+    """``i_ext`` looks transposed: a run of under 1 ms for a much longer batch
+    axis, as when a ``(batch, time)`` array is passed for ``(time, *batch)``."""
+
+
 def step(
     state: Any,
     params: Any,
@@ -143,6 +148,23 @@ def _check_current(i_ext: Any, check_values: bool) -> Any:
     if check_values:
         check_current(i_ext)
     return i_ext
+
+
+def _warn_if_time_axis_last(i_ext: Any, dt: Any) -> None:
+    """:class:`TimeAxisWarning` when ``i_ext`` spans under 1 ms (concrete ``dt``)
+    and its last axis is at least 10 times longer than its time axis."""
+    n_steps, last = i_ext.shape[0], i_ext.shape[-1]
+    short = not is_traced(dt) and n_steps * dt < 1.0
+    if i_ext.ndim >= 2 and last >= 10 * n_steps and short:
+        warnings.warn(
+            f"`i_ext` has shape {tuple(i_ext.shape)}: {n_steps} time steps "
+            f"({n_steps * dt:.3g} ms) for a batch axis of {last}. simulate "
+            "expects (time, *batch); if time is your last axis, pass "
+            "jnp.moveaxis(i_ext, -1, 0). For a run this short on purpose, "
+            "pass check_inputs=False or filter hhjax.TimeAxisWarning.",
+            TimeAxisWarning,
+            stacklevel=3,
+        )
 
 
 def _record_fields(record: str | Iterable[str], model: Model) -> tuple[str, ...]:
@@ -440,6 +462,9 @@ def simulate(
 
     Warns:
         StepSizeWarning: ``dt`` above the method's stability limit.
+        TimeAxisWarning: with ``check_inputs``, ``i_ext`` spans under 1 ms and its
+            last axis is at least 10 times longer than its time axis (it looks
+            like ``(batch, time)``).
     """
     model = model_of(params)
     get_integrator(method)
@@ -448,6 +473,8 @@ def simulate(
         check_params(params)
     dt = _check_dt(dt, method, model, params)
     i_ext = _check_current(i_ext, check_inputs)
+    if check_inputs:
+        _warn_if_time_axis_last(i_ext, dt)
     if state0 is not None:
         check_state_type(state0, model, "state0")
         state0 = lists_to_arrays(state0)

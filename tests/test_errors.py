@@ -294,3 +294,17 @@ def test_concrete_parameters_are_checked_beside_traced_ones():
 
     with pytest.raises(ValueError, match=r"`c_m` \(uF/cm\^2\) must be > 0"):
         jax.grad(loss)(120.0)
+
+
+def test_a_batch_first_current_is_flagged():
+    # (batch, time) for (time, *batch): 3 "steps" of 0.025 ms for 1000 "cells".
+    one = stimulus.constant(5.0, 25.0, 0.025)
+    i_ext = jnp.stack([one, one / 2, 2 * one])
+    with pytest.warns(hhjax.TimeAxisWarning, match=r"shape \(3, 1000\): 3 time steps"):
+        hhjax.simulate(HHParams(), i_ext, 0.025, record=("v",))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", hhjax.TimeAxisWarning)
+        hhjax.simulate(HHParams(), i_ext.T, 0.025, record=("v",))  # (time, batch)
+        hhjax.simulate(HHParams(), i_ext, 0.025, check_inputs=False)  # on purpose
+        hhjax.simulate(HHParams(), i_ext[:, :20], 0.025)  # not 10x longer
+        hhjax.simulate(HHParams(), jnp.tile(i_ext, (40, 1)), 0.025)  # 3 ms
