@@ -38,9 +38,17 @@ import numpy as np
 
 import hhjax
 import hhjax.io
-from hhjax.cli import HelpFormatter, number_option, out_dir_option, parse_assignment
+from hhjax.cli import (
+    HelpFormatter,
+    check_out_names,
+    number_option,
+    out_dir_option,
+    parse_assignment,
+)
 
 CHECKPOINT_SUFFIX = ".checkpoint.npz"
+_OUTPUTS = ("params.json", "metrics.json", "report.png")  # what hhjax fit writes
+_PREDICT_OUTPUTS = ("metrics.json", "prediction.png")  # what hhjax predict writes
 
 
 def compile_cache_dir() -> Path:
@@ -577,6 +585,7 @@ def _run_fit(args: argparse.Namespace) -> int:
     import fitting
     from fitting import protocol
 
+    check_out_names(args.out, _OUTPUTS, staged_beside=True)
     _use_compile_cache(not args.no_compile_cache)
     if protocol.wants_protocol(args.data):
         return _run_protocol_fit(args, protocol)
@@ -645,9 +654,6 @@ def _run_fit(args: argparse.Namespace) -> int:
     if not args.quiet:
         print("fit: scoring the fit (simulating every sweep)...", file=sys.stderr)
     return _score_fit(args, result, data, getattr(loss, "substeps", 1), checkpoint)
-
-
-_OUTPUTS = ("params.json", "metrics.json", "report.png")  # what hhjax fit writes
 
 
 def _score_fit(args, result, data, substeps, checkpoint) -> int:
@@ -760,7 +766,7 @@ def _run_protocol_fit(args: argparse.Namespace, protocol: Any) -> int:
     print(fit.summary())
     metrics = json.loads((args.out / "metrics.json").read_text(encoding="utf-8"))
     print(protocol.summary_line(metrics["protocol"]))
-    for file in ("params.json", "metrics.json", "report.png"):
+    for file in _OUTPUTS:
         print(f"wrote {args.out / file}")
     return 0
 
@@ -871,6 +877,7 @@ def _run_predict(args: argparse.Namespace) -> int:
     from fitting._io import write_json_atomic
     from fitting._metrics import simulate_sweeps
 
+    check_out_names(args.out, _PREDICT_OUTPUTS, staged_beside=True)
     try:
         params, document = fitting.load_result(args.params_file)
     except FileNotFoundError:
@@ -891,7 +898,7 @@ def _run_predict(args: argparse.Namespace) -> int:
             except fitting.RecordingError as err:
                 raise ValueError(str(err)) from None
         _print_metrics(report)
-        for file in ("metrics.json", "prediction.png"):
+        for file in _PREDICT_OUTPUTS:
             print(f"wrote {args.out / file}")
         return 0
     settings = document.get("settings") if isinstance(document, dict) else None
@@ -918,7 +925,7 @@ def _run_predict(args: argparse.Namespace) -> int:
         write_json_atomic(tmp / "metrics.json", report)
         _save_prediction(data, v_model, tmp / "prediction.png", args.threshold)
     _print_metrics(report)
-    for file in ("metrics.json", "prediction.png"):
+    for file in _PREDICT_OUTPUTS:
         print(f"wrote {args.out / file}")
     return 0
 

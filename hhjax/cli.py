@@ -46,6 +46,7 @@ import math
 import os
 import re
 import sys
+import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from importlib.metadata import entry_points
@@ -244,8 +245,10 @@ def _add_model_options(parser: argparse.ArgumentParser, dt: float) -> None:
 
 def out_dir_option(text: str) -> Path:
     """An argparse ``type=`` for ``--out``: a directory, created if needed, so
-    neither an existing file nor below one (else the option's one-line error, exit
-    status 2)."""
+    neither empty, nor an existing file, nor below one (else the option's
+    one-line error, exit status 2)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("give a directory name, not an empty string")
     path = Path(text)
     if path.exists() and not path.is_dir():
         raise argparse.ArgumentTypeError(f"{text} exists and is not a directory")
@@ -259,15 +262,33 @@ def out_dir_option(text: str) -> Path:
     return path
 
 
-def check_out_names(out: Path, names: Sequence[str]) -> None:
-    """A :class:`UsageError` for ``--out`` if one of the files a command will write
-    there is an existing directory (checked before the work starts)."""
+def check_out_names(
+    out: Path, names: Sequence[str], *, staged_beside: bool = False
+) -> None:
+    """A :class:`UsageError` for ``--out``, before the work starts, if the command
+    could not write its files there: ``out`` cannot be created or written in, or
+    one of the files it writes (``names``) is an existing directory. With
+    ``staged_beside`` (the files are first written to a temporary directory next
+    to ``out``, then moved in) ``out``'s parent must be writable too; it is
+    created, ``out`` itself is not. Without it ``out`` is created."""
     for name in names:
         if (out / name).is_dir():
             raise UsageError(
                 f"argument --out: {out / name} is a directory; the command writes a "
                 "file of that name"
             )
+    places = [out.absolute().parent] if staged_beside else [out]
+    if staged_beside and out.is_dir():
+        places.append(out)
+    try:
+        for place in places:
+            place.mkdir(parents=True, exist_ok=True)
+            tempfile.TemporaryFile(dir=place).close()
+    except OSError as err:
+        raise UsageError(
+            f"argument --out: cannot create files in {place} "
+            f"({err.strerror or type(err).__name__})"
+        ) from None
 
 
 def _add_output_options(parser: argparse.ArgumentParser, default: str) -> None:

@@ -364,6 +364,26 @@ def test_output_name_taken_by_a_directory_stops_before_the_work(
     assert sorted(p.name for p in tmp_path.iterdir()) == [name]  # nothing written
 
 
+@pytest.mark.parametrize("command", ["simulate", "fi"])
+def test_out_where_files_cannot_be_created_stops_before_the_work(
+    command, tmp_path, capsys, monkeypatch
+):
+    def refused(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(cli.tempfile, "TemporaryFile", refused)
+    monkeypatch.setattr(cli, "simulate", None)  # the work would fail otherwise
+    status, _, err = _run_main([command, "--out", tmp_path / "new"], capsys)
+    assert status == 2 and len(err.strip().splitlines()) == 1, err
+    assert f"argument --out: cannot create files in {tmp_path / 'new'}" in err
+    assert "(Permission denied)" in err
+
+
+def test_empty_out_is_a_usage_error(capsys):
+    status, _, err = _run_main(["simulate", "--out", ""], capsys)
+    assert status == 2 and "argument --out: give a directory name" in err
+
+
 def test_help_shows_only_real_defaults(capsys):
     assert cli.main(["simulate", "--help"]) == 0
     text = capsys.readouterr().out

@@ -396,6 +396,33 @@ def test_out_that_is_a_file_is_refused(command, tmp_path, capsys):
     assert taken.read_text() == "keep me"
 
 
+@pytest.mark.parametrize("command", ["fit", "predict"])
+def test_out_that_cannot_be_written_stops_before_the_work(
+    command, tmp_path, capsys, monkeypatch
+):
+    # The outputs are staged next to --out: its parent must take files. Neither
+    # the data nor the parameter file is read first (neither exists here).
+    from hhjax import cli
+
+    argv = (
+        ["fit", tmp_path / "d.npz", "--free", "g_l"]
+        if command == "fit"
+        else ["predict", tmp_path / "p.json", tmp_path / "d.npz"]
+    )
+    (tmp_path / "out" / "metrics.json").mkdir(parents=True)
+    status, _, stderr = _run(capsys, *argv, "--out", tmp_path / "out")
+    assert status == 2 and len(stderr.strip().splitlines()) == 1, stderr
+    assert f"argument --out: {tmp_path / 'out' / 'metrics.json'} is a dir" in stderr
+
+    def refused(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(cli.tempfile, "TemporaryFile", refused)
+    status, _, stderr = _run(capsys, *argv, "--out", tmp_path / "new")
+    assert status == 2 and len(stderr.strip().splitlines()) == 1, stderr
+    assert f"cannot create files in {tmp_path} (Permission denied)" in stderr
+
+
 def _one_line_interrupt(status, stderr):
     lines = stderr.strip().splitlines()
     assert status == 130, stderr
