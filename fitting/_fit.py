@@ -24,7 +24,12 @@ import optax
 import hhjax
 import hhjax.recordings
 from fitting._data import FitData, load_data
-from fitting._interrupt import INTERRUPT_REQUESTED, FitInterrupted, in_worker
+from fitting._interrupt import (
+    INTERRUPT_REQUESTED,
+    NOTHING_SAVED,
+    FitInterrupted,
+    in_worker,
+)
 from fitting._io import load_checkpoint, mismatched_checkpoint, save_checkpoint
 from fitting._losses import EquationError, Loss, get_loss, stage_value
 from fitting._optim import grad_mode as resolve_grad_mode
@@ -793,7 +798,7 @@ def _interrupted(
             return FitInterrupted(
                 f"{text}; {checkpoint} still holds the progress saved before", older
             )
-        return FitInterrupted(f"{text}; nothing to save yet", None)
+        return FitInterrupted(f"{text}; {NOTHING_SAVED}", None)
     stage, iteration, done = run.position()
     text = (
         f"fit interrupted while {phase}"

@@ -101,17 +101,33 @@ def in_worker(fn: Callable, *args, **kwargs) -> Any:
 INTERRUPT_REQUESTED = threading.Event()
 
 
+NOTHING_SAVED = "nothing to save yet"  # how a FitInterrupted says it saved nothing
+
+
 @contextlib.contextmanager
 def resumable(where: str, *files):
     """Turn Ctrl-C (a plain ``KeyboardInterrupt``) into :class:`FitInterrupted`,
-    naming those of the checkpoint ``files`` that hold progress; a
-    ``FitInterrupted`` raised inside (with its own message) passes unchanged."""
+    naming those of the checkpoint ``files`` that hold progress. A
+    ``FitInterrupted`` raised inside (with its own message) passes unchanged,
+    unless it saved nothing and one of ``files`` holds earlier progress (a later
+    step of a fit interrupted before its first save): then it names those."""
     try:
         yield
-    except FitInterrupted:
-        raise
+    except FitInterrupted as stop:
+        saved = _existing(files)
+        if stop.checkpoint is not None or not saved:
+            raise
+        text = str(stop).replace(f"; {NOTHING_SAVED}", "")
+        raise FitInterrupted(
+            f"{text}; progress saved to {' and '.join(saved)}", saved[0]
+        ) from None
     except KeyboardInterrupt:
-        saved = [str(f) for f in files if f is not None and Path(f).exists()]
+        saved = _existing(files)
         note = f"; progress saved to {' and '.join(saved)}" if saved else ""
         checkpoint = saved[0] if saved else None
         raise FitInterrupted(f"fit interrupted{where}{note}", checkpoint) from None
+
+
+def _existing(files) -> list[str]:
+    """The paths among ``files`` (``None`` entries skipped) that exist."""
+    return [str(f) for f in files if f is not None and Path(f).exists()]

@@ -463,6 +463,25 @@ def test_ctrl_c_before_the_search_is_a_resumable_interrupt(cell):
     assert isinstance(info.value, FitInterrupted)
 
 
+def test_a_later_step_interrupted_before_saving_names_the_earlier_progress(tmp_path):
+    # E.g. the polish interrupted while it compiles: it has nothing to save, but
+    # the search's checkpoint holds its generations, and the same call resumes.
+    from fitting._interrupt import NOTHING_SAVED, resumable
+
+    search, polish = tmp_path / "fit.npz", tmp_path / "fit.polish.npz"
+    inner = FitInterrupted(f"fit interrupted while compiling; {NOTHING_SAVED}", None)
+    with pytest.raises(FitInterrupted) as info, resumable("", search, polish):
+        raise inner
+    assert info.value is inner  # no earlier progress: unchanged
+    search.write_bytes(b"generations")
+    with pytest.raises(FitInterrupted) as info, resumable("", search, polish):
+        raise inner
+    assert info.value.checkpoint == str(search)
+    assert str(info.value) == (
+        f"fit interrupted while compiling; progress saved to {search}"
+    )
+
+
 # ------------------------------------------------- steps of a multi-step protocol
 def _manifest_counts(file_name: str) -> list[int]:
     """MANIFEST.md's spikes per sweep inside the command epochs."""
