@@ -208,8 +208,12 @@ def _add_output_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _base_params(args: argparse.Namespace) -> tuple[str, Any]:
-    """Model name and parameters: --model defaults, then --params, then --param."""
-    return hhjax.io.resolve_params(args.model, args.params, dict(args.param))
+    """Model name and parameters: --model defaults, then --params, then --param
+    (one number each)."""
+    from fitting._params import one_cell
+
+    name, params = hhjax.io.resolve_params(args.model, args.params, dict(args.param))
+    return name, one_cell(params, "argument --params")
 
 
 def _load(args: argparse.Namespace, c_m: float):
@@ -876,6 +880,7 @@ def _run_predict(args: argparse.Namespace) -> int:
     from fitting._interrupt import in_worker
     from fitting._io import write_json_atomic
     from fitting._metrics import simulate_sweeps
+    from fitting._params import one_cell
 
     check_out_names(args.out, _PREDICT_OUTPUTS, staged_beside=True)
     try:
@@ -884,6 +889,7 @@ def _run_predict(args: argparse.Namespace) -> int:
         raise ValueError(f"PARAMS: no such file {str(args.params_file)!r}") from None
     except (ValueError, UnicodeDecodeError) as err:
         raise ValueError(f"PARAMS: {err}") from None
+    params = one_cell(params, f"PARAMS ({args.params_file})")
     if protocol.wants_protocol(args.data, document):
         if protocol.wants_protocol(args.data):
             why = f"for a recording ({args.data.name})"

@@ -34,7 +34,7 @@ from fitting._io import load_checkpoint, mismatched_checkpoint, save_checkpoint
 from fitting._losses import EquationError, Loss, get_loss, stage_value
 from fitting._optim import grad_mode as resolve_grad_mode
 from fitting._optim import probe_updates, resolve_optimizer
-from fitting._params import ParamSpace, integer_at_least, real_in
+from fitting._params import ParamSpace, integer_at_least, one_cell, real_in
 from fitting._progress import Progress
 from fitting._results import FitResult, model_name
 from fitting._run import Run, compile_key
@@ -467,7 +467,7 @@ def _fit(
     clock = time.perf_counter()
     base = hhjax.HHParams() if params is None else params
     hhjax.model_of(base)  # TypeError for a non-model
-    base = base._replace(**{k: float(np.asarray(v)) for k, v in base._asdict().items()})
+    base = one_cell(base, "`params`")
     data = _as_fit_data(data, base)
     space = ParamSpace.create(base, free, bounds)
     if data.c_m is not None and "c_m" in space.free:

@@ -116,6 +116,24 @@ def as_real_number(value: Any) -> float | None:
         return math.inf if value > 0 else -math.inf
 
 
+def one_cell(params: Any, what: str) -> Any:
+    """``params`` with every field a Python float: a ``ValueError`` naming the
+    fields that are not one concrete real number (``what`` names the argument
+    in the message), since fits and predictions are of one cell."""
+    values = {name: as_real_number(v) for name, v in params._asdict().items()}
+    bad = [
+        f"{name} of shape {np.shape(v)}" if np.ndim(v) else f"{name} = {v!r}"
+        for name, v in params._asdict().items()
+        if values[name] is None
+    ]
+    if bad:
+        raise ValueError(
+            f"{what} must hold one real number per parameter (one cell; give each "
+            f"parameter set its own run); got {', '.join(bad)}."
+        )
+    return params._replace(**values)
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class ParamSpace:
     """The free parameters of a fit and their bounded transform.

@@ -895,6 +895,11 @@ def test_scoring_converts_a_current_in_pa_with_the_params_c_m(noisy):
         ({"model": "xx"}, r"`model` must name the model of `params` \(HHParams\): "),
         ({"model": "pospischil-rs"}, r"one of \['hh'\]; got 'pospischil-rs'"),
         ({"grad_mode": "fwd"}, "`grad_mode` must be 'auto', 'forward' or 'reverse'"),
+        (
+            {"params": TRUTH._replace(g_na=np.array([100.0, 120.0]), g_k="36")},
+            r"`params` must hold one real number per parameter .*; got g_na of "
+            r"shape \(2,\), g_k = '36'\.",
+        ),
     ],
 )
 def test_bad_settings_are_refused_before_fitting(noisy, overrides, message):

@@ -423,6 +423,24 @@ def test_out_that_cannot_be_written_stops_before_the_work(
     assert f"cannot create files in {tmp_path} (Permission denied)" in stderr
 
 
+def test_parameters_of_several_cells_are_refused_by_fit_and_predict(
+    recording_file, tmp_path, capsys
+):
+    params = tmp_path / "cells.json"
+    params.write_text(json.dumps({"model": "hh", "params": {"g_na": [100, 120]}}))
+    for argv, option in [
+        (
+            ["fit", recording_file, "--params", params, "--free", "g_k"],
+            "argument --params",
+        ),
+        (["predict", params, recording_file], f"PARAMS ({params})"),
+    ]:
+        status, _, stderr = _run(capsys, *argv, "--out", tmp_path / "out")
+        assert status == 2 and len(stderr.strip().splitlines()) == 1, stderr
+        assert f"{option} must hold one real number per parameter" in stderr
+        assert "got g_na of shape (2,)" in stderr
+
+
 def _one_line_interrupt(status, stderr):
     lines = stderr.strip().splitlines()
     assert status == 130, stderr
