@@ -883,6 +883,10 @@ def _run_predict(args: argparse.Namespace) -> int:
     from fitting._params import one_cell
 
     check_out_names(args.out, _PREDICT_OUTPUTS, staged_beside=True)
+    if args.params_file.is_dir():
+        inside = args.params_file / "params.json"
+        hint = f" (did you mean {inside}?)" if inside.is_file() else ""
+        raise ValueError(f"PARAMS: {args.params_file} is a directory{hint}")
     try:
         params, document = fitting.load_result(args.params_file)
     except FileNotFoundError:

@@ -260,6 +260,11 @@ def test_existing_output_is_only_replaced_on_success(recording_file, tmp_path, c
     )
     assert status == 2 and "no such file" in stderr
     assert (out / "params.json").read_text() == "old"
+    status, _, stderr = _run(capsys, "predict", out, recording_file, "--out", out)
+    assert status == 2 and len(stderr.strip().splitlines()) == 1, stderr
+    assert (
+        f"PARAMS: {out} is a directory (did you mean {out / 'params.json'}?)" in stderr
+    )
 
 
 @pytest.mark.parametrize("source", ["recording", "real-cell fit"])

@@ -142,6 +142,11 @@ def test_random_bytes_abf_is_a_clear_error(tmp_path, head):
 def test_missing_file_and_unknown_extension(tmp_path):
     with pytest.raises(RecordingError, match="no such file"):
         load_abf(tmp_path / "absent.abf")
+    for suffix in (".abf", ".nwb", ".npz", ".csv"):
+        folder = tmp_path / f"folder{suffix}"
+        folder.mkdir()
+        with pytest.raises(RecordingError, match=r"folder\.\w+: is a directory, not a"):
+            load_recording(folder)
     odd = tmp_path / "x.dat"
     odd.write_text("1")
     with pytest.raises(RecordingError, match=r"unsupported file type '\.dat'.*\.abf"):

@@ -14,7 +14,7 @@ from types import ModuleType
 
 import numpy as np
 
-from hhjax.recordings._recording import Recording, RecordingError
+from hhjax.recordings._recording import Recording, RecordingError, check_is_file
 
 # Multiply a value in the key's unit to get mV / pA.
 _TO_MV = {"mV": 1.0, "V": 1e3, "uV": 1e-3, "µV": 1e-3}
@@ -48,8 +48,7 @@ def _clean(unit: object) -> str:
 
 def _open(path: str | os.PathLike, where: str):
     pyabf = require("pyabf", "abf", "Reading .abf files")
-    if not os.path.isfile(path):
-        raise RecordingError(f"{where}: no such file.")
+    check_is_file(path, where)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

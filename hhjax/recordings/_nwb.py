@@ -19,7 +19,7 @@ import os
 import numpy as np
 
 from hhjax.recordings._abf import require
-from hhjax.recordings._recording import Recording, RecordingError
+from hhjax.recordings._recording import Recording, RecordingError, check_is_file
 
 
 def _series(container, type_name: str) -> list:
@@ -129,8 +129,7 @@ def load_nwb(path: str | os.PathLike) -> Recording:
     """
     where = str(path)
     pynwb = require("pynwb", "nwb", "Reading .nwb files")
-    if not os.path.isfile(path):
-        raise RecordingError(f"{where}: no such file.")
+    check_is_file(path, where)
     io = None
     try:
         io = pynwb.NWBHDF5IO(str(path), mode="r")

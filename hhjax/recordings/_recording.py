@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import warnings
 from collections.abc import Sequence
 
@@ -13,6 +14,15 @@ CURRENT_UNITS = ("uA/cm2", "pA")
 
 class RecordingError(ValueError):
     """A recording (file or arrays) is malformed; the message says what and where."""
+
+
+def check_is_file(path: str | os.PathLike, where: str) -> None:
+    """A :class:`RecordingError` unless ``path`` is an existing file (``where``
+    names it in the message): "no such file", or that it is a directory."""
+    if os.path.isdir(path):
+        raise RecordingError(f"{where}: is a directory, not a recording file.")
+    if not os.path.isfile(path):
+        raise RecordingError(f"{where}: no such file.")
 
 
 def real_number(
@@ -197,9 +207,10 @@ class Recording:
         if self.c_pf is None:
             raise RecordingError(
                 f"{self.source or 'recording'}: current is in pA but the cell capacitance "
-                "is unknown; give `c_pf` (pF), e.g. recording.replace(c_pf="
-                "cell_properties(recording).c_pf) with the capacitance from the "
-                "hyperpolarising step (fitting.load_data takes `c_pf` too)."
+                "is unknown; add it to a .npz/.csv file as `c_pF` (pF), or in Python "
+                "give `c_pf`, e.g. recording.replace(c_pf=cell_properties(recording)"
+                ".c_pf) with the capacitance from the hyperpolarising step "
+                "(fitting.load_data takes `c_pf` too)."
             )
         return self.i * (c_m / self.c_pf)
 

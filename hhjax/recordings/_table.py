@@ -40,6 +40,7 @@ from hhjax.recordings._nwb import load_nwb
 from hhjax.recordings._recording import (
     Recording,
     RecordingError,
+    check_is_file,
     real_number,
     sweep_array,
 )
@@ -201,10 +202,9 @@ def _from_columns(columns: dict, where: str) -> Recording:
 def load_npz(path: str | os.PathLike) -> Recording:
     """Load a ``.npz`` recording (see the module docstring for its keys)."""
     where = str(path)
+    check_is_file(path, where)
     try:
         columns = read_npz(path)
-    except FileNotFoundError:
-        raise RecordingError(f"{where}: no such file.") from None
     except ValueError as err:
         raise RecordingError(str(err)) from None
     return _from_columns(columns, where)
@@ -213,10 +213,9 @@ def load_npz(path: str | os.PathLike) -> Recording:
 def _csv_rows(path: str | os.PathLike, where: str) -> tuple[list[str], np.ndarray]:
     """Header and ``(rows, columns)`` float64 data of a CSV recording
     (:func:`hhjax.io.read_csv_table`), its errors as :class:`RecordingError`."""
+    check_is_file(path, where)
     try:
         header, data = read_csv_table(path)
-    except FileNotFoundError:
-        raise RecordingError(f"{where}: no such file.") from None
     except OSError as err:  # a directory, no permission, ...
         raise RecordingError(f"{where}: cannot read the file ({err}).") from None
     except ValueError as err:
