@@ -546,6 +546,17 @@ _NPZ_ONLY = {
     "exclude": "--exclude",
     "threshold": "--threshold",
 }
+# fitting.fit's arguments that an option of `hhjax fit` sets: argument -> flag.
+_FIT_ARGUMENT_FLAGS = {
+    "max_iterations": "--iterations",
+    "n_starts": "--starts",
+    "spread": "--spread",
+    "seed": "--seed",
+    "checkpoint_every": "--checkpoint-every",
+    "bounds": "--bounds",
+    "free": "--free",
+    "method": "--method",
+}
 # The same for `hhjax predict` with the parameters of a real-cell fit or on a
 # recording (the protocol scores every sweep itself).
 _PREDICT_NPZ_ONLY = {
@@ -648,6 +659,11 @@ def _run_fit(args: argparse.Namespace) -> int:
                     checkpoint_every=args.checkpoint_every, resume=not args.no_resume,
                     progress=not args.quiet, model=name,
                 )  # fmt: skip
+        except ValueError as err:  # name the options, not fitting.fit's arguments
+            message = str(err)
+            for argument, flag in _FIT_ARGUMENT_FLAGS.items():
+                message = message.replace(f"`{argument}`", flag)
+            raise ValueError(message) from None
         except fitting.FitInterrupted as stop:
             again = (
                 "run the same command again to resume"

@@ -637,8 +637,10 @@ def resolve_params(
         ValueError: a missing, unreadable or malformed file, a model that differs
             from the file's, an unknown model or field, a value that is not
             allowed (a negative conductance, ``c_m`` <= 0), or lists of values
-            whose shapes do not broadcast together; the message names the option
-            (``argument --params``, ``--model``, ``--convention``, ``--param``).
+            whose shapes do not broadcast together, ``convention="hh1952"`` with
+            a ``v_shift`` other than 65 mV from the file or ``overrides``; the
+            message names the option (``argument --params``, ``--model``,
+            ``--convention``, ``--param``).
     """
     file_model, values = None, {}
     if params_file is not None:
@@ -676,7 +678,14 @@ def resolve_params(
     source = f"argument --params: {params_file}"
     base = _checked(apply_overrides(base, values, source), source)
     source = "argument --param"
-    return name, _checked(apply_overrides(base, dict(overrides or {}), source), source)
+    params = _checked(apply_overrides(base, dict(overrides or {}), source), source)
+    if convention == "hh1952" and not np.all(np.asarray(params.v_shift) == 65.0):
+        raise ValueError(
+            "argument --convention: hh1952 (v_shift = 65 mV) contradicts v_shift = "
+            f"{np.asarray(params.v_shift).tolist()} mV set by --params or --param; "
+            "leave out --convention, or v_shift"
+        )
+    return name, params
 
 
 def _checked(params: Any, source: str) -> Any:

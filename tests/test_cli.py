@@ -164,6 +164,10 @@ def test_console_script_and_module(tmp_path):
         (["simulate", "--start", "50", "--duration", "80"], "--duration"),
         (["simulate", "--params", "no/such/file.json"], "--params"),
         (["simulate", "--model", "pospischil-rs", "--convention", "hh1952"], "hh1952"),
+        (
+            ["simulate", "--convention", "hh1952", "--param", "v_shift=0"],
+            "argument --convention: hh1952 (v_shift = 65 mV) contradicts v_shift",
+        ),
         (["fi", "--from", "5", "--to", "1"], "--to"),
         (["fi", "--transient", "500", "--duration", "300"], "--transient"),
         (["fi", "--step", "0"], "--step"),

@@ -150,6 +150,7 @@ def _mismatched(path: Path) -> Path:
         (None, ["--bounds", "g_k=1:10"], "g_k that are not fitted"),
         (None, ["--seed", "-1"], "argument --seed: expected an integer >= 0"),
         (None, ["--spread", "1"], "argument --spread: expected a factor > 1"),
+        (None, ["--iterations", "1"], "Levenberg-Marquardt needs --iterations >= 2"),
         (
             None,
             ["--init", "bounds", "--spread", "3"],
