@@ -9,11 +9,9 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import jax
@@ -30,7 +28,12 @@ from fitting._interrupt import (
     FitInterrupted,
     in_worker,
 )
-from fitting._io import load_checkpoint, mismatched_checkpoint, save_checkpoint
+from fitting._io import (
+    check_checkpoint_path,
+    load_checkpoint,
+    mismatched_checkpoint,
+    save_checkpoint,
+)
 from fitting._losses import EquationError, Loss, get_loss, stage_value
 from fitting._optim import grad_mode as resolve_grad_mode
 from fitting._optim import probe_updates, resolve_optimizer
@@ -60,42 +63,6 @@ def _as_fit_data(data: Any, base: Any) -> FitData:
         "`data` must be a fitting.FitData, a hhjax.recordings.Recording or a path "
         f"to a recording file; got {type(data).__name__}."
     )
-
-
-def _check_checkpoint_path(checkpoint: Any) -> Path | None:
-    """The checkpoint file, its directory created and checked to be writable now,
-    so that an unusable path fails before any work instead of at the first save."""
-    if checkpoint is None:
-        return None
-    if not isinstance(checkpoint, (str, os.PathLike)):
-        raise ValueError(
-            f"`checkpoint` must be a path (str or os.PathLike) or None; got "
-            f"{type(checkpoint).__name__}."
-        )
-    path = Path(checkpoint)
-    if path.is_dir():
-        raise ValueError(f"`checkpoint` {str(path)!r} is a directory, not a file.")
-    ancestor = path.parent
-    while not ancestor.exists() and ancestor != ancestor.parent:
-        ancestor = ancestor.parent
-    if ancestor.exists() and not ancestor.is_dir():
-        raise ValueError(
-            f"`checkpoint` {str(path)!r}: {str(ancestor)!r} is a file, not a "
-            "directory; give a checkpoint file in a directory."
-        )
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as err:
-        reason = err.strerror or type(err).__name__
-        raise ValueError(
-            f"`checkpoint` {str(path)!r}: cannot write in its directory "
-            f"{str(path.parent)!r} ({reason}); give a checkpoint file in a writable "
-            "directory."
-        ) from None
-    return path
 
 
 def _check_mesh(mesh, n_starts: int) -> None:
@@ -505,7 +472,7 @@ def _fit(
         checkpoint_every, "`checkpoint_every`", "a number of seconds >= 0 (0: after "
         "every chunk of iterations)", lambda x: x >= 0.0,
     )  # fmt: skip
-    checkpoint = _check_checkpoint_path(checkpoint)
+    checkpoint = check_checkpoint_path(checkpoint)
     loss_obj = get_loss(loss)
     stages = loss_obj.stages(data.n_samples, data.n_sweeps, data.dt, method)
     stage_types = _stage_types(dtype, len(stages))

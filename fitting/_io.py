@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,42 @@ from hhjax.io import write_json_atomic as write_json_atomic
 from hhjax.io import write_text_atomic as write_text_atomic
 
 CHECKPOINT_VERSION = 1
+
+
+def check_checkpoint_path(checkpoint: Any) -> Path | None:
+    """The checkpoint file, its directory created and checked to be writable now,
+    so that an unusable path fails before any work instead of at the first save."""
+    if checkpoint is None:
+        return None
+    if not isinstance(checkpoint, (str, os.PathLike)):
+        raise ValueError(
+            f"`checkpoint` must be a path (str or os.PathLike) or None; got "
+            f"{type(checkpoint).__name__}."
+        )
+    path = Path(checkpoint)
+    if path.is_dir():
+        raise ValueError(f"`checkpoint` {str(path)!r} is a directory, not a file.")
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if ancestor.exists() and not ancestor.is_dir():
+        raise ValueError(
+            f"`checkpoint` {str(path)!r}: {str(ancestor)!r} is a file, not a "
+            "directory; give a checkpoint file in a directory."
+        )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        raise ValueError(
+            f"`checkpoint` {str(path)!r}: cannot write in its directory "
+            f"{str(path.parent)!r} ({reason}); give a checkpoint file in a writable "
+            "directory."
+        ) from None
+    return path
 
 
 def save_checkpoint(path: str | os.PathLike, meta: dict, arrays: dict) -> None:

@@ -446,12 +446,31 @@ def test_interrupted_real_cell_fit_resumes_to_the_uninterrupted_result(cell, tmp
         ({"sweeps": [1, 99]}, r"no sweep 99; .* sweeps 0\.\.3 \(0-based\)"),
         ({"sweeps": [2, 2]}, "distinct sweeps"),
         ({"polish_iterations": 1}, "polish_iterations"),
+        ({"seed": -1}, r"`seed` must be an integer >= 0; got -1"),
+        ({"n_train": 5}, "`n_train` 5 is more than the recording's 4 step sweeps"),
+        ({"sigma_mv": -1.0}, r"`sigma_mv` must be a finite number of mV > 0"),
+        ({"checkpoint": "{file}/fit.npz"}, r"is a file, not a directory"),
+        ({"free": "g_nax"}, r"Unknown parameter\(s\) g_nax "),
     ],
 )
-def test_real_cell_fit_refuses_bad_settings_before_simulating(cell, options, message):
+def test_real_cell_fit_refuses_bad_settings_before_simulating(
+    cell, options, message, tmp_path
+):
     _, rec = cell
+    (tmp_path / "file").write_text("")
+    if "checkpoint" in options:
+        options = {"checkpoint": options["checkpoint"].format(file=tmp_path / "file")}
     with pytest.raises(ValueError, match=message):
         protocol.fit_recording(rec, "pospischil-rs", **options)
+
+
+def test_real_cell_fit_takes_a_path(cell, tmp_path):
+    path = tmp_path / "cell.npz"
+    hhjax.recordings.save_npz(cell[1], path)
+    with pytest.raises(ValueError, match=r"no sweep 99"):  # loaded, then refused
+        protocol.fit_recording(path, sweeps=[1, 99])
+    with pytest.raises(ValueError, match=r"`recording` must be a hhjax.recordings"):
+        protocol.fit_recording(object())
 
 
 def test_ctrl_c_before_the_search_is_a_resumable_interrupt(cell):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import operator
 import os
 import time
@@ -22,7 +23,8 @@ import numpy as np
 
 import hhjax
 from fitting._interrupt import in_worker, resumable
-from fitting._params import ParamSpace
+from fitting._io import check_checkpoint_path
+from fitting._params import ParamSpace, integer_at_least, real_in
 from fitting.protocol._evaluate import evaluate, simulate_sweeps
 from fitting.protocol._parameters import initial_values
 from fitting.protocol._polish import (
@@ -243,6 +245,10 @@ def _check_sweeps(prepared: Prepared, sweeps: Sequence[int]) -> tuple[int, ...]:
     return train
 
 
+def _positive_finite(x: float) -> bool:
+    return 0.0 < x < math.inf
+
+
 def fit_recording(
     recording: Recording | Prepared,
     model: str = "pospischil-rs",
@@ -271,7 +277,8 @@ def fit_recording(
 
     Args:
         recording: the loaded recording (pA; prepared with :func:`prepare`'s
-            defaults) or a :class:`Prepared`.
+            defaults), a path to one (:func:`hhjax.recordings.load_recording`)
+            or a :class:`Prepared`.
         model: ``"pospischil-rs"`` or ``"pospischil-fs"`` (or another name of
             :data:`hhjax.MODELS` with ``free`` given).
         sweeps: training sweeps (file indices); default :func:`select_sweeps` with
@@ -285,7 +292,8 @@ def fit_recording(
         include_negative: let :func:`select_sweeps` add the most hyperpolarising
             step; ``None``: when ``hyperpolarised``.
         free: parameters to search (default :data:`FREE` of the model; ``e_l`` is
-            always set by the resting potential and refined in the polish).
+            always set by the resting potential and refined in the polish); a
+            string is one name.
         params: starting/fixed parameters (default the model's defaults).
         generations, population, restarts, screen: search size
             (:func:`search`).
@@ -317,8 +325,11 @@ def fit_recording(
         A :class:`RealFit`.
 
     Raises:
-        ValueError: before any simulation: training sweeps not in the recording
-            (or repeated), unknown or unsearchable ``free`` names,
+        ValueError: before any simulation: a ``recording`` of another type,
+            training sweeps not in the recording (or repeated), ``n_train``
+            above the number of sweeps, a negative or fractional ``seed``, a
+            ``sigma_mv`` <= 0, a ``checkpoint`` in a directory that cannot be
+            written, unknown or unsearchable ``free`` names,
             ``polish_iterations`` of 1 (the polish's first iteration only
             evaluates its start, see :func:`fitting.fit`), ``later_steps`` true
             for a recording with one step or a model without
@@ -326,7 +337,20 @@ def fit_recording(
         FitInterrupted: on Ctrl-C (the checkpoint, if any, holds the progress;
             the later-step fit is redone on resuming).
     """
+    if isinstance(recording, (str, os.PathLike)):
+        recording = hhjax.recordings.load_recording(recording)
+    if not isinstance(recording, (Recording, Prepared)):
+        raise ValueError(
+            "`recording` must be a hhjax.recordings.Recording, a Prepared or a "
+            f"path to a recording file; got {type(recording).__name__}."
+        )
+    if isinstance(free, str):
+        free = (free,)
     check_search_settings(generations, population, restarts, screen)
+    integer_at_least(seed, "`seed`", 0)
+    integer_at_least(n_train, "`n_train`", 1)
+    real_in(sigma_mv, "`sigma_mv`", "a finite number of mV > 0", _positive_finite)
+    checkpoint = check_checkpoint_path(checkpoint)
     if not (isinstance(polish_iterations, int) and polish_iterations >= 0) or (
         polish_iterations == 1
     ):
@@ -354,6 +378,11 @@ def fit_recording(
             include_negative = hyperpolarised
         counts = spike_counts(prepared)
         if sweeps is None:
+            if n_train > len(prepared.sweeps):
+                raise ValueError(
+                    f"`n_train` {n_train} is more than the recording's "
+                    f"{len(prepared.sweeps)} step sweeps."
+                )
             rows = select_sweeps(prepared.amplitudes, counts, n_train, include_negative)
             sweeps = [prepared.sweeps[r] for r in rows]
         train = _check_sweeps(prepared, sweeps)
