@@ -447,7 +447,7 @@ def test_interrupted_real_cell_fit_resumes_to_the_uninterrupted_result(cell, tmp
         ({"sweeps": [2, 2]}, "distinct sweeps"),
         ({"polish_iterations": 1}, "polish_iterations"),
         ({"seed": -1}, r"`seed` must be an integer >= 0; got -1"),
-        ({"n_train": 5}, "`n_train` 5 is more than the recording's 4 step sweeps"),
+        ({"n_train": 1}, r"`n_train` must be an integer >= 2; got 1"),
         ({"sigma_mv": -1.0}, r"`sigma_mv` must be a finite number of mV > 0"),
         ({"checkpoint": "{file}/fit.npz"}, r"is a file, not a directory"),
         ({"free": "g_nax"}, r"Unknown parameter\(s\) g_nax "),

@@ -283,7 +283,8 @@ def fit_recording(
             :data:`hhjax.MODELS` with ``free`` given).
         sweeps: training sweeps (file indices); default :func:`select_sweeps` with
             ``n_train``.
-        n_train: number of training sweeps when ``sweeps`` is ``None``.
+        n_train: number of training sweeps when ``sweeps`` is ``None`` (>= 2;
+            all of them when the recording has fewer).
         hyperpolarised: also search :data:`HYPERPOLARISED` of the model (RS:
             I_h and the persistent Na⁺ current; FS: the inward rectifier) and
             train on the most hyperpolarising step;
@@ -326,8 +327,8 @@ def fit_recording(
 
     Raises:
         ValueError: before any simulation: a ``recording`` of another type,
-            training sweeps not in the recording (or repeated), ``n_train``
-            above the number of sweeps, a negative or fractional ``seed``, a
+            training sweeps not in the recording (or repeated), an ``n_train``
+            below 2, a negative or fractional ``seed``, a
             ``sigma_mv`` <= 0, a ``checkpoint`` in a directory that cannot be
             written, unknown or unsearchable ``free`` names,
             ``polish_iterations`` of 1 (the polish's first iteration only
@@ -348,7 +349,7 @@ def fit_recording(
         free = (free,)
     check_search_settings(generations, population, restarts, screen)
     integer_at_least(seed, "`seed`", 0)
-    integer_at_least(n_train, "`n_train`", 1)
+    integer_at_least(n_train, "`n_train`", 2)
     real_in(sigma_mv, "`sigma_mv`", "a finite number of mV > 0", _positive_finite)
     checkpoint = check_checkpoint_path(checkpoint)
     if not (isinstance(polish_iterations, int) and polish_iterations >= 0) or (
@@ -378,11 +379,6 @@ def fit_recording(
             include_negative = hyperpolarised
         counts = spike_counts(prepared)
         if sweeps is None:
-            if n_train > len(prepared.sweeps):
-                raise ValueError(
-                    f"`n_train` {n_train} is more than the recording's "
-                    f"{len(prepared.sweeps)} step sweeps."
-                )
             rows = select_sweeps(prepared.amplitudes, counts, n_train, include_negative)
             sweeps = [prepared.sweeps[r] for r in rows]
         train = _check_sweeps(prepared, sweeps)
