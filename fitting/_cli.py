@@ -872,12 +872,26 @@ def register_predict(subparsers: Any) -> None:
     parser.set_defaults(func=run_predict, npz_only=_npz_only(parser, _PREDICT_NPZ_ONLY))
 
 
-def _fit_substeps(settings: Any) -> int:
-    """The ``--substeps`` a params.json's fit used (its loss settings), else 1."""
-    loss = settings.get("loss") if isinstance(settings, dict) else None
-    substeps = loss.get("substeps") if isinstance(loss, dict) else None
-    ok = isinstance(substeps, int) and not isinstance(substeps, bool) and substeps >= 1
-    return substeps if ok else 1
+def _fit_settings(settings: Any, path: Path) -> tuple[str | None, int]:
+    """The integration method and ``--substeps`` a params.json's fit used
+    (``settings.method``, ``settings.loss.substeps``; ``None`` and 1 where the
+    file does not say), a ``ValueError`` naming the file where they are not
+    valid."""
+    settings = settings if isinstance(settings, dict) else {}
+    method = settings.get("method")
+    if method is not None and method not in hhjax.METHODS:
+        raise ValueError(
+            f"PARAMS: {path}: settings.method {method!r} is not one of "
+            f"{', '.join(hhjax.METHODS)}; correct it or give --method"
+        )
+    loss = settings.get("loss")
+    substeps = loss.get("substeps", 1) if isinstance(loss, dict) else 1
+    if isinstance(substeps, bool) or not isinstance(substeps, int) or substeps < 1:
+        raise ValueError(
+            f"PARAMS: {path}: settings.loss.substeps must be an integer >= 1; got "
+            f"{substeps!r}; correct it or give --substeps"
+        )
+    return method, substeps
 
 
 def run_predict(args: argparse.Namespace) -> int:
@@ -916,7 +930,7 @@ def _run_predict(args: argparse.Namespace) -> int:
         else:
             why = f"with the parameters of a real-cell fit ({args.params_file.name})"
         _refuse_npz_only(args, why)
-        with jax.enable_x64(True), _staging(args.out) as tmp:
+        with jax.enable_x64(True), _warnings_one_line(), _staging(args.out) as tmp:
             try:
                 report = protocol.predict_to_directory(
                     args.params_file, args.data, tmp, method=args.method
@@ -928,10 +942,9 @@ def _run_predict(args: argparse.Namespace) -> int:
             print(f"wrote {args.out / file}")
         return 0
     settings = document.get("settings") if isinstance(document, dict) else None
-    method = args.method or (settings or {}).get("method") or hhjax.DEFAULT_METHOD
-    if method not in hhjax.METHODS:
-        method = hhjax.DEFAULT_METHOD
-    substeps = args.substeps or _fit_substeps(settings)
+    fit_method, fit_substeps = _fit_settings(settings, args.params_file)
+    method = args.method or fit_method or hhjax.DEFAULT_METHOD
+    substeps = args.substeps or fit_substeps
 
     def score(data):
         v_model, _ = simulate_sweeps(params, data, method=method, substeps=substeps)
@@ -941,7 +954,7 @@ def _run_predict(args: argparse.Namespace) -> int:
         )  # fmt: skip
         return v_model, report
 
-    with jax.enable_x64(True):
+    with jax.enable_x64(True), _warnings_one_line():
         data = _load(args, float(np.asarray(params.c_m)))
         # In a worker thread: Ctrl-C stops the wait, not a compilation.
         v_model, report = in_worker(score, data)

@@ -601,7 +601,15 @@ def read_params_file(path: str | Path) -> tuple[str | None, dict[str, Any]]:
             )
     else:
         values = {k: v for k, v in content.items() if k != "model"}
-    return model, {str(k): _number_or_array(k, v, path) for k, v in values.items()}
+    try:
+        return model, {str(k): _number_or_array(k, v, path) for k, v in values.items()}
+    except ValueError as err:
+        if "params" in content:
+            raise
+        raise ValueError(
+            f'{str(err).rstrip(".")}; the file has no "params" object, so every '
+            'top-level key but "model" is read as a parameter.'
+        ) from None
 
 
 def apply_overrides(base: Any, overrides: Mapping[str, Any], source: str) -> Any:

@@ -329,6 +329,18 @@ def test_fit_and_predict_simulate_with_the_fits_substeps(coarse_file, tmp_path, 
     again = json.loads((pred / "metrics.json").read_text())
     assert again["sweeps"][0]["simulation_failed"] and "--substeps" in stderr
     assert "simulation failed" in stdout
+    # A params.json edited to settings predict cannot use: refused, not replaced.
+    document = json.loads((out / "params.json").read_text())
+    for key, value, message in [
+        ("method", "leapfrog", "settings.method 'leapfrog' is not one of"),
+        ("loss", {"substeps": -1}, "settings.loss.substeps must be an integer >= 1"),
+    ]:
+        edited = tmp_path / f"edited_{key}.json"
+        settings = dict(document["settings"], **{key: value})
+        edited.write_text(json.dumps(dict(document, settings=settings)))
+        status, _, stderr = _run(capsys, "predict", edited, coarse_file, "--out", pred)
+        assert status == 2 and len(stderr.strip().splitlines()) == 1, stderr
+        assert f"PARAMS: {edited}: {message}" in stderr
 
 
 def _fit_g_l_by_regression(capsys, data, out):

@@ -103,6 +103,11 @@ def test_params_round_trip_and_batch(tmp_path):
         ('{"c_m": 0}', r"`c_m` \(uF/cm\^2\) must be > 0"),
         ('{"g_na": [1, 2], "g_k": [1, 2, 3]}', "shapes that broadcast"),
         ('{"g_na": true}', "'g_na' must be a number"),
+        (
+            '{"format": "x", "free": ["g_na"]}',
+            r"'format' must be a number .*; the file has no \"params\" object",
+        ),
+        ('{"params": {"g_na": "x"}}', r"'g_na' must be .* numbers; got 'x'\.$"),
         ('{"g_na": [1, [2]]}', "regular"),
         ('{"params": [1, 2]}', '"params" must map'),
         ('{"model": 3}', '"model" must be a model name'),
