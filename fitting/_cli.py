@@ -501,7 +501,11 @@ def register_fit(subparsers: Any) -> None:
         "$HHJAX_CACHE_DIR or ~/.cache/hhjax/jax)",
     )
     _add_output_option(parser)
-    parser.set_defaults(func=run_fit, npz_only=_npz_only(parser, _NPZ_ONLY))
+    parser.set_defaults(
+        func=run_fit,
+        npz_only=_npz_only(parser, _NPZ_ONLY),
+        memory_hint="fewer --starts, fewer --sweeps or a shorter --window",
+    )
 
 
 def _npz_only(parser: argparse.ArgumentParser, flags: dict[str, str]) -> dict:

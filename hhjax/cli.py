@@ -28,7 +28,8 @@ entry point in the group ``hhjax.commands`` whose object is a function
 parser with ``subparsers.add_parser(name, help=...)`` and sets
 ``parser.set_defaults(func=run)``, where ``run(args)`` returns an exit status (or
 ``None`` for 0) and raises :class:`UsageError` (or ``ValueError``) with a message
-naming the option for a bad value. In ``pyproject.toml``::
+naming the option for a bad value (optionally also ``memory_hint=...``: what to
+ask for less of when the command runs out of memory). In ``pyproject.toml``::
 
     [project.entry-points."hhjax.commands"]
     fit = "fitting._cli:register_fit"
@@ -733,9 +734,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not isinstance(err, MemoryError) and "RESOURCE_EXHAUSTED" not in text:
             raise  # not out of memory: a bug, keep its traceback
         first = text.strip().splitlines()[0] if text.strip() else ""
+        less = getattr(
+            args, "memory_hint", "a shorter run, fewer cells or recorded samples"
+        )
         print(
             f"hhjax: error: out of memory ({type(err).__name__}: {first}); ask for "
-            "less: a shorter run, fewer cells or recorded samples",
+            f"less: {less}",
             file=sys.stderr,
         )
         return 1

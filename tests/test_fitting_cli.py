@@ -459,6 +459,22 @@ def test_parameters_of_several_cells_are_refused_by_fit_and_predict(
         assert "got g_na of shape (2,)" in stderr
 
 
+def test_fit_out_of_memory_says_what_to_ask_less_of(
+    recording_file, tmp_path, capsys, monkeypatch
+):
+    def exhausted(*args, **kwargs):
+        raise jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: Out of memory\nstack")
+
+    monkeypatch.setattr(fitting, "fit", exhausted)
+    argv = ["fit", recording_file, "--free", "g_l", "--no-compile-cache"]
+    status, _, stderr = _run(capsys, *argv, "--out", tmp_path / "out")
+    assert status == 1 and stderr.count("\n") == 1, stderr
+    assert stderr.startswith("hhjax: error: out of memory (JaxRuntimeError:")
+    assert stderr.rstrip().endswith(
+        "ask for less: fewer --starts, fewer --sweeps or a shorter --window"
+    )
+
+
 def _one_line_interrupt(status, stderr):
     lines = stderr.strip().splitlines()
     assert status == 130, stderr

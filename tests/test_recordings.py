@@ -980,3 +980,9 @@ def test_select_and_crop_name_bad_arguments():
     with pytest.raises(RecordingError, match=r"`stop` must be a time in ms"):
         rec.crop(0.0, float("nan"))
     assert rec.crop(1.0, np.inf).v.shape == (3, 40)
+
+
+@pytest.mark.parametrize("channel", [5, "0", 0.0, True])
+def test_an_abf_channel_that_is_not_one_of_the_file_is_named(channel):
+    with pytest.raises(RecordingError, match=rf"no ADC channel {channel!r}; the file"):
+        load_abf(DATA / "18711001.abf", channel=channel)

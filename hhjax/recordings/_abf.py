@@ -14,6 +14,7 @@ from types import ModuleType
 
 import numpy as np
 
+from hhjax._checks import is_integer
 from hhjax.recordings._recording import Recording, RecordingError, check_is_file
 
 # Multiply a value in the key's unit to get mV / pA.
@@ -71,9 +72,9 @@ def _open(path: str | os.PathLike, where: str):
 def _voltage_channel(abf, channel: int | None, where: str) -> int:
     units = [_clean(u) for u in abf.adcUnits]
     if channel is not None:
-        if not 0 <= channel < len(units):
+        if not is_integer(channel) or not 0 <= channel < len(units):
             raise RecordingError(
-                f"{where}: no ADC channel {channel}; the file has channels "
+                f"{where}: no ADC channel {channel!r}; the file has channels "
                 f"0..{len(units) - 1} with units {units}."
             )
         candidates = [channel]
