@@ -116,7 +116,12 @@ def write_bytes_atomic(path: str | os.PathLike, payload: bytes) -> Path:
         OSError: the directory cannot be created or written.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError as err:  # a file where a directory should be
+        raise NotADirectoryError(
+            f"cannot write {path}: {err.filename} is a file, not a directory"
+        ) from None
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:

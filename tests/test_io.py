@@ -253,3 +253,10 @@ def test_json_safe_converts_numpy_and_jax_values_and_non_finite(tmp_path):
         "nan": None,
         "nested": [[None, 3.0], [4]],
     }
+
+
+def test_writing_below_a_file_names_the_file(tmp_path):
+    (tmp_path / "taken").write_text("keep me")
+    with pytest.raises(NotADirectoryError, match=r"taken is a file, not a directory"):
+        io.write_text_atomic(tmp_path / "taken" / "out.csv", "t\n")
+    assert (tmp_path / "taken").read_text() == "keep me"
