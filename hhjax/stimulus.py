@@ -6,8 +6,9 @@ and sample ``k`` is the current on ``[k·dt, (k+1)·dt)`` — the convention of
 ``simulate``. Times and durations are in ms. Amplitudes may be arrays: their shape
 becomes the batch shape (one waveform per amplitude). Every window (a step, a ramp,
 a pulse train) must lie in the run: finite ``0 <= start <= stop <= duration`` ms,
-else a ``ValueError`` names the values. Convert whole-cell currents in pA with
-:func:`pa_to_density`.
+else a ``ValueError`` names the values. A window is on for the steps whose start
+``k·dt`` lies in ``[start, stop)`` and, unless empty, must be at least one step
+long. Convert whole-cell currents in pA with :func:`pa_to_density`.
 """
 
 from __future__ import annotations
