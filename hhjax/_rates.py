@@ -30,10 +30,11 @@ from jax.typing import ArrayLike
 # Measured against 50-digit arithmetic on [-20, 20] (tests/test_core.py): values
 # within 1.6e-15 (float64) and 2.3e-7 (float32) relative, derivatives within
 # 1.1e-13 and 1.7e-6 (float32 on grids of step 1e-4 over [-2, 2]: 2.5e-7 and
-# 1.9e-6 to 2.1e-6, the largest near |z| = 0.31, just outside the series). In float32 the z**6 term would halve the derivative's error, but it made
-# XLA:CPU split the two fusions holding the series over threads for batches of 1e4
-# cells (more than one flop per byte: "compute-bound" to its cost model): 1.2x the
-# wall and 1.5x the CPU time (docs/benchmarks.md, item 12). A z**8 term made the
+# 1.9e-6 to 2.1e-6, the largest near |z| = 0.31, just outside the series). In
+# float32 the z**6 term would halve the derivative's error, but it made XLA:CPU
+# split the two fusions holding the series over threads for batches of 1e4 cells
+# (more than one flop per byte: "compute-bound" to its cost model): 1.2x the wall
+# and 1.5x the CPU time (docs/benchmarks.md, item 12). A z**8 term made the
 # vectorised float32 step 2.5x slower.
 _SERIES = {8: (0.07, 6), 4: (0.3, 4), 2: (0.5, 4)}  # itemsize: (radius, last power)
 # Bernoulli numbers: z/(e^z - 1) = sum_n B_n z^n / n!, B_1 = -1/2, odd n > 1 vanish.

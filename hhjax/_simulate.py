@@ -31,8 +31,8 @@ from hhjax._model import Model, model_of
 # Reverse-mode gradients store the state before every step (each step is
 # rematerialised, not its intermediates). When that would exceed this many bytes the
 # scan is split into ~sqrt(n) checkpointed chunks, storing O(sqrt(n)) states at the
-# cost of one extra forward pass in the backward sweep (two with a `stride` whose
-# blocks are checkpointed too: `_chunk_lengths`).
+# cost of one extra forward pass in the backward sweep (two with a `stride` above
+# sqrt(n): `_chunk_lengths`).
 _GRADIENT_MEMORY_BUDGET = 256 * 2**20
 
 
@@ -256,16 +256,23 @@ def _chunk_lengths(
     n_steps: int, stride: int, batch_size: int, n_state: int
 ) -> tuple[int, int]:
     """``(blocks per checkpointed chunk, steps per checkpointed chunk of a
-    block)``: no chunks (``(n_steps // stride, stride)``) unless the states stored
-    for a reverse-mode gradient would exceed ``_GRADIENT_MEMORY_BUDGET`` bytes;
-    then ~√ of each count, the steps of a block chunked only when a block is longer
-    than ~√n steps. A gradient then stores O(√n) states whatever the stride."""
+    block)``, a block being the ``stride`` steps of one recorded sample.
+
+    No chunks (``(n_steps // stride, stride)``) unless the states stored for a
+    reverse-mode gradient would exceed ``_GRADIENT_MEMORY_BUDGET`` bytes. Then
+    chunks of about √n steps: ``√n // stride`` blocks each, or, for blocks of more
+    than √n steps, one block per chunk with its steps in chunks of about
+    √stride. A gradient then stores O(√n) states whatever the stride, at the
+    cost of one more forward pass in the backward sweep (two for blocks of more
+    than √n steps)."""
     n_blocks = n_steps // stride
     stored_bytes = 8 * n_steps * batch_size * n_state
     if stored_bytes <= _GRADIENT_MEMORY_BUDGET:
         return n_blocks, stride
-    step_chunk = stride if stride <= math.isqrt(n_steps) else math.isqrt(stride)
-    return max(1, math.isqrt(n_blocks)), step_chunk
+    root = math.isqrt(n_steps)
+    if stride <= root:
+        return max(1, root // stride), stride
+    return 1, math.isqrt(stride)
 
 
 def _scan_in_chunks(f: Any, carry: Any, xs: Array, chunk: int) -> tuple[Any, Any]:
@@ -355,10 +362,6 @@ def _run_impl(
         blocks = i_ext
     else:
         blocks = i_ext.reshape((n_blocks, stride) + i_ext.shape[1:])
-        if block_chunk < n_blocks:
-            # Inside a checkpointed chunk a gradient then stores each block's
-            # starting state, not the `stride` states of every block's steps.
-            block = partial(jax.checkpoint, prevent_cse=False)(block)
     state, out = _scan_in_chunks(block, state0, blocks, block_chunk)
 
     # NaN and inf propagate through every step (a non-finite V makes the rates and
@@ -415,9 +418,10 @@ def simulate(
     store one state per step; when that would exceed 256 MiB (long runs of large
     batches) the run is split into ~√n checkpointed chunks (and so is each
     recorded block of a ``stride`` above ~√n steps) and a gradient stores O(√n)
-    states, whatever the ``stride``. Inputs sharded over a ``jax.sharding.Mesh`` along the batch axis
-    are simulated in parallel on its devices, and the trace comes back sharded
-    alike (see ``docs/benchmarks.md``, also for recommended ``XLA_FLAGS`` on CPU).
+    states, whatever the ``stride``. Inputs sharded over a
+    ``jax.sharding.Mesh`` along the batch axis are simulated in parallel on its
+    devices, and the trace comes back sharded alike (see ``docs/benchmarks.md``,
+    also for recommended ``XLA_FLAGS`` on CPU).
 
     Sampling (which time each sample belongs to): sample ``k`` of the returned
     trace is the state at ``t[k] = k · stride · dt`` ms *before* the step that

@@ -355,16 +355,26 @@ def test_chunked_long_scan_equals_plain_scan_and_its_gradient(monkeypatch):
     assert float(g_sim) == pytest.approx(float(g_ref), rel=1e-10)
 
 
-def test_chunked_scan_with_a_stride_equals_plain_scan_and_its_gradient(monkeypatch):
-    # With a stride, the steps inside a block are chunked too. 3000 steps, stride
-    # 300: 3 chunks of 3 blocks and 1 more, each block's 300 steps in 17 chunks
-    # of 17 and 11 more.
+@pytest.mark.parametrize("stride", [10, 300])
+def test_chunked_scan_with_a_stride_equals_plain_scan_and_its_gradient(
+    monkeypatch, stride
+):
+    # Chunks of about sqrt(3000) = 54 steps: stride 10, 300 blocks in 60 chunks of
+    # 5; stride 300 (more than 54 steps), 10 blocks, each its own chunk, with its
+    # 300 steps in 17 chunks of 17 and 11 more.
     monkeypatch.setattr(hhjax._simulate, "_GRADIENT_MEMORY_BUDGET", 0)
+    assert (
+        hhjax._simulate._chunk_lengths(3000, stride, 1, 4)
+        == {
+            10: (5, 10),
+            300: (1, 17),
+        }[stride]
+    )
     i_ext = stimulus.constant(9.0, 30.0, 0.01)
 
     def simulated(p):
         trace, final = hhjax.simulate(
-            p, i_ext, 0.01, stride=300, record=("v",), return_state=True
+            p, i_ext, 0.01, stride=stride, record=("v",), return_state=True
         )
         return trace.v, final.v
 
@@ -373,7 +383,7 @@ def test_chunked_scan_with_a_stride_equals_plain_scan_and_its_gradient(monkeypat
             return hhjax.step(state, p, i, 0.01, "rk4"), state.v
 
         final, v = jax.lax.scan(body, hhjax.resting_state(p), i_ext)
-        return v[::300], final.v
+        return v[::stride], final.v
 
     for got, expected in zip(
         simulated(HHParams()), jax.jit(plain)(HHParams()), strict=True
