@@ -760,6 +760,7 @@ def _run_protocol_fit(args: argparse.Namespace, protocol: Any) -> int:
     import fitting
 
     _refuse_npz_only(args, f"for a recording ({args.data.name})")
+    args.memory_hint = "fewer training --sweeps"
     if args.model is None and args.params is None:
         args.model = "pospischil-rs"
     name, base = _base_params(args)
@@ -876,26 +877,29 @@ def register_predict(subparsers: Any) -> None:
     parser.set_defaults(func=run_predict, npz_only=_npz_only(parser, _PREDICT_NPZ_ONLY))
 
 
-def _fit_settings(settings: Any, path: Path) -> tuple[str | None, int]:
-    """The integration method and ``--substeps`` a params.json's fit used
-    (``settings.method``, ``settings.loss.substeps``; ``None`` and 1 where the
-    file does not say), a ``ValueError`` naming the file where they are not
-    valid."""
-    settings = settings if isinstance(settings, dict) else {}
-    method = settings.get("method")
+def _fit_method(settings: Any, path: Path) -> str | None:
+    """The integration method a params.json's fit used (``settings.method``;
+    ``None`` where the file does not say), a ``ValueError`` if it is not one."""
+    method = settings.get("method") if isinstance(settings, dict) else None
     if method is not None and method not in hhjax.METHODS:
         raise ValueError(
             f"PARAMS: {path}: settings.method {method!r} is not one of "
             f"{', '.join(hhjax.METHODS)}; correct it or give --method"
         )
-    loss = settings.get("loss")
+    return method
+
+
+def _fit_substeps(settings: Any, path: Path) -> int:
+    """The ``--substeps`` a params.json's fit used (``settings.loss.substeps``; 1
+    where the file does not say), a ``ValueError`` if it is not an integer >= 1."""
+    loss = settings.get("loss") if isinstance(settings, dict) else None
     substeps = loss.get("substeps", 1) if isinstance(loss, dict) else 1
     if isinstance(substeps, bool) or not isinstance(substeps, int) or substeps < 1:
         raise ValueError(
             f"PARAMS: {path}: settings.loss.substeps must be an integer >= 1; got "
             f"{substeps!r}; correct it or give --substeps"
         )
-    return method, substeps
+    return substeps
 
 
 def run_predict(args: argparse.Namespace) -> int:
@@ -946,9 +950,11 @@ def _run_predict(args: argparse.Namespace) -> int:
             print(f"wrote {args.out / file}")
         return 0
     settings = document.get("settings") if isinstance(document, dict) else None
-    fit_method, fit_substeps = _fit_settings(settings, args.params_file)
-    method = args.method or fit_method or hhjax.DEFAULT_METHOD
-    substeps = args.substeps or fit_substeps
+    # The file's settings are read (and checked) only where no option overrides.
+    method = (
+        args.method or _fit_method(settings, args.params_file) or hhjax.DEFAULT_METHOD
+    )
+    substeps = args.substeps or _fit_substeps(settings, args.params_file)
 
     def score(data):
         v_model, _ = simulate_sweeps(params, data, method=method, substeps=substeps)

@@ -267,29 +267,37 @@ def check_out_names(
     out: Path, names: Sequence[str], *, staged_beside: bool = False
 ) -> None:
     """A :class:`UsageError` for ``--out``, before the work starts, if the command
-    could not write its files there: ``out`` cannot be created or written in, or
-    one of the files it writes (``names``) is an existing directory. With
-    ``staged_beside`` (the files are first written to a temporary directory next
-    to ``out``, then moved in) ``out``'s parent must be writable too; it is
-    created, ``out`` itself is not. Without it ``out`` is created."""
+    could not write its files there: no file can be created in ``out`` (or, if it
+    does not exist yet, in its nearest existing ancestor, where it would be
+    created), or one of the files it writes (``names``) is an existing directory.
+    With ``staged_beside`` (the files are first written to a temporary directory
+    next to ``out``, then moved in) ``out``'s parent is checked in the same way,
+    and ``out`` itself if it exists. Nothing is created."""
     for name in names:
         if (out / name).is_dir():
             raise UsageError(
                 f"argument --out: {out / name} is a directory; the command writes a "
                 "file of that name"
             )
-    places = [out.absolute().parent] if staged_beside else [out]
+    places = {_nearest_existing(out.parent if staged_beside else out)}
     if staged_beside and out.is_dir():
-        places.append(out)
-    try:
-        for place in places:
-            place.mkdir(parents=True, exist_ok=True)
+        places.add(out.absolute())
+    for place in sorted(places):
+        try:
             tempfile.TemporaryFile(dir=place).close()
-    except OSError as err:
-        raise UsageError(
-            f"argument --out: cannot create files in {place} "
-            f"({err.strerror or type(err).__name__})"
-        ) from None
+        except OSError as err:
+            raise UsageError(
+                f"argument --out: cannot create files in {place} "
+                f"({err.strerror or type(err).__name__})"
+            ) from None
+
+
+def _nearest_existing(path: Path) -> Path:
+    """``path`` (absolute) or its nearest ancestor that exists."""
+    path = path.absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
 
 
 def _add_output_options(parser: argparse.ArgumentParser, default: str) -> None:

@@ -377,10 +377,18 @@ def test_out_where_files_cannot_be_created_stops_before_the_work(
 
     monkeypatch.setattr(cli.tempfile, "TemporaryFile", refused)
     monkeypatch.setattr(cli, "simulate", None)  # the work would fail otherwise
-    status, _, err = _run_main([command, "--out", tmp_path / "new"], capsys)
+    status, _, err = _run_main([command, "--out", tmp_path / "new" / "sub"], capsys)
     assert status == 2 and len(err.strip().splitlines()) == 1, err
-    assert f"argument --out: cannot create files in {tmp_path / 'new'}" in err
-    assert "(Permission denied)" in err
+    # Checked where the directory would be created; nothing is created.
+    assert f"argument --out: cannot create files in {tmp_path} (Permission" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_later_usage_error_leaves_no_out_directory(tmp_path, capsys):
+    argv = ["simulate", "--start", "50", "--duration", "80", "--out", tmp_path / "o"]
+    status, _, err = _run_main(argv, capsys)
+    assert status == 2 and "argument --duration" in err
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_empty_out_is_a_usage_error(capsys):

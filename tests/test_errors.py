@@ -307,4 +307,5 @@ def test_a_batch_first_current_is_flagged():
         hhjax.simulate(HHParams(), i_ext.T, 0.025, record=("v",))  # (time, batch)
         hhjax.simulate(HHParams(), i_ext, 0.025, check_inputs=False)  # on purpose
         hhjax.simulate(HHParams(), i_ext[:, :20], 0.025)  # not 10x longer
-        hhjax.simulate(HHParams(), jnp.tile(i_ext, (40, 1)), 0.025)  # 3 ms
+        long_rows = jnp.zeros((50, 2000))  # 50 steps: 1.25 ms, not under 1 ms
+        hhjax.simulate(HHParams(), long_rows, 0.025, record=("v",))

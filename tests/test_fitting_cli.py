@@ -341,6 +341,11 @@ def test_fit_and_predict_simulate_with_the_fits_substeps(coarse_file, tmp_path, 
         status, _, stderr = _run(capsys, "predict", edited, coarse_file, "--out", pred)
         assert status == 2 and len(stderr.strip().splitlines()) == 1, stderr
         assert f"PARAMS: {edited}: {message}" in stderr
+    # ... unless the option that the message names is given.
+    argv = ["predict", tmp_path / "edited_method.json", coarse_file, "--out", pred]
+    assert _run(capsys, *argv, "--method", "rk4")[0] == 0
+    argv[1] = tmp_path / "edited_loss.json"
+    assert _run(capsys, *argv, "--substeps", 10)[0] == 0
 
 
 def _fit_g_l_by_regression(capsys, data, out):
@@ -436,9 +441,27 @@ def test_out_that_cannot_be_written_stops_before_the_work(
         raise PermissionError(13, "Permission denied")
 
     monkeypatch.setattr(cli.tempfile, "TemporaryFile", refused)
-    status, _, stderr = _run(capsys, *argv, "--out", tmp_path / "new")
+    status, _, stderr = _run(capsys, *argv, "--out", tmp_path / "new" / "sub")
     assert status == 2 and len(stderr.strip().splitlines()) == 1, stderr
     assert f"cannot create files in {tmp_path} (Permission denied)" in stderr
+    assert not (tmp_path / "new").exists()
+
+
+def test_out_in_the_working_directory_checks_that_directory(tmp_path, monkeypatch):
+    # --out . stages its files in . itself: its parent need not take files.
+    from hhjax import cli
+
+    checked = []
+
+    def record(*args, dir, **kwargs):
+        checked.append(Path(dir))
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(cli.tempfile, "TemporaryFile", record)
+    with pytest.raises(cli.UsageError, match=rf"cannot create files in {tmp_path} "):
+        cli.check_out_names(Path("."), ["params.json"], staged_beside=True)
+    assert checked == [tmp_path]
 
 
 def test_parameters_of_several_cells_are_refused_by_fit_and_predict(
@@ -473,6 +496,10 @@ def test_fit_out_of_memory_says_what_to_ask_less_of(
     assert stderr.rstrip().endswith(
         "ask for less: fewer --starts, fewer --sweeps or a shorter --window"
     )
+    monkeypatch.setattr(fitting.protocol, "fit_to_directory", exhausted)
+    status, _, stderr = _run(capsys, "fit", RECORDING, "--out", tmp_path / "out")
+    assert status == 1 and stderr.count("\n") == 1, stderr
+    assert stderr.rstrip().endswith("ask for less: fewer training --sweeps")
 
 
 def _one_line_interrupt(status, stderr):
