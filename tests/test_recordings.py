@@ -142,11 +142,6 @@ def test_random_bytes_abf_is_a_clear_error(tmp_path, head):
 def test_missing_file_and_unknown_extension(tmp_path):
     with pytest.raises(RecordingError, match="no such file"):
         load_abf(tmp_path / "absent.abf")
-    for suffix in (".abf", ".nwb", ".npz", ".csv"):
-        folder = tmp_path / f"folder{suffix}"
-        folder.mkdir()
-        with pytest.raises(RecordingError, match=r"folder\.\w+: is a directory, not a"):
-            load_recording(folder)
     odd = tmp_path / "x.dat"
     odd.write_text("1")
     with pytest.raises(RecordingError, match=r"unsupported file type '\.dat'.*\.abf"):
@@ -506,11 +501,13 @@ def test_npz_that_is_not_a_zip_archive(tmp_path):
         load_npz(tmp_path / "array.npz")
 
 
-@pytest.mark.parametrize("suffix", [".npz", ".csv"])
-def test_unreadable_path_is_a_recording_error(tmp_path, suffix):
+@pytest.mark.parametrize("suffix", [".abf", ".nwb", ".npz", ".csv"])
+def test_a_directory_is_not_a_recording(tmp_path, suffix):
     folder = tmp_path / f"folder{suffix}"
     folder.mkdir()
-    with pytest.raises(RecordingError, match=rf"folder\{suffix}: cannot read the file"):
+    with pytest.raises(
+        RecordingError, match=rf"folder\{suffix}: is a directory, not a"
+    ):
         load_recording(folder)
 
 
@@ -663,7 +660,7 @@ def test_an_abf_file_becomes_fit_data_with_its_capacitance(properties):
     import fitting
 
     path = DATA / "18711001.abf"
-    with pytest.raises(RecordingError, match=r"give `c_pf` \(pF\).*load_data takes"):
+    with pytest.raises(RecordingError, match=r"unknown; give `c_pf` \(pF\).*load_data"):
         fitting.load_data(path)
     c_pf = properties["18711001.abf"].c_pf
     data = fitting.load_data(path, c_pf=c_pf, sweeps=[10], c_m=1.0)
@@ -986,3 +983,11 @@ def test_select_and_crop_name_bad_arguments():
 def test_an_abf_channel_that_is_not_one_of_the_file_is_named(channel):
     with pytest.raises(RecordingError, match=rf"no ADC channel {channel!r}; the file"):
         load_abf(DATA / "18711001.abf", channel=channel)
+
+
+def test_a_table_in_pa_without_capacitance_is_told_to_add_it(tmp_path):
+    t = 0.1 * np.arange(100)
+    path = tmp_path / "cell.npz"
+    np.savez(path, t_ms=t, v_mV=np.full(100, -65.0), i_pA=np.zeros(100))
+    with pytest.raises(RecordingError, match=r"add it to the file as `c_pF` \(pF\)"):
+        load_recording(path).current_density()

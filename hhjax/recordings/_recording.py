@@ -205,11 +205,13 @@ class Recording:
         if self.i_unit == "uA/cm2":
             return self.i
         if self.c_pf is None:
+            table = str(self.source).lower().endswith((".npz", ".csv"))
             raise RecordingError(
                 f"{self.source or 'recording'}: current is in pA but the cell capacitance "
-                "is unknown; add it to a .npz/.csv file as `c_pF` (pF), or in Python "
-                "give `c_pf`, e.g. recording.replace(c_pf=cell_properties(recording)"
-                ".c_pf) with the capacitance from the hyperpolarising step "
+                "is unknown; "
+                + ("add it to the file as `c_pF` (pF), or " if table else "")
+                + "give `c_pf` (pF), e.g. recording.replace(c_pf=cell_properties("
+                "recording).c_pf) with the capacitance from the hyperpolarising step "
                 "(fitting.load_data takes `c_pf` too)."
             )
         return self.i * (c_m / self.c_pf)
