@@ -118,9 +118,14 @@ def write_bytes_atomic(path: str | os.PathLike, payload: bytes) -> Path:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-    except FileExistsError as err:  # a file where a directory should be
+    except (FileExistsError, NotADirectoryError):  # something in the way
+        in_the_way = path.parent
+        while not os.path.lexists(in_the_way):
+            in_the_way = in_the_way.parent
+        if in_the_way.is_dir():
+            raise
         raise NotADirectoryError(
-            f"cannot write {path}: {err.filename} is a file, not a directory"
+            f"cannot write {path}: {in_the_way} is not a directory"
         ) from None
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

@@ -255,8 +255,11 @@ def test_json_safe_converts_numpy_and_jax_values_and_non_finite(tmp_path):
     }
 
 
-def test_writing_below_a_file_names_the_file(tmp_path):
+@pytest.mark.parametrize("below", ["out.csv", "a/b/out.csv"])
+def test_writing_below_a_file_names_the_file(tmp_path, below):
     (tmp_path / "taken").write_text("keep me")
-    with pytest.raises(NotADirectoryError, match=r"taken is a file, not a directory"):
-        io.write_text_atomic(tmp_path / "taken" / "out.csv", "t\n")
+    with pytest.raises(
+        NotADirectoryError, match=rf"/{below}: {tmp_path / 'taken'} is not a directory$"
+    ):
+        io.write_text_atomic(tmp_path / "taken" / below, "t\n")
     assert (tmp_path / "taken").read_text() == "keep me"
