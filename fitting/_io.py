@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from hhjax.io import json_safe, read_npz
+from hhjax.io import json_safe, nearest_existing, read_npz
 from hhjax.io import umask_mode as umask_mode
 from hhjax.io import write_bytes_atomic as write_bytes_atomic
 from hhjax.io import write_json_atomic as write_json_atomic
@@ -39,10 +39,8 @@ def check_checkpoint_path(checkpoint: Any) -> Path | None:
     path = Path(checkpoint)
     if path.is_dir():
         raise ValueError(f"`checkpoint` {str(path)!r} is a directory, not a file.")
-    ancestor = path.parent
-    while not ancestor.exists() and ancestor != ancestor.parent:
-        ancestor = ancestor.parent
-    if ancestor.exists() and not ancestor.is_dir():
+    ancestor = nearest_existing(path.parent)
+    if os.path.lexists(ancestor) and not ancestor.is_dir():
         raise ValueError(
             f"`checkpoint` {str(path)!r}: {str(ancestor)!r} is a file, not a "
             "directory; give a checkpoint file in a directory."

@@ -64,6 +64,7 @@ from hhjax._model import model_of
 from hhjax._registry import MODELS
 from hhjax._simulate import NonFiniteSimulationError, simulate
 from hhjax.io import (
+    nearest_existing,
     resolve_params,
     save_trace,
     table_csv_text,
@@ -253,13 +254,11 @@ def out_dir_option(text: str) -> Path:
     path = Path(text)
     if path.exists() and not path.is_dir():
         raise argparse.ArgumentTypeError(f"{text} exists and is not a directory")
-    for parent in path.absolute().parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise argparse.ArgumentTypeError(
-                    f"{text} cannot be created: {parent} is not a directory"
-                )
-            break
+    parent = nearest_existing(path.absolute().parent)
+    if not parent.is_dir():
+        raise argparse.ArgumentTypeError(
+            f"{text} cannot be created: {parent} is not a directory"
+        )
     return path
 
 
@@ -279,7 +278,7 @@ def check_out_names(
                 f"argument --out: {out / name} is a directory; the command writes a "
                 "file of that name"
             )
-    places = {_nearest_existing(out.parent if staged_beside else out)}
+    places = {nearest_existing((out.parent if staged_beside else out).absolute())}
     if staged_beside and out.is_dir():
         places.add(out.absolute())
     for place in sorted(places):
@@ -290,14 +289,6 @@ def check_out_names(
                 f"argument --out: cannot create files in {place} "
                 f"({err.strerror or type(err).__name__})"
             ) from None
-
-
-def _nearest_existing(path: Path) -> Path:
-    """``path`` (absolute) or its nearest ancestor that exists."""
-    path = path.absolute()
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    return path
 
 
 def _add_output_options(parser: argparse.ArgumentParser, default: str) -> None:

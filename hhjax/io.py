@@ -59,6 +59,7 @@ __all__ = [
     "json_safe",
     "load_params",
     "load_trace",
+    "nearest_existing",
     "read_csv_table",
     "read_document",
     "read_npz",
@@ -83,6 +84,17 @@ _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 
 
 # ------------------------------------------------------------------ atomic writes
+def nearest_existing(path: str | os.PathLike) -> Path:
+    """``path`` or its nearest ancestor that exists: where a directory would be
+    created below, or what is in the way of creating it (a file, or a dangling
+    symbolic link, counts as existing). Relative paths stay relative (``.``
+    exists)."""
+    path = Path(path)
+    while not os.path.lexists(path) and path != path.parent:
+        path = path.parent
+    return path
+
+
 def umask_mode(mode: int) -> int:
     """``mode`` as the process umask would leave it for a newly created file or
     directory (``tempfile`` creates 0600 / 0700 ones, private to the user)."""
@@ -119,9 +131,7 @@ def write_bytes_atomic(path: str | os.PathLike, payload: bytes) -> Path:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):  # something in the way
-        in_the_way = path.parent
-        while not os.path.lexists(in_the_way):
-            in_the_way = in_the_way.parent
+        in_the_way = nearest_existing(path.parent)
         if in_the_way.is_dir():
             raise
         raise NotADirectoryError(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import jax.numpy as jnp
 import numpy as np
@@ -263,3 +264,12 @@ def test_writing_below_a_file_names_the_file(tmp_path, below):
     ):
         io.write_text_atomic(tmp_path / "taken" / below, "t\n")
     assert (tmp_path / "taken").read_text() == "keep me"
+
+
+def test_nearest_existing_stops_at_what_is_in_the_way(tmp_path):
+    assert io.nearest_existing(tmp_path / "a" / "b") == tmp_path
+    (tmp_path / "file").write_text("")
+    assert io.nearest_existing(tmp_path / "file" / "x") == tmp_path / "file"
+    (tmp_path / "link").symlink_to(tmp_path / "nowhere")  # dangling: in the way
+    assert io.nearest_existing(tmp_path / "link" / "x") == tmp_path / "link"
+    assert io.nearest_existing("no/such/dir") == Path(".")
