@@ -169,7 +169,9 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
         type=_int_list,
         default=None,
         metavar="LIST",
-        help="sweep indices in the file to use, e.g. 0,2 (default: all)",
+        help="sweep indices in the file to use, 0-based, e.g. 0,2 (default: all); "
+        "for an .abf/.nwb recording the training sweeps (default: 6 chosen "
+        "automatically; every sweep is scored)",
     )
     group.add_argument(
         "--window",
@@ -383,7 +385,8 @@ def register_fit(subparsers: Any) -> None:
         "--model",
         choices=tuple(hhjax.MODELS),
         default=None,
-        help="model and its default parameters (default: that of --params, else hh)",
+        help="model and its default parameters (default: that of --params, else "
+        "pospischil-rs for an .abf/.nwb recording and hh for .npz/.csv data)",
     )
     group.add_argument(
         "--params",
@@ -498,7 +501,8 @@ def register_fit(subparsers: Any) -> None:
         "--no-compile-cache",
         action="store_true",
         help="do not keep compiled programs between runs (default: in "
-        "$HHJAX_CACHE_DIR or ~/.cache/hhjax/jax)",
+        "$HHJAX_CACHE_DIR, else $XDG_CACHE_HOME/hhjax/jax, else "
+        "~/.cache/hhjax/jax)",
     )
     _add_output_option(parser)
     parser.set_defaults(

@@ -359,7 +359,9 @@ def fit(
             most this fraction were the residuals linear (or no step lowered it by
             more in the last 5 iterations) — except for stragglers,
             starts 10 % or more above the best loss that gained less than 5 % in
-            the last 5 iterations, which do not hold up the others.
+            the last 5 iterations, which do not hold up the others. Stages
+            before the last (of a loss with several, e.g. growing windows) stop
+            at max(1e-4, this): they only need to reach the next stage's basin.
         method: integrator (see :data:`hhjax.METHODS`); the step is the data's
             sampling interval.
         dtype: ``"float64"`` (default), ``"float32"`` (simulations, Jacobians and

@@ -4,7 +4,7 @@ A *channel* owns some gating variables and one ionic current; a *model* is a lis
 channels plus a membrane capacitance. The model derives everything the integrators
 and :func:`hhjax.simulate` need — the state derivative, gate steady states and time
 constants, the currents to record — so those are written once and work for every
-model (squid HH today, cortical models next).
+model (squid HH, the Pospischil et al. 2008 cortical models, your own).
 
 Units: V in mV, t in ms, rates in 1/ms, conductances in mS/cm², currents in µA/cm²
 (ionic currents positive **outward**, ``I = g · gates · (V − E)``; the injected

@@ -469,3 +469,34 @@ def test_temperature_speeds_up_kinetics():
         v = np.asarray(hhjax.simulate(HHParams(temperature=temp), i_ext, 0.01).v)
         counts.append(int(np.sum((v[:-1] < 0) & (v[1:] >= 0))))
     assert counts[1] > counts[0] >= 3
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (
+            "--xla_force_host_platform_device_count=4",
+            "--xla_force_host_platform_device_count=4 --xla_backend_extra_options="
+            "xla_cpu_small_while_loop_byte_threshold=1048576 "
+            "--xla_cpu_prefer_vector_width=512",
+        ),
+        # Other backend options are kept: the threshold joins their list.
+        (
+            "--xla_backend_extra_options=xla_cpu_enable_fast_math=false",
+            "--xla_backend_extra_options=xla_cpu_enable_fast_math=false,"
+            "xla_cpu_small_while_loop_byte_threshold=1048576 "
+            "--xla_cpu_prefer_vector_width=512",
+        ),
+        # What the user set is left as it is.
+        (
+            "--xla_backend_extra_options=xla_cpu_small_while_loop_byte_threshold=5 "
+            "--xla_cpu_prefer_vector_width=256",
+            "--xla_backend_extra_options=xla_cpu_small_while_loop_byte_threshold=5 "
+            "--xla_cpu_prefer_vector_width=256",
+        ),
+    ],
+)
+def test_import_time_xla_tuning_adds_only_what_is_missing(flags, expected):
+    from hhjax._xla_flags import tuned_flags
+
+    assert tuned_flags(flags) == expected

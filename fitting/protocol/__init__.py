@@ -4,7 +4,8 @@ and predict the sweeps it was not fitted to.
 Voltage convention: modern (mV, rest ≈ −65 mV). Units: ms, mV, pA for whole-cell
 currents, pF, µA/cm² for current densities, mS/cm², µF/cm².
 
-The recipe (measured on the shipped recordings in ``docs/real_cells.md``):
+The recipe (measured on the shipped recordings in ``docs/real_cells.md``, which
+describes it in more, differently numbered, items):
 
 1. **Prepare** (:func:`prepare`): the passive properties of the hyperpolarising
    step (:func:`hhjax.recordings.cell_properties`) give the cell capacitance
@@ -37,7 +38,10 @@ The recipe (measured on the shipped recordings in ``docs/real_cells.md``):
    from the search optimum and a few perturbed copies; kept only if the search
    cost on the training sweeps does not get worse. It also gives the Laplace
    standard errors of the parameter table.
-5. **Predict and score** (:func:`evaluate`): every sweep simulated from rest
+5. **Later steps** (:func:`fit_later_steps`, FS model on a recording that
+   repeats its step): the D current's parameters searched with the rest fixed,
+   against the spike counts of every step.
+6. **Predict and score** (:func:`evaluate`): every sweep simulated from rest
    under its current; per sweep the counts, subthreshold RMSE and latencies of
    :func:`fitting.metrics` and the RMSE of the onset response
    (:func:`onset_rmse`), and per recording the fraction of held-out sweeps

@@ -1,6 +1,6 @@
-"""Prediction and scoring (recipe item 5): every sweep simulated from rest, and
-per-sweep and per-recording metrics, among them the RMSE of the response to the
-step onset (:func:`onset_rmse`).
+"""Prediction and scoring (step 6 of the recipe in :mod:`fitting.protocol`): every
+sweep simulated from rest, and per-sweep and per-recording metrics, among them the
+RMSE of the response to the step onset (:func:`onset_rmse`).
 """
 
 from __future__ import annotations

@@ -105,7 +105,8 @@ def _window_features(v, bad, spikes, v_data, onset_index, half, dt):
 
 def batch_features(dt: float, onset_index: int, method: str = "rk4") -> Callable:
     """A jitted ``features(params, i, v) -> (counts, first, rmse)`` (the fields
-    :func:`hhjax.compiled_fields` names compiled in).
+    :func:`hhjax.compiled_fields` names compiled in) for sweeps sampled (and
+    simulated) every ``dt`` ms whose step begins at sample ``onset_index``.
 
     ``params`` leaves have shape ``(K,)`` (K candidates), ``i`` and ``v`` are the
     training sweeps, ``(T, S)``, in µA/cm² and mV. Each candidate is simulated from
@@ -129,7 +130,7 @@ def batch_step_features(
     dt: float, onset_index: int, in_steps: np.ndarray, method: str = "rk4"
 ) -> Callable:
     """A jitted ``features(params, i, v) -> (counts, first, rmse, steps)`` for
-    whole sweeps ``i`` ``(T, S)`` whose first ``len(v)`` samples are the analysis
+    whole sweeps ``i`` ``(T, S)``, µA/cm², sampled every ``dt`` ms, whose first ``len(v)`` samples are the analysis
     window (``v``: the data there): :func:`batch_features`' three features on
     that window and the spikes inside each step, ``(n_steps, S, K)``
     (``in_steps``, ``(T − 1, n_steps)`` bool: the spike onsets at samples

@@ -1,6 +1,7 @@
-"""Preparing a recording for the protocol (recipe item 1): capacitance and area,
-bridge balance, drift, the analysis window of the main step; and the digest that
-identifies a recording's samples (:func:`recording_digest`).
+"""Preparing a recording for the protocol (step 1 of the recipe in
+:mod:`fitting.protocol`): capacitance and area, bridge balance, drift, the analysis
+window of the main step; and the digest that identifies a recording's samples
+(:func:`recording_digest`).
 """
 
 from __future__ import annotations
@@ -128,8 +129,8 @@ def main_step(recording: Recording) -> tuple[float, float]:
 
 
 def step_amplitudes(recording: Recording, step: tuple[float, float]) -> np.ndarray:
-    """Mean current of each sweep inside ``step`` minus its first sample, in the
-    recording's current unit, ``(n_sweeps,)``."""
+    """Mean current of each sweep inside ``step`` (``(start, stop)``, ms) minus its
+    first sample, in the recording's current unit, ``(n_sweeps,)``."""
     t = recording.t
     inside = (t >= step[0]) & (t < step[1])
     return recording.i[:, inside].mean(axis=1) - recording.i[:, 0]

@@ -1,6 +1,6 @@
-"""The search (recipe item 3): a cross-entropy / separable-CMA search over the
-free parameters, each generation one batched forward simulation; its checkpoint
-and the fit of the later steps of a multi-step protocol.
+"""The search (step 3 of the recipe in :mod:`fitting.protocol`): a cross-entropy /
+separable-CMA search over the free parameters, each generation one batched forward
+simulation; its checkpoint and the fit of the later steps of a multi-step protocol.
 """
 
 from __future__ import annotations

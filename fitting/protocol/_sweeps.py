@@ -1,5 +1,6 @@
-"""Spikes, latencies and rheobase of prepared sweeps, and the choice of training
-sweeps (recipe item 2). Times in ms, V in mV, currents in pA.
+"""Spikes, latencies and rheobase of prepared sweeps, and the choice of training sweeps
+(step 2 of the recipe in :mod:`fitting.protocol`). Times in ms, V in mV, currents in
+pA.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ def spike_counts(prepared: Prepared, v: np.ndarray | None = None) -> np.ndarray:
 
 def step_counts(prepared: Prepared, v: np.ndarray | None = None) -> np.ndarray:
     """Spikes per sweep inside each of :attr:`Prepared.steps` (those inside the
-    recording's window), ``(n_sweeps, n_steps)``; as :func:`spike_counts`."""
+    recording's window), ``(n_sweeps, n_steps)``; as :func:`spike_counts`.
+    ``v``: V in mV, ``(n_sweeps, n_samples)`` (default: the recording's)."""
     rec = prepared.recording
     v = rec.v if v is None else v
     out = np.zeros((len(v), len(prepared.steps)), int)
@@ -42,7 +44,8 @@ def step_counts(prepared: Prepared, v: np.ndarray | None = None) -> np.ndarray:
 
 def first_latencies(prepared: Prepared, v: np.ndarray | None = None) -> np.ndarray:
     """First-spike latency after the step onset per sweep, ms (NaN: no spike in
-    the step)."""
+    the step). ``v``: V in mV, ``(n_sweeps, n_samples)`` (default: the
+    recording's)."""
     rec = prepared.recording
     v = rec.v if v is None else v
     out = []

@@ -112,5 +112,13 @@ def eigenvalues(params: Any, i_ext: ArrayLike = 0.0, state: Any = None) -> Array
 
 
 def is_stable(params: Any, i_ext: ArrayLike = 0.0) -> Array:
-    """Whether :func:`fixed_point` is linearly stable (all Re λ < 0); bool array."""
+    """Whether :func:`fixed_point` is linearly stable (all Re λ < 0).
+
+    Args:
+        params: parameters of one cell (any model).
+        i_ext: constant injected current, µA/cm² (inward positive).
+
+    Returns:
+        Boolean scalar array.
+    """
     return jnp.max(eigenvalues(params, i_ext).real) < 0.0

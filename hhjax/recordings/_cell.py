@@ -50,7 +50,8 @@ class CellProperties:
             step divided by the step current.
         tau: membrane time constant, ms, from the exponential fit.
         tau_se: standard error of ``tau``, ms (from the fit's Jacobian).
-        c_pf: whole-cell capacitance, pF: ``tau / r_membrane``.
+        c_pf: whole-cell capacitance, pF: ``1000 · tau / r_membrane`` (ms / MΩ
+            is nF).
         r_membrane: resistance of the exponential charging curve, MΩ (fit
             amplitude / step current; excludes the instantaneous jump).
         r_series: apparent series resistance, MΩ: the instantaneous voltage jump
