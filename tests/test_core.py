@@ -339,19 +339,23 @@ def _plain_scan(params, i_ext, dt, method):
 def test_chunked_long_scan_equals_plain_scan_and_its_gradient(monkeypatch):
     # A zero memory budget forces the nested, sqrt(n)-chunked checkpointed scan
     # (3000 samples: 54 chunks of 54 and a remainder of 84).
+    # (exp_euler: the cheapest step to compile; the chunking is the same for all.)
     monkeypatch.setattr(hhjax._simulate, "_GRADIENT_MEMORY_BUDGET", 0)
     i_ext = stimulus.constant(9.0, 30.0, 0.01)
-    trace = hhjax.simulate(HHParams(), i_ext, 0.01, record=("v",))
+    method = "exp_euler"
+    trace = hhjax.simulate(HHParams(), i_ext, 0.01, record=("v",), method=method)
     # HHParams() closed over: its defaults are compiled in as constants, as
     # simulate does with Python numbers at their defaults.
-    plain = jax.jit(lambda i, dt: _plain_scan(HHParams(), i, dt, "rk4"))(i_ext, 0.01)
+    plain = jax.jit(lambda i, dt: _plain_scan(HHParams(), i, dt, method))(i_ext, 0.01)
     np.testing.assert_array_equal(trace.v, plain)
 
     def loss(g_na, fn):
         return jnp.mean(fn(HHParams(g_na=g_na)) ** 2)
 
-    g_sim = jax.grad(loss)(120.0, lambda p: hhjax.simulate(p, i_ext, 0.01).v)
-    g_ref = jax.grad(loss)(120.0, lambda p: _plain_scan(p, i_ext, 0.01, "rk4"))
+    g_sim = jax.grad(loss)(
+        120.0, lambda p: hhjax.simulate(p, i_ext, 0.01, method=method).v
+    )
+    g_ref = jax.grad(loss)(120.0, lambda p: _plain_scan(p, i_ext, 0.01, method))
     assert float(g_sim) == pytest.approx(float(g_ref), rel=1e-10)
 
 
@@ -371,18 +375,20 @@ def test_chunked_scan_with_a_stride_equals_plain_scan_and_its_gradient(
         }[stride]
     )
     i_ext = stimulus.constant(9.0, 30.0, 0.01)
+    rest = hhjax.resting_state(HHParams())  # given: no resting-state solve to compile
 
     def simulated(p):
         trace, final = hhjax.simulate(
-            p, i_ext, 0.01, stride=stride, record=("v",), return_state=True
-        )
+            p, i_ext, 0.01, state0=rest, method="exp_euler", stride=stride,
+            record=("v",), return_state=True,
+        )  # fmt: skip
         return trace.v, final.v
 
     def plain(p):
         def body(state, i):
-            return hhjax.step(state, p, i, 0.01, "rk4"), state.v
+            return hhjax.step(state, p, i, 0.01, "exp_euler"), state.v
 
-        final, v = jax.lax.scan(body, hhjax.resting_state(p), i_ext)
+        final, v = jax.lax.scan(body, rest, i_ext)
         return v[::stride], final.v
 
     for got, expected in zip(
@@ -417,6 +423,7 @@ def test_gradient_memory_is_bounded_whatever_the_stride(monkeypatch):
                 record=("v",),
                 return_state=True,
                 check_inputs=False,
+                method="exp_euler",
             )
             return jnp.sum(final.v)
 
