@@ -362,6 +362,18 @@ def test_hopf_types_agree_with_simulation():
     assert 1.0 < np.ptp(np.asarray(trace.v)[-2500:]) < 30.0
 
 
+def test_a_jump_of_the_fixed_point_branch_is_not_a_hopf_point():
+    # Pospischil RS: a complex pair crosses at 2.335 uA/cm^2; at 2.352 the lowest
+    # fixed point ends in a fold and the branch jumps to -22 mV, where the test
+    # function is +1.46/ms. One grid cell holds both: its sign change bisected
+    # onto the jump (reported as a Hopf point), the crossing was lost.
+    params = hhjax.PospischilParams.rs()
+    (found,) = np.asarray(analysis.hopf_points(params, (2.3, 2.4), n_grid=2))
+    inside = float(analysis.hopf_current(params, (2.3, 2.34)))  # no jump inside
+    assert found == pytest.approx(inside, abs=1e-12)
+    assert 2.33 < found < 2.34
+
+
 def test_hopf_current_and_type_refuse_currents_that_are_not_hopf_points():
     params = hhjax.HHParams()
     with pytest.raises(ValueError, match=r"`bracket` \(0, 5\) uA/cm\^2 holds no Hopf"):

@@ -37,12 +37,64 @@ from hhjax.analysis._fixed_points import (
 
 _DEFAULT_GRID = 401
 _BISECTIONS = 64
+_REFINE_POINTS = 65  # grid points of a cell searched again after a false crossing
+_REFINE_DEPTH = 2  # how many times a cell is searched again
 
 
 def _hopf_test(params: Any, i_ext: ArrayLike) -> Array:
     """``max Re λ`` over the eigenvalues with ``Im λ > 0`` (−inf if none), 1/ms."""
     lam = jnp.linalg.eigvals(jacobian(params, i_ext))
     return jnp.max(jnp.where(lam.imag > 0, lam.real, -jnp.inf))
+
+
+@jax.jit
+def _hopf_tests(params: Any, currents: Array) -> Array:
+    """:func:`_hopf_test` at each current of a 1-D array, one batched evaluation."""
+    return jax.vmap(lambda i: _hopf_test(params, i))(currents)
+
+
+def _is_crossing(params: Any, current: float, dtype: Any) -> bool:
+    """Whether the test function crosses zero *continuously* at ``current``.
+
+    A sign change of the test function is a Hopf point only where it is
+    continuous: it also changes sign where the fixed point jumps to another
+    branch (the lowest fixed point ends in a fold) or where a real eigenvalue pair
+    turns complex with a positive real part. Continuous at ``current`` means
+    finite on both sides and a difference across ``±h`` that is small against the
+    difference across ``±H`` (``H = 1000 h``): ≈ 1/1000 for a smooth crossing, ≈ 1
+    for a jump.
+    """
+    big = float(np.finfo(dtype).eps) ** (1 / 3) * (1.0 + abs(current))
+    near, far = (
+        _tests_at(params, current - h, current + h, dtype) for h in (big / 1000, big)
+    )
+    if not np.all(np.isfinite([near, far])):
+        return False
+    return abs(near[1] - near[0]) <= 0.1 * abs(far[1] - far[0]) and far[0] * far[1] <= 0
+
+
+def _tests_at(params: Any, lo: float, hi: float, dtype: Any) -> np.ndarray:
+    """The test function at two currents (one program for every pair)."""
+    return np.asarray(_hopf_tests(params, jnp.asarray([lo, hi], dtype)))
+
+
+def _hopf_points_on(params: Any, grid: np.ndarray, dtype: Any, depth: int) -> list:
+    """Hopf currents at the sign changes of the test function on ``grid``; a cell
+    whose sign change is not a continuous crossing is searched again on a finer
+    grid (``depth`` more times)."""
+    values = np.asarray(_hopf_tests(params, jnp.asarray(grid, dtype)))
+    finite = np.isfinite(values)
+    pos = values > 0
+    change = finite[:-1] & finite[1:] & (pos[:-1] != pos[1:])
+    found = []
+    for k in np.nonzero(change)[0]:  # brackets known to be valid: no check
+        current = _hopf_current(params, grid[k], grid[k + 1])
+        if _is_crossing(params, float(current), dtype):
+            found.append(current)
+        elif depth > 0:
+            finer = np.linspace(grid[k], grid[k + 1], _REFINE_POINTS)
+            found += _hopf_points_on(params, finer, dtype, depth - 1)
+    return found
 
 
 def hopf_current(params: Any, bracket: tuple[float, float]) -> Array:
@@ -75,7 +127,7 @@ def hopf_current(params: Any, bracket: tuple[float, float]) -> Array:
 
 
 def _check_bracket(params: Any, lo: float, hi: float) -> None:
-    ends = [float(_hopf_test(params, i)) for i in (lo, hi)]
+    ends = _tests_at(params, lo, hi, jnp.result_type(float, *jax.tree.leaves(params)))
     if not (np.all(np.isfinite(ends)) and ends[0] * ends[1] <= 0):
         raise ValueError(
             f"`bracket` ({lo:g}, {hi:g}) uA/cm^2 holds no Hopf point: the test "
@@ -127,8 +179,12 @@ def hopf_points(
     Continuation in I: the fixed point and the eigenvalues of its Jacobian are
     computed on a grid of currents (one batched evaluation), and every crossing of
     a complex pair through the imaginary axis is refined to machine precision by
-    :func:`hopf_current`. Crossings closer together than the grid spacing can be
-    missed; refine the grid (``n_grid``) if in doubt. Use :func:`classify_hopf` for
+    :func:`hopf_current`. A sign change where the test function jumps instead
+    (the lowest fixed point ends in a fold and the branch jumps, or a real
+    eigenvalue pair turns complex off the axis) is not a Hopf point: its grid cell
+    is searched again on a 64× finer grid (twice at most). Crossings closer
+    together than the grid spacing can be missed; refine the grid (``n_grid``) if
+    in doubt. Use :func:`classify_hopf` for
     the frequency and the sub-/supercritical type of each point.
 
     For standard HH (modern, 6.3 °C): ≈ 9.78 µA/cm² (subcritical: rest loses
@@ -163,13 +219,9 @@ def hopf_points(
         grid = np.linspace(grid[0], grid[1], n_grid)
     if not np.all(np.diff(grid) > 0) or not np.all(np.isfinite(grid)):
         raise ValueError("The grid of currents must be finite and strictly ascending.")
-    values = np.asarray(jax.jit(jax.vmap(lambda i: _hopf_test(params, i)))(grid))
-    finite = np.isfinite(values)
-    pos = values > 0
-    change = finite[:-1] & finite[1:] & (pos[:-1] != pos[1:])
-    found = [
-        hopf_current(params, (grid[k], grid[k + 1])) for k in np.nonzero(change)[0]
-    ]
+    check_one_cell(params, "hopf_points")
+    dtype = jnp.result_type(float, *jax.tree.leaves(params))
+    found = _hopf_points_on(params, grid, dtype, _REFINE_DEPTH)
     if not found:
         return jnp.zeros((0,), float)
     return jnp.sort(jnp.stack(found))
@@ -206,6 +258,31 @@ def _complex_multilinear(form, vectors):
     return total
 
 
+@jax.jit
+def _fixed_point_and_jacobian(params: Any, i_ext: ArrayLike) -> tuple[Array, Array]:
+    """The fixed point as a vector ``(d,)`` and the Jacobian there ``(d, d)``."""
+    x0 = state_to_vector(fixed_point(params, i_ext))
+    return x0, jax.jacfwd(vector_field(params, i_ext))(x0)
+
+
+@jax.jit
+def _second_derivative(params, i_ext, x0, u, w) -> Array:
+    """``B(u, w)``: the second derivative of the vector field at ``x0``."""
+    f = vector_field(params, i_ext)
+    return jax.jvp(lambda y: jax.jvp(f, (y,), (w,))[1], (x0,), (u,))[1]
+
+
+@jax.jit
+def _third_derivative(params, i_ext, x0, u, w, s) -> Array:
+    """``C(u, w, s)``: the third derivative of the vector field at ``x0``."""
+    f = vector_field(params, i_ext)
+    return jax.jvp(
+        lambda y: jax.jvp(lambda z: jax.jvp(f, (z,), (s,))[1], (y,), (w,))[1],
+        (x0,),
+        (u,),
+    )[1]
+
+
 def classify_hopf(params: Any, i_hopf: ArrayLike) -> HopfPoint:
     """Frequency and type (sub-/supercritical) of a Hopf point.
 
@@ -232,9 +309,8 @@ def classify_hopf(params: Any, i_hopf: ArrayLike) -> HopfPoint:
         ValueError: ``i_hopf`` is not a Hopf point (no complex eigenvalue pair
             with a real part within 1 % of its modulus).
     """
-    x0 = state_to_vector(fixed_point(params, i_hopf))
-    f = vector_field(params, i_hopf)
-    a = np.asarray(jax.jacfwd(f)(x0))
+    check_one_cell(params, "classify_hopf", i_hopf)
+    x0, a = (np.asarray(x) for x in _fixed_point_and_jacobian(params, i_hopf))
     lam, vecs = np.linalg.eig(a)
     k = int(np.argmax(np.where(lam.imag > 0, -np.abs(lam.real), -np.inf)))
     if not (lam[k].imag > 0 and abs(lam[k].real) <= 1e-2 * abs(lam[k])):
@@ -250,14 +326,10 @@ def classify_hopf(params: Any, i_hopf: ArrayLike) -> HopfPoint:
     p = p / np.conj(np.vdot(p, q))  # now <p, q> = conj(p) . q = 1
 
     def d2(u, w):
-        return jax.jvp(lambda y: jax.jvp(f, (y,), (w,))[1], (x0,), (u,))[1]
+        return _second_derivative(params, i_hopf, x0, u, w)
 
     def d3(u, w, s):
-        return jax.jvp(
-            lambda y: jax.jvp(lambda z: jax.jvp(f, (z,), (s,))[1], (y,), (w,))[1],
-            (x0,),
-            (u,),
-        )[1]
+        return _third_derivative(params, i_hopf, x0, u, w, s)
 
     def b(u, w):
         return np.asarray(_complex_multilinear(d2, [jnp.asarray(u), jnp.asarray(w)]))
