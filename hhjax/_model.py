@@ -13,9 +13,11 @@ current ``i_ext`` positive **inward**, i.e. depolarising), capacitance in µF/cm
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import re
+from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import jax.numpy as jnp
@@ -160,6 +162,16 @@ class Model:
                 f"{self.trace_type.__name__} fields {self.trace_type._fields} do not "
                 f"match {expected_trace}."
             )
+        needed = {"c_m", "temperature", "q10_g"}
+        for ch in self.channels:
+            needed |= {ch.q10_param, ch.conductance_param} - {None}
+        missing = sorted(needed - set(self.params_type._fields))
+        if missing:
+            raise TypeError(
+                f"{self.params_type.__name__} has no field(s) {missing}, which model "
+                f"{self.name!r} needs (c_m, temperature, q10_g and each channel's "
+                "q10_param and conductance_param)."
+            )
         registered = _MODELS.get(self.params_type)
         if registered is not None and registered != self:
             raise ValueError(
@@ -221,7 +233,15 @@ class Model:
         out: dict[str, GateRates] = {}
         for ch in self._active:
             phi = self.rate_factor(params, ch)
-            for gate, r in ch.rates(v, params).items():
+            with _reading_fields_of(ch, params):
+                rates = ch.rates(v, params)
+            if sorted(rates) != sorted(ch.gates):  # checked when traced: no cost
+                raise ValueError(
+                    f"Channel {ch.name!r} ({type(ch).__name__}) declares gates "
+                    f"{tuple(ch.gates)} but its rates() returned {tuple(rates)}; "
+                    "it must return one GateRates(alpha, beta) for each gate."
+                )
+            for gate, r in rates.items():
                 out[gate] = GateRates(phi * r.alpha, phi * r.beta)
         return out
 
@@ -237,10 +257,11 @@ class Model:
     def _active_currents(self, state: Any, params: Any) -> dict[str, Array]:
         gates = state._asdict()
         scale = self.conductance_factor(params)
-        return {
-            f"i_{ch.name}": scale * ch.current(state.v, gates, params)
-            for ch in self._active
-        }
+        out = {}
+        for ch in self._active:
+            with _reading_fields_of(ch, params):
+                out[f"i_{ch.name}"] = scale * ch.current(state.v, gates, params)
+        return out
 
     def total_current(self, state: Any, params: Any) -> Array:
         """Sum of the ionic currents, µA/cm², positive outward."""
@@ -282,6 +303,22 @@ class Model:
             g: r.alpha / (r.alpha + r.beta) for g, r in every.rates(v, params).items()
         }
         return self.state_type(v=v, **gates)
+
+
+@contextlib.contextmanager
+def _reading_fields_of(channel: Channel, params: Any) -> Iterator[None]:
+    """Turn a channel's read of a parameter field that ``params`` lacks (a bare
+    ``AttributeError`` from deep inside a simulation) into a clear error."""
+    try:
+        yield
+    except AttributeError as err:
+        if getattr(err, "obj", None) is not params:
+            raise
+        raise TypeError(
+            f"Channel {channel.name!r} ({type(channel).__name__}) reads parameter "
+            f"{err.name!r}, which {type(params).__name__} has no field for; add it "
+            "to the model's parameter type."
+        ) from err
 
 
 _MODELS: dict[type, Model] = {}

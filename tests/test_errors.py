@@ -207,6 +207,49 @@ def test_a_model_cannot_take_over_another_models_parameter_type():
     assert isinstance(trace, NoLeakTrace) and np.isfinite(np.asarray(trace.v)).all()
 
 
+def test_a_model_names_what_its_parameters_or_its_channels_lack():
+    import dataclasses
+
+    from hhjax.channels.hh import Leak, Potassium
+
+    class KTrace(NamedTuple):
+        t: object
+        v: object
+        n: object
+        i_k: object
+        i_l: object
+
+    class KState(NamedTuple):
+        v: object
+        n: object
+
+    def params_type(name, *extra):
+        fields = ["g_k", "e_k", "g_l", "e_l", "c_m", "temperature", "q10_g", *extra]
+        values = dict(g_k=36.0, e_k=-77.0, g_l=0.3, e_l=-54.4, c_m=1.0)
+        values.update(temperature=6.3, q10_g=1.0, q10=3.0, v_shift=0.0)
+        cls = NamedTuple(name, [(f, float) for f in fields])
+        cls.__new__.__defaults__ = tuple(values[f] for f in fields)
+        return cls
+
+    with pytest.raises(TypeError, match=r"NoQ10 has no field\(s\) \['q10'\], which"):
+        hhjax.Model("k_only", [Potassium(), Leak()], params_type("NoQ10"), KState, KTrace, 6.3)
+    no_shift = params_type("NoShift", "q10")  # Potassium's rates read v_shift
+    hhjax.Model("k_only", [Potassium(), Leak()], no_shift, KState, KTrace, 6.3)
+    state0 = KState(jnp.asarray(-65.0), jnp.asarray(0.3))
+    with pytest.raises(TypeError, match=r"Channel 'k' \(Potassium\) reads parameter 'v_shift', which NoShift has no field"):
+        hhjax.simulate(no_shift(), I_OK, 0.025, state0=state0)
+
+    @dataclasses.dataclass(frozen=True)
+    class TypoK(Potassium):  # a rate returned under another name than its gate
+        def rates(self, v, params):
+            return {"N": super().rates(v, params)["n"]}
+
+    typo = params_type("Typo", "q10", "v_shift")
+    hhjax.Model("k_typo", [TypoK(), Leak()], typo, KState, KTrace, 6.3)
+    with pytest.raises(ValueError, match=r"declares gates \('n',\) but its rates\(\) returned \('N',\)"):
+        hhjax.simulate(typo(), I_OK, 0.025, state0=state0)
+
+
 def test_params_must_be_a_model_parameter_tuple():
     with pytest.raises(TypeError, match=r"`params` must be a model's parameter tuple"):
         hhjax.simulate({"g_na": 120.0}, I_OK, 0.025)
