@@ -490,6 +490,12 @@ def test_fold_sensitivity_matches_finite_differences(fold):
     up = analysis.limit_cycle_fold(params._replace(g_k=36.0 + h), 7.0).current
     down = analysis.limit_cycle_fold(params._replace(g_k=36.0 - h), 7.0).current
     np.testing.assert_allclose(float(grad.g_k), (up - down) / (2 * h), rtol=1e-4)
+    # The same gradient as a feature of `sensitivities` (which once traced its
+    # features abstractly, where the fold's concrete search cannot run).
+    sens = analysis.sensitivities(
+        {"fold": lambda p: analysis.fold_current(p, 7.0)}, params, ("g_k",)
+    )
+    np.testing.assert_allclose(sens.gradients[0, 0], grad.g_k, rtol=1e-8)
 
 
 @pytest.mark.slow
@@ -644,6 +650,8 @@ def test_sensitivities_input_errors_and_integer_parameters():
         analysis.sensitivities(lambda p: p.g_k, params, parameters="g_na")
     with pytest.raises(ValueError, match=r"must return a scalar; got shape \(2,\)"):
         analysis.sensitivities(lambda p: jnp.stack([p.g_na, p.g_k]), params, ("g_k",))
+    with pytest.raises(ValueError, match=r"must return a scalar; got HHState"):
+        analysis.sensitivities(hhjax.resting_state, params, ("g_k",))
 
 
 def test_prc_refuses_a_cycle_of_another_current_or_an_unstable_one():

@@ -105,12 +105,20 @@ def sensitivities(
     p_values = np.array([float(getattr(params, p)) for p in parameters])
     values, grads = [], []
     for name, fn in features.items():
-        shape = jax.eval_shape(fn, params).shape
-        if shape != ():
-            raise ValueError(
-                f"Feature {name!r} must return a scalar; got shape {shape}."
+        # vjp, not eval_shape, to see the output: a feature may need concrete
+        # values (e.g. fold_current's checks), as under jax.grad.
+        value, pullback = jax.vjp(fn, params)
+        if not (
+            isinstance(value, (float, int, np.ndarray, jax.Array))
+            and np.shape(value) == ()
+        ):
+            got = (
+                f"shape {np.shape(value)}"
+                if hasattr(value, "shape")
+                else type(value).__name__
             )
-        value, grad = jax.value_and_grad(fn)(params)
+            raise ValueError(f"Feature {name!r} must return a scalar; got {got}.")
+        (grad,) = pullback(jnp.ones_like(value))
         values.append(float(value))
         grads.append([float(getattr(grad, p)) for p in parameters])
     values_arr, grads_arr = np.array(values), np.array(grads)
