@@ -292,6 +292,14 @@ def test_fi_curve_names_a_non_finite_current():
         analysis.fi_curve(hhjax.HHParams(), [0.0, np.nan, 10.0])
 
 
+def test_fi_curve_refuses_several_cells():
+    # Leaves of shape (2, 1) failed with an IndexError; (n,) mixed cells into one
+    # rheobase.
+    g_na = jnp.array([[100.0], [120.0]])
+    with pytest.raises(ValueError, match=r"one cell's curve, but `params.g_na` has"):
+        analysis.fi_curve(hhjax.HHParams(g_na=g_na), [5.0, 10.0, 15.0])
+
+
 # ------------------------------------------------ done-when 2: resting potential
 def test_rest_gradient_matches_finite_differences_of_an_independent_root():
     # Away from 6.3 degC and at I != 0 so that temperature and q10_g matter too

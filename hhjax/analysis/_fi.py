@@ -88,8 +88,10 @@ def fi_curve(
     your own simulation for gradients; ``fi_curve`` itself needs concrete inputs).
 
     Args:
-        params: a model's parameter tuple (e.g. :class:`hhjax.HHParams`), voltage
-            convention as the params; leaves broadcast against ``(n,)``.
+        params: one cell's parameter tuple (scalar leaves; e.g.
+            :class:`hhjax.HHParams`), voltage convention as the params. For
+            several cells call it once per cell: the rheobase and onset type are
+            properties of one cell's curve.
         currents: injected currents, µA/cm² (inward positive), shape ``(n,)``.
         duration: length of each run, ms.
         dt: integration step, ms.
@@ -105,9 +107,17 @@ def fi_curve(
         An :class:`FICurve`.
 
     Raises:
-        ValueError: bad shapes or timing arguments.
+        ValueError: bad shapes (batched parameters among them) or timing
+            arguments.
     """
     model_of(params)
+    for name, value in params._asdict().items():
+        if np.shape(value) != ():
+            raise ValueError(
+                f"fi_curve computes one cell's curve, but `params.{name}` has shape "
+                f"{np.shape(value)}; call it once per cell (or simulate the batch "
+                "and use firing_rate)."
+            )
     currents = jnp.asarray(currents)
     currents = currents.astype(jnp.result_type(float, currents))
     if currents.ndim != 1 or currents.shape[0] < 1:
