@@ -504,6 +504,10 @@ def test_fold_sensitivity_matches_finite_differences(fold):
         {"fold": lambda p: analysis.fold_current(p, 7.0)}, params, ("g_k",)
     )
     np.testing.assert_allclose(sens.gradients[0, 0], grad.g_k, rtol=1e-8)
+    # A fold of other params or another method (gave a wrong gradient silently).
+    for other, method in ((params._replace(g_na=100.0), "rk4"), (params, "euler")):
+        with pytest.raises(ValueError, match=r"`fold` is not a periodic orbit"):
+            analysis.fold_sensitivity(other, fold, method=method)
 
 
 @pytest.mark.slow
@@ -669,6 +673,9 @@ def test_prc_refuses_a_cycle_of_another_current_or_an_unstable_one():
         analysis.phase_response_curve(params, 50.0, cycle=cycle)
     with pytest.raises(ValueError, match="unstable orbit"):
         analysis.phase_response_curve(params, 10.0, cycle=cycle._replace(stable=False))
+    # An orbit of other params (the period came out 5 % off, silently).
+    with pytest.raises(ValueError, match=r"`cycle` is not a periodic orbit of these"):
+        analysis.phase_response_curve(params._replace(g_na=140.0), 10.0, cycle=cycle)
 
 
 # ------------------------------------------------ shooting needs float64 (x64)

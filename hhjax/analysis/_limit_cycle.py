@@ -146,6 +146,19 @@ def _newton(params, z, n_steps, method, extra=None):
     return z, jac, bool(np.max(np.abs(res)) < 1e3 * _NEWTON_TOL)
 
 
+def check_on_orbit(residual: np.ndarray, what: str, remedy: str) -> None:
+    """A clear error when a given orbit (``what``) does not solve ``H = 0`` for
+    the params and method at hand (it was computed for others); ``residual`` is
+    ``H`` at it."""
+    worst = float(np.max(np.abs(residual)))
+    if not worst < 1e3 * _NEWTON_TOL:  # NaN too
+        raise ValueError(
+            f"{what} is not a periodic orbit of these `params` with this `method`: "
+            f"its shooting residual is {worst:.3g} (a converged orbit's is below "
+            f"{1e3 * _NEWTON_TOL:g}); {remedy}"
+        )
+
+
 def _tangent(jac, previous):
     """Unit tangent of the branch ``H = 0`` (Jacobian ``jac``), along ``previous``."""
     rhs = np.zeros(jac.shape[1])
@@ -416,6 +429,7 @@ def fold_sensitivity(
         A parameter tuple of gradients, µA/cm² per unit of each parameter.
 
     Raises:
+        ValueError: ``fold`` was computed for other params or another method.
         RuntimeError: float64 is not enabled (``jax_enable_x64``).
     """
     _require_float64("fold_sensitivity")
@@ -424,7 +438,12 @@ def fold_sensitivity(
     z = np.concatenate(
         [np.asarray(state_to_vector(fold.state), float), [fold.period, fold.current]]
     )
-    _, jac = _residual_and_jacobian(params, z, fold.n_steps, method)
+    res, jac = _residual_and_jacobian(params, z, fold.n_steps, method)
+    check_on_orbit(
+        res,
+        "`fold`",
+        "compute it with limit_cycle_fold for the same params and method.",
+    )
     w = np.linalg.svd(jac[:, : d + 1])[0][:, -1]
     h_p = _residual_param_jacobian(params, jnp.asarray(z), fold.n_steps, method)
     scale = -1.0 / float(w @ jac[:, -1])

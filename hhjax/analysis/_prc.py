@@ -29,6 +29,7 @@ from hhjax.analysis._limit_cycle import (
     LimitCycle,
     _require_float64,
     _residual_and_jacobian,
+    check_on_orbit,
     limit_cycle,
 )
 
@@ -110,7 +111,7 @@ def phase_response_curve(
 
     Raises:
         ValueError: no repetitive firing at ``i_ext``; a ``cycle`` at another
-            current, or an unstable one.
+            current, of other params or method, or an unstable one.
         RuntimeError: float64 is not enabled (``jax_enable_x64``).
     """
     _require_float64("phase_response_curve")
@@ -130,7 +131,12 @@ def phase_response_curve(
     x0 = np.asarray(state_to_vector(cycle.state), float)
     d = x0.shape[0]
     z = np.concatenate([x0, [period, cycle.current]])
-    _, jac = _residual_and_jacobian(params, z, n_steps, method)
+    res, jac = _residual_and_jacobian(params, z, n_steps, method)
+    check_on_orbit(
+        res,
+        "`cycle`",
+        "compute it with limit_cycle for the same params, current and method.",
+    )
     monodromy = jac[:d, :d] + np.eye(d)
     flow_dir = np.asarray(vector_field(params, cycle.current)(jnp.asarray(x0)))
     # Left eigenvector of the monodromy for multiplier 1, with Z0 . f(x0) = 1 / T.
