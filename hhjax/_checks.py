@@ -25,6 +25,20 @@ def is_integer(x: Any) -> bool:
     return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
 
 
+def positive_number(value: Any, name: str, unit: str) -> float:
+    """``value`` as a float, if it is one real, finite number > 0 (in ``unit``);
+    else a ``ValueError`` naming ``name``."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if isinstance(value, bool) or np.ndim(value) != 0 or not 0.0 < number < math.inf:
+        raise ValueError(
+            f"`{name}` must be a positive, finite number ({unit}); got {value!r}."
+        )
+    return number
+
+
 # (min, max) of the jax.Arrays checked so far, by id. A jax.Array is immutable, so
 # one passed again (a stimulus reused over a parameter sweep, a fixed parameter
 # array) is not scanned again: 0.1-0.2 ms of a 1e5-step single-cell run, 0.1 s

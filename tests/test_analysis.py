@@ -678,6 +678,26 @@ def test_prc_refuses_a_cycle_of_another_current_or_an_unstable_one():
         analysis.phase_response_curve(params._replace(g_na=140.0), 10.0, cycle=cycle)
 
 
+@pytest.mark.parametrize(
+    ("entry", "kwargs", "pattern"),
+    [
+        ("limit_cycle", {"dt": 0.0}, r"`dt` must be a positive, finite number \(ms\)"),
+        ("limit_cycle", {"dt": -0.01}, r"`dt` must be a positive"),
+        ("limit_cycle", {"warmup": 0.01}, r"`warmup` \(0.01 ms\) is shorter than 3"),
+        ("limit_cycle", {"guess": (hhjax.HHState(-65.0, 0.05, 0.6, 0.3), -14.0)},
+         r"`guess\[1\]` must be a positive, finite number \(the period in ms\)"),
+        ("limit_cycle_fold", {"direction": 0.0}, r"`direction` must be -1"),
+        ("limit_cycle_fold", {"step": float("nan")}, r"`step` must be a positive"),
+        ("limit_cycle_fold", {"max_steps": 0}, r"`max_steps` must be an int >= 1"),
+    ],
+)  # fmt: skip
+def test_shooting_arguments_are_checked(entry, kwargs, pattern):
+    # They gave a ZeroDivisionError, a singular matrix, an error about an `i_ext`
+    # of shape (0,), or ran with direction 0 as +1.
+    with pytest.raises(ValueError, match=pattern):
+        getattr(analysis, entry)(hhjax.HHParams(), 10.0, **kwargs)
+
+
 # ------------------------------------------------ shooting needs float64 (x64)
 @pytest.mark.parametrize(
     "entry",

@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array, lax
 
+from hhjax._checks import is_integer, positive_number
 from hhjax._equilibrium import resting_state
 from hhjax._integrators import DEFAULT_METHOD, get_integrator
 from hhjax._model import document_fields, model_of
@@ -173,7 +174,12 @@ def _guess_from_simulation(params, i_ext, warmup, method):
     model = model_of(params)
     dt = _WARMUP_DT
     fields = ("v", *model.gate_names)
-    n_warm = round(warmup / dt)
+    n_warm = round(positive_number(warmup, "warmup", "ms") / dt)
+    if n_warm < 3:
+        raise ValueError(
+            f"`warmup` ({warmup:g} ms) is shorter than 3 steps of the {dt:g} ms "
+            "simulation that finds the orbit; it must hold several spikes."
+        )
     current = jnp.full((n_warm,), i_ext)
     trace = simulate(
         params, current, dt, state0=resting_state(params), method=method, record=fields
@@ -230,10 +236,12 @@ def limit_cycle(
     """
     _require_float64("limit_cycle")
     check_one_cell(params, "limit_cycle", i_ext)
+    dt = positive_number(dt, "dt", "ms")
     if guess is None:
         x0, period = _guess_from_simulation(params, i_ext, warmup, method)
     else:
-        x0, period = np.asarray(state_to_vector(guess[0])), float(guess[1])
+        x0 = np.asarray(state_to_vector(guess[0]))
+        period = positive_number(guess[1], "guess[1]", "the period in ms")
     n_steps = math.ceil(period / dt)
     z = np.concatenate([np.asarray(x0, float), [period, float(i_ext)]])
     z, jac, ok = _newton(params, z, n_steps, method)
@@ -330,6 +338,14 @@ def limit_cycle_fold(
         RuntimeError: float64 is not enabled (``jax_enable_x64``).
     """
     _require_float64("limit_cycle_fold")
+    if direction not in (-1, 1):
+        raise ValueError(
+            f"`direction` must be -1 (towards lower currents) or +1; got {direction!r}."
+        )
+    step = positive_number(step, "step", "arclength")
+    tol = positive_number(tol, "tol", "dI/ds")
+    if not is_integer(max_steps) or max_steps < 1:
+        raise ValueError(f"`max_steps` must be an int >= 1; got {max_steps!r}.")
     cycle = limit_cycle(params, i_start, dt=dt, warmup=warmup, method=method)
     n_steps = cycle.n_steps
     d = len(cycle.state)
@@ -337,7 +353,7 @@ def limit_cycle_fold(
         [np.asarray(state_to_vector(cycle.state)), [cycle.period, cycle.current]]
     )
     seed = np.zeros(d + 2)
-    seed[-1] = -1.0 if direction < 0 else 1.0
+    seed[-1] = float(direction)
     t = _tangent(_residual_and_jacobian(params, z, n_steps, method)[1], seed)
     currents, periods = [float(z[-1])], [float(z[d])]
     h = step
