@@ -249,6 +249,11 @@ def test_spike_functions_refuse_what_would_hide_or_misplace_spikes(fn):
         fn(v.at[1].set(jnp.nan), 0.0, t=t)
     with pytest.raises(ValueError, match=r"`t` \(ms\) must be strictly increasing"):
         fn(v, 0.0, t=t[::-1])
+    # A NaN threshold counted no spike; a missing `t` named a JAX tracer.
+    with pytest.raises(ValueError, match=r"`threshold` \(mV\) must be finite; got nan"):
+        fn(v, float("nan"), t=t)
+    with pytest.raises(TypeError, match=r"or an array of V with `t=` given; got an array"):
+        fn(v, 0.0)
     # Under jit the values are not known: no check, the function still runs.
     assert jnp.shape(jax.jit(lambda x: fn(x, 0.0, t=t))(v)) in ((), (32,))
 
@@ -418,6 +423,8 @@ def test_limit_cycle_of_slow_firing_asks_for_a_longer_warmup():
         lambda p: analysis.limit_cycle(p, 10.0),
         lambda p: analysis.hopf_current(p, (9.0, 10.0)),
         lambda p: analysis.sensitivities(lambda q: q.g_na, p, ("g_na",)),
+        lambda p: analysis.classify_hopf(p, 9.78),
+        lambda p: analysis.hopf_points(p, (0.0, 20.0)),
     ],
 )
 def test_one_cell_functions_name_batched_parameters(call):

@@ -19,6 +19,11 @@ Representation (jit-friendly, fixed shapes): :func:`spike_times` returns the fir
 ``(max_spikes, *batch)``, time first like every trace field. Counts, rates and the
 first spike time do not need a bound on the number of spikes.
 
+Windows (``t_start``, ``t_stop``) take the spikes whose chord (linear) crossing
+time lies in them, whichever interpolation is reported: the cubic time of a spike
+within a small fraction of a step (O(dt²)·v''/v') of a window edge may fall just
+outside the window.
+
 Checks: for concrete inputs (not under ``jit``, ``vmap`` or ``grad`` tracing) every
 function raises ``ValueError`` for NaN or inf in V (it would hide a crossing), a
 time axis that does not increase, and an empty window (``t_start >= t_stop``).
@@ -46,11 +51,8 @@ _NEWTON_STEPS = 4  # refinement of the cubic crossing (quadratic convergence)
 def _time_and_voltage(trace: Any, t: ArrayLike | None) -> tuple[Array, Array]:
     """``(t, v)`` from a trace tuple (fields ``t``, ``v``) or from ``v`` and ``t``."""
     if t is None:
-        if not (hasattr(trace, "t") and hasattr(trace, "v")):
-            raise TypeError(
-                "`trace` must be a trace tuple with fields `t` (ms) and `v` (mV), "
-                f"or an array of V with `t=` given; got {type(trace).__name__}."
-            )
+        if not _is_trace(trace):
+            raise _not_a_trace(trace)
         t, v = trace.t, trace.v
         if v is None:
             raise ValueError(
@@ -67,6 +69,18 @@ def _time_and_voltage(trace: Any, t: ArrayLike | None) -> tuple[Array, Array]:
         )
     v = v.astype(jnp.result_type(float, v))
     return t.astype(v.dtype), v
+
+
+def _is_trace(trace: Any) -> bool:
+    return hasattr(trace, "t") and hasattr(trace, "v")
+
+
+def _not_a_trace(trace: Any) -> TypeError:
+    what = "an array" if isinstance(trace, jax.Array) else type(trace).__name__
+    return TypeError(
+        "`trace` must be a trace tuple with fields `t` (ms) and `v` (mV), "
+        f"or an array of V with `t=` given; got {what}."
+    )
 
 
 def _as_threshold(threshold: ArrayLike, v: Array) -> Array:
@@ -170,13 +184,18 @@ def _in_window(times: Array, t_start: Any, t_stop: Any) -> Array:
     return keep
 
 
-def _check_concrete(trace: Any, t: Any, t_start: Any = None, t_stop: Any = None):
+def _check_concrete(
+    trace: Any, t: Any, t_start: Any = None, t_stop: Any = None, threshold: Any = 0.0
+):
     """Checks that need the values (skipped for tracers, e.g. under ``jit``): a NaN
-    in V would hide a crossing, a time axis that does not increase would give
-    times out of order, and an empty window would count nothing. Malformed input
-    is left to :func:`_time_and_voltage`, which names it."""
-    if t is None and not (hasattr(trace, "t") and hasattr(trace, "v")):
-        return
+    in V or in the threshold would hide a crossing, a time axis that does not
+    increase would give times out of order, and an empty window would count
+    nothing. Other malformed input is left to :func:`_time_and_voltage`, which
+    names it."""
+    if t is None and not _is_trace(trace):
+        raise _not_a_trace(trace)  # here, where its type is not yet a tracer
+    if not is_traced(threshold) and not np.all(np.isfinite(value_range(threshold))):
+        raise ValueError(f"`threshold` (mV) must be finite; got {threshold!r}.")
     times, volts = (trace.t, trace.v) if t is None else (t, trace)
     try:
         times = None if is_traced(times) else np.asarray(times, dtype=float)
@@ -217,8 +236,9 @@ def _checked(jitted: Callable) -> Callable:
     @wraps(jitted)
     def run(trace, threshold=0.0, **options):
         _check_concrete(
-            trace, options.get("t"), options.get("t_start"), options.get("t_stop")
-        )
+            trace, options.get("t"), options.get("t_start"), options.get("t_stop"),
+            threshold,
+        )  # fmt: skip
         return jitted(trace, threshold, **options)
 
     return run
@@ -338,7 +358,7 @@ def soft_spike_count(
         low, _ = value_range(width)
         if not low > 0:  # also NaN; a negative width would count downward crossings
             raise ValueError(f"`width` must be > 0 mV; got {width!r}.")
-    _check_concrete(trace, t)
+    _check_concrete(trace, t, threshold=threshold)
     return _soft_spike_count(trace, threshold, width, t)
 
 
