@@ -39,6 +39,20 @@ def positive_number(value: Any, name: str, unit: str) -> float:
     return number
 
 
+def broadcast_named_shapes(shapes: dict[str, tuple[int, ...]], what: str) -> tuple:
+    """The broadcast of ``{name: shape}``; a ``ValueError`` listing every non-scalar
+    shape by name when they do not broadcast (``what``: the arguments, for the
+    message)."""
+    distinct = set(shapes.values()) - {()}
+    if len(distinct) <= 1:  # the common cases, without NumPy's overhead
+        return distinct.pop() if distinct else ()
+    try:
+        return np.broadcast_shapes(*distinct)
+    except ValueError:
+        listed = ", ".join(f"{k} {s}" for k, s in shapes.items() if s != ())
+        raise ValueError(f"{what} must broadcast together; got {listed}.") from None
+
+
 # (min, max) of the jax.Arrays checked so far, by id. A jax.Array is immutable, so
 # one passed again (a stimulus reused over a parameter sweep, a fixed parameter
 # array) is not scanned again: 0.1-0.2 ms of a 1e5-step single-cell run, 0.1 s

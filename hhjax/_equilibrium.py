@@ -9,7 +9,12 @@ import jax.numpy as jnp
 from jax import lax
 from jax.typing import ArrayLike
 
-from hhjax._checks import check_current, check_params, lists_to_arrays
+from hhjax._checks import (
+    broadcast_named_shapes,
+    check_current,
+    check_params,
+    lists_to_arrays,
+)
 from hhjax._model import model_of
 
 _GRID_POINTS = 801
@@ -130,9 +135,9 @@ def resting_state(
     e_hi = reversals[0]
     for e in reversals[1:]:
         e_lo, e_hi = jnp.minimum(e_lo, e), jnp.maximum(e_hi, e)
-    shape = jnp.broadcast_shapes(
-        jnp.shape(i_ext), *(jnp.shape(leaf) for leaf in jax.tree.leaves(params))
-    )
+    shapes = {"i_ext": jnp.shape(i_ext)}
+    shapes.update({f"params.{k}": jnp.shape(v) for k, v in params._asdict().items()})
+    shape = broadcast_named_shapes(shapes, "The shapes of `i_ext` and the parameters")
     dtype = jnp.result_type(float, i_ext, *jax.tree.leaves(params))
     lo = jnp.broadcast_to(e_lo - 100.0, shape).astype(dtype)
     hi = jnp.broadcast_to(e_hi + 100.0, shape).astype(dtype)

@@ -16,6 +16,7 @@ from jax import Array, lax
 from jax.typing import ArrayLike
 
 from hhjax._checks import (
+    broadcast_named_shapes,
     check_current,
     check_params,
     check_state,
@@ -197,17 +198,10 @@ def _batch_shape(i_ext: Any, params: Any, state0: Any) -> tuple[int, ...]:
     shapes.update({f"params.{k}": _shape(v) for k, v in params._asdict().items()})
     if state0 is not None:
         shapes.update({f"state0.{k}": _shape(v) for k, v in state0._asdict().items()})
-    distinct = set(shapes.values()) - {()}
-    if len(distinct) <= 1:  # the common cases, without NumPy's overhead
-        return distinct.pop() if distinct else ()
-    try:
-        return np.broadcast_shapes(*distinct)
-    except ValueError:
-        listed = ", ".join(f"{k} {s}" for k, s in shapes.items() if s != ())
-        raise ValueError(
-            "The batch shapes of `i_ext` (its trailing axes), the parameters and "
-            f"`state0` must broadcast together; got {listed}."
-        ) from None
+    return broadcast_named_shapes(
+        shapes,
+        "The batch shapes of `i_ext` (its trailing axes), the parameters and `state0`",
+    )
 
 
 # ----------------------------------------------------------------------- the scan
@@ -462,7 +456,8 @@ def simulate(
             pA, unphysical parameters (a negative conductance; ``c_m``, a Q10 or a
             time constant <= 0; a temperature outside (−273.15, 100] °C) or a gate
             of ``state0`` far outside [0, 1].
-        NonFiniteSimulationError: the simulation produced NaN or inf.
+        NonFiniteSimulationError: the simulation produced NaN or inf (also when
+            ``state0`` is ``None`` and the parameters have no resting state).
 
     Warns:
         StepSizeWarning: ``dt`` above the method's stability limit.
@@ -516,11 +511,13 @@ def simulate(
     )
     # np.asarray, not bool(): ~70 us less per call, measured after a 10^5-step run.
     if check_inputs and not is_traced(finite) and not np.asarray(finite):
-        _raise_non_finite(trace, dt, method, i_ext)
+        _raise_non_finite(trace, dt, method, i_ext, at_rest=state0 is None)
     return (trace, final) if return_state else trace
 
 
-def _raise_non_finite(trace: Any, dt: Any, method: str, i_ext: Any) -> None:
+def _raise_non_finite(
+    trace: Any, dt: Any, method: str, i_ext: Any, at_rest: bool
+) -> None:
     # Under jax.grad / jax.jvp (not jit) V and the current are tracers around
     # concrete values; stop_gradient hands back those values.
     v, i_ext = jax.lax.stop_gradient((trace.v, i_ext))
@@ -529,6 +526,13 @@ def _raise_non_finite(trace: Any, dt: Any, method: str, i_ext: Any) -> None:
         bad = ~np.isfinite(np.asarray(v)).reshape(len(trace.t), -1).all(axis=1)
         if bad.any():
             where = f" at t = {float(trace.t[int(np.argmax(bad))]):g} ms"
+        if at_rest and bad[0]:  # the default start, the resting state, is NaN
+            raise NonFiniteSimulationError(
+                "The simulation starts from the resting state (`state0=None`), which "
+                "these parameters (of at least one cell) lack: the net steady-state current "
+                "does not cross zero (e.g. every conductance is 0; see "
+                "hhjax.resting_state). Pass a `state0`."
+            )
     if not is_traced(i_ext):
         current = f" and max |i_ext| = {float(jnp.max(jnp.abs(i_ext))):g} uA/cm^2"
     stable = method in ("exp_euler", "exp_midpoint")

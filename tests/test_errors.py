@@ -314,6 +314,18 @@ def test_divergence_advice_names_another_method():
     assert "'exp_euler' or" not in str(info.value)
 
 
+def test_a_cell_without_a_resting_state_is_named_as_such():
+    # All conductances 0: the rest is NaN, and the run "became non-finite at
+    # t = 0" with advice to reduce dt.
+    none = HHParams(g_na=0.0, g_k=0.0, g_l=0.0)
+    with pytest.raises(hhjax.NonFiniteSimulationError, match=r"which these parameters \(of at least one cell\) lack.*Pass a `state0`"):
+        hhjax.simulate(none, I_OK, 0.025)
+    given = hhjax.simulate(none, I_OK, 0.025, state0=HHState(-65.0, 0.05, 0.6, 0.3))
+    assert np.isfinite(np.asarray(given.v)).all()
+    with pytest.raises(ValueError, match=r"The shapes of `i_ext` and the parameters must broadcast together; got params.g_na \(2,\), params.g_k \(3,\)"):
+        hhjax.resting_state(HHParams(g_na=jnp.ones(2), g_k=jnp.ones(3)))
+
+
 def test_stimulus_builders_reject_bad_input():
     with pytest.raises(ValueError, match=r"not a whole number of steps"):
         stimulus.constant(1.0, 1.01, 0.025)
