@@ -656,6 +656,23 @@ def test_cell_properties_of_18711001(properties):
     )
 
 
+def test_cell_properties_window_must_be_the_step():
+    # A window to a sample of the step's edges gives the detected result; one
+    # that cut into the step or ran past it gave e.g. r_in 3 or 82 MOhm silently.
+    rec = load_abf(DATA / "18711001.abf").select([0, 1, 2])
+    detected = cell_properties(rec)
+    given = cell_properties(rec, window=(23.35, 323.45))
+    assert given.r_in == pytest.approx(detected.r_in, rel=0.01)
+    assert given.c_pf == pytest.approx(detected.c_pf, rel=0.01)
+    for window in [(20.0, 400.0), (23.4, 500.0), (30.0, 300.0)]:
+        with pytest.raises(
+            RecordingError,
+            match=r"18711001.abf: `window` .* ms is not a step of the command "
+            r"current in 3 sweep\(s\).*sweep 0 the command changes at 23.4, 323.4 ms",
+        ):
+            cell_properties(rec, window=window)
+
+
 def test_an_abf_file_becomes_fit_data_with_its_capacitance(properties):
     import fitting
 

@@ -64,8 +64,9 @@ class CellProperties:
         fit_rmse: root-mean-square residual of the fit, mV.
         fit_r2: coefficient of determination of the fit, dimensionless.
         step_pa: mean step current of the sweeps used, pA (negative).
-        window: ``(onset, end)`` of the step, ms from the start of the sweep.
-        fit_window: ``(start, end)`` of the fitted interval, ms.
+        window: ``(onset, end)`` of the step, ms, in the recording's time
+            base (:attr:`Recording.t`).
+        fit_window: ``(start, end)`` of the fitted interval, ms, likewise.
         sweeps: source-file indices of the sweeps used.
         t_fit: times of the fitted samples, ms, shape ``(n,)``.
         v_fit: fitted curve, mV relative to the baseline, shape ``(n,)``.
@@ -173,8 +174,36 @@ def _first_step(i_sweep: np.ndarray, tol: float) -> tuple[int, int, float] | Non
     return onset, stop, float(level - i_sweep[0])
 
 
+def _given_step(i_sweep: np.ndarray, onset: int, stop: int, tol: float) -> bool:
+    """Whether samples ``[onset, stop)`` of a command are one step, or holding: the
+    command constant there and, unless at holding, different two samples before
+    ``onset`` (the step begins at ``onset``, to a sample of rounding). The edge
+    samples may differ (the window's edges rounded to the grid)."""
+    inside = i_sweep[onset:stop]
+    level = float(np.median(inside))
+    if np.any(np.abs(inside[1:-1] - level) > tol):
+        return False  # the command changes inside the window
+    at_holding = abs(level - i_sweep[0]) <= tol
+    return at_holding or abs(i_sweep[max(onset - 2, 0)] - level) > tol
+
+
+def _command_edges(i_sweep: np.ndarray, tol: float, dt: float, t0: float) -> str:
+    """Times (ms, sweep starting at ``t0``) where a command changes, for a message."""
+    edges = t0 + (np.flatnonzero(np.abs(np.diff(i_sweep)) > tol) + 1) * dt
+    shown = ", ".join(f"{t:g}" for t in edges[:6]) + (", ..." if edges.size > 6 else "")
+    return shown or "nowhere"
+
+
 def _choose_step(
-    i: np.ndarray, v: np.ndarray, dt: float, window: tuple | None, n_base: int
+    i: np.ndarray,
+    v: np.ndarray,
+    dt: float,
+    window: tuple | None,
+    n_base: int,
+    *,
+    t0: float = 0.0,
+    where: str = "recording",
+    sweeps: tuple[int, ...] | None = None,
 ) -> tuple[int, int, list[int], float]:
     """The hyperpolarising step: ``(onset, stop, rows, amplitude_pA)``.
 
@@ -182,13 +211,22 @@ def _choose_step(
     hyperpolarising, >= ``_MIN_STEP_MS`` long, with no spike from ``n_base``
     samples before onset to the end. They are grouped by window and amplitude;
     the group with the largest ``count × |amplitude|`` wins (ties: earliest).
+    ``window`` is in ms from the sweep's start (``t0``, ``where``, the source, and
+    ``sweeps``, the file's indices of the rows, only name things in messages).
+
+    Raises:
+        RecordingError: ``window`` is not where the command steps in any sweep.
     """
     tol = _tolerance(i)
     groups: dict[tuple[int, int, int], list[int]] = {}
+    misplaced = []
     for r in range(i.shape[0]):
         if window is not None:
             onset, stop = (round(w / dt) for w in window)
-            amp = float(i[r, onset:stop].mean() - i[r, 0])
+            if not _given_step(i[r], onset, stop, tol):
+                misplaced.append(r)
+                continue
+            amp = float(np.median(i[r, onset:stop]) - i[r, 0])
         else:
             step = _first_step(i[r], tol)
             if step is None:
@@ -198,6 +236,16 @@ def _choose_step(
         quiet = v[r, max(onset - n_base, 0) : stop].max() <= _SPIKE_MV
         if amp < -tol and long_enough and quiet:
             groups.setdefault((onset, stop, round(amp)), []).append(r)
+    if not groups and misplaced:
+        r = misplaced[0]
+        raise RecordingError(
+            f"{where}: `window` {t0 + window[0]:g}..{t0 + window[1]:g} ms is not a "
+            f"step of the command current in {len(misplaced)} sweep(s): it must "
+            "start where the command steps and end before it changes again. In "
+            f"sweep {r if sweeps is None else sweeps[r]} the command changes at "
+            f"{_command_edges(i[r], tol, dt, t0)} ms; or leave `window` out to "
+            "detect the step."
+        )
     if not groups:
         return 0, 0, [], 0.0
     (onset, stop, _), rows = max(
@@ -305,8 +353,9 @@ def cell_properties(
     Args:
         recording: current-clamp sweeps, current in pA (or µA/cm² with ``c_pf``).
         sweeps: source-file indices of the sweeps to consider; default all.
-        window: ``(onset, end)`` of the step, ms; default detected from the
-            command.
+        window: ``(onset, end)`` of the step, ms, in the recording's time base;
+            default detected from the command. The command must step at
+            ``onset`` and stay constant up to ``end`` (to a sample).
         baseline_ms: length of the pre-step baseline, ms.
         skip_ms: time after onset left out of the fit (electrode artefact), ms.
         c_m: specific capacitance, µF/cm², used only to turn a current density
@@ -345,7 +394,9 @@ def cell_properties(
                 f"sweep ({rec.t0:g}..{rec.t[-1] + dt:g} ms)."
             )
         window = (window[0] - rec.t0, window[1] - rec.t0)
-    onset, stop, rows, step_pa = _choose_step(i, rec.v, dt, window, n_base)
+    onset, stop, rows, step_pa = _choose_step(
+        i, rec.v, dt, window, n_base, t0=rec.t0, where=where, sweeps=rec.sweeps
+    )
     if not rows:
         raise RecordingError(
             f"{where}: no hyperpolarising current step (from rest, >= "
