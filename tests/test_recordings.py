@@ -131,6 +131,18 @@ def test_truncated_abf_is_a_clear_error(tmp_path, n_bytes):
         load_abf(bad)
 
 
+@pytest.mark.parametrize("offset, value", [(3605, 46), (3700, 202)])
+def test_a_corrupt_epoch_table_is_a_clear_error(tmp_path, offset, value):
+    # One byte of the protocol's epoch table: pyabf built a command of 7.7e8
+    # samples (6 GB, 30 s) and NumPy failed to fit it into the sweep.
+    raw = bytearray((DATA / "18711001.abf").read_bytes())
+    raw[offset] = value
+    bad = tmp_path / "epochs.abf"
+    bad.write_bytes(bytes(raw))
+    with pytest.raises(RecordingError, match=r"epochs\.abf: corrupt ABF file: sweep 1 cannot be read: its protocol's epochs end at sample \d+, beyond the sweep's 30000 samples"):
+        load_abf(bad)
+
+
 @pytest.mark.parametrize("head", [b"", b"ABF2"])
 def test_random_bytes_abf_is_a_clear_error(tmp_path, head):
     bad = tmp_path / "noise.abf"

@@ -116,6 +116,34 @@ def _command_scale(abf, channel: int, where: str) -> float:
     return _TO_PA[unit]
 
 
+def _sweep(abf, sweep: int, channel: int, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """V and the command of one sweep, in the file's units; a corrupt header
+    (epochs longer than the sweep, pyabf failing) is a :class:`RecordingError`."""
+    corrupt = f"{where}: corrupt ABF file: sweep {sweep} cannot be read"
+    failures = (ValueError, IndexError, TypeError, KeyError, MemoryError)
+    try:
+        abf.setSweep(sweep, channel=channel)
+        ends = list(getattr(abf.sweepEpochs, "p2s", None) or [0])
+    except failures as err:
+        raise RecordingError(f"{corrupt} ({type(err).__name__}: {err}).") from None
+    if max(ends) > 2 * abf.sweepPointCount:  # before pyabf allocates them
+        raise RecordingError(
+            f"{corrupt}: its protocol's epochs end at sample {max(ends)}, beyond "
+            f"the sweep's {abf.sweepPointCount} samples."
+        )
+    try:
+        v = np.asarray(abf.sweepY, dtype=np.float64)
+        command = np.asarray(abf.sweepC, dtype=np.float64)
+    except failures as err:
+        raise RecordingError(f"{corrupt} ({type(err).__name__}: {err}).") from None
+    if command.shape != v.shape or not np.all(np.isfinite(command)):
+        raise RecordingError(
+            f"{where}: the command waveform of sweep {sweep} cannot be rebuilt "
+            "from the protocol (stimulus file missing or unsupported)."
+        )
+    return v, command
+
+
 def load_abf(path: str | os.PathLike, *, channel: int | None = None) -> Recording:
     """Load the current-clamp sweeps of an ABF 1 or ABF 2 file.
 
@@ -153,15 +181,7 @@ def load_abf(path: str | os.PathLike, *, channel: int | None = None) -> Recordin
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for s in range(abf.sweepCount):
-            abf.setSweep(s, channel=ch)
-            v[s] = abf.sweepY
-            command = np.asarray(abf.sweepC, dtype=np.float64)
-            if command.shape != v[s].shape or not np.all(np.isfinite(command)):
-                raise RecordingError(
-                    f"{where}: the command waveform of sweep {s} cannot be rebuilt "
-                    "from the protocol (stimulus file missing or unsupported)."
-                )
-            i[s] = command
+            v[s], i[s] = _sweep(abf, s, ch, where)
     return Recording(
         dt=1000.0 / float(abf.dataRate),
         v=v * v_scale,
