@@ -218,8 +218,9 @@ def test_abf1_unitless_is_refused(tmp_path):
 
 
 # ------------------------------------------------------------------ NWB files
-def _nwb_file(path, series):
-    """Write ``series(electrode) -> [acquisition objects, stimulus objects]``."""
+def _nwb_file(path, series, table=False):
+    """Write ``series(electrode) -> [acquisition objects, stimulus objects]``;
+    with ``table``, pair them in the intracellular-recordings table instead."""
     pynwb = pytest.importorskip("pynwb", reason="pynwb (hhjax[nwb]) not installed")
     nwb = pynwb.NWBFile(
         session_description="test",
@@ -231,10 +232,16 @@ def _nwb_file(path, series):
         name="e0", description="patch", device=device
     )
     acquired, stimuli = series(pynwb.icephys, electrode)
-    for s in acquired:
-        nwb.add_acquisition(s)
-    for s in stimuli:
-        nwb.add_stimulus(s)
+    if table:
+        for response, stimulus in zip(acquired, stimuli, strict=True):
+            nwb.add_intracellular_recording(
+                electrode=electrode, stimulus=stimulus, response=response
+            )
+    else:
+        for s in acquired:
+            nwb.add_acquisition(s)
+        for s in stimuli:
+            nwb.add_stimulus(s)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with pynwb.NWBHDF5IO(str(path), "w") as io:
@@ -306,6 +313,25 @@ def test_nwb_unpaired_sweep_is_refused(tmp_path):
     _nwb_file(path, series)
     with pytest.raises(RecordingError, match="no stimulus with the same sweep_number"):
         load_nwb(path)
+
+
+def test_nwb_pairs_from_the_intracellular_recordings_table(tmp_path):
+    # No sweep numbers: pynwb's add_intracellular_recording pairs the series in a
+    # table (refused before: "no stimulus with the same sweep_number (None)").
+    path = tmp_path / "table.nwb"
+
+    def series(icephys, electrode):
+        made = [
+            _nwb_pair(icephys, electrode, k, None, i_amp=-(k + 1) * 50e-12)
+            for k in range(3)
+        ]
+        return [r for r, _ in made], [st for _, st in made]
+
+    _nwb_file(path, series, table=True)
+    rec = load_nwb(path)
+    assert rec.sweeps == (0, 1, 2)  # the rows, without sweep numbers
+    np.testing.assert_allclose(rec.i[:, 500], [-50.0, -100.0, -150.0])  # pA
+    np.testing.assert_allclose(rec.v, -65.0)  # mV
 
 
 def _nwb_pair(icephys, electrode, name, sweep, i_amp=-100e-12, **kw):

@@ -9,7 +9,11 @@ current, amperes). Values are converted with each series' ``conversion`` and
 Pairing is strict: each sweep number may appear once among the responses and once
 among the stimuli; a file with a single response and a single stimulus needs them
 to have the same sweep number (or none); and a stimulus must start (its
-``starting_time`` or first timestamp) within half a sample of its response.
+``starting_time`` or first timestamp) within half a sample of its response. Where
+sweep numbers do not pair them, the rows of the file's intracellular-recordings
+table (pynwb's ``add_intracellular_recording``) do, each row a whole response and
+its whole stimulus; a row's sweep is the response's ``sweep_number``, or without
+one the row's index.
 """
 
 from __future__ import annotations
@@ -102,10 +106,48 @@ def _pairs(responses: list, stimuli: list, where: str) -> list[tuple]:
         if r.sweep_number is None or int(r.sweep_number) not in by_sweep:
             raise RecordingError(
                 f"{where}: current-clamp series {r.name!r} has no stimulus with the "
-                f"same sweep_number ({r.sweep_number}); cannot tell which current "
-                "was injected."
+                f"same sweep_number ({r.sweep_number}), nor a row of its own in the "
+                "intracellular-recordings table; cannot tell which current was "
+                "injected."
             )
         pairs.append((int(r.sweep_number), r, by_sweep[int(r.sweep_number)]))
+    return sorted(pairs, key=lambda p: p[0])
+
+
+def _table_pairs(nwbfile, where: str) -> list[tuple] | None:
+    """``[(sweep, response, stimulus)]`` from the intracellular-recordings table,
+    for its rows with a current-clamp response; ``None`` when there are none or
+    one of them has no current-clamp stimulus (the table cannot pair them)."""
+    table = getattr(nwbfile, "intracellular_recordings", None)
+    if table is None or len(table) == 0:
+        return None
+    responses = table.category_tables["responses"]["response"]
+    stimuli = table.category_tables["stimuli"]["stimulus"]
+    pairs = []
+    for row in range(len(table)):
+        response, stimulus = responses[row], stimuli[row]
+        if type(response.timeseries).__name__ != "CurrentClampSeries":
+            continue
+        if type(stimulus.timeseries).__name__ != "CurrentClampStimulusSeries":
+            return None
+        for ref in (response, stimulus):
+            if ref.idx_start != 0 or ref.count != len(ref.timeseries.data):
+                raise RecordingError(
+                    f"{where}: row {row} of the intracellular-recordings table "
+                    f"refers to samples {ref.idx_start}..{ref.idx_start + ref.count}"
+                    f" of {ref.timeseries.name!r}; only whole series are supported."
+                )
+        number = response.timeseries.sweep_number
+        pairs.append(
+            (
+                row if number is None else int(number),
+                response.timeseries,
+                stimulus.timeseries,
+            )
+        )
+    sweeps = [p[0] for p in pairs]
+    if not pairs or len(set(sweeps)) != len(sweeps):
+        return None
     return sorted(pairs, key=lambda p: p[0])
 
 
@@ -151,7 +193,12 @@ def load_nwb(path: str | os.PathLike) -> Recording:
                 f"{clamp}. hhjax needs current-clamp sweeps."
             )
         stimuli = _series(nwbfile.stimulus, "CurrentClampStimulusSeries")
-        pairs = _pairs(responses, stimuli, where)
+        try:
+            pairs = _pairs(responses, stimuli, where)
+        except RecordingError:
+            pairs = _table_pairs(nwbfile, where)
+            if pairs is None:
+                raise
         dts = {round(_dt_ms(s, where), 12) for _, r, st in pairs for s in (r, st)}
         if len(dts) != 1:
             raise RecordingError(
