@@ -36,8 +36,9 @@ Deliberate differences from pyHH:
    NaN.
 4. The loop runs as one jitted :func:`hhjax.simulate` call (``lax.scan``), always in
    float64 (a scoped ``jax.enable_x64``, no global switch), not a Python loop.
-   ``Run`` prints nothing; the step-size advice above 0.05 ms is a
-   :class:`hhjax.StepSizeWarning` (pyHH prints a line).
+   ``Run`` prints nothing (pyHH prints "simulating N time points..." and
+   "simulation complete"); its step-size advice above 0.05 ms is a
+   :class:`hhjax.StepSizeWarning`, a ``UserWarning`` as pyHH's.
 5. Inputs are checked: the waveform must be a 1-D finite array in µA/cm² with
    |I| ≤ :data:`hhjax.MAX_PLAUSIBLE_CURRENT`, ``stepSizeMs`` a positive number,
    the parameters finite (conductances ≥ 0, ``Cm`` > 0); a run that becomes NaN or
@@ -46,6 +47,10 @@ Deliberate differences from pyHH:
 6. Only pyHH's current call ``Run(stimulusWaveform, stepSizeMs)`` is offered (the
    older ``Run(stimulusCurrent, durationSec, deltaTms)`` with a scalar current is
    not); ``stepSizeMs`` defaults to 0.01 ms.
+
+pyHH's per-step ``HHModel.iterate(stimulusCurrent, deltaTms)`` is kept for
+closed-loop scripts (each call one compiled step, ~0.1 ms: use ``Run`` for whole
+waveforms), as is the nested name ``HHModel.Gate``.
 
 Additions: :meth:`HHModel.params` and :meth:`HHModel.state` give the cell as
 :class:`hhjax.HHParams` / :class:`hhjax.HHState`, and :meth:`Simulation.trace` the
@@ -118,6 +123,8 @@ class HHModel:
             ``g · gates · (V − E)`` (NaN before the first run).
     """
 
+    Gate = Gate  # pyHH's nested name, HHModel.Gate
+
     def __init__(self, startingVoltage: float = 0.0) -> None:
         """Create a cell at ``startingVoltage`` mV with gates at steady state there.
 
@@ -137,6 +144,23 @@ class HHModel:
             params = self.params()
             state = model_of(params).steady_state(np.float64(self.Vm), params)
             self._set_gates(state, self.Vm, params)
+
+    def iterate(self, stimulusCurrent: float = 0.0, deltaTms: float = 0.05) -> None:
+        """Advance one forward-Euler step under ``stimulusCurrent`` (pyHH API).
+
+        The same step as one sample of :meth:`Simulation.Run`: ``Vm``, the gates,
+        their rates and ``INa``, ``IK``, ``IKleak`` are updated as pyHH's
+        ``iterate`` updates them.
+
+        Args:
+            stimulusCurrent: injected current, µA/cm² (inward, depolarising
+                positive).
+            deltaTms: step, ms.
+
+        Raises:
+            ValueError: as :meth:`Simulation.Run`.
+        """
+        Simulation(self).Run(np.array([stimulusCurrent]), deltaTms)
 
     def params(self) -> HHParams:
         """This cell's parameters as :class:`hhjax.HHParams` (1952 convention).

@@ -131,6 +131,21 @@ def test_recording_semantics():
     assert sim.IKleak[1] == pytest.approx(0.3 * (v1 - 10.6), rel=1e-12)
 
 
+def test_iterate_is_one_sample_of_run():
+    # pyHH's per-step method, for closed-loop scripts.
+    stim = np.array([0.0, 20.0, 20.0, -5.0])
+    whole, stepped = pyhh.HHModel(), pyhh.HHModel()
+    sim = _run(whole, stim)
+    for k, current in enumerate(stim):
+        stepped.iterate(current, 0.01)
+        assert stepped.Vm == sim.Vm[k] and stepped.INa == sim.INa[k]
+        assert (stepped.m.state, stepped.h.state, stepped.n.state) == (
+            sim.StateM[k], sim.StateH[k], sim.StateN[k]
+        )
+    assert (stepped.m.alpha, stepped.n.beta) == (whole.m.alpha, whole.n.beta)
+    assert pyhh.HHModel.Gate is pyhh.Gate
+
+
 @pytest.mark.parametrize("demo", ["readme", "default"])
 def test_demo_matches_independent_euler(demo):
     if demo == "readme":
