@@ -29,7 +29,7 @@ def positive_number(value: Any, name: str, unit: str) -> float:
     """``value`` as a float, if it is one real, finite number > 0 (in ``unit``);
     else a ``ValueError`` naming ``name``."""
     try:
-        number = float(value)
+        number = math.nan if isinstance(value, (str, bytes)) else float(value)
     except (TypeError, ValueError):
         number = math.nan
     if isinstance(value, bool) or np.ndim(value) != 0 or not 0.0 < number < math.inf:

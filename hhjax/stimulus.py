@@ -22,7 +22,7 @@ import numpy as np
 from jax import Array
 from jax.typing import ArrayLike
 
-from hhjax._checks import is_integer, is_traced
+from hhjax._checks import is_integer, is_traced, positive_number
 
 __all__ = [
     "constant",
@@ -40,10 +40,8 @@ __all__ = [
 
 def n_steps(duration: float, dt: float) -> int:
     """Number of steps of ``dt`` ms in ``duration`` ms (must be a whole number)."""
-    if not (math.isfinite(dt) and dt > 0):
-        raise ValueError(f"`dt` must be a positive step in ms; got {dt}.")
-    if not (math.isfinite(duration) and duration > 0):
-        raise ValueError(f"`duration` must be a positive time in ms; got {duration}.")
+    dt = positive_number(dt, "dt", "ms")
+    duration = positive_number(duration, "duration", "ms")
     n = round(duration / dt)
     if n < 1 or abs(n * dt - duration) > 1e-6 * max(1.0, duration):
         raise ValueError(
@@ -109,10 +107,7 @@ def _mix(*terms: tuple[ArrayLike, Array]) -> Array:
     whose shapes broadcast to the batch shape; returns ``(n_steps, *batch)``.
     Concrete amplitudes must be finite (``ValueError``)."""
     for amplitude, _ in terms:
-        if not is_traced(amplitude) and not np.all(np.isfinite(amplitude)):
-            raise ValueError(
-                f"Current amplitudes must be finite (µA/cm²); got {amplitude}."
-            )
+        _check_finite(amplitude, "Current amplitudes", "µA/cm²")
     batch = jnp.broadcast_shapes(*(jnp.shape(a) for a, _ in terms))
     total = jnp.zeros(terms[0][1].shape + batch)
     for amplitude, wave in terms:
@@ -277,8 +272,7 @@ def from_array(values: ArrayLike) -> Array:
     arr = jnp.asarray(values, dtype=jnp.result_type(float))
     if arr.ndim < 1 or arr.shape[0] < 1:
         raise ValueError(f"A current waveform must be (time, *batch); got {arr.shape}.")
-    if not is_traced(arr) and not bool(jnp.all(jnp.isfinite(arr))):
-        raise ValueError("The current waveform contains NaN or inf.")
+    _check_finite(arr, "The current waveform", "µA/cm²")
     return arr
 
 
@@ -309,6 +303,7 @@ def resample(
             ``t`` to simulate past its end) or not a whole number of steps.
     """
     values = jnp.asarray(values, dtype=jnp.result_type(float))
+    _check_finite(values, "`values`", "µA/cm²")
     if is_traced(t):
         raise ValueError(
             "`t` (sample times, ms) must be concrete, not traced by jit/vmap/grad: "
@@ -366,6 +361,19 @@ def _hold_tolerance(t: np.ndarray, eps: float, dt: float) -> float:
     return min(1e-3 * spacing + _rounding(t, eps), 0.5 * spacing)
 
 
+def _check_finite(value: ArrayLike, what: str, unit: str) -> None:
+    """Require every element of a concrete ``value`` finite (``what`` in ``unit``);
+    the error names the first that is not."""
+    if is_traced(value):
+        return
+    values = np.asarray(value)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        first = np.unravel_index(np.argmax(bad), values.shape)
+        where = f"entry {first if values.ndim > 1 else first[0]} is" if first else "got"
+        raise ValueError(f"{what} must be finite ({unit}); {where} {values[first]}.")
+
+
 def _check_positive(value: Array, what: str, unit: str) -> None:
     """Require every element of a concrete ``value`` finite and > 0 ``unit``."""
     if not is_traced(value) and not bool(jnp.all(jnp.isfinite(value) & (value > 0))):
@@ -395,6 +403,7 @@ def pa_to_density(i_pa: ArrayLike, c_pf: ArrayLike, c_m: ArrayLike = 1.0) -> Arr
             shapes that do not broadcast.
     """
     i_pa = jnp.asarray(i_pa, dtype=jnp.result_type(float))
+    _check_finite(i_pa, "`i_pa`", "pA")
     c_pf, c_m = jnp.asarray(c_pf), jnp.asarray(c_m)
     _check_positive(c_pf, "Cell capacitance `c_pf`", "pF")
     _check_positive(c_m, "Specific membrane capacitance `c_m`", "µF/cm²")

@@ -679,6 +679,19 @@ def test_fit_exponential_exact():
     assert fit["r2"] == pytest.approx(1.0)
 
 
+def test_fit_exponential_says_when_the_data_do_not_determine_tau():
+    # tau 5000 ms over 10 ms of data came back as 199 ms (the search's end),
+    # with a finite standard error.
+    t = np.linspace(0.0, 10.0, 200)
+    with pytest.warns(RuntimeWarning, match=r"at the end of the searched range"):
+        fit = fit_exponential(t, 1.0 - np.exp(-t / 5000.0))
+    assert fit["tau_se"] == np.inf
+    with pytest.raises(ValueError, match=r"must be finite"):
+        fit_exponential(t, np.where(t > 5.0, np.nan, t))
+    with pytest.raises(ValueError, match=r"one length >= 4; got shapes \(3,\)"):
+        fit_exponential(t[:3], t[:3])
+
+
 @pytest.fixture(scope="module")
 def properties():
     return {name: cell_properties(load_abf(DATA / name)) for name in FILES}

@@ -24,6 +24,7 @@ Voltages in mV, currents in pA, times in ms, resistances in MΩ, capacitance in 
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -278,13 +279,31 @@ def fit_exponential(t: np.ndarray, y: np.ndarray) -> dict[str, float]:
     Returns:
         ``{"tau", "tau_se", "c", "a", "rmse", "r2"}``: tau and its standard error in
         ms, ``c`` and ``a`` and ``rmse`` in the unit of ``y``, ``r2`` unitless.
+        ``tau`` is searched in [0.001, 20] × the span of ``t``; a best fit at
+        either end (the data do not determine it: no curvature, or a decay much
+        slower or faster than the span) gives that end with ``tau_se`` = inf and a
+        ``RuntimeWarning``.
+
+    Raises:
+        ValueError: ``t`` and ``y`` not 1-D of one length ``n >= 4``, not finite, or
+            ``t`` not increasing.
     """
     t = np.asarray(t, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
-    span = max(float(t[-1] - t[0]), 1e-9)
+    if t.ndim != 1 or t.shape != y.shape or t.size < 4:
+        raise ValueError(
+            f"`t` (ms) and `y` must be 1-D of one length >= 4; got shapes {t.shape} "
+            f"and {y.shape}."
+        )
+    if not (np.all(np.isfinite(t)) and np.all(np.isfinite(y))):
+        raise ValueError("`t` (ms) and `y` must be finite (no NaN or inf).")
+    if not np.all(np.diff(t) > 0):
+        raise ValueError("`t` (ms) must be strictly increasing.")
+    span = float(t[-1] - t[0])
     logs = np.linspace(np.log(span * 1e-3), np.log(span * 20.0), 120)
     sse = [_linear_fit(t, y, np.exp(x))[0] for x in logs]
-    k = int(np.clip(np.argmin(sse), 1, len(logs) - 2))
+    best = int(np.argmin(sse))
+    k = int(np.clip(best, 1, len(logs) - 2))
     lo, hi = logs[k - 1], logs[k + 1]
     golden = (np.sqrt(5.0) - 1.0) / 2.0
     for _ in range(60):
@@ -295,6 +314,16 @@ def fit_exponential(t: np.ndarray, y: np.ndarray) -> dict[str, float]:
         else:
             lo = a
     tau = float(np.exp(0.5 * (lo + hi)))
+    at_edge = best in (0, len(logs) - 1)
+    if at_edge:  # the search cannot leave its range: say so
+        tau = float(np.exp(logs[best]))
+        warnings.warn(
+            f"fit_exponential: the best tau lies at the end of the searched range "
+            f"({tau:.3g} ms for data spanning {span:.3g} ms): the data do not "
+            "determine it; tau_se is inf.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     sse_min, c, amp = _linear_fit(t, y, tau)
     e = np.exp(-t / tau)
     jac = np.stack([np.ones_like(t), e, amp * t / tau**2 * e], axis=1)
@@ -303,6 +332,8 @@ def fit_exponential(t: np.ndarray, y: np.ndarray) -> dict[str, float]:
         cov = np.linalg.inv(jac.T @ jac) * (sse_min / dof)
         tau_se = float(np.sqrt(max(cov[2, 2], 0.0)))
     except np.linalg.LinAlgError:
+        tau_se = float("inf")
+    if at_edge:
         tau_se = float("inf")
     total = float(np.sum((y - y.mean()) ** 2))
     return {
