@@ -469,6 +469,13 @@ def read_csv_table(path: str | os.PathLike) -> tuple[list[str], np.ndarray]:
 def _raise_bad_row(path: Path, lines: list[str], n_columns: int) -> None:
     """Raise a ``ValueError`` naming the first data line of a CSV that is not
     ``n_columns`` numbers."""
+    other = [d for d in ";\t" if d in lines[0] or d in lines[1]]
+    hint = (
+        f" (the file looks separated by {other[0]!r}: values must be separated "
+        "by commas)"
+        if other
+        else ""
+    )
     for number, line in enumerate(lines[1:], start=2):
         if not line.strip():
             continue
@@ -476,13 +483,13 @@ def _raise_bad_row(path: Path, lines: list[str], n_columns: int) -> None:
         if len(row) != n_columns:
             raise ValueError(
                 f"{path}: line {number} has {len(row)} values; the header has "
-                f"{n_columns} columns."
+                f"{n_columns} columns{hint}."
             )
         try:
             [float(x) for x in row]
         except ValueError as err:
             raise ValueError(
-                f"{path}: line {number}: non-numeric value ({err})."
+                f"{path}: line {number}: non-numeric value ({err}){hint}."
             ) from None
     raise ValueError(f"{path}: not a CSV table of numbers.")
 

@@ -158,6 +158,10 @@ def test_missing_file_and_unknown_extension(tmp_path):
     odd.write_text("1")
     with pytest.raises(RecordingError, match=r"unsupported file type '\.dat'.*\.abf"):
         load_recording(odd)
+    with pytest.raises(TypeError, match=r"`path` must be a file path.*got NoneType"):
+        load_recording(None)
+    with pytest.raises(RecordingError, match=r"`v` must be .*sweeps of different"):
+        Recording(v=[[1.0, 2.0], [1.0]], i=[[0.0, 0.0], [0.0]], dt=0.1, i_unit="pA")
 
 
 def test_missing_pyabf_names_the_extra(monkeypatch):
@@ -332,6 +336,22 @@ def test_nwb_pairs_from_the_intracellular_recordings_table(tmp_path):
     assert rec.sweeps == (0, 1, 2)  # the rows, without sweep numbers
     np.testing.assert_allclose(rec.i[:, 500], [-50.0, -100.0, -150.0])  # pA
     np.testing.assert_allclose(rec.v, -65.0)  # mV
+
+
+def test_nwb_stimulus_shorter_than_its_response_is_named(tmp_path):
+    path = tmp_path / "short.nwb"
+
+    def series(icephys, electrode):
+        response, stimulus = _nwb_pair(icephys, electrode, 0, 4)
+        short = icephys.CurrentClampStimulusSeries(
+            name="s0", data=np.asarray(stimulus.data)[:-10], rate=20000.0,
+            electrode=electrode, gain=1.0, sweep_number=4,
+        )  # fmt: skip
+        return [response], [short]
+
+    _nwb_file(path, series)
+    with pytest.raises(RecordingError, match=r"sweep 4: the stimulus 's0' has 990 samples but the response 'r0' has 1000"):
+        load_nwb(path)
 
 
 def _nwb_pair(icephys, electrode, name, sweep, i_amp=-100e-12, **kw):
@@ -597,6 +617,9 @@ def test_csv_ragged_row_names_the_line(tmp_path):
         load_csv(path)
     path.write_text("t_ms,v_mV,i_uA_per_cm2\n0,-65,0\n0.1,-65,0\n0.2,x,0\n")
     with pytest.raises(RecordingError, match=r"ragged\.csv: line 4: non-numeric"):
+        load_csv(path)
+    path.write_text("t_ms;v_mV;i_uA_per_cm2\n0;-65;0\n0.1;-65;0\n")  # a European CSV
+    with pytest.raises(RecordingError, match=r"looks separated by ';': values must"):
         load_csv(path)
 
 

@@ -215,6 +215,13 @@ def load_nwb(path: str | os.PathLike) -> Recording:
                 )
         v = [_values(r, 1e3) for _, r, _ in pairs]
         i = [_values(st, 1e12) for _, _, st in pairs]
+        for (sweep, r, st), v_k, i_k in zip(pairs, v, i, strict=True):
+            if v_k.shape != i_k.shape:
+                raise RecordingError(
+                    f"{where}: sweep {sweep}: the stimulus {st.name!r} has "
+                    f"{i_k.size} samples but the response {r.name!r} has {v_k.size}; "
+                    "they must cover the same samples."
+                )
     lengths = {x.shape for x in v + i}
     if len(lengths) != 1:
         raise RecordingError(

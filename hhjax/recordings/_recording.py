@@ -56,7 +56,13 @@ def sweep_array(x, name: str, unit: str, where: str = "") -> np.ndarray:
             real numbers (text, bool, complex, objects), is not 1-D or 2-D with
             >= 1 sweep and >= 2 samples, or holds NaN/inf.
     """
-    x = np.asarray(x)
+    try:
+        x = np.asarray(x)
+    except ValueError:  # ragged nested lists
+        raise RecordingError(
+            f"{where}`{name}` must be (time,) or (sweep, time) real numbers "
+            f"({unit}); got sweeps of different lengths."
+        ) from None
     if x.dtype.kind not in "iuf":
         raise RecordingError(
             f"{where}`{name}` must be real numbers ({unit}); got dtype {x.dtype}."

@@ -261,6 +261,11 @@ def load_recording(path: str | os.PathLike) -> Recording:
         RecordingError: unsupported extension, or the loader's own errors.
         ImportError: the optional package for ``.abf`` / ``.nwb`` is missing.
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(
+            f"`path` must be a file path (str or os.PathLike); got "
+            f"{type(path).__name__}."
+        )
     suffix = Path(path).suffix.lower()
     loaders = {".npz": load_npz, ".csv": load_csv, ".abf": load_abf, ".nwb": load_nwb}
     if suffix not in loaders:
