@@ -694,6 +694,16 @@ def test_cell_properties_recover_an_rc_cell():
     assert props.area_cm2() == pytest.approx(props.c_pf * 1e-6)
 
 
+def test_cell_properties_pass_over_a_test_pulse():
+    # A 5 ms test pulse before the step made "no hyperpolarising current step".
+    rec = _rc_recording()
+    pulse = (rec.t >= 10.0) & (rec.t < 15.0)
+    with_pulse = rec.replace(i=np.where(pulse, -50.0, rec.i))
+    got, expected = cell_properties(with_pulse), cell_properties(rec)
+    for field in ("r_in", "tau", "c_pf", "r_series", "window", "step_pa"):
+        assert getattr(got, field) == pytest.approx(getattr(expected, field))
+
+
 def test_fit_exponential_exact():
     t = np.linspace(0.0, 60.0, 400)
     fit = fit_exponential(t, 3.0 - 7.0 * np.exp(-t / 12.5))

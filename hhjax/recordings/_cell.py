@@ -164,15 +164,31 @@ def _first_change(i_sweep: np.ndarray, tol: float) -> int:
     return int(np.argmax(moved)) if moved.any() else i_sweep.size
 
 
-def _first_step(i_sweep: np.ndarray, tol: float) -> tuple[int, int, float] | None:
-    """``(onset, stop, amplitude)`` of the first epoch off holding, or None."""
+def _hyperpolarising_step(
+    i_sweep: np.ndarray, tol: float, min_samples: int, n_base: int
+) -> tuple[int, int, float] | None:
+    """``(onset, stop, amplitude)`` of the first epoch of the command that lasts
+    >= ``min_samples``, if it is below holding and follows >= ``n_base`` samples
+    at holding; or None. Shorter epochs before it (e.g. a test pulse) are passed
+    over; a long step of another kind ends the search (a hyperpolarising step
+    after it does not start from rest)."""
+    holding = i_sweep[0]
     onset = _first_change(i_sweep, tol)
-    if onset >= i_sweep.size - 1:
-        return None
-    level = i_sweep[onset]
-    after = np.abs(i_sweep[onset:] - level) > tol
-    stop = onset + (int(np.argmax(after)) if after.any() else after.size)
-    return onset, stop, float(level - i_sweep[0])
+    while onset < i_sweep.size - 1:
+        level = i_sweep[onset]
+        after = np.abs(i_sweep[onset:] - level) > tol
+        stop = onset + (int(np.argmax(after)) if after.any() else after.size)
+        before = i_sweep[max(onset - n_base, 0) : onset]
+        from_holding = np.all(np.abs(before - holding) <= tol)
+        if stop - onset >= min_samples and abs(level - holding) > tol:
+            below = level - holding < -tol
+            return (
+                (onset, stop, float(level - holding))
+                if below and from_holding
+                else None
+            )
+        onset = stop
+    return None
 
 
 def _given_step(i_sweep: np.ndarray, onset: int, stop: int, tol: float) -> bool:
@@ -208,9 +224,10 @@ def _choose_step(
 ) -> tuple[int, int, list[int], float]:
     """The hyperpolarising step: ``(onset, stop, rows, amplitude_pA)``.
 
-    Candidates are each sweep's first epoch off holding (or the given window),
-    hyperpolarising, >= ``_MIN_STEP_MS`` long, with no spike from ``n_base``
-    samples before onset to the end. They are grouped by window and amplitude;
+    Candidates are each sweep's first epoch >= ``_MIN_STEP_MS`` long (shorter ones,
+    e.g. a test pulse, passed over) if it is hyperpolarising and follows
+    ``n_base`` samples at holding (or the given window), with no spike from
+    ``n_base`` samples before onset to the end. They are grouped by window and amplitude;
     the group with the largest ``count × |amplitude|`` wins (ties: earliest).
     ``window`` is in ms from the sweep's start (``t0``, ``where``, the source, and
     ``sweeps``, the file's indices of the rows, only name things in messages).
@@ -229,7 +246,7 @@ def _choose_step(
                 continue
             amp = float(np.median(i[r, onset:stop]) - i[r, 0])
         else:
-            step = _first_step(i[r], tol)
+            step = _hyperpolarising_step(i[r], tol, _samples(_MIN_STEP_MS, dt), n_base)
             if step is None:
                 continue
             onset, stop, amp = step
@@ -370,9 +387,11 @@ def cell_properties(
 ) -> CellProperties:
     """Resting potential, input resistance, time constant and capacitance.
 
-    The hyperpolarising step is the first epoch of a sweep whose command drops
-    below the holding level (so it starts from rest), at least 20 ms long, with no
-    spike (V > −20 mV) from ``baseline_ms`` before it to its end. Such steps are
+    The hyperpolarising step is the first epoch of a sweep at least 20 ms long
+    (shorter ones before it, e.g. a test pulse, are passed over) if its command is
+    below the holding level and follows ``baseline_ms`` at holding (so it starts
+    from rest), with no spike (V > −20 mV) from ``baseline_ms`` before it to its
+    end. Such steps are
     grouped by window and amplitude, and the group with the largest
     ``count × |amplitude|`` is used (e.g. 23.4–323.4 ms, −100 pA, all 30 sweeps of
     ``18711001.abf``; in the dual-step files, the first sweep's −100 pA step at
