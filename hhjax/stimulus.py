@@ -361,6 +361,22 @@ def _hold_tolerance(t: np.ndarray, eps: float, dt: float) -> float:
     return min(1e-3 * spacing + _rounding(t, eps), 0.5 * spacing)
 
 
+def _real_array(value: ArrayLike, what: str, unit: str) -> Array:
+    """``value`` as an array; a ``ValueError`` naming ``what`` for text, ``None``
+    or other values that are not real numbers."""
+    try:
+        array = jnp.asarray(value)
+    except (TypeError, ValueError):
+        array = None
+    if (
+        array is None
+        or not jnp.issubdtype(array.dtype, jnp.number)
+        or jnp.iscomplexobj(array)
+    ):
+        raise ValueError(f"{what} must be real numbers ({unit}); got {value!r}.")
+    return array
+
+
 def _check_finite(value: ArrayLike, what: str, unit: str) -> None:
     """Require every element of a concrete ``value`` finite (``what`` in ``unit``);
     the error names the first that is not."""
@@ -402,9 +418,10 @@ def pa_to_density(i_pa: ArrayLike, c_pf: ArrayLike, c_m: ArrayLike = 1.0) -> Arr
         ValueError: ``c_pf`` or ``c_m`` not finite and > 0 (when concrete), or
             shapes that do not broadcast.
     """
-    i_pa = jnp.asarray(i_pa, dtype=jnp.result_type(float))
+    i_pa = _real_array(i_pa, "`i_pa`", "pA").astype(jnp.result_type(float))
     _check_finite(i_pa, "`i_pa`", "pA")
-    c_pf, c_m = jnp.asarray(c_pf), jnp.asarray(c_m)
+    c_pf = _real_array(c_pf, "`c_pf`", "pF")
+    c_m = _real_array(c_m, "`c_m`", "µF/cm²")
     _check_positive(c_pf, "Cell capacitance `c_pf`", "pF")
     _check_positive(c_m, "Specific membrane capacitance `c_m`", "µF/cm²")
     try:
