@@ -99,6 +99,7 @@ def _stage_types(dtype: str, n_stages: int) -> list:
 def _settings(
     space: ParamSpace,
     loss: Loss,
+    optimizer: Any,
     plans,
     modes,
     n_starts,
@@ -122,6 +123,9 @@ def _settings(
             if k not in space.free
         },
         "loss": loss.settings(),
+        # The name asked for ("adam", "lbfgs", ...): a built-in's optax type is
+        # the same for all of them (custom ones are told apart by their probes).
+        "optimizer_name": optimizer if isinstance(optimizer, str) else "optax",
         "optimizer": [
             {
                 "kind": kind,
@@ -566,8 +570,8 @@ def _fit(
         n_starts = len(starts)
         _check_mesh(mesh, n_starts)
         settings = _settings(
-            space, loss_obj, plans, modes, n_starts, init_text, spread, seed,
-            tolerance, method, dtype,
+            space, loss_obj, optimizer, plans, modes, n_starts, init_text, spread,
+            seed, tolerance, method, dtype,
         )  # fmt: skip
         fingerprint = _fingerprint(settings, data, starts)
         # A custom optimizer or loss is named by its type/function name only: the

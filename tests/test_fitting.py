@@ -582,6 +582,21 @@ def test_checkpoint_of_another_custom_optimizer_or_loss_is_refused(noisy, tmp_pa
     assert resumed.resumed_at == 10
 
 
+def test_checkpoint_of_a_finished_fit_with_another_built_in_optimizer_is_refused(
+    noisy, tmp_path
+):
+    # "adam" and "lbfgs" are both optax objects of one type: a finished Adam
+    # checkpoint was returned as the L-BFGS fit.
+    kw = {
+        "loss": "mse", "n_starts": 1, "max_iterations": 3, "progress": False,
+        "uncertainty": False, "checkpoint": tmp_path / "fit.npz",
+    }  # fmt: skip
+    data = _head(noisy, 201)
+    fitting.fit(data, ["g_l", "e_l"], optimizer="adam", **kw)
+    with pytest.raises(ValueError, match="different fit"):
+        fitting.fit(data, ["g_l", "e_l"], optimizer="lbfgs", **kw)
+
+
 def test_custom_loss_settings_name_no_memory_address():
     # A repr holds an address that differs in every process: a checkpointed fit
     # with such a loss could never resume.
