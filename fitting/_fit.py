@@ -207,6 +207,23 @@ def _starts(space, init, n_starts, seed, spread, run_regression):
     )
 
 
+def _warn_unmoved(plans, starts: np.ndarray, final_values: np.ndarray) -> None:
+    """Warn when an optax fit ends starts where they began: no step of theirs ever
+    lowered the loss (the best point is kept), typically a step too large."""
+    if not any(kind == "optax" for kind, _, _ in plans):
+        return
+    unmoved = np.all(np.isclose(final_values, starts, rtol=1e-9, atol=0), axis=1)
+    if unmoved.any():
+        warnings.warn(
+            f"{int(unmoved.sum())} of {len(starts)} starts ended at their starting "
+            "values: no step lowered their loss (the optimizer's steps are probably "
+            "too large for this problem). Pass a smaller step, e.g. "
+            "optimizer=optax.adam(1e-3), or optimizer='lm' for a residual loss.",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+
+
 def _check_finite_init(space: ParamSpace, values: np.ndarray) -> None:
     """Refuse non-finite starting values (they would silently give failed starts);
     warn about values outside the bounds (the starts are moved inside them)."""
@@ -692,6 +709,7 @@ def _fit(
             )
         best = int(np.argmin(losses))
         final_values = space.values_np(z)
+        _warn_unmoved(plans, starts, final_values)
         best_values = final_values[best]
         best_params = space.base._replace(
             **{f: float(v) for f, v in zip(space.free, best_values, strict=True)}

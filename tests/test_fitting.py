@@ -597,6 +597,19 @@ def test_checkpoint_of_a_finished_fit_with_another_built_in_optimizer_is_refused
         fitting.fit(data, ["g_l", "e_l"], optimizer="lbfgs", **kw)
 
 
+def test_starts_that_never_moved_are_reported(noisy):
+    # The default Adam's first step (0.05 in z) overshoots from a start near the
+    # optimum, and the loss never comes back below the start's: the fit returned
+    # the start as its result without a word.
+    data = _head(noisy, 1201)
+    with pytest.warns(RuntimeWarning, match=r"1 of 1 starts ended at their starting values"):
+        result = fitting.fit(
+            data, ["g_na", "g_k"], loss="mse", optimizer="adam", init=[[118.0, 35.5]],
+            max_iterations=20, progress=False, uncertainty=False,
+        )  # fmt: skip
+    np.testing.assert_allclose(result.final_values, [[118.0, 35.5]], rtol=1e-9)
+
+
 def test_custom_loss_settings_name_no_memory_address():
     # A repr holds an address that differs in every process: a checkpointed fit
     # with such a loss could never resume.
