@@ -34,6 +34,7 @@ from fitting._losses import CustomLoss as CustomLoss
 from fitting._losses import EquationError as EquationError
 from fitting._losses import Loss as Loss
 from fitting._losses import Shooting as Shooting
+from fitting._losses import Stage as Stage
 from fitting._losses import TraceMSE as TraceMSE
 from fitting._losses import gates_from_voltage as gates_from_voltage
 from fitting._metrics import metrics as metrics
@@ -64,6 +65,7 @@ __all__ = [
     "ParamSpace",
     "RecordingError",
     "Shooting",
+    "Stage",
     "TraceMSE",
     "Uncertainty",
     "default_bounds",

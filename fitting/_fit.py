@@ -256,9 +256,12 @@ _PROBE_RTOL = 1e-8
 
 def _opaque_loss(loss: Loss) -> bool:
     """Whether ``loss.settings()`` may miss what the loss computes: it holds a
-    function (described by its name only, the same for every lambda) or is not a
-    dataclass (no fields to describe)."""
+    function (described by its name only, the same for every lambda), is not a
+    dataclass (no fields to describe) or is a user's own class (whose code may
+    change between two runs of a checkpointed fit, its name and fields not)."""
     if not dataclasses.is_dataclass(loss):
+        return True
+    if not type(loss).__module__.startswith("fitting."):
         return True
     return any(callable(getattr(loss, f.name)) for f in dataclasses.fields(loss))
 

@@ -41,7 +41,12 @@ _CACHE_LOCK = threading.Lock()
 
 def compile_key(loss, data, method, space, modes, n_starts, dtype, mesh):
     """Key of the compiled-stage cache: everything that shapes the program;
-    ``None`` (no caching) when a part of it cannot be hashed."""
+    ``None`` (no caching) when a part of it cannot be hashed, or for a loss that
+    is not a frozen dataclass (its hash is its identity, which stays the same when
+    its attributes change: a cached program would compute the old loss)."""
+    params = getattr(type(loss), "__dataclass_params__", None)
+    if params is None or not params.frozen:
+        return None
     key = (
         loss,
         data.n_samples,

@@ -8,6 +8,7 @@ problems of issue 4 are in ``test_fitting_slow.py``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import warnings
 
@@ -608,6 +609,53 @@ def test_starts_that_never_moved_are_reported(noisy):
             max_iterations=20, progress=False, uncertainty=False,
         )  # fmt: skip
     np.testing.assert_allclose(result.final_values, [[118.0, 35.5]], rtol=1e-9)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Shifted(fitting.Loss):
+    """The residual loss of docs/fitting.md: V shifted by `shift` mV."""
+
+    shift: float = 0.0  # mV
+    name: str = "shifted"
+
+    def stages(self, n_samples, n_sweeps, dt, method):
+        def residuals(params, delta, data):
+            rest = hhjax.resting_state(params, data.i[0])
+            v = hhjax.simulate(
+                params, data.i, dt, state0=rest, method=method, check_inputs=False
+            ).v
+            return jnp.sqrt(data.w) * (v - data.v - self.shift), None, jnp.sum(data.w)
+
+        return (fitting.Stage("shifted", residuals, None, None),)
+
+
+class _MutableShift(fitting.Loss):
+    """The same as a plain class, whose attribute a user may change."""
+
+    name = "mutable"
+
+    def __init__(self, shift):
+        self.shift = shift
+
+    def stages(self, n_samples, n_sweeps, dt, method):
+        return _Shifted(self.shift).stages(n_samples, n_sweeps, dt, method)
+
+
+def test_a_residual_loss_of_ones_own(noisy):
+    # The docs' example fits by Levenberg-Marquardt with standard errors; a plain
+    # class changed between two fits is not served the first one's compiled
+    # program (its hash is its identity).
+    data = _head(noisy, 401)
+    kw = {"init": [[110.0, 33.0]], "max_iterations": 5, "progress": False}
+    shifted = fitting.fit(data, ["g_na", "g_k"], loss=_Shifted(0.0), **kw)
+    assert shifted.uncertainty is not None and shifted.loss < 1.0
+    kw["uncertainty"] = False
+    loss = _MutableShift(0.0)
+    first = fitting.fit(data, ["g_na", "g_k"], loss=loss, **kw).loss
+    loss.shift = 10.0
+    second = fitting.fit(data, ["g_na", "g_k"], loss=loss, **kw).loss
+    assert first == pytest.approx(shifted.loss, rel=1e-9)
+    assert second > 50.0  # about (10 mV)^2
 
 
 def test_custom_loss_settings_name_no_memory_address():
