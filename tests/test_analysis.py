@@ -252,7 +252,9 @@ def test_spike_functions_refuse_what_would_hide_or_misplace_spikes(fn):
     # A NaN threshold counted no spike; a missing `t` named a JAX tracer.
     with pytest.raises(ValueError, match=r"`threshold` \(mV\) must be finite; got nan"):
         fn(v, float("nan"), t=t)
-    with pytest.raises(TypeError, match=r"or an array of V with `t=` given; got an array"):
+    with pytest.raises(
+        TypeError, match=r"or an array of V with `t=` given; got an array"
+    ):
         fn(v, 0.0)
     # Under jit the values are not known: no check, the function still runs.
     assert jnp.shape(jax.jit(lambda x: fn(x, 0.0, t=t))(v)) in ((), (32,))

@@ -603,7 +603,9 @@ def test_starts_that_never_moved_are_reported(noisy):
     # optimum, and the loss never comes back below the start's: the fit returned
     # the start as its result without a word.
     data = _head(noisy, 1201)
-    with pytest.warns(RuntimeWarning, match=r"1 of 1 starts ended at their starting values"):
+    with pytest.warns(
+        RuntimeWarning, match=r"1 of 1 starts ended at their starting values"
+    ):
         result = fitting.fit(
             data, ["g_na", "g_k"], loss="mse", optimizer="adam", init=[[118.0, 35.5]],
             max_iterations=20, progress=False, uncertainty=False,

@@ -140,7 +140,9 @@ def test_iterate_is_one_sample_of_run():
         stepped.iterate(current, 0.01)
         assert stepped.Vm == sim.Vm[k] and stepped.INa == sim.INa[k]
         assert (stepped.m.state, stepped.h.state, stepped.n.state) == (
-            sim.StateM[k], sim.StateH[k], sim.StateN[k]
+            sim.StateM[k],
+            sim.StateH[k],
+            sim.StateN[k],
         )
     assert (stepped.m.alpha, stepped.n.beta) == (whole.m.alpha, whole.n.beta)
     assert pyhh.HHModel.Gate is pyhh.Gate

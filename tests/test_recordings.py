@@ -139,7 +139,10 @@ def test_a_corrupt_epoch_table_is_a_clear_error(tmp_path, offset, value):
     raw[offset] = value
     bad = tmp_path / "epochs.abf"
     bad.write_bytes(bytes(raw))
-    with pytest.raises(RecordingError, match=r"epochs\.abf: corrupt ABF file: sweep 1 cannot be read: its protocol's epochs end at sample \d+, beyond the sweep's 30000 samples"):
+    with pytest.raises(
+        RecordingError,
+        match=r"epochs\.abf: corrupt ABF file: sweep 1 cannot be read: its protocol's epochs end at sample \d+, beyond the sweep's 30000 samples",
+    ):
         load_abf(bad)
 
 
@@ -350,7 +353,10 @@ def test_nwb_stimulus_shorter_than_its_response_is_named(tmp_path):
         return [response], [short]
 
     _nwb_file(path, series)
-    with pytest.raises(RecordingError, match=r"sweep 4: the stimulus 's0' has 990 samples but the response 'r0' has 1000"):
+    with pytest.raises(
+        RecordingError,
+        match=r"sweep 4: the stimulus 's0' has 990 samples but the response 'r0' has 1000",
+    ):
         load_nwb(path)
 
 

@@ -227,20 +227,28 @@ def test_resample_rejects_a_duration_beyond_the_recording():
 
 def test_resample_and_pa_to_density_refuse_non_finite_values():
     # Both passed NaN through silently.
-    with pytest.raises(ValueError, match=r"`values` must be finite \(µA/cm²\); entry 0"):
+    with pytest.raises(
+        ValueError, match=r"`values` must be finite \(µA/cm²\); entry 0"
+    ):
         stimulus.resample(np.r_[np.nan, np.zeros(9)], np.arange(10.0), 1.0)
     with pytest.raises(ValueError, match=r"`i_pa` must be finite \(pA\); got nan"):
         stimulus.pa_to_density(np.nan, 50.0)
-    with pytest.raises(ValueError, match=r"`c_pf` must be real numbers \(pF\); got '50'"):
+    with pytest.raises(
+        ValueError, match=r"`c_pf` must be real numbers \(pF\); got '50'"
+    ):
         stimulus.pa_to_density(100.0, "50")
-    with pytest.raises(ValueError, match=r"`dt` must be a positive, finite number \(ms\); got '0.1'"):
+    with pytest.raises(
+        ValueError, match=r"`dt` must be a positive, finite number \(ms\); got '0.1'"
+    ):
         stimulus.step(1.0, start=1.0, stop=2.0, duration=5.0, dt="0.1")
 
 
 def test_from_array_under_jit():
     i = jnp.full((5, 2), 3.0)
     np.testing.assert_array_equal(jax.jit(stimulus.from_array)(i), i)
-    with pytest.raises(ValueError, match=r"waveform must be finite \(µA/cm²\); entry 1 is nan"):
+    with pytest.raises(
+        ValueError, match=r"waveform must be finite \(µA/cm²\); entry 1 is nan"
+    ):
         stimulus.from_array(jnp.array([1.0, jnp.nan]))
 
 
