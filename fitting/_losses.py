@@ -349,8 +349,15 @@ class Shooting(Loss):
             followed = k + 1 < len(windows) and windows[k + 1] is not None
             stage_method = self._coarse(method) if followed else method
             note = f", {stage_method}" if stage_method != method else ""
-            length = min(max(1, round(window / dt)), n_samples - 1)
+            if round(window / dt) < 1:
+                raise ValueError(
+                    f"`windows_ms[{k}]` ({window:g} ms) is shorter than the data's "
+                    f"sampling interval ({dt:g} ms); a window needs >= 1 sample."
+                )
+            length = min(round(window / dt), n_samples - 1)
             label = f"{window:g} ms windows{note}"
+            if length < round(window / dt):  # the data are shorter: say so
+                label = f"one {length * dt:g} ms window ({window:g} asked){note}"
             n_windows = (n_samples - 1) // length
             out.append(
                 Stage(

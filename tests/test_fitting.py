@@ -368,6 +368,13 @@ def test_window_stages_followed_by_window_stages_use_the_coarse_integrator(noisy
     np.testing.assert_array_equal(r, residuals(plain, "exp_euler", 0)[1])
     with pytest.raises(ValueError, match="coarse_method"):
         fitting.Shooting(coarse_method="rk5")
+    # A window longer than the data is one window, and its label says so (it
+    # read "50 ms windows"); one shorter than a sample is refused (it was one
+    # sample long).
+    (stage,) = fitting.Shooting((50.0,)).stages(noisy.n_samples, 1, DT, "rk4")
+    assert stage.label == "one 20 ms window (50 asked)"
+    with pytest.raises(ValueError, match=r"`windows_ms\[0\]` \(0.001 ms\) is shorter"):
+        fitting.Shooting((0.001,)).stages(noisy.n_samples, 1, DT, "rk4")
 
 
 def test_voltage_error_has_a_zero_tangent_past_a_blow_up():
