@@ -44,7 +44,8 @@ class Uncertainty:
         correlation: correlation matrix, ``(n, n)``.
         undetermined: names the data does not determine (see module docstring).
         noise: residual noise estimate ``s`` (square root of the loss's unit:
-            mV for the voltage losses).
+            mV for the voltage losses), of the unweighted residuals (the
+            weighted mean square over the mean sample weight).
         n_residuals: residuals with non-zero weight.
         n_nuisance: fitted per-window offsets profiled out.
     """
@@ -109,6 +110,15 @@ def warm_up(stage: Stage, space: ParamSpace, data: FitArrays) -> None:
     jax.block_until_ready(_pieces_jit(stage, space, values, delta, data))
 
 
+def _mean_weight(data: FitArrays) -> float:
+    """Mean weight of the samples that enter the loss (the residuals carry
+    ``√w``: dividing their mean square by it gives the noise in the data's unit,
+    whatever the sweep weights)."""
+    w = np.asarray(data.w, np.float64)
+    used = w[w > 0]
+    return float(used.mean()) if used.size else 1.0
+
+
 def laplace(
     stage: Stage,
     space: ParamSpace,
@@ -162,7 +172,7 @@ def laplace(
         std_errors=se,
         correlation=np.nan_to_num(corr, nan=0.0),
         undetermined=undetermined,
-        noise=float(np.sqrt(s2)),
+        noise=float(np.sqrt(s2 / _mean_weight(data))),
         n_residuals=count,
         n_nuisance=int(n_delta),
     )

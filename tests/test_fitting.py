@@ -418,6 +418,28 @@ def test_shooting_fit_recovers_parameters_from_every_start(shooting_fit):
     assert 0.4 < unc.noise < 0.6  # noise s.d. 0.5 mV
 
 
+def test_laplace_noise_is_in_mv_whatever_the_sweep_weights(noisy):
+    # Weights (4, 4) doubled the reported noise; the standard errors never moved.
+    from fitting._uncertainty import laplace
+
+    two = np.stack([noisy.v[0], noisy.v[0]]), np.stack([noisy.i[0], noisy.i[0]])
+    space = ParamSpace.create(TRUTH, ["g_na", "g_k"])
+    (stage,) = fitting.TraceMSE().stages(noisy.n_samples, 2, DT, "rk4")
+    results = [
+        laplace(
+            stage,
+            space,
+            space.base_values(),
+            np.zeros(0),
+            fitting.FitData.from_arrays(*two, DT, weights=w).arrays(),
+        )  # fmt: skip
+        for w in ([1.0, 1.0], [4.0, 4.0])
+    ]
+    assert results[1].noise == pytest.approx(results[0].noise, rel=1e-9)
+    assert 0.4 < results[0].noise < 0.6  # noise s.d. 0.5 mV
+    np.testing.assert_allclose(results[1].std_errors, results[0].std_errors, rtol=1e-9)
+
+
 def test_mixed_precision_ends_where_the_float64_fit_ends(shooting_fit, noisy):
     # Same fit as `shooting_fit` (float64), its window stages in float32.
     mixed = fitting.fit(noisy, FREE, n_starts=4, seed=1, dtype="mixed", progress=False)
