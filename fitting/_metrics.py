@@ -223,7 +223,7 @@ def _sweep_metrics(t, v_data, v_model, mask, dt, threshold, hysteresis):
     sub = mask & ~near
     pairs = _match(s_data, s_model, COINCIDENCE_MS)
     n_d, n_m = len(s_data), len(s_model)
-    duration = max(span[1] - span[0], dt)
+    duration = max(np.count_nonzero(mask) * dt, dt)  # analysed time, gaps left out
     gamma = None
     if n_d + n_m > 0:
         rate = n_m / duration  # model firing rate, 1/ms

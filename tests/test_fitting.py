@@ -770,6 +770,29 @@ def test_metrics_of_the_truth(noisy):
     assert doc["threshold_mV"] == 0.0
 
 
+def test_coincidence_factor_counts_the_analysed_time_only():
+    # Windows 0-20 and 40-60 ms: 40 ms analysed. The 20 ms gap between them was
+    # counted, which lowers the chance coincidences Kistler's Γ subtracts.
+    dt = 0.1
+
+    def spikes_at(times_ms):
+        v = np.full(600, -65.0)
+        for t in times_ms:
+            v[round(t / dt) : round(t / dt) + 5] = 20.0
+        return v
+
+    data = fitting.FitData.from_arrays(
+        spikes_at([5.0, 45.0]), np.zeros(600), dt, windows=[(0.0, 20.0), (40.0, 60.0)]
+    )
+    doc = fitting.metrics(data, TRUTH, v_model=spikes_at([5.5, 15.0, 50.0])[None])
+    (row,) = doc["sweeps"]
+    assert (row["spikes_data"], row["spikes_model"], row["matched_spikes"]) == (2, 3, 1)
+    rate = 3 / 40.0  # model spikes per analysed ms
+    chance = 2 * rate * 2.0 * 2  # expected coincidences within 2 ms by chance
+    gamma = (1 - chance) / (0.5 * (2 + 3)) / (1 - 2 * rate * 2.0)
+    assert row["coincidence_factor"] == pytest.approx(gamma, rel=1e-12)
+
+
 def test_total_subthreshold_rmse_counts_a_perfect_sweep():
     v = np.full((2, 200), -65.0)
     data = fitting.FitData.from_arrays(v, np.zeros_like(v), 0.1)
