@@ -156,7 +156,9 @@ def _starts(space, init, n_starts, seed, spread, run_regression):
     """
     count = _DEFAULT_STARTS if n_starts is None else n_starts
     if init is None:
-        return space.sample(count, seed, space.base_values(), spread), "base"
+        centre = space.base_values()
+        _check_finite_init(space, centre[None], "the parameters (the starts' centre)")
+        return space.sample(count, seed, centre, spread), "base"
     if isinstance(init, str):
         if init == "bounds":
             return space.sample(count, seed, None, spread), "bounds"
@@ -224,9 +226,12 @@ def _warn_unmoved(plans, starts: np.ndarray, final_values: np.ndarray) -> None:
         )
 
 
-def _check_finite_init(space: ParamSpace, values: np.ndarray) -> None:
+def _check_finite_init(
+    space: ParamSpace, values: np.ndarray, what: str = "`init`"
+) -> None:
     """Refuse non-finite starting values (they would silently give failed starts);
-    warn about values outside the bounds (the starts are moved inside them)."""
+    warn about values outside the bounds (the starts are moved inside them);
+    ``what`` names where the values came from."""
     bad = np.argwhere(~np.isfinite(values))
     if bad.size:
         row, col = (int(x) for x in bad[0])
@@ -240,7 +245,7 @@ def _check_finite_init(space: ParamSpace, values: np.ndarray) -> None:
         row, col = (int(x) for x in outside[0])
         where = f" (start {row})" if len(values) > 1 else ""
         warnings.warn(
-            f"`init` puts {space.free[col]} = {values[row, col]:g}{where} outside "
+            f"{what}: {space.free[col]} = {values[row, col]:g}{where} lies outside "
             f"its bounds [{space.lower[col]:g}, {space.upper[col]:g}]"
             f"{f' ({len(outside)} values in all)' if len(outside) > 1 else ''}; "
             "such starts begin at the nearest bound. Widen `bounds` to start there.",

@@ -1047,12 +1047,22 @@ def test_starts_outside_the_bounds_are_named(noisy):
     with (
         pytest.warns(
             UserWarning,
-            match=r"`init` puts g_na = 1e\+06 outside its "
+            match=r"`init`: g_na = 1e\+06 lies outside its "
             r"bounds \[.*\]; such starts begin at the nearest bound",
         ),
         pytest.raises(fitting.FitInterrupted),
     ):
         _quick(noisy, init=np.array([1e6, 36.0]), callback=never)
+    # Without `init` the starts are centred on the parameters: the same warning
+    # (they were silently piled onto the bound).
+    with (
+        pytest.warns(
+            UserWarning,
+            match=r"the parameters \(the starts' centre\): g_na = 120 lies outside its bounds \[300, 400\]",
+        ),
+        pytest.raises(fitting.FitInterrupted),
+    ):
+        _quick(noisy, bounds={"g_na": (300.0, 400.0)}, callback=never)
 
 
 @pytest.mark.parametrize(
