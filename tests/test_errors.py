@@ -225,7 +225,7 @@ def test_a_model_names_what_its_parameters_or_its_channels_lack():
 
     def params_type(name, *extra):
         fields = ["g_k", "e_k", "g_l", "e_l", "c_m", "temperature", "q10_g", *extra]
-        values = dict(g_k=36.0, e_k=-77.0, g_l=0.3, e_l=-54.4, c_m=1.0)
+        values = {"g_k": 36.0, "e_k": -77.0, "g_l": 0.3, "e_l": -54.4, "c_m": 1.0}
         values.update(temperature=6.3, q10_g=1.0, q10=3.0, v_shift=0.0)
         cls = NamedTuple(name, [(f, float) for f in fields])
         cls.__new__.__defaults__ = tuple(values[f] for f in fields)
