@@ -50,7 +50,7 @@ from jax import Array, lax
 
 import hhjax
 from fitting._data import FitArrays
-from fitting._params import real_in
+from fitting._params import as_real_number, real_in
 
 
 # ------------------------------------------------------------------ gate driving
@@ -116,7 +116,15 @@ def gates_from_voltage(params: Any, v: Array, dt: float) -> dict[str, Array]:
 
     Returns:
         ``{gate name: array (samples, *batch)}``, dimensionless in [0, 1].
+
+    Raises:
+        ValueError: a concrete ``dt`` that is not a positive finite number.
     """
+    step = as_real_number(dt)  # None when traced: checked by its caller
+    if step is not None and not 0.0 < step < math.inf:
+        raise ValueError(
+            f"`dt` must be a positive sampling interval in ms; got {dt!r}."
+        )
     model = hhjax.model_of(params)
     v = jnp.asarray(v)
     rates = model.rates(0.5 * (v[:-1] + v[1:]), params)
@@ -471,8 +479,7 @@ class TraceMSE(Loss):
 
     def __post_init__(self):
         _check_substeps(self.substeps)
-        if self.start not in ("rest", "data"):
-            raise ValueError(f"`start` must be 'rest' or 'data'; got {self.start!r}.")
+        check_start(self.start)
 
     def stages(self, n_samples, n_sweeps, dt, method):
         start, substeps = self.start, self.substeps
@@ -483,6 +490,15 @@ class TraceMSE(Loss):
             return jnp.sqrt(data.w) * voltage_error(v, data.v), None, jnp.sum(data.w)
 
         return (Stage("whole sweep", residuals, None, None),)
+
+
+STARTS = ("rest", "data")
+
+
+def check_start(start: Any) -> None:
+    """A clear error for a ``start`` that is not one of :data:`STARTS`."""
+    if start not in STARTS:
+        raise ValueError(f"`start` must be 'rest' or 'data'; got {start!r}.")
 
 
 def initial_state(params: Any, data: FitArrays, start: str = "rest") -> Any:
@@ -571,6 +587,7 @@ class CustomLoss(Loss):
 
     def __post_init__(self):
         _check_substeps(self.substeps)
+        check_start(self.start)
         if not callable(self.fn):
             raise TypeError(f"A custom loss must be callable; got {self.fn!r}.")
         try:

@@ -14,6 +14,7 @@ windows.
 from __future__ import annotations
 
 import contextlib
+import math
 from typing import Any
 
 import jax
@@ -22,13 +23,17 @@ import numpy as np
 
 import hhjax
 from fitting._data import FitData
-from fitting._losses import initial_state
-from fitting._params import as_real_number
+from fitting._losses import check_start, initial_state
+from fitting._params import as_real_number, real_in
 
 THRESHOLD_MV = 0.0
 HYSTERESIS_MV = 10.0
 SPIKE_EXCLUSION_MS = 3.0  # subthreshold error ignores samples this close to a spike
 COINCIDENCE_MS = 2.0  # spikes closer than this are matched
+
+
+def _positive_finite(x: float) -> bool:
+    return 0.0 < x < math.inf
 
 
 def spike_times(
@@ -58,8 +63,9 @@ def spike_times(
         raise ValueError(
             f"`v` must be one trace of shape (n_samples,) in mV; got shape {v.shape}."
         )
-    if not (isinstance(dt, (int, float, np.number)) and 0.0 < dt < np.inf):
-        raise ValueError(f"`dt` must be a positive sampling interval in ms; got {dt!r}.")
+    dt = real_in(dt, "`dt`", "a positive sampling interval in ms", _positive_finite)
+    real_in(threshold, "`threshold`", "a finite voltage in mV", math.isfinite)
+    real_in(hysteresis, "`hysteresis`", "a finite voltage in mV", math.isfinite)
     crossing = np.flatnonzero((v[:-1] < threshold) & (v[1:] >= threshold))
     low = v < threshold - hysteresis
     # Index of the last "low" sample at or before each sample (-1: none yet).
@@ -103,6 +109,9 @@ def _check_arguments(data: Any, params: Any, call: str) -> None:
 def _simulate(params, data, method, start, dtype, substeps, check_inputs):
     if not (isinstance(substeps, int) and substeps >= 1):
         raise ValueError(f"`substeps` must be an integer >= 1; got {substeps!r}.")
+    check_start(start)
+    if dtype not in ("float64", "float32"):
+        raise ValueError(f"`dtype` must be 'float64' or 'float32'; got {dtype!r}.")
     data = _with_c_m_of(data, params)
     x64 = jax.enable_x64(True) if dtype == "float64" else contextlib.nullcontext()
     with x64:

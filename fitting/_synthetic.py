@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import jax
@@ -10,6 +11,7 @@ import numpy as np
 
 import hhjax
 from fitting._data import FitData
+from fitting._params import integer_at_least, one_cell, real_in
 
 
 def synthetic_data(
@@ -40,9 +42,26 @@ def synthetic_data(
 
     Returns:
         :class:`FitData` with V in mV, the current in µA/cm².
+
+    Raises:
+        ValueError: parameters of more than one cell, a current that is not 1-D or
+            2-D, ``noise_mv`` not a finite number >= 0, ``seed`` not an integer
+            >= 0.
     """
+    params = one_cell(params, "`params`")
+    noise_mv = real_in(
+        noise_mv, "`noise_mv`", "a finite standard deviation >= 0 in mV",
+        lambda x: 0.0 <= x < math.inf,
+    )  # fmt: skip
+    seed = integer_at_least(seed, "`seed`", 0)
+    i_ext = np.asarray(i_ext, np.float64)
+    if i_ext.ndim not in (1, 2):
+        raise ValueError(
+            "`i_ext` must be (n_samples,) or (n_sweeps, n_samples) in uA/cm^2; got "
+            f"shape {i_ext.shape}."
+        )
     with jax.enable_x64(True):
-        current = jnp.asarray(np.atleast_2d(np.asarray(i_ext, np.float64)).T)
+        current = jnp.asarray(np.atleast_2d(i_ext).T)
         state0 = hhjax.resting_state(params, current[0])
         trace = hhjax.simulate(
             params, current, dt, state0=state0, method=method, record=("v",)

@@ -793,6 +793,37 @@ def test_coincidence_factor_counts_the_analysed_time_only():
     assert row["coincidence_factor"] == pytest.approx(gamma, rel=1e-12)
 
 
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda d: fitting.synthetic_data(TRUTH, d.i[0], DT, noise_mv=-1.0),
+         r"`noise_mv` must be a finite standard deviation >= 0 in mV; got -1"),
+        (lambda d: fitting.synthetic_data(TRUTH, d.i[0], DT, seed=-1),
+         r"`seed` must be an integer >= 0; got -1"),
+        (lambda d: fitting.synthetic_data(TRUTH, d.i[None], DT),
+         r"`i_ext` must be \(n_samples,\) or \(n_sweeps, n_samples\)"),
+        (lambda d: fitting.synthetic_data(TRUTH._replace(g_na=np.ones(2)), d.i[0], DT),
+         r"`params` must hold one real number per parameter"),
+        (lambda d: fitting.gates_from_voltage(TRUTH, d.v[0], -DT),
+         r"`dt` must be a positive sampling interval in ms; got -0.025"),
+        (lambda d: fitting.CustomLoss(lambda trace, data: 0.0, start="zz"),
+         r"`start` must be 'rest' or 'data'; got 'zz'"),
+        (lambda d: fitting.simulate_data(TRUTH, d, dtype="float16"),
+         r"`dtype` must be 'float64' or 'float32'; got 'float16'"),
+        (lambda d: fitting.simulate_data(TRUTH, d, start="bogus"),
+         r"`start` must be 'rest' or 'data'; got 'bogus'"),
+        (lambda d: fitting.metrics(d, TRUTH, threshold=np.nan),
+         r"`threshold` must be a finite voltage in mV; got nan"),
+    ],
+)  # fmt: skip
+def test_bad_arguments_are_named(noisy, call, message):
+    # They were accepted silently (a negative noise, a float16 run in float32,
+    # 'bogus' as 'data', NaN as no spikes, gates far outside [0, 1]) or failed
+    # in NumPy.
+    with pytest.raises(ValueError, match=message):
+        call(_head(noisy, 201))
+
+
 def test_total_subthreshold_rmse_counts_a_perfect_sweep():
     v = np.full((2, 200), -65.0)
     data = fitting.FitData.from_arrays(v, np.zeros_like(v), 0.1)
