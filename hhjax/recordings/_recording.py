@@ -226,6 +226,15 @@ class Recording:
         """A copy with some attributes changed (validated again)."""
         return dataclasses.replace(self, **changes)
 
+    def _sweep_list(self) -> str:
+        """The sweep numbers for a message: ``0..29`` when consecutive, else
+        listed (``3, 7``; at most 10, then ``...``)."""
+        first, last = self.sweeps[0], self.sweeps[-1]
+        if list(self.sweeps) == list(range(first, last + 1)):
+            return f"{first}..{last}"
+        shown = ", ".join(str(s) for s in self.sweeps[:10])
+        return shown + (", ..." if len(self.sweeps) > 10 else "")
+
     def select(self, sweeps: Sequence[int]) -> Recording:
         """The sweeps with these source-file indices (0-based), in the given order.
 
@@ -246,14 +255,14 @@ class Recording:
         if len(sweeps) == 0:
             raise RecordingError(
                 f"{self.source or 'recording'}: `sweeps` is empty; select at least "
-                f"one of the sweeps {self.sweeps[0]}..{self.sweeps[-1]}."
+                f"one of the sweeps {self._sweep_list()}."
             )
         rows = []
         for s in sweeps:
             if s not in self.sweeps:
                 raise RecordingError(
                     f"{self.source or 'recording'}: no sweep {s}; available sweeps are "
-                    f"{self.sweeps[0]}..{self.sweeps[-1]}."
+                    f"{self._sweep_list()}."
                 )
             rows.append(self.sweeps.index(s))
         return self.replace(v=self.v[rows], i=self.i[rows], sweeps=tuple(sweeps))
