@@ -32,6 +32,18 @@ SPIKE_EXCLUSION_MS = 3.0  # subthreshold error ignores samples this close to a s
 COINCIDENCE_MS = 2.0  # spikes closer than this are matched
 
 
+def model_trace(v_model: Any, data: FitData) -> np.ndarray:
+    """``v_model`` as float64 after checking it is one simulated V per data sample
+    (``(n_sweeps, n_samples)``, mV); a ``ValueError`` otherwise."""
+    v_model = np.asarray(v_model, dtype=np.float64)
+    if v_model.shape != data.v.shape:
+        raise ValueError(
+            f"`v_model` must be (n_sweeps, n_samples) = {data.v.shape} like the "
+            f"data, in mV; got {v_model.shape}."
+        )
+    return v_model
+
+
 def _positive_finite(x: float) -> bool:
     return 0.0 < x < math.inf
 
@@ -318,12 +330,7 @@ def metrics(
             params, data, method=method, substeps=substeps
         )
     else:
-        v_model = np.asarray(v_model, dtype=np.float64)
-        if v_model.shape != data.v.shape:
-            raise ValueError(
-                f"`v_model` must be (n_sweeps, n_samples) = {data.v.shape} like the "
-                f"data, in mV; got {v_model.shape}."
-            )
+        v_model = model_trace(v_model, data)
         failed = ~np.isfinite(v_model).all(axis=1)
     t = data.t
     sweeps = []

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from fitting._data import FitData
-from fitting._metrics import HYSTERESIS_MV, THRESHOLD_MV, spike_times
+from fitting._metrics import HYSTERESIS_MV, THRESHOLD_MV, model_trace, spike_times
 from fitting._results import FitResult
 from hhjax.io import write_figure_atomic
 
@@ -41,6 +41,7 @@ def report_figure(
     """
     from matplotlib.figure import Figure
 
+    v_model = model_trace(v_model, data)
     n_sweeps = min(data.n_sweeps, _MAX_SWEEPS)
     n_free = len(result.free)
     param_cols = min(n_free, 4)
@@ -168,6 +169,7 @@ def save_report(
     path: str | os.PathLike,
     **kwargs,
 ) -> Path:
-    """Draw :func:`report_figure` and save it as PNG at ``path``."""
+    """Draw :func:`report_figure` and save it as PNG at ``path`` (which must end
+    in ``.png``)."""
     fig = report_figure(result, data, v_model, **kwargs)
     return write_figure_atomic(fig, path, dpi=90)

@@ -159,7 +159,16 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
 
 def write_figure_atomic(fig: Any, path: str | os.PathLike, *, dpi: float = 100) -> Path:
     """Save a matplotlib figure as PNG at ``path`` atomically (``dpi`` dots per
-    inch); returns the path."""
+    inch); returns the path.
+
+    Raises:
+        ValueError: ``path`` does not end in ``.png`` (PNG bytes under another
+            name would be a broken file of that type).
+    """
+    if Path(path).suffix.lower() != ".png":
+        raise ValueError(
+            f"A figure is written as PNG: the path must end in .png; got {path}."
+        )
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)
     return write_bytes_atomic(path, buffer.getvalue())

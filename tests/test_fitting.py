@@ -534,6 +534,12 @@ def test_report_figure(shooting_fit, noisy, tmp_path):
     v_model = fitting.simulate_data(shooting_fit.params, noisy)
     path = fitting.save_report(shooting_fit, noisy, v_model, tmp_path / "r.png")
     assert path.stat().st_size > 20_000
+    # A transposed trace failed inside matplotlib; a .jpg name got PNG bytes.
+    with pytest.raises(ValueError, match=r"`v_model` must be \(n_sweeps, n_samples\)"):
+        fitting.report_figure(shooting_fit, noisy, v_model.T)
+    with pytest.raises(ValueError, match=r"must end in \.png; got .*r\.jpg"):
+        fitting.save_report(shooting_fit, noisy, v_model, tmp_path / "r.jpg")
+    assert not (tmp_path / "r.jpg").exists()
 
 
 # ------------------------------------------------------------------------ resume
