@@ -148,12 +148,18 @@ class FitData:
         v: np.ndarray,
         i_ext: np.ndarray,
         dt: float,
+        *,
+        i_unit: str = "uA/cm2",
+        c_pf: float | None = None,
         **kwargs,
     ) -> FitData:
-        """Fit data from arrays: ``v`` (mV) and ``i_ext`` (µA/cm²), each
+        """Fit data from arrays: ``v`` (mV) and ``i_ext`` (µA/cm², or pA with
+        ``i_unit="pA"`` and the cell capacitance ``c_pf`` in pF), each
         ``(n_samples,)`` or ``(n_sweeps, n_samples)``, sampled every ``dt`` ms.
-        Keyword arguments as :meth:`from_recording`."""
-        recording = Recording(dt=dt, v=v, i=i_ext, i_unit="uA/cm2", source="arrays")
+        Other keyword arguments as :meth:`from_recording` (``c_m`` converts pA)."""
+        recording = Recording(
+            dt=dt, v=v, i=i_ext, i_unit=i_unit, c_pf=c_pf, source="arrays"
+        )
         return cls.from_recording(recording, **kwargs)
 
     def with_c_m(self, c_m: float) -> FitData:

@@ -174,6 +174,10 @@ def test_current_in_pa_is_converted_and_c_m_cannot_be_fitted(noisy):
     )
     data = fitting.FitData.from_recording(recording, c_m=1.0)
     np.testing.assert_allclose(data.i, noisy.i)
+    arrays = fitting.FitData.from_arrays(
+        noisy.v, noisy.i * 50.0, DT, i_unit="pA", c_pf=50.0, c_m=2.0
+    )  # the same from arrays (an unknown keyword before), here with c_m 2 uF/cm^2
+    np.testing.assert_allclose(arrays.i, 2.0 * noisy.i)
     with pytest.raises(ValueError, match="c_m"):
         fitting.fit(recording, ["g_na", "c_m"], n_starts=1, progress=False)
 
