@@ -528,10 +528,10 @@ def _raise_non_finite(
             where = f" at t = {float(trace.t[int(np.argmax(bad))]):g} ms"
         if at_rest and bad[0]:  # the default start, the resting state, is NaN
             raise NonFiniteSimulationError(
-                "The simulation starts from the resting state (`state0=None`), which "
-                "these parameters (of at least one cell) lack: the net steady-state current "
-                "does not cross zero (e.g. every conductance is 0; see "
-                "hhjax.resting_state). Pass a `state0`."
+                "The simulation starts from the resting state (`state0=None`), "
+                "which these parameters (of at least one cell) lack: the net "
+                "steady-state current does not cross zero (e.g. every conductance "
+                "is 0; see hhjax.resting_state). Pass a `state0`."
             )
     if not is_traced(i_ext):
         current = f" and max |i_ext| = {float(jnp.max(jnp.abs(i_ext))):g} uA/cm^2"

@@ -19,9 +19,9 @@ transformations):
 
 Both change only how code is compiled, never results (``docs/benchmarks.md``). Each
 is skipped when ``XLA_FLAGS`` already sets it (the threshold is appended to a
-``--xla_backend_extra_options`` list that sets other options); nothing is changed when the variable
-``HHJAX_NO_XLA_TUNING`` is set, and nothing takes effect when JAX's backend was
-already started before ``import hhjax``.
+``--xla_backend_extra_options`` list that sets other options); nothing is changed
+when the variable ``HHJAX_NO_XLA_TUNING`` is set, and nothing takes effect when
+JAX's backend was already started before ``import hhjax``.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def tuned_flags(flags: str) -> str:
 
 
 def tune_cpu_backend() -> None:
-    """Apply :func:`tuned_flags` to ``XLA_FLAGS`` unless ``HHJAX_NO_XLA_TUNING`` is set."""
+    """Apply :func:`tuned_flags` to ``XLA_FLAGS`` (unless ``HHJAX_NO_XLA_TUNING``)."""
     if os.environ.get("HHJAX_NO_XLA_TUNING"):
         return
     flags = os.environ.get("XLA_FLAGS", "")

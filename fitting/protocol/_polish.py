@@ -1,6 +1,6 @@
-"""The polish (step 4 of the recipe in :mod:`fitting.protocol`): Levenberg–Marquardt on
-a spike-feature loss from the search optimum, and the Laplace standard errors of the
-fitted parameters.
+"""The polish (step 4 of the recipe in :mod:`fitting.protocol`):
+Levenberg–Marquardt on a spike-feature loss from the search optimum, and the
+Laplace standard errors of the fitted parameters.
 """
 
 from __future__ import annotations
