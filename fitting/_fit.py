@@ -209,12 +209,14 @@ def _starts(space, init, n_starts, seed, spread, run_regression):
     )
 
 
-def _warn_unmoved(plans, starts: np.ndarray, final_values: np.ndarray) -> None:
-    """Warn when an optax fit ends starts where they began: no step of theirs ever
-    lowered the loss (the best point is kept), typically a step too large."""
+def _warn_unmoved(plans, starts: np.ndarray, final_values: np.ndarray, losses) -> None:
+    """Warn when an optax fit ends starts with a finite loss where they began: no
+    step of theirs ever lowered the loss (the best point is kept), typically a step
+    too large. (Starts without a finite loss are warned about on their own.)"""
     if not any(kind == "optax" for kind, _, _ in plans):
         return
     unmoved = np.all(np.isclose(final_values, starts, rtol=1e-9, atol=0), axis=1)
+    unmoved &= np.isfinite(losses)
     if unmoved.any():
         warnings.warn(
             f"{int(unmoved.sum())} of {len(starts)} starts ended at their starting "
@@ -717,7 +719,7 @@ def _fit(
             )
         best = int(np.argmin(losses))
         final_values = space.values_np(z)
-        _warn_unmoved(plans, starts, final_values)
+        _warn_unmoved(plans, starts, final_values, losses)
         best_values = final_values[best]
         best_params = space.base._replace(
             **{f: float(v) for f, v in zip(space.free, best_values, strict=True)}

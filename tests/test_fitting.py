@@ -893,7 +893,8 @@ def test_a_result_at_a_bound_is_marked(noisy):
     # The truth (g_l = 0.3 mS/cm^2) lies below these bounds: the fit ends at 0.5.
     kwargs = {"loss": "regression", "n_starts": 1, "max_iterations": 5}
     kwargs.update(progress=False, uncertainty=False)
-    stuck = fitting.fit(noisy, ["g_l"], bounds={"g_l": (0.5, 1.0)}, **kwargs)
+    with pytest.warns(UserWarning, match=r"g_l = 0.3 lies outside its bounds"):
+        stuck = fitting.fit(noisy, ["g_l"], bounds={"g_l": (0.5, 1.0)}, **kwargs)
     assert stuck.at_bounds() == ["g_l"]
     assert stuck.to_dict()["at_bounds"] == ["g_l"]
     line = next(x for x in stuck.summary().splitlines() if "g_l =" in x)
