@@ -338,6 +338,8 @@ def test_tiny_fit_writes_params_and_report(cell, tmp_path):
     assert doc_fit["protocol"] == doc["protocol"]
     png = protocol.save_report(tmp_path / "report.png", prepared, doc, v_model, fit)
     assert png.stat().st_size > 20_000
+    with pytest.raises(ValueError, match=r"`v_model` must be \(n_sweeps, n_samples\)"):
+        protocol.report_figure(prepared, doc, v_model.T, fit)  # failed in matplotlib
 
 
 @pytest.mark.parametrize(

@@ -57,6 +57,12 @@ def report_figure(
     """
     from matplotlib.figure import Figure
 
+    v_model = np.asarray(v_model, dtype=np.float64)
+    if v_model.shape != prepared.recording.v.shape:
+        raise ValueError(
+            f"`v_model` must be (n_sweeps, n_samples) = {prepared.recording.v.shape} "
+            f"like the prepared recording, in mV; got {v_model.shape}."
+        )
     rows = _overlay_rows(doc)
     fig = Figure(
         figsize=(15, 3.0 + 1.6 * ((len(rows) + 1) // 2) + 3.2), layout="constrained"
