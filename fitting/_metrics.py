@@ -32,14 +32,15 @@ SPIKE_EXCLUSION_MS = 3.0  # subthreshold error ignores samples this close to a s
 COINCIDENCE_MS = 2.0  # spikes closer than this are matched
 
 
-def model_trace(v_model: Any, data: FitData) -> np.ndarray:
-    """``v_model`` as float64 after checking it is one simulated V per data sample
-    (``(n_sweeps, n_samples)``, mV); a ``ValueError`` otherwise."""
+def model_trace(v_model: Any, v_data: np.ndarray, like: str = "the data") -> np.ndarray:
+    """``v_model`` as float64 after checking it is one simulated V per sample of
+    ``v_data`` (``(n_sweeps, n_samples)``, mV); a ``ValueError`` otherwise
+    (``like`` names what ``v_data`` is)."""
     v_model = np.asarray(v_model, dtype=np.float64)
-    if v_model.shape != data.v.shape:
+    if v_model.shape != v_data.shape:
         raise ValueError(
-            f"`v_model` must be (n_sweeps, n_samples) = {data.v.shape} like the "
-            f"data, in mV; got {v_model.shape}."
+            f"`v_model` must be (n_sweeps, n_samples) = {v_data.shape} like "
+            f"{like}, in mV; got {v_model.shape}."
         )
     return v_model
 
@@ -330,7 +331,7 @@ def metrics(
             params, data, method=method, substeps=substeps
         )
     else:
-        v_model = model_trace(v_model, data)
+        v_model = model_trace(v_model, data.v)
         failed = ~np.isfinite(v_model).all(axis=1)
     t = data.t
     sweeps = []

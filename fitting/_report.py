@@ -41,7 +41,7 @@ def report_figure(
     """
     from matplotlib.figure import Figure
 
-    v_model = model_trace(v_model, data)
+    v_model = model_trace(v_model, data.v)
     n_sweeps = min(data.n_sweeps, _MAX_SWEEPS)
     n_free = len(result.free)
     param_cols = min(n_free, 4)

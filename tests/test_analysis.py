@@ -303,7 +303,10 @@ def test_fi_curve_refuses_several_cells():
     # Leaves of shape (2, 1) failed with an IndexError; (n,) mixed cells into one
     # rheobase.
     g_na = jnp.array([[100.0], [120.0]])
-    with pytest.raises(ValueError, match=r"one cell's curve, but `params.g_na` has"):
+    with pytest.raises(
+        ValueError,
+        match=r"fi_curve works on one cell, but `params.g_na` has shape \(2, 1\); call it once",
+    ):
         analysis.fi_curve(hhjax.HHParams(g_na=g_na), [5.0, 10.0, 15.0])
 
 

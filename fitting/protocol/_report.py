@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from fitting._metrics import model_trace
 from fitting.protocol._prepare import Prepared
 
 if TYPE_CHECKING:  # annotations only: no import of the search and polish stack
@@ -57,12 +58,7 @@ def report_figure(
     """
     from matplotlib.figure import Figure
 
-    v_model = np.asarray(v_model, dtype=np.float64)
-    if v_model.shape != prepared.recording.v.shape:
-        raise ValueError(
-            f"`v_model` must be (n_sweeps, n_samples) = {prepared.recording.v.shape} "
-            f"like the prepared recording, in mV; got {v_model.shape}."
-        )
+    v_model = model_trace(v_model, prepared.recording.v, "the prepared recording")
     rows = _overlay_rows(doc)
     fig = Figure(
         figsize=(15, 3.0 + 1.6 * ((len(rows) + 1) // 2) + 3.2), layout="constrained"

@@ -15,6 +15,7 @@ from hhjax._equilibrium import resting_state
 from hhjax._integrators import DEFAULT_METHOD
 from hhjax._model import document_fields, model_of
 from hhjax._simulate import simulate
+from hhjax.analysis._fixed_points import check_one_cell
 from hhjax.analysis._spikes import firing_rate, first_spike_time, spike_count
 
 # A rate at rheobase more than this many times the rate increase that the slope just
@@ -111,13 +112,11 @@ def fi_curve(
             arguments.
     """
     model_of(params)
-    for name, value in params._asdict().items():
-        if np.shape(value) != ():
-            raise ValueError(
-                f"fi_curve computes one cell's curve, but `params.{name}` has shape "
-                f"{np.shape(value)}; call it once per cell (or simulate the batch "
-                "and use firing_rate)."
-            )
+    check_one_cell(
+        params,
+        "fi_curve",
+        remedy="call it once per cell (or simulate the batch and use firing_rate)",
+    )
     currents = jnp.asarray(currents)
     currents = currents.astype(jnp.result_type(float, currents))
     if currents.ndim != 1 or currents.shape[0] < 1:

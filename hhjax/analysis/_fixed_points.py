@@ -20,16 +20,21 @@ from hhjax._equilibrium import resting_state
 from hhjax._model import model_of
 
 
-def check_one_cell(params: Any, function: str, i_ext: Any = 0.0) -> None:
+def check_one_cell(
+    params: Any,
+    function: str,
+    i_ext: Any = 0.0,
+    remedy: str = "map it over cells with jax.vmap or a loop",
+) -> None:
     """A clear error for batched parameter leaves or a batched current:
     ``function`` works on one cell under one constant current (under ``jax.vmap``
-    both are scalars)."""
+    both are scalars); ``remedy`` says what to do instead."""
     for name, value in params._asdict().items():
         shape = np.shape(value)
         if shape != ():
             raise ValueError(
                 f"{function} works on one cell, but `params.{name}` has shape "
-                f"{shape}; map it over cells with jax.vmap or a loop."
+                f"{shape}; {remedy}."
             )
     if np.shape(i_ext) != ():
         raise ValueError(
