@@ -163,6 +163,7 @@ class FitResult:
                 "stage": self.stage_of.tolist(),
                 "seconds": np.round(self.record_times, 3).tolist(),
                 "loss": self.loss_history.tolist(),
+                "values": self.value_history.tolist(),
             },
             "data": {"source": self.data_source, "sweeps": list(self.sweeps)},
             "at_bounds": self.at_bounds(),

@@ -530,6 +530,9 @@ def test_result_file_round_trip(shooting_fit, tmp_path):
     assert document["units"]["g_na"] == "mS/cm^2"
     assert set(document["uncertainty"]["std_errors"]) == set(FREE)
     assert len(document["history"]["loss"]) == shooting_fit.loss_history.shape[0]
+    np.testing.assert_array_equal(  # the values too (only the losses were kept)
+        document["history"]["values"], shooting_fit.value_history
+    )
     assert {"jax", "optax", "hhjax"} <= set(document["versions"])
     json.dumps(document)  # plain JSON, no NaN
 
