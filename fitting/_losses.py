@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import math
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -50,7 +49,7 @@ from jax import Array, lax
 
 import hhjax
 from fitting._data import FitArrays
-from fitting._params import as_real_number, real_in
+from fitting._params import as_real_number, positive_finite, real_in
 
 
 # ------------------------------------------------------------------ gate driving
@@ -121,7 +120,7 @@ def gates_from_voltage(params: Any, v: Array, dt: float) -> dict[str, Array]:
         ValueError: a concrete ``dt`` that is not a positive finite number.
     """
     step = as_real_number(dt)  # None when traced: checked by its caller
-    if step is not None and not 0.0 < step < math.inf:
+    if step is not None and not positive_finite(step):
         raise ValueError(
             f"`dt` must be a positive sampling interval in ms; got {dt!r}."
         )
@@ -261,7 +260,7 @@ def simulate_samples(
 def _positive(value: Any, name: str, expected: str) -> float:
     """``value`` as a finite float > 0, else a ValueError "{name} must be
     {expected}; got ..." (see :func:`fitting._params.real_in`)."""
-    return real_in(value, name, expected, lambda x: 0.0 < x < math.inf)
+    return real_in(value, name, expected, positive_finite)
 
 
 def _check_substeps(substeps: Any) -> None:

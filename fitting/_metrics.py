@@ -24,7 +24,7 @@ import numpy as np
 import hhjax
 from fitting._data import FitData
 from fitting._losses import check_start, initial_state
-from fitting._params import as_real_number, real_in
+from fitting._params import as_real_number, positive_finite, real_in
 
 THRESHOLD_MV = 0.0
 HYSTERESIS_MV = 10.0
@@ -43,10 +43,6 @@ def model_trace(v_model: Any, v_data: np.ndarray, like: str = "the data") -> np.
             f"{like}, in mV; got {v_model.shape}."
         )
     return v_model
-
-
-def _positive_finite(x: float) -> bool:
-    return 0.0 < x < math.inf
 
 
 def spike_times(
@@ -76,7 +72,7 @@ def spike_times(
         raise ValueError(
             f"`v` must be one trace of shape (n_samples,) in mV; got shape {v.shape}."
         )
-    dt = real_in(dt, "`dt`", "a positive sampling interval in ms", _positive_finite)
+    dt = real_in(dt, "`dt`", "a positive sampling interval in ms", positive_finite)
     real_in(threshold, "`threshold`", "a finite voltage in mV", math.isfinite)
     real_in(hysteresis, "`hysteresis`", "a finite voltage in mV", math.isfinite)
     crossing = np.flatnonzero((v[:-1] < threshold) & (v[1:] >= threshold))

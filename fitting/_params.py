@@ -97,6 +97,11 @@ def real_in(value: Any, name: str, expected: str, ok: Callable[[float], bool]) -
     return number
 
 
+def positive_finite(x: float) -> bool:
+    """``0 < x < inf``: the test of :func:`real_in` for a positive finite number."""
+    return 0.0 < x < math.inf
+
+
 def as_real_number(value: Any) -> float | None:
     """``value`` as a float if it is a concrete real number (see :func:`real_in`),
     else ``None`` (also for a traced value)."""

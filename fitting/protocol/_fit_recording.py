@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 import operator
 import os
 import time
@@ -24,7 +23,7 @@ import numpy as np
 import hhjax
 from fitting._interrupt import in_worker, resumable
 from fitting._io import check_checkpoint_path
-from fitting._params import ParamSpace, integer_at_least, real_in
+from fitting._params import ParamSpace, integer_at_least, positive_finite, real_in
 from fitting.protocol._evaluate import evaluate, simulate_sweeps
 from fitting.protocol._parameters import initial_values
 from fitting.protocol._polish import (
@@ -245,10 +244,6 @@ def _check_sweeps(prepared: Prepared, sweeps: Sequence[int]) -> tuple[int, ...]:
     return train
 
 
-def _positive_finite(x: float) -> bool:
-    return 0.0 < x < math.inf
-
-
 def fit_recording(
     recording: Recording | Prepared,
     model: str = "pospischil-rs",
@@ -350,7 +345,7 @@ def fit_recording(
     check_search_settings(generations, population, restarts, screen)
     integer_at_least(seed, "`seed`", 0)
     integer_at_least(n_train, "`n_train`", 2)
-    real_in(sigma_mv, "`sigma_mv`", "a finite number of mV > 0", _positive_finite)
+    real_in(sigma_mv, "`sigma_mv`", "a finite number of mV > 0", positive_finite)
     checkpoint = check_checkpoint_path(checkpoint)
     if not (isinstance(polish_iterations, int) and polish_iterations >= 0) or (
         polish_iterations == 1
