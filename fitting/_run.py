@@ -19,6 +19,7 @@ from jax import lax
 
 from fitting._interrupt import WORKER_PREFIX, with_thread_settings
 from fitting._io import mismatched_checkpoint
+from fitting._memory import check_fits_in_memory, needed_bytes, out_of_memory
 from fitting._optim import levenberg_marquardt, optax_method
 from fitting._uncertainty import warm_up
 
@@ -94,6 +95,7 @@ class _Compiled(NamedTuple):
     result: Callable
     run_chunk: Callable
     template: Any
+    bytes_needed: int | None  # per device, by a chunk (XLA's buffer assignment)
 
 
 class Run:
@@ -163,14 +165,15 @@ class Run:
         key = self._cache_key(index)
         with _CACHE_LOCK:
             cached = _COMPILED.get(key) if key is not None else None
-        if cached is not None:
-            return cached
-        built = self._compile(index)
-        if key is not None:
+        built = cached if cached is not None else self._compile(index)
+        if cached is None and key is not None:
             with _CACHE_LOCK:
                 _COMPILED[key] = built
                 while len(_COMPILED) > _CACHE_SIZE:
                     _COMPILED.pop(next(iter(_COMPILED)))
+        check_fits_in_memory(
+            built.bytes_needed, self._devices(), self.n_starts, self.stages[index].label
+        )
         return built
 
     def _compile(self, index: int) -> _Compiled:
@@ -228,7 +231,15 @@ class Run:
             result=jax.jit(jax.vmap(m.result)),
             run_chunk=compiled,
             template=template,
+            bytes_needed=needed_bytes(compiled),
         )
+
+    def _devices(self) -> list:
+        """The devices the starts are computed on."""
+        if self.split is not None:
+            return list(self.split.mesh.devices.flat)
+        default = jax.config.jax_default_device
+        return [default if isinstance(default, jax.Device) else jax.devices()[0]]
 
     def _executor(self) -> ThreadPoolExecutor:
         """The worker thread that compiles (see :func:`fitting._interrupt.in_worker`
@@ -345,6 +356,15 @@ class Run:
         self.state, (losses, zs) = self._chunk(
             self.state, self._arrays(self.stage), np.int32(count)
         )
+        try:
+            # Before np.asarray, which waits forever on an output of an XLA:CPU
+            # run that failed (JAX 0.10); block_until_ready raises its error.
+            jax.block_until_ready(losses)
+        except jax.errors.JaxRuntimeError as err:
+            memory = out_of_memory(err, self.n_starts, self.stages[self.stage].label)
+            if memory is None:
+                raise
+            raise memory from None
         losses, zs = np.asarray(losses), np.asarray(zs)
         for k in range(count):
             self._record(losses[k], zs[k])

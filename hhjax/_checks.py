@@ -25,14 +25,35 @@ def is_integer(x: Any) -> bool:
     return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
 
 
-def positive_number(value: Any, name: str, unit: str) -> float:
-    """``value`` as a float, if it is one real, finite number > 0 (in ``unit``);
-    else a ``ValueError`` naming ``name``."""
+def concrete_real(value: Any, name: str, unit: str) -> float:
+    """``value`` as a float, if it is one real number (in ``unit``) known now, not
+    a tracer (a time or a count that fixes an array's length or layout); else a
+    ``ValueError`` naming ``name``."""
+    if is_traced(value):
+        raise ValueError(
+            f"`{name}` ({unit}) must be known when it is used, but it is a traced "
+            "value (inside jax.jit, vmap or grad). Compute it outside the "
+            "transformation, or mark it static (jax.jit(..., static_argnames=...))."
+        )
     try:
-        number = math.nan if isinstance(value, (str, bytes)) else float(value)
+        bad = isinstance(value, (bool, str, bytes)) or np.ndim(value) != 0
+        number = math.nan if bad else float(value)
     except (TypeError, ValueError):
-        number = math.nan
-    if isinstance(value, bool) or np.ndim(value) != 0 or not 0.0 < number < math.inf:
+        bad = True
+    if bad:
+        raise ValueError(f"`{name}` must be one real number ({unit}); got {value!r}.")
+    return number
+
+
+def positive_number(value: Any, name: str, unit: str) -> float:
+    """``value`` as a float, if it is one real, finite number > 0 (in ``unit``),
+    known now (not traced); else a ``ValueError`` naming ``name``."""
+    number = (
+        math.nan
+        if isinstance(value, (bool, str, bytes)) or np.ndim(value) != 0
+        else concrete_real(value, name, unit)
+    )
+    if not 0.0 < number < math.inf:
         raise ValueError(
             f"`{name}` must be a positive, finite number ({unit}); got {value!r}."
         )
@@ -181,6 +202,28 @@ def check_current(i_ext: Any, name: str = "i_ext", opt_out: bool = True) -> None
                 else "."
             )
         )
+
+
+def check_precision(tree: Any, name: str) -> None:
+    """``ValueError`` for a float type narrower than 32 bits in ``tree`` (its
+    dtype is known under tracing too): a 16-bit V cannot resolve a step's change
+    (bfloat16 spacing at -65 mV is 0.25 mV, float16's 0.03 mV; bfloat16 V stays
+    at rest under 15 uA/cm^2) and a 16-bit time axis repeats times."""
+    if isinstance(tree, tuple) and hasattr(tree, "_fields"):
+        named = tree._asdict().items()
+        labels = [(f"`{name}.{key}`", value) for key, value in named]
+    else:
+        labels = [(f"`{name}`", tree)]
+    for label, value in labels:
+        dtype = getattr(value, "dtype", None)  # Python numbers have none
+        if dtype is None or dtype.itemsize >= 4:  # the cheap test first
+            continue
+        if jnp.issubdtype(dtype, jnp.floating):
+            raise ValueError(
+                f"{label} has dtype {jnp.dtype(dtype).name}: hhjax computes in "
+                "float32 or float64 (a 16-bit voltage cannot resolve one step's "
+                "change); convert it, e.g. with .astype(jnp.float32)."
+            )
 
 
 def check_state_type(state: Any, model: Any, name: str) -> None:

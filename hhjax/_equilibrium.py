@@ -13,6 +13,7 @@ from hhjax._checks import (
     broadcast_named_shapes,
     check_current,
     check_params,
+    check_precision,
     lists_to_arrays,
 )
 from hhjax._model import model_of
@@ -123,6 +124,8 @@ def resting_state(
 
     model = model_of(params)
     params = lists_to_arrays(params)
+    check_precision(params, "params")
+    check_precision(i_ext, "i_ext")
     if check_inputs:
         check_params(params)
         check_current(i_ext)

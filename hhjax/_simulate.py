@@ -19,11 +19,13 @@ from hhjax._checks import (
     broadcast_named_shapes,
     check_current,
     check_params,
+    check_precision,
     check_state,
     check_state_type,
     is_integer,
     is_traced,
     lists_to_arrays,
+    value_range,
 )
 from hhjax._equilibrium import resting_state
 from hhjax._integrators import DEFAULT_METHOD, MAX_STABLE_RATE_FACTOR, get_integrator
@@ -412,7 +414,10 @@ def simulate(
     store one state per step; when that would exceed 256 MiB (long runs of large
     batches) the run is split into ~√n checkpointed chunks (and so is each
     recorded block of a ``stride`` above ~√n steps) and a gradient stores O(√n)
-    states, whatever the ``stride``. Inputs sharded over a
+    states, whatever the ``stride``. (That 256 MiB is judged from the batch
+    ``simulate`` sees: under an outer ``jax.vmap`` it sees one cell, so a
+    gradient of a ``vmap`` over many cells stores more; batch the parameters or
+    the current instead to keep the bound.) Inputs sharded over a
     ``jax.sharding.Mesh`` along the batch axis are simulated in parallel on its
     devices, and the trace comes back sharded alike (see ``docs/benchmarks.md``,
     also for recommended ``XLA_FLAGS`` on CPU).
@@ -443,7 +448,13 @@ def simulate(
         stride: record every ``stride``-th sample; must divide ``T``.
         return_state: also return the state after the last step.
         check_inputs: check values of concrete inputs (finite, plausible units)
-            and the finiteness of the result. Shapes are always checked.
+            and the finiteness of the result. Shapes and dtypes are always
+            checked. Values inside ``jax.jit`` or ``jax.vmap`` are tracers and
+            are not checked: a diverging run there returns NaN without an error
+            (test ``jnp.isfinite`` of the result yourself, or batch the
+            parameters instead of ``vmap``-ing over them, which keeps the
+            checks). Under ``jax.grad`` / ``jax.jvp`` alone the values are
+            known and checked after a non-finite result.
 
     Returns:
         The model's trace tuple (e.g. :class:`hhjax.Trace`): ``t`` of shape
@@ -451,13 +462,16 @@ def simulate(
         ``(T/stride, *batch)``; with ``return_state=True``, ``(trace, final_state)``.
 
     Raises:
-        ValueError: bad shapes, ``dt <= 0``, unknown ``method`` or ``record``,
+        ValueError: bad shapes, a float type under 32 bits (``float16``,
+            ``bfloat16``), ``dt <= 0``, unknown ``method`` or ``record``,
             and with ``check_inputs``: non-finite inputs, currents that look like
             pA, unphysical parameters (a negative conductance; ``c_m``, a Q10 or a
             time constant <= 0; a temperature outside (−273.15, 100] °C) or a gate
             of ``state0`` far outside [0, 1].
         NonFiniteSimulationError: the simulation produced NaN or inf (also when
             ``state0`` is ``None`` and the parameters have no resting state).
+        MemoryError: with ``check_inputs``, the run could not allocate its
+            trace (the message gives its size).
 
     Warns:
         StepSizeWarning: ``dt`` above the method's stability limit.
@@ -479,6 +493,8 @@ def simulate(
         state0 = lists_to_arrays(state0)
         if check_inputs:
             check_state(state0)
+    for tree, name in ((i_ext, "i_ext"), (params, "params"), (state0, "state0")):
+        check_precision(tree, name)
     fields = _record_fields(record, model)
     n_steps = i_ext.shape[0]
     if not is_integer(stride) or stride < 1 or n_steps % stride:
@@ -490,7 +506,7 @@ def simulate(
     batch_shape = tuple(_batch_shape(i_ext, params, state0))
     n_state = len(model.state_type._fields)
     chunk = _chunk_lengths(n_steps, stride, math.prod(batch_shape), n_state)
-    constants, params = _split_constants(params)
+    constants, run_params = _split_constants(params)
     out, final, finite = _run(
         model,
         method,
@@ -499,7 +515,7 @@ def simulate(
         batch_shape,
         chunk,
         constants,
-        params,
+        run_params,
         i_ext,
         dt,
         state0,
@@ -509,18 +525,48 @@ def simulate(
     trace = model.trace_type(
         t=t, **{f: recorded.get(f) for f in model.trace_type._fields[1:]}
     )
+    if check_inputs and not is_traced(finite):
+        _wait_for(finite, trace, batch_shape)
     # np.asarray, not bool(): ~70 us less per call, measured after a 10^5-step run.
     if check_inputs and not is_traced(finite) and not np.asarray(finite):
-        _raise_non_finite(trace, dt, method, i_ext, at_rest=state0 is None)
+        _raise_non_finite(trace, dt, method, i_ext, params, at_rest=state0 is None)
     return (trace, final) if return_state else trace
 
 
+def _wait_for(finite: jax.Array, trace: Any, batch_shape: tuple[int, ...]) -> None:
+    """Wait for the run; a run that failed for lack of memory becomes a
+    ``MemoryError`` that says what took the memory. (Also needed because
+    ``np.asarray`` of an output of a failed XLA:CPU run waits forever, JAX 0.10;
+    ``block_until_ready`` raises.)"""
+    try:
+        jax.block_until_ready(finite)
+    except jax.errors.JaxRuntimeError as err:
+        if (
+            "RESOURCE_EXHAUSTED" not in str(err)
+            and "out of memory" not in str(err).lower()
+        ):
+            raise
+        recorded = [x for x in trace[1:] if x is not None]
+        size = sum(x.size * x.dtype.itemsize for x in recorded)
+        shape = (trace.t.shape[0], *batch_shape)
+        raise MemoryError(
+            f"The simulation ran out of memory ({str(err).splitlines()[0]}). Its "
+            f"recorded trace alone takes {size / 2**30:.3g} GiB ({len(recorded)} "
+            f"fields of shape {shape}, {recorded[0].dtype}). Record fewer fields "
+            "(e.g. `record=('v',)`), fewer samples (`stride`), or simulate the "
+            "batch in parts."
+        ) from None
+
+
 def _raise_non_finite(
-    trace: Any, dt: Any, method: str, i_ext: Any, at_rest: bool
+    trace: Any, dt: Any, method: str, i_ext: Any, params: Any, at_rest: bool
 ) -> None:
-    # Under jax.grad / jax.jvp (not jit) V and the current are tracers around
-    # concrete values; stop_gradient hands back those values.
-    v, i_ext = jax.lax.stop_gradient((trace.v, i_ext))
+    # Under jax.grad / jax.jvp (not jit) V, the current and the parameters are
+    # tracers around concrete values; stop_gradient hands back those values,
+    # which were not checked on the way in (a NaN current under jax.grad).
+    v, i_ext, params = jax.lax.stop_gradient((trace.v, i_ext, params))
+    check_current(i_ext)
+    check_params(params)
     where, current = "", ""
     if v is not None and not is_traced(v):
         bad = ~np.isfinite(np.asarray(v)).reshape(len(trace.t), -1).all(axis=1)
@@ -533,8 +579,8 @@ def _raise_non_finite(
                 "steady-state current does not cross zero (e.g. every conductance "
                 "is 0; see hhjax.resting_state). Pass a `state0`."
             )
-    if not is_traced(i_ext):
-        current = f" and max |i_ext| = {float(jnp.max(jnp.abs(i_ext))):g} uA/cm^2"
+    if not is_traced(i_ext):  # value_range: XLA:CPU's max may skip NaN
+        current = f" and max |i_ext| = {max(map(abs, value_range(i_ext))):g} uA/cm^2"
     stable = method in ("exp_euler", "exp_midpoint")
     other_method = (
         ""

@@ -22,7 +22,7 @@ import numpy as np
 from jax import Array
 from jax.typing import ArrayLike
 
-from hhjax._checks import is_integer, is_traced, positive_number
+from hhjax._checks import concrete_real, is_integer, is_traced, positive_number
 
 __all__ = [
     "constant",
@@ -68,6 +68,12 @@ def _check_window(start: float, stop: float, duration: float, what: str) -> None
             f"The {what} must satisfy 0 <= start <= stop <= duration (ms, finite); "
             f"got start = {start}, stop = {stop}, duration = {duration}."
         )
+
+
+def _times(**times: float) -> list[float]:
+    """The named times (ms) as floats: real numbers known when the stimulus is
+    built (they fix its layout), else a ``ValueError`` naming the argument."""
+    return [concrete_real(value, name, "ms") for name, value in times.items()]
 
 
 def _window(duration: float, dt: float, start: float, stop: float) -> Array:
@@ -133,6 +139,7 @@ def step(
 ) -> Array:
     """A current step: ``amplitude`` µA/cm² on ``[start, stop)`` ms, ``baseline``
     elsewhere, over ``duration`` ms."""
+    start, stop = _times(start=start, stop=stop)
     window = _window(duration, dt, start, stop)
     return _mix((amplitude, window), (baseline, 1.0 - window))
 
@@ -149,6 +156,7 @@ def pulse_train(
 ) -> Array:
     """``n_pulses`` rectangular pulses of ``width`` ms every ``period`` ms from
     ``start`` ms, ``amplitude`` µA/cm² each."""
+    start, width, period = _times(start=start, width=width, period=period)
     if not 0 < width <= period:
         raise ValueError(
             f"Need 0 < width <= period; got width {width}, period {period}."
@@ -176,6 +184,7 @@ def ramp(
 ) -> Array:
     """A linear ramp from ``initial`` at ``start`` to ``amplitude`` µA/cm² at ``stop``
     ms (values at step starts), zero outside ``[start, stop)``."""
+    start, stop = _times(start=start, stop=stop)
     window = _window(duration, dt, start, stop)
     if stop <= start:
         raise ValueError(f"`stop` ({stop} ms) must be after `start` ({start} ms).")
@@ -220,8 +229,7 @@ def ornstein_uhlenbeck(
             non-finite, ``mean`` non-finite, ``shape`` not a tuple of integers,
             or shapes that do not broadcast.
     """
-    if not (math.isfinite(tau) and tau > 0):
-        raise ValueError(f"`tau` must be a positive finite time in ms; got {tau}.")
+    tau = positive_number(tau, "tau", "ms")
     mean, std = jnp.asarray(mean), jnp.asarray(std)
     if not is_traced(mean) and not bool(jnp.all(jnp.isfinite(mean))):
         raise ValueError(f"`mean` must be finite (µA/cm²); got {mean}.")

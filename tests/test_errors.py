@@ -58,10 +58,18 @@ def test_a_numpy_current_is_checked_again_after_it_changes():
         hhjax.simulate(HHParams(g_na=g_na), I_OK, 0.025)
 
 
-def test_low_precision_and_complex_inputs():
-    # bfloat16 is a float type (ml_dtypes), though NumPy does not say so.
-    trace = hhjax.simulate(HHParams(), jnp.asarray(I_OK, jnp.bfloat16), 0.025)
-    assert np.isfinite(np.asarray(trace.v)).all()
+@pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16])
+def test_16_bit_floats_and_complex_numbers_are_refused(dtype):
+    # bfloat16 (a float type of ml_dtypes, though NumPy does not say so) ran, but
+    # V stayed at -65 mV under 10 uA/cm^2: a step's change is below the spacing
+    # of bfloat16 numbers there.
+    with pytest.raises(ValueError, match=r"`i_ext` has dtype b?float16: hhjax computes in float32 or float64"):
+        hhjax.simulate(HHParams(), I_OK.astype(dtype), 0.025)
+    params = HHParams(g_k=jnp.asarray(36.0, dtype))
+    with pytest.raises(ValueError, match=r"`params.g_k` has dtype b?float16"):
+        jax.jit(lambda p: hhjax.simulate(p, I_OK, 0.025).v)(params)
+    with pytest.raises(ValueError, match=r"`params.g_k` has dtype b?float16"):
+        hhjax.resting_state(params)
     with pytest.raises(ValueError, match=r"`g_na` must be finite real numbers"):
         hhjax.simulate(HHParams(g_na=jnp.array(120 + 1j)), I_OK, 0.025)
 
@@ -333,7 +341,7 @@ def test_stimulus_builders_reject_bad_input():
         ValueError, match=r"0 <= start <= stop <= duration .*start = 2.0, stop = 1.0"
     ):
         stimulus.step(1.0, start=2.0, stop=1.0, duration=5.0, dt=0.025)
-    with pytest.raises(ValueError, match=r"`tau` must be a positive finite time in ms"):
+    with pytest.raises(ValueError, match=r"`tau` must be a positive, finite number \(ms\)"):
         stimulus.ornstein_uhlenbeck(0.0, 1.0, 0.0, duration=5.0, dt=0.025)
     with pytest.raises(ValueError, match=r"`t` must be strictly increasing"):
         stimulus.resample([1.0, 2.0, 3.0], [0.0, 0.2, 0.1], dt=0.05)
@@ -364,3 +372,31 @@ def test_a_batch_first_current_is_flagged():
         hhjax.simulate(HHParams(), i_ext[:, :20], 0.025)  # not 10x longer
         long_rows = jnp.zeros((50, 2000))  # 50 steps: 1.25 ms, not under 1 ms
         hhjax.simulate(HHParams(), long_rows, 0.025, record=("v",))
+
+
+def test_a_trace_too_large_for_memory_is_a_memory_error_naming_its_size():
+    # 10^8 cells (a (1000, 10^5) batch from two small arrays) x 10^6 steps: each
+    # recorded field would take 400-800 TB, more than any address space, so
+    # the allocation fails at once. np.asarray of the failed run's finiteness flag
+    # waited forever (XLA:CPU, JAX 0.10).
+    params = HHParams(g_na=jnp.full((1000, 1), 120.0), g_k=jnp.full((1, 10**5), 36.0))
+    rest = hhjax.resting_state(HHParams())
+    with pytest.raises(MemoryError, match=r"ran out of memory \(RESOURCE_EXHAUSTED") as info:
+        hhjax.simulate(params, np.zeros(10**6), 0.025, state0=rest)
+    assert "7 fields of shape (1000000, 1000, 100000), float" in str(info.value)
+    assert "Record fewer fields (e.g. `record=('v',)`)" in str(info.value)
+
+
+def test_a_nan_current_under_jax_grad_is_named_not_blamed_on_the_step():
+    # The current is traced (it depends on the differentiated scale), so the input
+    # check is skipped; the divergence then named dt and the method, and
+    # max |i_ext| (XLA:CPU's max skips NaN) as if the current were fine.
+    i_ext = np.asarray(stimulus.constant(10.0, 2.0, 0.025)).copy()
+    i_ext[10] = np.nan
+
+    def loss(scale):
+        return hhjax.simulate(HHParams(), i_ext * scale, 0.025).v.sum()
+
+    with pytest.raises(ValueError, match=r"`i_ext` contains non-finite values \(first at time index 10\)"):
+        jax.grad(loss)(1.0)
+

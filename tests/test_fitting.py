@@ -918,6 +918,28 @@ def _quick(noisy, **overrides):
     return fitting.fit(_head(noisy, 201), ["g_na", "g_k"], **kwargs)
 
 
+def test_too_many_starts_for_the_memory_is_refused_with_a_number_that_fits(
+    noisy, monkeypatch
+):
+    import fitting._memory
+
+    free = {"bytes": None}
+    monkeypatch.setattr(fitting._memory, "available_bytes", lambda d: free["bytes"])
+    _quick(noisy, n_starts=64)  # memory unknown: no check
+    free["bytes"] = 2**16  # 64 starts take ~0.6 MiB
+    with pytest.raises(MemoryError) as info:
+        _quick(noisy, n_starts=64)
+    message = str(info.value)
+    assert message.startswith("64 starts need about ") and " MiB at once in " in message
+    assert "the host has 0.0625 MiB free: use at most about " in message
+    fitting_starts = int(message.split("at most about ")[1].split()[0])
+    assert 1 <= fitting_starts < 64
+    # A run-time allocation failure (memory taken meanwhile) says the same.
+    err = jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: Out of memory allocating")
+    assert "use fewer starts" in str(fitting._memory.out_of_memory(err, 8, "s"))
+    assert fitting._memory.out_of_memory(ValueError("other"), 8, "s") is None
+
+
 def test_an_interrupt_saves_before_it_stops_the_background_compilation(
     noisy, tmp_path, monkeypatch
 ):

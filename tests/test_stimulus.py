@@ -115,8 +115,8 @@ def test_ornstein_uhlenbeck_array_parameters_are_the_batch_shape():
         (1.0, -0.5, 5.0, r"`std` must be finite and >= 0"),
         (1.0, jnp.array([0.5, float("nan")]), 5.0, r"`std` must be finite and >= 0"),
         (float("inf"), 0.5, 5.0, r"`mean` must be finite"),
-        (1.0, 0.5, 0.0, r"`tau` must be a positive finite time in ms"),
-        (1.0, 0.5, float("nan"), r"`tau` must be a positive finite time in ms"),
+        (1.0, 0.5, 0.0, r"`tau` must be a positive, finite number \(ms\)"),
+        (1.0, 0.5, float("nan"), r"`tau` must be a positive, finite number \(ms\)"),
         (jnp.ones(3), jnp.ones(2), 5.0, r"`mean` \(3,\), `std` \(2,\)"),
     ],
 )
@@ -303,3 +303,16 @@ def test_pulse_count_and_noise_shape_must_be_integers():
         )
     with pytest.raises(ValueError, match="`shape` must be a tuple of integers; got 3"):
         stimulus.ornstein_uhlenbeck(0.0, 1.0, 5.0, duration=1.0, dt=0.1, shape=3)
+
+
+def test_times_under_jit_are_named_as_traced_not_as_bad_values():
+    # A traced dt said "must be a positive, finite number; got JitTracer(...)",
+    # a traced start gave JAX's ConcretizationTypeError.
+    def build(start, dt):
+        return stimulus.step(1.0, start=start, stop=5.0, duration=10.0, dt=dt)
+
+    for static, name in [("dt", "start"), ("start", "dt")]:
+        with pytest.raises(ValueError, match=rf"`{name}` \(ms\) must be known when it is used, but it is a traced value"):
+            jax.jit(build, static_argnames=static)(2.0, 0.025)
+    with pytest.raises(ValueError, match=r"`start` must be one real number \(ms\); got '1'"):
+        build("1", 0.025)
