@@ -45,13 +45,13 @@ ax_v.set_ylabel("V (mV, modern convention)")
 ax_v.legend(title="g_na (mS/cm²)", fontsize="small", loc="upper right")
 ax_n.plot(g_na, counts, "o-")
 ax_n.set_xlabel("g_na (mS/cm²)")
-ax_n.set_ylabel("spikes in 100 ms (10 µA/cm² step)")
+ax_n.set_ylabel("spikes during the 90 ms step\n(10 µA/cm², 5–95 ms)")
 
 out = Path(__file__).resolve().parent / "output"
 out.mkdir(exist_ok=True)
 fig.savefig(out / "02_batch_simulation.png", dpi=120)
-cell = plot_trace(
-    trace, i_ext, cell=10, convention="modern", title=f"g_na = {g_na[10]:g} mS/cm²"
+cell = plot_trace(  # params: checked against the trace; the V axis states them
+    trace, i_ext, cell=10, params=params, title=f"g_na = {g_na[10]:g} mS/cm²"
 )
 cell.savefig(out / "02_batch_cell.png", dpi=120)
 print(f"wrote {out / '02_batch_simulation.png'} and {out / '02_batch_cell.png'}")

@@ -39,7 +39,7 @@ def loss(g: jax.Array) -> jax.Array:
 loss = jax.jit(loss)  # compile once, reuse for every finite difference
 g0 = jnp.array([120.0, 36.0, 0.3])  # standard HH
 value, grad = jax.jit(jax.value_and_grad(loss))(g0)
-print(f"loss at standard HH: {float(value):.6g} mV^2")
+print(f"loss at standard HH: {float(value):.6g} mV²")
 print(f"{'':>5} {'jax.grad':>14} {'finite diff.':>14} {'rel. error':>11}")
 for k, name in enumerate(("g_na", "g_k", "g_l")):
     h = 1e-5 * float(g0[k])

@@ -6,7 +6,11 @@ is ≈ 6.26 µA/cm². ``hhjax.analysis.fold_current`` computes it by continuatio
 the periodic orbit and differentiates it implicitly (no finite differences), so
 plain gradient descent on the squared error moves g_K until the rheobase sits at a
 target of 7 µA/cm². f–I curves simulated from rest before and after confirm the
-shift independently. Writes ``examples/output/10_rheobase_by_gradient.png``.
+shift independently, to their grid spacing: the grid (0.1 µA/cm²) straddles the
+target (6.95 and 7.05, never 7.0 itself) and each run lasts 1 s, rates counted
+after 500 ms, because just below a fold of cycles the cell still fires for a
+long, slow transient before it settles to rest. Writes
+``examples/output/10_rheobase_by_gradient.png``.
 """
 
 from pathlib import Path
@@ -47,16 +51,27 @@ for step in range(STEPS + 1):
         g_k = g_k - LEARNING_RATE * grad
         predicted = fold - LEARNING_RATE * grad * slope
 
-# Independent check: f-I curves simulated from rest (I switched on at t = 0).
-currents = np.round(np.arange(6.0, 7.51, 0.1), 6)
+# Independent check: f-I curves simulated from rest (I switched on at t = 0), on a
+# grid of spacing GRID that straddles the target (6.95, 7.05) rather than hitting
+# it: at a current just below a fold the cell keeps firing for hundreds of ms
+# before it settles, so the runs are long and the rates counted late.
+GRID = 0.1  # uA/cm^2
+currents = np.round(np.arange(TARGET - 1.05, TARGET + 0.6, GRID), 6)
 curves = {
     label: analysis.fi_curve(
-        hhjax.HHParams(g_k=g), currents, duration=300.0, transient=100.0
+        hhjax.HHParams(g_k=g), currents, duration=1000.0, transient=500.0
     )
     for label, g in (("g_K = 36 (standard)", 36.0), (f"g_K = {g_k:.3f}", g_k))
 }
-for label, curve in curves.items():
-    print(f"{label}: simulated onset of repetitive firing {curve.rheobase:g} uA/cm^2")
+folds = (history[0][1], history[-1][1])  # uA/cm^2, at g_K = 36 and the final g_K
+for (label, curve), fold in zip(curves.items(), folds, strict=True):
+    onset = curve.rheobase
+    print(
+        f"{label}: no repetitive firing at {onset - GRID:.2f}, firing at {onset:.2f} "
+        f"uA/cm^2 -> onset in ({onset - GRID:.2f}, {onset:.2f}], fold {fold:.4f}"
+    )
+    assert onset - GRID < fold <= onset, "simulated onset disagrees with the fold"
+print(f"the simulated onsets confirm the folds to the grid spacing, {GRID} uA/cm^2")
 
 fig = Figure(figsize=(13, 4), layout="constrained")
 ax_fold, ax_gk, ax_fi = fig.subplots(1, 3)
@@ -76,6 +91,7 @@ ax_fi.axvline(TARGET, ls="--", color="tab:red")
 ax_fi.set_xlabel("injected current (µA/cm²), switched on from rest")
 ax_fi.set_ylabel("firing rate (Hz)")
 ax_fi.legend(loc="center right", fontsize="small")
+ax_fi.set_title("simulated: 1 s runs, rates after 500 ms", fontsize="medium")
 out = Path(__file__).resolve().parent / "output"
 out.mkdir(exist_ok=True)
 fig.savefig(out / "10_rheobase_by_gradient.png", dpi=120)

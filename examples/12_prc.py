@@ -52,7 +52,7 @@ adjoint = np.interp(phases, response.phase, response.prc, period=1.0)
 error = np.max(np.abs(adjoint - direct)) / np.ptp(direct)
 print(f"max |adjoint - direct| = {100 * error:.2f} % of the PRC's range")
 
-fig = analysis.plot_prc(response, reference=(phases, direct))
+fig = analysis.plot_prc(response, reference=(phases, direct), convention="modern")
 out = Path(__file__).resolve().parent / "output"
 out.mkdir(exist_ok=True)
 fig.savefig(out / "12_prc.png", dpi=120)

@@ -9,8 +9,11 @@ on a CPU, JAX can expose the cores as separate "host devices", but only if told
 
     XLA_FLAGS=--xla_force_host_platform_device_count=4 python examples/30_sharded_batch.py
 
-Each device then runs its share on its own thread. Across hosts, start every process
-with ``jax.distributed.initialize()`` and build the mesh over ``jax.devices()``.
+Each device then runs its share on its own thread, so the speed-up is bounded by
+the free cores: up to 4× needs at least 4 (one per device). On a shared 2-core
+machine the 4 devices took 314 ms against 292 ms for one in one run, 185 ms
+against 249 ms in another. Across hosts, start every process with
+``jax.distributed.initialize()`` and build the mesh over ``jax.devices()``.
 
 Standard HH (modern convention, rest ≈ −65 mV), 10 µA/cm² from t = 0, 512 cells
 with g_na from 100 to 140 mS/cm². The sharded result equals the single-device one
@@ -70,8 +73,10 @@ for label, params, start in (
     trace = run(params, start)
     timings[label] = time.perf_counter() - begin
     where = sorted(d.id for d in trace.v.sharding.device_set)
-    print(f"{label:>10}: {timings[label] * 1e3:7.1f} ms, trace {trace.v.shape} "
-          f"on device(s) {where}")
+    print(
+        f"{label:>10}: {timings[label] * 1e3:7.1f} ms, trace {trace.v.shape} "
+        f"on device(s) {where}"
+    )
     if label == "1 device":
         v_single = np.asarray(trace.v)
     else:
@@ -91,12 +96,16 @@ ax_c, ax_t = fig.subplots(1, 2, width_ratios=(2, 1))
 for device in np.unique(owner):
     mask = owner == device
     ax_c.plot(np.asarray(g_na)[mask], counts[mask], ".", label=f"device {device}")
-ax_c.set(xlabel="g_Na (mS/cm²)", ylabel="spikes in 100 ms at 10 µA/cm²",
-         title=f"{CELLS} cells, split over {len(mesh.devices)} devices")
+ax_c.set(
+    xlabel="g_Na (mS/cm²)",
+    ylabel="spikes in 100 ms at 10 µA/cm²",
+    title=f"{CELLS} cells, split over {len(mesh.devices)} devices",
+)
 ax_c.legend(frameon=False)
 ax_t.bar(list(timings), [t * 1e3 for t in timings.values()], color=["0.6", "C0"])
-ax_t.set(ylabel="wall time (ms)",
-         title=f"same result bit for bit: {'yes' if same else 'no'}")
+ax_t.set(
+    ylabel="wall time (ms)", title=f"same result bit for bit: {'yes' if same else 'no'}"
+)
 out = Path(__file__).resolve().parent / "output" / "30_sharded_batch.png"
 out.parent.mkdir(exist_ok=True)
 fig.savefig(out, dpi=120)

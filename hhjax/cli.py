@@ -71,7 +71,6 @@ from hhjax.io import (
     write_figure_atomic,
     write_text_atomic,
 )
-from hhjax.models.hh import HHParams
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -372,24 +371,8 @@ def _warnings_to_stderr() -> Iterator[None]:
         print(f"hhjax: warning: {_one_line(w.message)}", file=sys.stderr)
 
 
-def _convention(params: Any) -> str | None:
-    """Voltage convention of parameters, for axis labels (None: neither)."""
-    if not isinstance(params, HHParams):
-        return "modern"  # every other registered model is in the modern convention
-    shift = np.asarray(params.v_shift)
-    return "modern" if np.all(shift == 0) else "hh1952" if np.all(shift == 65) else None
-
-
 def _first_cell(shape: tuple[int, ...]) -> tuple[int, ...] | None:
     return (0,) * len(shape) if shape else None
-
-
-def _without_off_channels(trace: Any, params: Any) -> Any:
-    """The trace without the gates and currents of channels that ``params``
-    switch off (a zero conductance), for the figure; the files keep them."""
-    view = model_of(params).switched_off(params)
-    hidden = [*view.held_gates, *(f"i_{name}" for name in view.off)]
-    return trace._replace(**dict.fromkeys(hidden))
 
 
 # ------------------------------------------------------------------------ simulate
@@ -485,12 +468,9 @@ def _run_simulate(args: argparse.Namespace) -> int:
     if not args.no_plot:
         from hhjax.plot import plot_trace
 
-        fig = plot_trace(
-            _without_off_channels(trace, params),
-            i_ext,
-            cell=_first_cell(batch),
-            convention=_convention(params),
-        )
+        # params: the figure states their convention and leaves out the
+        # channels they switch off (the files keep them).
+        fig = plot_trace(trace, i_ext, cell=_first_cell(batch), params=params)
         written.append(write_figure_atomic(fig, args.out / "trace.png", dpi=120))
     print(
         f"simulated {v.shape[0]} steps of {args.dt:g} ms ({args.method}), batch "

@@ -40,17 +40,23 @@ Deliberate differences from pyHH:
    "simulation complete"); its step-size advice above 0.05 ms is a
    :class:`hhjax.StepSizeWarning`, a ``UserWarning`` as pyHH's.
 5. Inputs are checked: the waveform must be a 1-D finite array in µA/cm² with
-   |I| ≤ :data:`hhjax.MAX_PLAUSIBLE_CURRENT`, ``stepSizeMs`` a positive number,
-   the parameters finite (conductances ≥ 0, ``Cm`` > 0); a run that becomes NaN or
-   infinite raises :class:`hhjax.NonFiniteSimulationError` instead of filling the
-   arrays with NaN.
+   |I| ≤ :data:`hhjax.MAX_PLAUSIBLE_CURRENT` and ``stepSizeMs`` a positive number;
+   the parameters (``gNa``, ``ENa``, ``Cm``, ...) and ``Vm`` are checked when set:
+   a real number (not a string such as ``"100"``), finite, conductances ≥ 0,
+   ``Cm`` > 0, else a ``TypeError`` / ``ValueError`` naming the pyHH attribute. A
+   run that becomes NaN or infinite raises :class:`hhjax.NonFiniteSimulationError`
+   instead of filling the arrays with NaN.
 6. Only pyHH's current call ``Run(stimulusWaveform, stepSizeMs)`` is offered (the
    older ``Run(stimulusCurrent, durationSec, deltaTms)`` with a scalar current is
    not); ``stepSizeMs`` defaults to 0.01 ms.
 
 pyHH's per-step ``HHModel.iterate(stimulusCurrent, deltaTms)`` is kept for
 closed-loop scripts (each call one compiled step, ~0.1 ms: use ``Run`` for whole
-waveforms), as is the nested name ``HHModel.Gate``.
+waveforms), as are the nested name ``HHModel.Gate``, ``Gate.update(deltaTms)`` and
+``Gate.setInfiniteState()``, and the three parts of pyHH's ``iterate``:
+``HHModel._UpdateGateTimeConstants(Vm)``, ``_UpdateCellVoltage(stimulusCurrent,
+deltaTms)`` and ``_UpdateGateStates(deltaTms)`` (in that order they repeat
+``iterate`` to rounding, one eager evaluation each, far slower than ``Run``).
 
 Additions: :meth:`HHModel.params` and :meth:`HHModel.state` give the cell as
 :class:`hhjax.HHParams` / :class:`hhjax.HHState`, and :meth:`Simulation.trace` the
@@ -70,10 +76,10 @@ import jax
 import numpy as np
 from jax.typing import ArrayLike
 
-from hhjax._checks import check_current
+from hhjax._checks import check_current, check_params
 from hhjax._integrators import METHODS
 from hhjax._model import model_of
-from hhjax._simulate import StepSizeWarning, simulate
+from hhjax._simulate import NonFiniteSimulationError, StepSizeWarning, simulate
 from hhjax.models.hh import HHParams, HHState, Trace
 
 __all__ = ["Gate", "HHModel", "Simulation"]
@@ -83,6 +89,17 @@ _MAX_STEP_MS = METHODS[_METHOD].max_stable_dt  # pyHH warns above 0.05 ms
 # pyHH result array -> hhjax trace field, for values after / before each step.
 _AFTER_STEP = {"Vm": "v", "StateM": "m", "StateH": "h", "StateN": "n"}
 _BEFORE_STEP = {"INa": "i_na", "IK": "i_k", "IKleak": "i_l"}
+# pyHH parameter attribute -> HHParams field (units: mV, mS/cm^2, uF/cm^2).
+_PARAMETERS = {
+    "ENa": "e_na",
+    "EK": "e_k",
+    "EKleak": "e_l",
+    "gNa": "g_na",
+    "gK": "g_k",
+    "gKleak": "g_l",
+    "Cm": "c_m",
+}
+_GATES = ("m", "h", "n")
 
 
 @dataclasses.dataclass
@@ -99,6 +116,17 @@ class Gate:
     beta: float = 0.0
     state: float = 0.0
 
+    def update(self, deltaTms: float) -> None:
+        """Advance ``state`` one forward-Euler step of ``deltaTms`` ms with the
+        present rates: ``state += dt · (α (1 − state) − β state)`` (pyHH API)."""
+        dt = _step_ms(deltaTms, "deltaTms")
+        self.state += dt * (self.alpha * (1.0 - self.state) - self.beta * self.state)
+
+    def setInfiniteState(self) -> None:
+        """Set ``state`` to its steady state for the present rates, ``α / (α + β)``
+        (pyHH API)."""
+        self.state = self.alpha / (self.alpha + self.beta)
+
 
 def _check_voltage(value: object, name: str) -> None:
     """A clear error for a membrane potential (mV) that is not a finite number."""
@@ -108,6 +136,41 @@ def _check_voltage(value: object, name: str) -> None:
         finite = False
     if not finite:
         raise ValueError(f"`{name}` must be a finite voltage in mV; got {value!r}.")
+
+
+def _real_number(value: object, name: str) -> float:
+    """``value`` as a float; a ``TypeError`` naming ``name`` unless it is one real
+    number (a string such as ``"100"``, a bool or an array is refused)."""
+    kind = np.asarray(value).dtype.kind if not isinstance(value, str) else "U"
+    if kind not in "iuf" or np.ndim(value) != 0:
+        raise TypeError(
+            f"`{name}` must be a real number; got {type(value).__name__} {value!r}."
+        )
+    return float(value)
+
+
+def _checked_parameter(name: str, value: object) -> float:
+    """A pyHH parameter (``gNa``, ``ENa``, ``Cm``, ...) as a float, checked as
+    :func:`hhjax.simulate` checks its parameters, with the pyHH name in errors."""
+    number = _real_number(value, name)
+    field = _PARAMETERS[name]
+    try:
+        check_params(HHParams.hh1952(**{field: number}))
+    except ValueError as err:
+        raise ValueError(str(err).replace(f"`{field}`", f"`{name}`")) from None
+    return number
+
+
+def _step_ms(value: object, name: str) -> float:
+    """A time step in ms as a float; a ``ValueError`` naming ``name`` unless it is
+    a positive finite number."""
+    try:
+        dt = float(value)
+    except (TypeError, ValueError):
+        dt = math.nan
+    if not (math.isfinite(dt) and dt > 0):
+        raise ValueError(f"`{name}` must be a positive step in ms; got {value!r}.")
+    return dt
 
 
 class HHModel:
@@ -121,9 +184,21 @@ class HHModel:
         m, h, n: the gates (:class:`Gate`), each this model's own.
         INa, IK, IKleak: currents of the last step, µA/cm²,
             ``g · gates · (V − E)`` (NaN before the first run).
+
+    Setting a parameter or ``Vm`` checks it at once: a ``TypeError`` for what is
+    not a real number, a ``ValueError`` for a non-finite value, a negative
+    conductance or a ``Cm`` ≤ 0, each naming the attribute.
     """
 
     Gate = Gate  # pyHH's nested name, HHModel.Gate
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name in _PARAMETERS:
+            value = _checked_parameter(name, value)
+        elif name == "Vm":
+            value = _real_number(value, name)
+            _check_voltage(value, name)
+        super().__setattr__(name, value)
 
     def __init__(self, startingVoltage: float = 0.0) -> None:
         """Create a cell at ``startingVoltage`` mV with gates at steady state there.
@@ -140,10 +215,12 @@ class HHModel:
         self.Cm = 1.0  # uF/cm^2
         self.Vm = float(startingVoltage)
         self.INa = self.IK = self.IKleak = math.nan
-        with jax.enable_x64(True):
-            params = self.params()
-            state = model_of(params).steady_state(np.float64(self.Vm), params)
-            self._set_gates(state, self.Vm, params)
+        for name in _GATES:
+            setattr(self, name, Gate())
+        # As pyHH: rates at the starting voltage, gates at their steady state.
+        self._UpdateGateTimeConstants(self.Vm)
+        for name in _GATES:
+            getattr(self, name).setInfiniteState()
 
     def iterate(self, stimulusCurrent: float = 0.0, deltaTms: float = 0.05) -> None:
         """Advance one forward-Euler step under ``stimulusCurrent`` (pyHH API).
@@ -187,16 +264,43 @@ class HHModel:
             n=np.float64(self.n.state),
         )
 
-    def _set_gates(self, state: HHState, v_rates: ArrayLike, params: HHParams) -> None:
+    def _UpdateGateTimeConstants(self, Vm: float) -> None:
+        """Set each gate's ``alpha`` and ``beta`` (1/ms) to their values at ``Vm``
+        (mV, 1952 convention) (pyHH API; finite at α's 0/0 points)."""
+        _check_voltage(Vm, "Vm")
+        with jax.enable_x64(True):
+            params = self.params()
+            rates = model_of(params).rates(np.float64(Vm), params)
+        for name in _GATES:
+            gate = getattr(self, name)
+            gate.alpha, gate.beta = float(rates[name].alpha), float(rates[name].beta)
+
+    def _UpdateCellVoltage(self, stimulusCurrent: float, deltaTms: float) -> None:
+        """Set ``INa``, ``IK``, ``IKleak`` (µA/cm², outward positive) from the
+        present state, then advance ``Vm`` one forward-Euler step of ``deltaTms``
+        ms under ``stimulusCurrent`` µA/cm² (inward positive) (pyHH API)."""
+        dt = _step_ms(deltaTms, "deltaTms")
+        check_current(np.array([stimulusCurrent]), "stimulusCurrent", opt_out=False)
+        with jax.enable_x64(True):
+            params, state = self.params(), self.state()
+            model = model_of(params)
+            currents = model.currents(state, params)
+            dv_dt = float(model.dv_dt(state, params, np.float64(stimulusCurrent)))
+        for name, field in _BEFORE_STEP.items():
+            setattr(self, name, float(currents[field]))
+        self.Vm = self.Vm + dt * dv_dt
+
+    def _UpdateGateStates(self, deltaTms: float) -> None:
+        """Advance every gate one forward-Euler step of ``deltaTms`` ms with its
+        present rates (:meth:`Gate.update`) (pyHH API)."""
+        for name in _GATES:
+            getattr(self, name).update(deltaTms)
+
+    def _set_gates(self, state: HHState, v_rates: ArrayLike) -> None:
         """Set the gates to ``state`` and their rates to those at ``v_rates`` mV."""
-        rates = model_of(params).rates(np.float64(v_rates), params)
-        for name in ("m", "h", "n"):
-            gate = Gate(
-                alpha=float(rates[name].alpha),
-                beta=float(rates[name].beta),
-                state=float(getattr(state, name)),
-            )
-            setattr(self, name, gate)
+        self._UpdateGateTimeConstants(float(v_rates))
+        for name in _GATES:
+            getattr(self, name).state = float(getattr(state, name))
 
     def __repr__(self) -> str:
         return (
@@ -260,8 +364,7 @@ class Simulation:
 
         Raises:
             ValueError: the waveform is not a non-empty 1-D finite real array of
-                plausible µA/cm², ``stepSizeMs`` is not positive, the model's
-                ``Vm`` is not finite, or a parameter is not physical.
+                plausible µA/cm², or ``stepSizeMs`` is not positive.
             hhjax.NonFiniteSimulationError: the run became NaN or infinite (usually
                 a too large step).
 
@@ -277,16 +380,13 @@ class Simulation:
                 "`stimulusWaveform` must be a 1-D array of currents in uA/cm^2; got "
                 f"{type(stimulusWaveform).__name__} {stimulusWaveform!r:.60}."
             ) from None
-        _check_voltage(self.model.Vm, "model.Vm")
         if stim.ndim != 1 or stim.size == 0:
             raise ValueError(
                 "`stimulusWaveform` must be a non-empty 1-D array of currents in "
                 f"uA/cm^2, one per step; got shape {stim.shape}."
             )
         check_current(stim, "stimulusWaveform", opt_out=False)
-        dt = float(stepSizeMs)
-        if not (math.isfinite(dt) and dt > 0):
-            raise ValueError(f"`stepSizeMs` must be a positive step in ms; got {dt}.")
+        dt = _step_ms(stepSizeMs, "stepSizeMs")
         if dt > _MAX_STEP_MS:
             warnings.warn(
                 f"stepSizeMs = {dt} ms is large: forward Euler becomes inaccurate or "
@@ -296,15 +396,7 @@ class Simulation:
             )
         with jax.enable_x64(True), warnings.catch_warnings():
             warnings.simplefilter("ignore", StepSizeWarning)  # warned above
-            params = self.model.params()
-            trace, final = simulate(
-                params,
-                stim,
-                dt,
-                state0=self.model.state(),
-                method=_METHOD,
-                return_state=True,
-            )
+            trace, final = _simulate_euler(self.model, stim, dt)
             # Sample k of the trace is the state before step k: the states after
             # the steps are samples 1..T-1 and the final state; the currents
             # before the steps are samples 0..T-1.
@@ -319,4 +411,29 @@ class Simulation:
                 setattr(self, name, values)
                 setattr(self.model, name, float(values[-1]))
             self.model.Vm = float(final.v)
-            self.model._set_gates(final, v_last_start, params)
+            self.model._set_gates(final, v_last_start)
+
+
+def _simulate_euler(model: HHModel, stim: np.ndarray, dt: float) -> tuple:
+    """``(trace, final_state)`` of forward Euler from the model's state under
+    ``stim`` (µA/cm² per step, ``dt`` ms); a blow-up is reported with advice for
+    the facade, whose only method is pyHH's forward Euler."""
+    try:
+        return simulate(
+            model.params(),
+            stim,
+            dt,
+            state0=model.state(),
+            method=_METHOD,
+            return_state=True,
+        )
+    except NonFiniteSimulationError:
+        raise NonFiniteSimulationError(
+            f"The run became non-finite (NaN or inf) with stepSizeMs = {dt:g} ms and "
+            f"max |stimulus| = {float(np.max(np.abs(stim))):g} uA/cm^2. pyHH's "
+            f"forward Euler (the facade's method) is stable only for small steps: "
+            f"use stepSizeMs = 0.01 ms (at most {_MAX_STEP_MS} ms), and check that "
+            "the stimulus is in uA/cm^2 and the parameters are physical. Outside "
+            "the facade, hhjax.simulate(model.params(), ..., method='exp_euler') "
+            "stays stable at larger steps."
+        ) from None

@@ -245,17 +245,63 @@ def test_bad_input(stim, dt, match):
         _run(pyhh.HHModel(), stim, dt=dt)
 
 
-def test_bad_parameter():
+@pytest.mark.parametrize(
+    "name, value, error, match",
+    [
+        ("gNa", -1.0, ValueError, r"Conductance `gNa` \(mS/cm\^2\) must be >= 0"),
+        ("gK", "36", TypeError, "`gK` must be a real number; got str '36'"),
+        ("Cm", 0.0, ValueError, r"`Cm` \(uF/cm\^2\) must be > 0"),
+        ("EKleak", math.nan, ValueError, "`EKleak` must be finite"),
+        ("ENa", True, TypeError, "`ENa` must be a real number; got bool"),
+        ("Vm", math.inf, ValueError, "`Vm` must be a finite voltage"),
+    ],
+)
+def test_bad_attribute_is_refused_when_set(name, value, error, match):
+    # Checked at assignment, with the pyHH name the user typed.
     model = pyhh.HHModel()
-    model.gK = -1.0
-    with pytest.raises(ValueError, match="g_k"):
-        _run(model, np.zeros(3))
+    with pytest.raises(error, match=match):
+        setattr(model, name, value)
+    model.gNa = np.float64(100)  # NumPy numbers are numbers
+    assert model.gNa == 100.0 and type(model.gNa) is float
 
 
 def test_non_finite_voltage_is_refused():
     with pytest.raises(ValueError, match="`startingVoltage` must be a finite voltage"):
         pyhh.HHModel(float("nan"))
-    model = pyhh.HHModel()
-    model.Vm = math.inf
-    with pytest.raises(ValueError, match="`model.Vm` must be a finite voltage"):
-        _run(model, np.zeros(3))
+
+
+def test_blow_up_advice_fits_the_facade():
+    with (
+        pytest.warns(hhjax.StepSizeWarning),
+        pytest.raises(hhjax.NonFiniteSimulationError) as caught,
+    ):
+        _run(pyhh.HHModel(), np.full(200, 50.0), dt=0.5)
+    message = str(caught.value)
+    assert "stepSizeMs = 0.5 ms" in message and "use stepSizeMs = 0.01 ms" in message
+    assert "more stable method" not in message
+
+
+def test_private_steps_of_iterate():
+    """pyHH's iterate is _UpdateGateTimeConstants, _UpdateCellVoltage and
+    _UpdateGateStates in turn; Gate.update and setInfiniteState as pyHH's."""
+    by_parts, stepped = pyhh.HHModel(), pyhh.HHModel()
+    for current in (20.0, 20.0, -5.0):
+        stepped.iterate(current, 0.01)
+        by_parts._UpdateGateTimeConstants(by_parts.Vm)
+        by_parts._UpdateCellVoltage(current, 0.01)
+        by_parts._UpdateGateStates(0.01)
+    for name in ("Vm", "INa", "IK", "IKleak"):
+        assert getattr(by_parts, name) == pytest.approx(
+            getattr(stepped, name), rel=1e-12
+        )
+    for gate in ("m", "h", "n"):
+        assert getattr(by_parts, gate).state == pytest.approx(
+            getattr(stepped, gate).state, rel=1e-12
+        )
+    gate = pyhh.Gate(alpha=2.0, beta=6.0, state=0.5)
+    gate.update(0.01)
+    assert gate.state == pytest.approx(0.5 + 0.01 * (2.0 * 0.5 - 6.0 * 0.5))
+    gate.setInfiniteState()
+    assert gate.state == 0.25
+    with pytest.raises(ValueError, match="`deltaTms` must be a positive step"):
+        gate.update(0.0)

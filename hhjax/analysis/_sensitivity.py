@@ -22,6 +22,16 @@ class Sensitivity(NamedTuple):
     increase of the parameter raises the feature by 0.5 %). It is NaN where the
     feature is 0.
 
+    Elasticities suit parameters with a natural zero (conductances, capacitance,
+    time constants, Q10s). For parameters on an interval scale — reversal
+    potentials and voltage shifts (mV: their zero is that of the voltage
+    convention) and the temperature (°C) — the elasticity is proportional to the
+    parameter's arbitrary distance from that zero: ``e_k`` is −77 mV in the modern
+    convention and −12 mV in HH's 1952 one, so the same cell gives elasticities
+    6.4× apart, and 0 °C is no more natural a zero than 0 K. Read the
+    ``gradients`` for those (per mV, per °C; ``table(relative=False)``,
+    ``plot_sensitivities(relative=False)``).
+
     Attributes:
         features: feature names, length F
         parameters: parameter names, length P
@@ -76,6 +86,9 @@ def sensitivities(
         params: the parameter tuple to differentiate at (scalar leaves).
         parameters: names of the fields to report; default: every field whose value
             is non-zero (elasticities of zero-valued parameters are 0 by definition).
+            The elasticities of reversal potentials, voltage shifts and the
+            temperature depend on the zero of their scale: use the gradients for
+            those (see :class:`Sensitivity`).
 
     Returns:
         A :class:`Sensitivity`; ``.table()`` prints it, and
