@@ -93,6 +93,9 @@ def _names(text: str) -> list[str]:
         raise argparse.ArgumentTypeError(
             f"expected comma-separated parameter names such as g_na,g_k; got {text!r}"
         )
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise argparse.ArgumentTypeError(f"{', '.join(twice)} named twice in {text!r}")
     return names
 
 
@@ -154,7 +157,14 @@ _finite = number_option(lambda x: True, "a finite number")
 
 
 # ------------------------------------------------------------------ shared options
-def _add_data_options(parser: argparse.ArgumentParser) -> None:
+_CONVENTION_HELP = (
+    "Voltage convention: that of the parameters, modern (rest about -65 mV) by "
+    "default, HH 1952 (rest at 0 mV) for parameters with v_shift = 65 mV; the data "
+    "must be in the same."
+)
+
+
+def _add_data_options(parser: argparse.ArgumentParser, sweeps_help: str) -> None:
     group = parser.add_argument_group("data")
     group.add_argument(
         "data",
@@ -169,9 +179,7 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
         type=_int_list,
         default=None,
         metavar="LIST",
-        help="sweep indices in the file to use, 0-based, e.g. 0,2 (default: all); "
-        "for an .abf/.nwb recording the training sweeps (default: 6 chosen "
-        "automatically; every sweep is scored)",
+        help=sweeps_help,
     )
     group.add_argument(
         "--window",
@@ -348,10 +356,16 @@ def register_fit(subparsers: Any) -> None:
         "DIR/params.json (parameters with units, standard errors, loss history, "
         "settings, versions), DIR/metrics.json (per sweep: spikes in data and "
         "model, subthreshold error, spike-time error) and DIR/report.png. Computes "
-        "in float64. Units: ms, mV, uA/cm^2 (or pA with c_pF), mS/cm^2, uF/cm^2.",
+        "in float64. Units: ms, mV, uA/cm^2 (or pA with c_pF), mS/cm^2, uF/cm^2. "
+        + _CONVENTION_HELP,
         formatter_class=HelpFormatter,
     )
-    _add_data_options(parser)
+    _add_data_options(
+        parser,
+        "sweep indices in the file to use, 0-based, e.g. 0,2 (default: all); for an "
+        ".abf/.nwb recording the training sweeps (default: 6 chosen automatically; "
+        "every sweep is scored)",
+    )
     group = parser.add_argument_group(
         "cell (.abf/.nwb recordings; default: measured on the hyperpolarising step)"
     )
@@ -513,7 +527,11 @@ def register_fit(subparsers: Any) -> None:
 
 
 def _npz_only(parser: argparse.ArgumentParser, flags: dict[str, str]) -> dict:
-    """``{dest: (flag, default)}`` of the options in ``flags`` (dest -> flag)."""
+    """``{dest: (flag, default)}`` of the options in ``flags`` (dest -> flag); their
+    help says that they are refused for recordings."""
+    for action in parser._actions:
+        if action.dest in flags and action.help:
+            action.help += " [.npz/.csv data only]"
     return {dest: (flag, parser.get_default(dest)) for dest, flag in flags.items()}
 
 
@@ -564,6 +582,8 @@ _FIT_ARGUMENT_FLAGS = {
     "bounds": "--bounds",
     "free": "--free",
     "method": "--method",
+    "c_pf": "--c-pf",
+    "series_resistance": "--series-resistance",
 }
 # The same for `hhjax predict` with the parameters of a real-cell fit or on a
 # recording (the protocol scores every sweep itself).
@@ -574,6 +594,23 @@ _PREDICT_NPZ_ONLY = {
     "threshold": "--threshold",
     "substeps": "--substeps",
 }
+
+
+@contextlib.contextmanager
+def _options_named() -> Iterator[None]:
+    """A ``ValueError`` raised inside names the options of ``hhjax fit``, not the
+    arguments of :func:`fitting.fit` that they set."""
+    try:
+        yield
+    except ValueError as err:
+        message = str(err).replace(
+            "pass resume=False (--no-resume on the command line)", "pass --no-resume"
+        )
+        for argument, flag in _FIT_ARGUMENT_FLAGS.items():
+            message = message.replace(f"`{argument}`", flag)
+        if message.startswith("Unknown parameter(s)"):
+            message = f"argument --free: {message}"
+        raise ValueError(message) from None
 
 
 def _remove(*paths: Path) -> None:
@@ -593,7 +630,7 @@ def run_fit(args: argparse.Namespace) -> int:
     """Run ``hhjax fit``; returns the exit status (errors raise ``ValueError``).
     Ctrl-C or SIGTERM at any point: one line on stderr and exit status 130; the
     fit's progress, if any, is in the checkpoint and the same command resumes."""
-    with _signals_as_interrupt():
+    with _signals_as_interrupt(), _warnings_one_line():
         try:
             return _run_fit(args)
         except KeyboardInterrupt:
@@ -632,7 +669,8 @@ def _run_fit(args: argparse.Namespace) -> int:
     if args.free is None:
         raise ValueError("argument --free: required for .npz/.csv data (e.g. g_na,g_k)")
     free = list(args.free)
-    fitting.ParamSpace.create(base, free, dict(args.bounds))  # check names early
+    with _options_named():
+        fitting.ParamSpace.create(base, free, dict(args.bounds))  # check names early
     if args.init == "bounds" and args.spread is not None:
         raise ValueError(
             "argument --spread: not used with --init bounds (the starts are spread "
@@ -658,7 +696,7 @@ def _run_fit(args: argparse.Namespace) -> int:
     with jax.enable_x64(True):
         data = _load(args, float(np.asarray(base.c_m)))
         try:
-            with _warnings_one_line():
+            with _warnings_one_line(), _options_named():
                 result = fitting.fit(
                     data, free, params=base, bounds=dict(args.bounds), loss=loss,
                     optimizer=args.optimizer, n_starts=args.starts, init=init,
@@ -667,11 +705,6 @@ def _run_fit(args: argparse.Namespace) -> int:
                     checkpoint_every=args.checkpoint_every, resume=not args.no_resume,
                     progress=not args.quiet, model=name,
                 )  # fmt: skip
-        except ValueError as err:  # name the options, not fitting.fit's arguments
-            message = str(err)
-            for argument, flag in _FIT_ARGUMENT_FLAGS.items():
-                message = message.replace(f"`{argument}`", flag)
-            raise ValueError(message) from None
         except fitting.FitInterrupted as stop:
             again = (
                 "run the same command again to resume"
@@ -778,7 +811,7 @@ def _run_protocol_fit(args: argparse.Namespace, protocol: Any) -> int:
     if args.no_resume:
         _remove(*files)
     try:
-        with jax.enable_x64(True), _staging(args.out) as tmp:
+        with jax.enable_x64(True), _staging(args.out) as tmp, _options_named():
             try:
                 fit = protocol.fit_to_directory(
                     args.data, tmp, name, sweeps=args.sweeps, params=base,
@@ -800,13 +833,24 @@ def _run_protocol_fit(args: argparse.Namespace, protocol: Any) -> int:
     return 0
 
 
-def _print_metrics(report: dict) -> None:
+# What may help when a sweep's simulation failed: finer steps for .npz/.csv data;
+# for a recording (whose step is fixed), a method that stays finite, or parameters
+# that hold there.
+_SUBSTEPS_REMEDY = "coarsely sampled data may need more --substeps"
+_RECORDING_REMEDY = (
+    "the model leaves the physiological range there, e.g. parameters of another "
+    "cell, or fitted on depolarising steps only, under a hyperpolarising step; "
+    "--method exp_euler stays finite where the explicit methods diverge"
+)
+
+
+def _print_metrics(report: dict, remedy: str = _SUBSTEPS_REMEDY) -> None:
     failed = report.get("total", {}).get("failed_sweeps")
     if failed:
         print(
             "hhjax: warning: the model could not be simulated from rest (non-finite) "
             f"on sweep(s) {', '.join(map(str, failed))}: no model metrics there "
-            "(coarsely sampled data may need more --substeps)",
+            f"({remedy})",
             file=sys.stderr,
         )
     for row in report["sweeps"]:
@@ -855,13 +899,18 @@ def register_predict(subparsers: Any) -> None:
         "or any parameter file with a model name) from rest under the injected "
         "current of DATA, and write DIR/metrics.json (per sweep: spikes in data "
         "and model, subthreshold error, spike-time error) and DIR/prediction.png. "
-        "Computes in float64.",
+        "Computes in float64. Units: ms, mV, uA/cm^2 (or pA with c_pF). "
+        + _CONVENTION_HELP,
         formatter_class=HelpFormatter,
     )
     parser.add_argument(
         "params_file", type=Path, metavar="PARAMS", help="params.json (or .toml)"
     )
-    _add_data_options(parser)
+    _add_data_options(
+        parser,
+        "sweep indices in the file to score, 0-based, e.g. 0,2 (default: all; a "
+        "recording, or the parameters of a real-cell fit, are scored on every sweep)",
+    )
     parser.add_argument(
         "--method",
         choices=tuple(hhjax.METHODS),
@@ -909,7 +958,7 @@ def _fit_substeps(settings: Any, path: Path) -> int:
 def run_predict(args: argparse.Namespace) -> int:
     """Run ``hhjax predict``; returns the exit status (130 after Ctrl-C or
     SIGTERM, with ``--out`` left as it was)."""
-    with _signals_as_interrupt():
+    with _signals_as_interrupt(), _warnings_one_line():
         try:
             return _run_predict(args)
         except KeyboardInterrupt:
@@ -925,6 +974,12 @@ def _run_predict(args: argparse.Namespace) -> int:
     from fitting._params import one_cell
 
     check_out_names(args.out, _PREDICT_OUTPUTS, staged_beside=True)
+    if (args.out / "params.json").exists():
+        raise ValueError(
+            f"argument --out: {args.out} holds a fit (params.json), whose "
+            "metrics.json the prediction's would replace next to the fit's "
+            "report.png; write the prediction to another directory"
+        )
     if args.params_file.is_dir():
         inside = args.params_file / "params.json"
         hint = f" (did you mean {inside}?)" if inside.is_file() else ""
@@ -949,7 +1004,7 @@ def _run_predict(args: argparse.Namespace) -> int:
                 )
             except fitting.RecordingError as err:
                 raise ValueError(str(err)) from None
-        _print_metrics(report)
+        _print_metrics(report, _RECORDING_REMEDY)
         for file in _PREDICT_OUTPUTS:
             print(f"wrote {args.out / file}")
         return 0

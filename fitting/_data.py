@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
+import hhjax
 from hhjax.recordings import Recording, RecordingError, load_recording
 
 Window = tuple[float, float]
@@ -112,6 +113,14 @@ class FitData:
             recording = recording.select(list(sweeps))
         i = recording.current_density(c_m)
         where = f"{recording.source}: " if recording.source else ""
+        peak = float(np.max(np.abs(i)))
+        if peak > hhjax.MAX_PLAUSIBLE_CURRENT:
+            raise ValueError(
+                f"{where}the injected current reaches |I| = {peak:.4g} uA/cm^2, "
+                f"beyond any cell's range (<= {hhjax.MAX_PLAUSIBLE_CURRENT:g}; "
+                "simulate refuses it). Is it in pA? Give it as i_pA with the cell's "
+                "c_pF (FitData.from_arrays: i_unit='pA', c_pf=...)."
+            )
         t = recording.t
         included, any_window = _window_mask(t, windows, "windows", recording.dt)
         excluded, _ = _window_mask(t, exclude, "exclude", recording.dt)

@@ -308,7 +308,8 @@ def metrics(
 
     Returns:
         ``{"threshold_mV", "hysteresis_mV", "spike_exclusion_ms",
-        "coincidence_window_ms", "method", "substeps", "start", "sweeps": [per
+        "coincidence_window_ms", "method", "substeps", "start", "convention"
+        (:func:`hhjax.voltage_convention` of ``params``), "sweeps": [per
         sweep: "sweep" (index in the file), "simulation_failed", "spikes_data",
         "spikes_model", "subthreshold_rmse_mV" (samples farther than 3 ms from
         any spike of either trace, also one outside the window), "rmse_mV", "matched_spikes" (within 2 ms),
@@ -354,6 +355,7 @@ def metrics(
         "method": method,
         "substeps": substeps,
         "start": "rest",
+        "convention": hhjax.voltage_convention(params),
         "sweeps": sweeps,
         "total": {
             "spikes_data": sum(s["spikes_data"] for s in ok),

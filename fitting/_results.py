@@ -144,6 +144,7 @@ class FitResult:
         doc = {
             "format": FORMAT,
             "model": self.model,
+            "convention": hhjax.voltage_convention(self.params),
             "params": params,
             "units": {k: unit_of(k) for k in params},
             "free": list(self.free),

@@ -31,6 +31,7 @@ from hhjax._model import Model as Model
 from hhjax._model import model_of as model_of
 from hhjax._registry import MODELS as MODELS
 from hhjax._registry import default_params as default_params
+from hhjax._registry import voltage_convention as voltage_convention
 from hhjax._simulate import NonFiniteSimulationError as NonFiniteSimulationError
 from hhjax._simulate import StepSizeWarning as StepSizeWarning
 from hhjax._simulate import TimeAxisWarning as TimeAxisWarning

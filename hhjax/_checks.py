@@ -117,6 +117,9 @@ POSITIVE_FIELDS = {"c_m": "uF/cm^2", "q10": "dimensionless", "tau": "ms"}
 ABSOLUTE_ZERO_C = -273.15  # degC
 # A `temperature` above this (degC) is almost always one in kelvin.
 MAX_PLAUSIBLE_TEMPERATURE_C = 100.0
+# |E| (mV) beyond this is no reversal potential: Nernst's 58 mV per decade at 20 degC
+# would need a concentration ratio of 10^8 (a value in uV, or a typo).
+MAX_REVERSAL_MV = 500.0
 
 
 def _finite_fields(fields: Any, label: str) -> Any:
@@ -136,7 +139,8 @@ def _finite_fields(fields: Any, label: str) -> Any:
 
 def check_params(params: Any) -> None:
     """The concrete fields of a parameter tuple (traced ones are skipped): finite;
-    conductances >= 0; ``c_m``, Q10s and time constants > 0; temperature in degC."""
+    conductances >= 0; ``c_m``, Q10s and time constants > 0; reversal potentials
+    within ±:data:`MAX_REVERSAL_MV`; temperature in degC."""
     for name, value, low, high in _finite_fields(params, "Parameter `{name}`"):
         if name.startswith("g_") and low < 0:
             raise ValueError(
@@ -147,6 +151,11 @@ def check_params(params: Any) -> None:
             raise ValueError(
                 f"Parameter `{name}` ({POSITIVE_FIELDS[prefix]}) must be > 0; "
                 f"got {value}."
+            )
+        if name.startswith("e_") and max(high, -low) > MAX_REVERSAL_MV:
+            raise ValueError(
+                f"Reversal potential `{name}` (mV) must lie within "
+                f"±{MAX_REVERSAL_MV:g} mV; got {value}."
             )
         if name == "temperature" and low <= ABSOLUTE_ZERO_C:
             raise ValueError(

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
+
 from hhjax.models.hh import HHParams
 from hhjax.models.pospischil import PospischilParams
 
@@ -63,3 +65,16 @@ def unknown_fields_message(params: Any, unknown: Sequence[str], where: str) -> s
         f"{type(params).__name__}; expected names among {', '.join(params._fields)}"
         f"{hint}."
     )
+
+
+def voltage_convention(params: Any) -> str | None:
+    """The voltage convention of a model's parameters, for labels and saved files:
+    ``"modern"`` (absolute V, rest ≈ −65 mV for squid HH) or ``"hh1952"`` (V from
+    rest, rest at 0 mV: :meth:`hhjax.HHParams.hh1952`, ``v_shift`` = 65 mV);
+    ``None`` for HH parameters with another ``v_shift`` (or several). Every model
+    other than squid HH is in the modern convention."""
+    if not isinstance(params, HHParams):
+        return "modern"
+    shifts = np.unique(np.asarray(params.v_shift, dtype=float))
+    names = {HHParams().v_shift: "modern", HHParams.hh1952().v_shift: "hh1952"}
+    return names.get(float(shifts[0])) if shifts.size == 1 else None

@@ -466,7 +466,8 @@ def simulate(
             ``bfloat16``), ``dt <= 0``, unknown ``method`` or ``record``,
             and with ``check_inputs``: non-finite inputs, currents that look like
             pA, unphysical parameters (a negative conductance; ``c_m``, a Q10 or a
-            time constant <= 0; a temperature outside (−273.15, 100] °C) or a gate
+            time constant <= 0; a reversal potential beyond ±500 mV; a
+            temperature outside (−273.15, 100] °C) or a gate
             of ``state0`` far outside [0, 1].
         NonFiniteSimulationError: the simulation produced NaN or inf (also when
             ``state0`` is ``None`` and the parameters have no resting state).

@@ -33,7 +33,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from hhjax._model import Model, model_of
-from hhjax._registry import MODELS
+from hhjax._registry import MODELS, voltage_convention
 from hhjax.models.hh import HHParams
 
 __all__ = ["plot_fi", "plot_phase_plane", "plot_trace"]
@@ -186,14 +186,6 @@ def _trace_batch(trace: Any) -> tuple[int, ...]:
 
 
 # ------------------------------------------------------ the params of the trace
-def _params_convention(params: Any) -> str | None:
-    """Voltage convention of one cell's parameters (None: neither)."""
-    if not isinstance(params, HHParams):
-        return "modern"  # every other registered model is in the modern convention
-    shift = float(params.v_shift)
-    return next((name for name, s in _HH_SHIFTS.items() if shift == s), None)
-
-
 def _trace_model(trace: Any, params: Any) -> Model | None:
     """The model of ``trace``: that of ``params`` (checked to record the trace's
     fields), else the model in :data:`hhjax.MODELS` whose trace has the trace's
@@ -277,7 +269,7 @@ def _convention(convention: str | None, params: Any, model: Model | None) -> str
     against what the params or the model say), else what they say."""
     _v_label(convention)  # checks the name
     if params is not None:
-        known, source = _params_convention(params), "`params`"
+        known, source = voltage_convention(params), "`params`"
     elif model is not None and not issubclass(model.params_type, HHParams):
         known, source = "modern", f"model {model.name!r}"
     else:

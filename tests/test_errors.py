@@ -400,3 +400,10 @@ def test_a_nan_current_under_jax_grad_is_named_not_blamed_on_the_step():
     with pytest.raises(ValueError, match=r"`i_ext` contains non-finite values \(first at time index 10\)"):
         jax.grad(loss)(1.0)
 
+
+
+def test_a_reversal_potential_far_beyond_any_nernst_potential_is_refused():
+    # e_na = 1e9 ran and held V at 207 mV without a word.
+    with pytest.raises(ValueError, match=r"Reversal potential `e_na` \(mV\) must lie within ±500 mV; got 1000000000\.0"):
+        hhjax.simulate(HHParams(e_na=1e9), I_OK, 0.025)
+    hhjax.simulate(HHParams(e_k=-200.0), I_OK, 0.025)  # extreme but possible

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import jax
@@ -12,7 +13,7 @@ import pytest
 import fitting
 import hhjax
 from hhjax.cli import main
-from hhjax.recordings import save_npz
+from hhjax.recordings import Recording, save_npz
 
 DT = 0.025  # ms
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "data" / "synthetic_hh.npz"
@@ -74,11 +75,12 @@ def test_fit_then_predict_write_their_files(
         "metrics.json", "params.json", "report.png",
     ]  # fmt: skip
     params = json.loads((out / "params.json").read_text())
-    assert params["model"] == "hh"
+    assert params["model"] == "hh" and params["convention"] == "modern"
     assert set(params["params"]) == set(hhjax.HHParams._fields)
     assert params["free"] == ["g_na", "g_k", "g_l"]
     assert params["settings"]["dtype"] == "float64"
     metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["convention"] == "modern"
     (row,) = metrics["sweeps"]
     assert row["sweep"] == 0
     assert row["spikes_data"] >= 3 and row["spikes_model"] >= 1
@@ -134,20 +136,32 @@ def _mismatched(path: Path) -> Path:
     return path
 
 
+def _in_pa_as_density(path: Path) -> Path:
+    """A current of 10 nA saved as if it were in uA/cm^2."""
+    t = DT * np.arange(400)
+    save_npz(
+        Recording(dt=DT, v=np.full(t.size, -65.0), i=np.full(t.size, 1e4)),
+        path.with_name("huge.npz"),
+    )
+    return path.with_name("huge.npz")
+
+
 @pytest.mark.parametrize(
     ("make", "extra", "message"),
     [
         (_corrupt, [], "not a readable .npz"),
         (_mismatched, [], "samples per sweep"),
         (_text_file, [], "bad.txt: unsupported file type '.txt'; expected a recording"),
-        (None, ["--free", "g_nax"], "Unknown parameter"),
+        (None, ["--free", "g_nax"], "argument --free: Unknown parameter"),
+        (None, ["--free", "g_na,g_na"], "argument --free: g_na named twice"),
+        (_in_pa_as_density, [], "huge.npz: the injected current reaches |I| = 1e+04"),
         (None, ["--sweeps", "3"], "no sweep 3"),
         (None, ["--sweeps", "0,,1"], "argument --sweeps: expected comma-separated"),
         (None, ["--sweeps", "0,"], "argument --sweeps: expected comma-separated"),
         (None, ["--free", "g_na,,g_k"], "argument --free: expected comma-separated"),
         (None, ["--bounds", "g_na=5:1"], "LOWER:UPPER"),
         (None, ["--loss", "mse", "--windows", "2"], "only the shooting loss"),
-        (None, ["--bounds", "g_k=1:10"], "g_k that are not fitted"),
+        (None, ["--bounds", "g_k=1:10"], "--bounds given for parameter(s) g_k that"),
         (None, ["--seed", "-1"], "argument --seed: expected an integer >= 0"),
         (None, ["--spread", "1"], "argument --spread: expected a factor > 1"),
         (None, ["--iterations", "1"], "Levenberg-Marquardt needs --iterations >= 2"),
@@ -189,8 +203,13 @@ RECORDING = EXAMPLE.parent / "recordings" / "18711001.abf"
             "--window, --exclude, --threshold: not used for a recording",
         ),
         (["--float32", "--mixed"], "not allowed with argument --float32"),
-        (["--free", "g_na,g_na"], "`free` names a parameter twice"),
-        (["--free", "g_na,g_nax"], "Unknown parameter(s) g_nax for PospischilParams"),
+        (["--free", "g_na,g_na"], "argument --free: g_na named twice"),
+        (
+            ["--free", "g_na,g_nax"],
+            "argument --free: Unknown parameter(s) g_nax for PospischilParams",
+        ),
+        (["--c-pf", "1e9"], "--c-pf = 1e+09 pF is above 100000 pF"),
+        (["--series-resistance", "1e6"], "--series-resistance = 1e+06 MΩ is above"),
         (["--free", "g_na,e_na"], "No search box for e_na"),
         (["--model", "hh"], "argument --free: required for --model hh on a recording"),
     ],
@@ -256,16 +275,22 @@ def test_existing_output_is_only_replaced_on_success(recording_file, tmp_path, c
     )  # fmt: skip
     assert status == 2
     assert (out / "params.json").read_text() == "old"
+    # A prediction into a fit's directory would mix the two runs' files.
+    status, _, stderr = _run(capsys, "predict", out, recording_file, "--out", out)
+    assert status == 2 and len(stderr.strip().splitlines()) == 1, stderr
+    assert f"argument --out: {out} holds a fit (params.json)" in stderr
+    assert (out / "params.json").read_text() == "old"
+    elsewhere = tmp_path / "prediction"
     status, _, stderr = _run(
-        capsys, "predict", tmp_path / "missing.json", recording_file, "--out", out
+        capsys, "predict", tmp_path / "missing.json", recording_file, "--out", elsewhere
     )
     assert status == 2 and "no such file" in stderr
-    assert (out / "params.json").read_text() == "old"
-    status, _, stderr = _run(capsys, "predict", out, recording_file, "--out", out)
+    status, _, stderr = _run(capsys, "predict", out, recording_file, "--out", elsewhere)
     assert status == 2 and len(stderr.strip().splitlines()) == 1, stderr
     assert (
         f"PARAMS: {out} is a directory (did you mean {out / 'params.json'}?)" in stderr
     )
+    assert not elsewhere.exists()
 
 
 @pytest.mark.parametrize("source", ["recording", "real-cell fit"])
@@ -683,3 +708,39 @@ def test_fit_of_a_recording_prints_the_held_out_summary(tmp_path, capsys, monkey
         "held out: 50 % within ±1 spike; rheobase 70 pA / 80 pA (data / model); "
         "subthreshold RMSE mean 4.25 mV",
     ]
+
+
+def test_help_says_which_options_are_for_npz_data_and_the_convention(capsys):
+    for command, npz_only, both in [
+        ("fit", ["--starts", "--loss", "--window"], ["--sweeps", "--free"]),
+        ("predict", ["--sweeps", "--window", "--substeps"], ["--method"]),
+    ]:
+        assert main([command, "--help"]) == 0
+        out = capsys.readouterr().out
+        assert "Voltage convention: that of the parameters, modern" in " ".join(
+            out.split()
+        )
+        # One block per option: its line "  --flag ..." and the indented rest.
+        blocks = {
+            block.split()[0]: " ".join(block.split())
+            for block in re.split(r"\n(?=  -)", out)
+            if block.startswith("  --")
+        }
+        for flag in npz_only + both:
+            marked = "[.npz/.csv data only]" in blocks[flag]
+            assert marked == (flag in npz_only), blocks[flag]
+
+
+def test_warnings_while_loading_are_one_line(tmp_path, capsys):
+    volts = tmp_path / "volts.npz"
+    t = DT * np.arange(400)
+    with pytest.warns(UserWarning, match="in volts"):
+        recording = Recording(dt=DT, v=np.full(t.size, -0.065), i=np.zeros(t.size))
+    save_npz(recording, volts)
+    status, _, stderr = _run(
+        capsys, "fit", volts, "--free", "g_l", "--loss", "regression", "--starts", 1,
+        "--quiet", "--no-compile-cache", "--out", tmp_path / "out",
+    )  # fmt: skip
+    first = stderr.splitlines()[0]
+    assert first.startswith("hhjax: warning: ") and "in volts?" in first, stderr
+    assert "UserWarning" not in stderr

@@ -4,6 +4,7 @@ preparation, the report; and (slow) the end-to-end fits of 18711001.abf and
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -324,6 +325,21 @@ def test_tiny_fit_writes_params_and_report(cell, tmp_path):
     )
     assert len(fit.train) == 3
     assert fit.uncertainty is not None and len(fit.uncertainty.names) == len(fit.free)
+    # The summary flags what the .npz fits flag: a value at the edge of its search
+    # box, and one the data do not determine.
+    first, second = fit.free[:2]
+    top = protocol.BOUNDS[first][1]
+    flagged = dataclasses.replace(
+        fit,
+        params=fit.params._replace(**{first: top}),
+        uncertainty=dataclasses.replace(fit.uncertainty, undetermined=(second,)),
+    )
+    lines = flagged.summary().splitlines()
+    assert (
+        f"(at the edge of the search box [{protocol.BOUNDS[first][0]:g}, {top:g}])"
+        in next(x for x in lines if f" {first} = " in x)
+    )
+    assert next(x for x in lines if f" {second} = " in x).endswith("(undetermined)")
     path = fit.save(tmp_path / "params.json")
     loaded, document = __import__("fitting").load_result(path)
     assert isinstance(loaded, hhjax.PospischilParams)
@@ -694,3 +710,15 @@ def test_predict_marks_training_sweeps_only_on_the_recording_fitted():
     old = {"data": {"source": "a/c.abf"}}
     assert _directories.fitted_on(old, other, "b/c.abf")
     assert not _directories.fitted_on(old, fitted, "b/d.abf")
+
+
+def test_the_polish_log_says_why_it_was_not_kept():
+    # A polish with a lower cost was dropped without a word when a sweep failed.
+    from fitting.protocol._fit_recording import _polish_verdict
+
+    ok, bad = np.zeros(3, bool), np.array([False, True, True])
+    assert _polish_verdict(85.8, 131.1, (4, 7, 9), ok) == "kept"
+    assert _polish_verdict(140.0, 131.1, (4, 7, 9), ok) == "not kept: its cost is higher"
+    assert _polish_verdict(85.8, 131.1, (4, 7, 9), bad) == (
+        "not kept: its simulation is non-finite on sweep(s) 7, 9"
+    )

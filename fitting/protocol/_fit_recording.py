@@ -102,6 +102,7 @@ class RealFit:
         doc = {
             "format": FORMAT,
             "model": self.model,
+            "convention": hhjax.voltage_convention(self.params),
             "params": values,
             "units": {k: unit_of(k) for k in values},
             "free": list(self.free),
@@ -155,14 +156,31 @@ class RealFit:
             f"cost {self.train_cost:.4g}, {sum(self.timings.values()):.0f} s"
         ]
         unc = self.uncertainty
-        for name in self.free:
-            value = float(np.asarray(getattr(self.params, name)))
+        values = [float(np.asarray(getattr(self.params, n))) for n in self.free]
+        space = ParamSpace.create(self.params, self.free, polish_bounds(self.free))
+        at_bounds = space.at_bounds(values)
+        for name, value in zip(self.free, values, strict=True):
             text = f"  {name:>12} = {value:.5g} {unit_of(name)}"
             if unc is not None and name in unc.names:
                 se = unc.std_errors[unc.names.index(name)]
                 text += f" ± {se:.2g}" if np.isfinite(se) else " ± inf"
+                if name in unc.undetermined:
+                    text += "  (undetermined)"
+            if name in at_bounds:
+                k = space.free.index(name)
+                lo, hi = space.lower[k], space.upper[k]
+                text += f"  (at the edge of the search box [{lo:g}, {hi:g}])"
             lines.append(text)
         return "\n".join(lines)
+
+
+def _polish_verdict(cost_polished, cost, sweeps, failed) -> str:
+    """Whether the polish is kept, and why not: a higher cost, or sweeps (of
+    ``sweeps``, the file's indices) whose simulation failed (``failed``)."""
+    if failed.any():
+        bad = ", ".join(str(s) for s, f in zip(sweeps, failed, strict=True) if f)
+        return f"not kept: its simulation is non-finite on sweep(s) {bad}"
+    return "kept" if cost_polished <= cost else "not kept: its cost is higher"
 
 
 def _training_cost(prepared, train, params, method, sigma, guard) -> float:
@@ -436,10 +454,13 @@ def fit_recording(
             cost_polished = _training_cost(
                 prepared, train, polished.params, method, sigma_mv, passive_guard
             )
-            if log is not None:
-                log(f"polish: cost {cost_polished:.4g} (search {cost:.4g})")
             failed = in_worker(simulate_sweeps, prepared, polished.params, method)[1]
             stable = not failed.any()
+            if log is not None:
+                log(
+                    f"polish: cost {cost_polished:.4g} (search {cost:.4g}); "
+                    + _polish_verdict(cost_polished, cost, prepared.sweeps, failed)
+                )
             if cost_polished <= cost and stable:
                 best, cost, kept = polished.params, cost_polished, True
         else:

@@ -136,6 +136,23 @@ def step_amplitudes(recording: Recording, step: tuple[float, float]) -> np.ndarr
     return recording.i[:, inside].mean(axis=1) - recording.i[:, 0]
 
 
+# Largest cell capacitance (pF) and series resistance (MΩ) taken as given: above
+# them a value is in the wrong unit (nF, Ω) rather than a cell's.
+MAX_C_PF = 1e5
+MAX_SERIES_RESISTANCE = 1e3
+
+
+def _check_plausible(
+    value: float | None, name: str, unit: str, largest: float, typical: str
+) -> None:
+    """A ``RecordingError`` for a given ``value`` above ``largest`` (``unit``)."""
+    if value is not None and value > largest:
+        raise RecordingError(
+            f"`{name}` = {value:g} {unit} is above {largest:g} {unit} ({typical}): "
+            f"is it in {unit}?"
+        )
+
+
 def prepare(
     recording: Recording,
     *,
@@ -169,7 +186,9 @@ def prepare(
 
     Raises:
         RecordingError: a current that is not in pA, no hyperpolarising step to
-            measure ``c_pf`` from, or no depolarising step.
+            measure ``c_pf`` from, no depolarising step, or a ``c_pf`` above
+            :data:`MAX_C_PF` or ``series_resistance`` above
+            :data:`MAX_SERIES_RESISTANCE`.
     """
     where = recording.source or "recording"
     if recording.i_unit != "pA":
@@ -177,6 +196,11 @@ def prepare(
             f"{where}: the real-cell protocol needs whole-cell currents in pA "
             f"(got {recording.i_unit}); give densities to fitting.fit directly."
         )
+    _check_plausible(c_pf, "c_pf", "pF", MAX_C_PF, "a whole cell is 1 to 10^4 pF")
+    _check_plausible(
+        series_resistance, "series_resistance", "MΩ", MAX_SERIES_RESISTANCE,
+        "an uncompensated series resistance is 1 to 100 MΩ",
+    )  # fmt: skip
     # The depolarising step first: a recording without one cannot be fitted, whatever
     # else it has.
     if step is None:
