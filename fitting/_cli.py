@@ -328,7 +328,7 @@ def _interrupted(what: str) -> int:
 
     workers = busy_workers()
     note = (
-        " (exiting when the compilation in progress ends; Ctrl-C again to quit now)"
+        " (exiting when the computation in progress ends; Ctrl-C again to quit now)"
         if workers
         else ""
     )
@@ -475,7 +475,8 @@ def register_fit(subparsers: Any) -> None:
         "parameters, else Adam",
     )
     group.add_argument("--iterations", type=_positive_int, default=None, metavar="N",
-                       help="maximum iterations per stage (default 50 for LM)")  # fmt: skip
+                       help="maximum iterations per stage (default 50 for LM, which "
+                       "needs >= 2)")  # fmt: skip
     group.add_argument(
         "--method", choices=tuple(hhjax.METHODS), default=hhjax.DEFAULT_METHOD,
         help="integration method (the step is the data's sampling interval)",
@@ -855,8 +856,12 @@ def _print_metrics(report: dict, remedy: str = _SUBSTEPS_REMEDY) -> None:
         )
     for row in report["sweeps"]:
         if row.get("simulation_failed"):
+            amplitude = (
+                f" ({row['amplitude_pA']:g} pA)" if "amplitude_pA" in row else ""
+            )
             print(
-                f"  sweep {row['sweep']}: spikes data {row['spikes_data']}, model "
+                f"  sweep {row['sweep']}{amplitude}: spikes data "
+                f"{row.get('spikes_data_step', row['spikes_data'])}, model "
                 "simulation failed (non-finite)"
             )
             continue
@@ -896,7 +901,7 @@ def register_predict(subparsers: Any) -> None:
         "predict",
         help="simulate fitted parameters on (other) data and score the prediction",
         description="Simulate the model of PARAMS (a params.json from 'hhjax fit', "
-        "or any parameter file with a model name) from rest under the injected "
+        "or any parameter file; model 'hh' if it names none) from rest under the injected "
         "current of DATA, and write DIR/metrics.json (per sweep: spikes in data "
         "and model, subthreshold error, spike-time error) and DIR/prediction.png. "
         "Computes in float64. Units: ms, mV, uA/cm^2 (or pA with c_pF). "

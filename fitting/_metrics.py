@@ -249,6 +249,7 @@ def _sweep_metrics(t, v_data, v_model, mask, dt, threshold, hysteresis):
         norm = 1.0 - 2.0 * rate * COINCIDENCE_MS
         if norm > 0:
             gamma = (len(pairs) - expected) / (0.5 * (n_d + n_m)) / norm
+            gamma = min(gamma, 1.0)  # 1 for identical trains, up to rounding
     return {
         "spikes_data": n_d,
         "spikes_model": n_m,
@@ -265,7 +266,8 @@ def _sweep_metrics(t, v_data, v_model, mask, dt, threshold, hysteresis):
         "coincidence_factor": gamma,
         "first_spike_latency_data_ms": float(s_data[0] - span[0]) if n_d else None,
         "first_spike_latency_model_ms": float(s_model[0] - span[0]) if n_m else None,
-        "window_ms": [float(span[0]), float(span[1])],
+        # Sample times k·dt carry rounding (999.9999999990905): 9 decimals.
+        "window_ms": [round(float(span[0]), 9), round(float(span[1]), 9)],
     }
 
 

@@ -98,6 +98,9 @@ def _sweep_row(fig, grid, k, t, data, v_model, threshold):
         zoom.plot(t[sel], data.v[k, sel], color="0.55", lw=1.0)
         zoom.plot(t[sel], v_model[k, sel], color="C3", lw=1.0)
         zoom.set_title(f"spike at {picks[j]:.1f} ms", fontsize=8)
+        zoom.set_xlabel("t (ms)", fontsize=7)
+        if j == 0:  # the zooms of a row share the V unit of its first panel
+            zoom.set_ylabel("V (mV)", fontsize=7)
         zoom.tick_params(labelsize=7)
 
 

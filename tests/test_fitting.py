@@ -794,8 +794,9 @@ def test_coincidence_factor_counts_the_analysed_time_only():
             v[round(t / dt) : round(t / dt) + 5] = 20.0
         return v
 
+    data_windows = [(0.0, 20.0), (40.0, 60.0)]
     data = fitting.FitData.from_arrays(
-        spikes_at([5.0, 45.0]), np.zeros(600), dt, windows=[(0.0, 20.0), (40.0, 60.0)]
+        spikes_at([5.0, 45.0]), np.zeros(600), dt, windows=data_windows
     )
     doc = fitting.metrics(data, TRUTH, v_model=spikes_at([5.5, 15.0, 50.0])[None])
     (row,) = doc["sweeps"]
@@ -804,6 +805,11 @@ def test_coincidence_factor_counts_the_analysed_time_only():
     chance = 2 * rate * 2.0 * 2  # expected coincidences within 2 ms by chance
     gamma = (1 - chance) / (0.5 * (2 + 3)) / (1 - 2 * rate * 2.0)
     assert row["coincidence_factor"] == pytest.approx(gamma, rel=1e-12)
+    # Identical trains: 1 (3 spikes in 40 ms came out as 1.0000000000000002).
+    v = spikes_at([5.0, 15.0, 45.0])
+    same = fitting.FitData.from_arrays(v, np.zeros(600), dt, windows=data_windows)
+    (row,) = fitting.metrics(same, TRUTH, v_model=v[None])["sweeps"]
+    assert row["coincidence_factor"] == 1.0
 
 
 @pytest.mark.parametrize(

@@ -657,7 +657,7 @@ def test_an_interrupted_command_waits_for_a_compilation_left_running(capsys):
     assert _interrupted(": test") == 130
     assert job.done() and not busy_workers()
     line = capsys.readouterr().err.strip()
-    assert line.startswith("hhjax: interrupted: test (exiting when the compilation")
+    assert line.startswith("hhjax: interrupted: test (exiting when the computation")
 
 
 def test_predict_of_a_recording_prints_the_spikes_in_the_step(capsys):
