@@ -5,16 +5,28 @@ environment (``--brian2-python``, e.g. one with ``numpy<2.4 brian2``) through
 ``worker.py``; it needs only NumPy, Brian2 and a C++ compiler.
 
 The C++ project is generated and compiled once (the first-call overhead); each timed
-call runs the compiled binary and reads V back.
+call runs the compiled binary (a child process: its CPU time is counted through
+``_timing.cpu_seconds``) and reads V back. The tool's memory is the peak
+RSS of one run of the binary alone (:func:`_binary_peak_mb`), not of the build.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 import tempfile
-from collections.abc import Callable
 
 import _problem as problem  # benchmarks/ is on sys.path (run as a script)
 import numpy as np
+from _timing import Tool
+
+# Runs the command in argv[2:] and writes its peak RSS (KiB, Linux) to argv[1]: the
+# binary is this wrapper's only child, so RUSAGE_CHILDREN is the binary's alone.
+_PEAK_RSS_WRAPPER = (
+    "import resource, subprocess, sys; subprocess.run(sys.argv[2:], check=True); "
+    "open(sys.argv[1], 'w').write(str(resource.getrusage("
+    "resource.RUSAGE_CHILDREN).ru_maxrss))"
+)
 
 _EQUATIONS = """
 dv/dt = (I - gNa*m**3*h*(v - ENa) - gK*n**4*(v - EK) - gL*(v - EL)) / Cm : volt
@@ -31,7 +43,30 @@ gNa : siemens/meter**2 (constant)
 """
 
 
-def brian2_forward(wl: problem.Workload, threads: int = 1) -> Callable[[], np.ndarray]:
+def _binary_peak_mb(directory: str) -> float:
+    """Peak RSS of one run of the compiled binary in ``directory``, MB: Brian2 runs
+    it as usual, with its run command prefixed by a small wrapper."""
+    import brian2 as b2
+
+    prefs = b2.prefs.devices.cpp_standalone
+    command = prefs.run_cmd_unix
+    out = os.path.join(directory, "peak_rss_kib.txt")
+    prefs.run_cmd_unix = [
+        sys.executable,
+        "-c",
+        _PEAK_RSS_WRAPPER,
+        out,
+        *([command] if isinstance(command, str) else command),
+    ]
+    try:
+        b2.device.run(directory=directory, with_output=False)
+    finally:
+        prefs.run_cmd_unix = command
+    with open(out) as f:
+        return int(f.read()) * 1024 / 1e6
+
+
+def brian2_forward(wl: problem.Workload, threads: int = 1) -> Tool:
     """Build and compile the standalone project; return a callable that runs it.
 
     Args:
@@ -46,12 +81,17 @@ def brian2_forward(wl: problem.Workload, threads: int = 1) -> Callable[[], np.nd
         b2.prefs.devices.cpp_standalone.openmp_threads = threads
     b2.defaultclock.dt = problem.DT * ms
     namespace = {
-        "ENa": problem.E_NA * mV, "EK": problem.E_K * mV, "EL": problem.E_L * mV,
-        "gK": problem.G_K * msiemens / cm**2, "gL": problem.G_L * msiemens / cm**2,
-        "Cm": problem.C_M * uF / cm**2, "I": problem.I_EXT * uA / cm**2,
+        "ENa": problem.E_NA * mV,
+        "EK": problem.E_K * mV,
+        "EL": problem.E_L * mV,
+        "gK": problem.G_K * msiemens / cm**2,
+        "gL": problem.G_L * msiemens / cm**2,
+        "Cm": problem.C_M * uF / cm**2,
+        "I": problem.I_EXT * uA / cm**2,
     }
-    group = b2.NeuronGroup(wl.cells, _EQUATIONS, method="exponential_euler",
-                           namespace=namespace)
+    group = b2.NeuronGroup(
+        wl.cells, _EQUATIONS, method="exponential_euler", namespace=namespace
+    )
     v0, m0, h0, n0 = problem.initial_state()
     group.v, group.m, group.h, group.n = v0 * mV, m0, h0, n0
     group.gNa = problem.g_na_batch(wl.cells) * msiemens / cm**2
@@ -64,4 +104,4 @@ def brian2_forward(wl: problem.Workload, threads: int = 1) -> Callable[[], np.nd
         b2.device.run(directory=directory, with_output=False)
         return np.asarray(monitor.v / mV).T[: wl.steps]
 
-    return run
+    return Tool(run, lambda: _binary_peak_mb(directory), "peak RSS of the binary")

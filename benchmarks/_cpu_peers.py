@@ -37,9 +37,11 @@ def _numba_kernels():
                     bh = 1.0 / (1.0 + math.exp(-(v + 35.0) / 10.0))
                     an = 0.01 * (v + 55.0) / (1.0 - math.exp(-(v + 55.0) / 10.0))
                     bn = 0.125 * math.exp(-(v + 65.0) / 80.0)
-                    i_ion = (g_na[c] * m * m * m * h * (v - 50.0)
-                             + 36.0 * n * n * n * n * (v + 77.0)
-                             + 0.3 * (v + 54.387))
+                    i_ion = (
+                        g_na[c] * m * m * m * h * (v - 50.0)
+                        + 36.0 * n * n * n * n * (v + 77.0)
+                        + 0.3 * (v + 54.387)
+                    )
                     v_new = v + dt * (i_ext - i_ion)
                     s = am + bm
                     m = am / s + (m - am / s) * math.exp(-dt * s)
@@ -131,9 +133,12 @@ def python_forward(wl: problem.Workload) -> Tool:
 def neuron_forward(wl: problem.Workload, record_all: bool = True) -> Tool:
     """NEURON's built-in ``hh`` mechanism: one section per cell (nseg 1, area
     10^4 µm², so an ``IClamp`` of 1 nA is 10 µA/cm²), fixed step, CVode off,
-    ``secondorder = 0`` (implicit Euler for V, ``cnexp`` gates). Every cell's V is
-    recorded with ``Vector.record``. The model is built once; each call runs
-    ``finitialize(−65)`` and ``continuerun``."""
+    ``secondorder = 0`` (implicit Euler for V, ``cnexp`` gates). The rates come
+    from ``hh``'s tables (``usetable_hh = 1``, NEURON's default: rates tabulated
+    on a 1 mV grid from −100 to 100 mV and interpolated linearly), not from the
+    formulas at each V. Every cell's V is recorded with ``Vector.record``. The
+    model is built once; each call runs ``finitialize(−65)`` and ``continuerun``
+    for exactly ``steps`` steps, as the other tools."""
     from neuron import h
 
     h.load_file("stdrun.hoc")
@@ -141,6 +146,7 @@ def neuron_forward(wl: problem.Workload, record_all: bool = True) -> Tool:
     h.dt = problem.DT
     h.steps_per_ms = 1.0 / problem.DT
     h.secondorder = 0
+    h.usetable_hh = 1  # NEURON's default, stated: the timed runs use the tables
     h.CVode().active(False)
     diameter = math.sqrt(1e4 / math.pi)  # um; L = diam gives area 1e4 um^2
     cells, clamps, records = [], [], []
@@ -149,7 +155,11 @@ def neuron_forward(wl: problem.Workload, record_all: bool = True) -> Tool:
         sec.nseg, sec.L, sec.diam, sec.cm = 1, diameter, diameter, problem.C_M
         sec.insert("hh")
         seg = sec(0.5)
-        seg.hh.gnabar, seg.hh.gkbar, seg.hh.gl = g * 1e-3, problem.G_K * 1e-3, problem.G_L * 1e-3
+        seg.hh.gnabar, seg.hh.gkbar, seg.hh.gl = (
+            g * 1e-3,
+            problem.G_K * 1e-3,
+            problem.G_L * 1e-3,
+        )
         seg.hh.el = problem.E_L
         sec.ena, sec.ek = problem.E_NA, problem.E_K
         clamp = h.IClamp(seg)
@@ -164,7 +174,9 @@ def neuron_forward(wl: problem.Workload, record_all: bool = True) -> Tool:
 
     def run():
         h.finitialize(problem.V0)
-        h.continuerun(t_stop - 0.5 * problem.DT)  # exactly `steps` steps
+        # continuerun(T) steps while t < T − dt/2: exactly `steps` steps, whatever
+        # the rounding of t; the vectors hold steps + 1 samples, the last unused.
+        h.continuerun(t_stop)
         return np.stack([np.asarray(r)[: wl.steps] for r in records], axis=1)
 
     run.keep_alive = (cells, clamps, records)  # sections die with their refs

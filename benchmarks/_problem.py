@@ -1,4 +1,4 @@
-"""The common benchmark problem, timing and memory helpers. NumPy only.
+"""The common benchmark problem and an independent NumPy/SciPy model of it.
 
 Every tool simulates the same cell: standard Hodgkin–Huxley in the modern convention
 (rest ≈ −65 mV; gNa 120, gK 36, gL 0.3 mS/cm²; ENa 50, EK −77, EL −54.387 mV;
@@ -6,20 +6,19 @@ Cm 1 µF/cm²; 6.3 °C), a constant 10 µA/cm² from t = 0, dt = 0.025 ms, every
 its steady state for V = −65 mV at t = 0. Batches draw gNa uniformly in
 [100, 140] mS/cm² with a fixed seed, everything else equal.
 
-This module must import with NumPy alone: the Brian2 worker runs it in a separate
-virtual environment without JAX.
+The model below (:func:`derivatives`, :func:`step`, :func:`trace`,
+:func:`dop853_trace`) is written with NumPy from the equations, independently of
+hhjax and of every peer; the agreement checks (``_agreement.py``) use it as their
+reference. This module must import with NumPy alone: the Brian2 worker runs it in
+a separate virtual environment without JAX (SciPy is imported only by
+:func:`dop853_trace`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import gc
 import math
 import os
-import statistics
-import threading
-import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -38,6 +37,7 @@ SEED = 0
 # defaults; V_target simulated with these conductances (mS/cm^2).
 TARGET_G = (110.0, 40.0, 0.25)
 SPIKE_THRESHOLD = 0.0  # mV, upward crossing
+SCHEMES = ("exp_euler", "gates_first", "rk4")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,6 +82,7 @@ _QUICK = {
     "W4": (1, 2_000, True, "gradient w.r.t. gNa, gK, gL, 2000 steps (quick)"),
     "W5": (1, 50_000, True, "the same gradient, 5 x 10^4 steps (quick)"),
 }
+WORKLOAD_NAMES = tuple(_FULL)
 
 
 def workloads(quick: bool) -> dict[str, Workload]:
@@ -95,6 +96,31 @@ def g_na_batch(cells: int) -> np.ndarray:
     if cells == 1:
         return np.array([G_NA])
     return np.random.default_rng(SEED).uniform(*G_NA_RANGE, cells)
+
+
+# ------------------------------------------------------------- the NumPy model
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    """Parameters of the model; each a float or an array over columns (cells).
+
+    Attributes:
+        g_na, g_k, g_l: conductances, mS/cm².
+        e_na, e_k, e_l: reversal potentials, mV.
+        i_ext: constant injected current, µA/cm².
+    """
+
+    g_na: Any = G_NA
+    g_k: Any = G_K
+    g_l: Any = G_L
+    e_na: Any = E_NA
+    e_k: Any = E_K
+    e_l: Any = E_L
+    i_ext: Any = I_EXT
+
+    @property
+    def columns(self) -> int:
+        """Number of columns the fields broadcast to."""
+        return int(np.broadcast(*dataclasses.astuple(self)).size)
 
 
 def rates(v: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -116,198 +142,107 @@ def initial_state(v: float = V0) -> tuple[float, float, float, float]:
     return v, am / (am + bm), ah / (ah + bh), an / (an + bn)
 
 
-# ------------------------------------------------------------------ agreement
-def spike_times(v: np.ndarray) -> list[np.ndarray]:
-    """Upward crossings of ``SPIKE_THRESHOLD`` per cell, ms (linear interpolation).
+def _dv_dt(v, m, h, n, cell: Cell) -> np.ndarray:
+    """dV/dt, mV/ms."""
+    i_ion = (
+        cell.g_na * m**3 * h * (v - cell.e_na)
+        + cell.g_k * n**4 * (v - cell.e_k)
+        + cell.g_l * (v - cell.e_l)
+    )
+    return (cell.i_ext - i_ion) / C_M
 
-    Args:
-        v: membrane potential, mV, shape ``(steps,)`` or ``(steps, cells)``, sample
-            ``k`` at ``t = k · DT``.
-    """
-    v = np.asarray(v, dtype=float)
-    v = v.reshape(v.shape[0], -1)
+
+def derivatives(y: np.ndarray, cell: Cell) -> np.ndarray:
+    """``d(V, m, h, n)/dt`` in (mV, 1, 1, 1)/ms; ``y`` has shape ``(4, columns)``."""
+    v, m, h, n = y
+    am, bm, ah, bh, an, bn = rates(v)
+    return np.stack(
+        [
+            _dv_dt(v, m, h, n, cell),
+            am * (1.0 - m) - bm * m,
+            ah * (1.0 - h) - bh * h,
+            an * (1.0 - n) - bn * n,
+        ]
+    )
+
+
+def _relaxed_gates(y: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Gates after one exponential-Euler step of ``DT`` ms at the V of ``y``."""
+    v, *gates = y
+    r = rates(v)
     out = []
-    for col in v.T:
-        k = np.flatnonzero((col[:-1] < SPIKE_THRESHOLD) & (col[1:] >= SPIKE_THRESHOLD))
-        frac = (SPIKE_THRESHOLD - col[k]) / (col[k + 1] - col[k])
-        out.append((k + frac) * DT)
+    for x, a, b in zip(gates, r[0::2], r[1::2], strict=True):
+        x_inf = a / (a + b)
+        out.append(x_inf + (x - x_inf) * np.exp(-DT * (a + b)))
+    return tuple(out)
+
+
+def step(y: np.ndarray, cell: Cell, scheme: str) -> np.ndarray:
+    """One step of ``DT`` ms from ``y`` (shape ``(4, columns)``).
+
+    Schemes: ``"exp_euler"`` (hhjax's: V by forward Euler with the old gates, gates
+    by exponential Euler at the old V), ``"gates_first"`` (Jaxley's ``fwd_euler``:
+    gates first, then V by forward Euler with the *new* gates at the old V) and
+    ``"rk4"`` (classical Runge–Kutta on the whole state).
+    """
+    if scheme == "rk4":
+        k1 = derivatives(y, cell)
+        k2 = derivatives(y + 0.5 * DT * k1, cell)
+        k3 = derivatives(y + 0.5 * DT * k2, cell)
+        k4 = derivatives(y + DT * k3, cell)
+        return y + DT / 6.0 * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
+    gates = _relaxed_gates(y)
+    if scheme == "exp_euler":
+        v_new = y[0] + DT * _dv_dt(*y, cell)
+    elif scheme == "gates_first":
+        v_new = y[0] + DT * _dv_dt(y[0], *gates, cell)
+    else:
+        raise ValueError(f"unknown scheme {scheme!r}; expected one of {SCHEMES}")
+    return np.stack([v_new, *gates])
+
+
+def initial_states(columns: int) -> np.ndarray:
+    """:func:`initial_state` for every column, shape ``(4, columns)``."""
+    return np.repeat(np.array(initial_state())[:, None], columns, axis=1)
+
+
+def trace(cell: Cell, steps: int, scheme: str) -> np.ndarray:
+    """V, mV, shape ``(steps, columns)``, sample ``k`` at ``t = k · DT`` (the state
+    before step ``k``), from :func:`initial_states` with :func:`step`."""
+    y = initial_states(cell.columns)
+    out = np.empty((steps, cell.columns))
+    for k in range(steps):
+        out[k] = y[0]
+        y = step(y, cell, scheme)
     return out
 
 
-def summarize_trace(v: np.ndarray) -> dict[str, Any]:
-    """What the agreement check compares: spike counts per cell, the first spike
-    time and V at fixed times of cell 0.
+def dop853_trace(cell: Cell, steps: int, rtol: float = 1e-10) -> np.ndarray:
+    """V, mV, shape ``(steps, columns)`` at ``t = k · DT``, from SciPy's DOP853 on
+    :func:`derivatives` (every column in one system; absolute tolerance 1e-12)."""
+    from scipy.integrate import solve_ivp
 
-    Args:
-        v: membrane potential, mV, shape ``(steps,)`` or ``(steps, cells)``.
-    """
-    v = np.asarray(v, dtype=float)
-    v = v.reshape(v.shape[0], -1)
-    spikes = spike_times(v)
-    fixed = {f"{t:g}": float(v[int(round(t / DT)), 0]) for t in (0.5, 1.0) if
-             int(round(t / DT)) < v.shape[0]}
-    first = spikes[0]
-    return {
-        "counts": [int(s.size) for s in spikes],
-        "first_spike_ms": float(first[0]) if first.size else None,
-        "mean_isi_ms": float(np.mean(np.diff(first))) if first.size > 1 else None,
-        "v_at_ms": fixed,
-    }
+    columns = cell.columns
+    t = np.arange(steps) * DT
 
+    def rhs(_t: float, y: np.ndarray) -> np.ndarray:
+        return derivatives(y.reshape(4, columns), cell).ravel()
 
-def compare_summaries(summary: dict, reference: dict) -> tuple[bool, str]:
-    """Agreement of one tool with a reference summary (see :func:`summarize_trace`).
-
-    A tool agrees when the total spike count is within 2 % (at least 1 spike) of the
-    reference, at least 95 % of cells are within 2 % (at least 1 spike) of their
-    reference count, and the first spike of cell 0 is within 0.25 ms. The note
-    gives the numbers either way.
-    """
-    a, b = np.asarray(summary["counts"]), np.asarray(reference["counts"])
-    if a.shape != b.shape:
-        return False, f"{a.size} cells vs {b.size}"
-    total, ref_total = int(a.sum()), int(b.sum())
-    close = float(np.mean(np.abs(a - b) <= np.maximum(1, 0.02 * b)))
-    ok = abs(total - ref_total) <= max(1, 0.02 * ref_total) and close >= 0.95
-    parts = [f"{total} spikes (ref {ref_total})"]
-    if a.size > 1:
-        parts.append(f"{100 * close:.0f}% of cells within 2%")
-    t1, t1_ref = summary["first_spike_ms"], reference["first_spike_ms"]
-    if t1 is not None and t1_ref is not None:
-        ok &= abs(t1 - t1_ref) <= 0.25
-        parts.append(f"1st {t1:.3f} ms")
-    elif (t1 is None) != (t1_ref is None):
-        ok = False
-    dv = [abs(summary["v_at_ms"][k] - reference["v_at_ms"][k])
-          for k in reference["v_at_ms"] if k in summary["v_at_ms"]]
-    if dv:
-        parts.append(f"|ΔV(≤1 ms)| {max(dv):.2g} mV")
-    return bool(ok), ", ".join(parts)
+    sol = solve_ivp(
+        rhs,
+        (0.0, t[-1]),
+        initial_states(columns).ravel(),
+        method="DOP853",
+        rtol=rtol,
+        atol=1e-12,
+        t_eval=t,
+    )
+    if sol.status != 0:
+        raise RuntimeError(f"DOP853 reference failed: {sol.message}")
+    return sol.y[:columns].T
 
 
-# ------------------------------------------------------------- timing, memory
-def _rss_bytes() -> int:
-    """Resident set size of this process, bytes (Linux ``/proc``; 0 elsewhere)."""
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return 0
-
-
-class PeakMemory:
-    """Peak RSS above the level at entry while the block runs, sampled every ms.
-
-    Attributes:
-        peak_mb: the peak increase, MB (10^6 bytes), after the block exits.
-    """
-
-    def __init__(self, interval_s: float = 0.001) -> None:
-        self.interval_s = interval_s
-        self.peak_mb = 0.0
-
-    def __enter__(self) -> PeakMemory:
-        gc.collect()
-        self._base = _rss_bytes()
-        self._peak = self._base
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def _sample(self) -> None:
-        while not self._stop.is_set():
-            self._peak = max(self._peak, _rss_bytes())
-            time.sleep(self.interval_s)
-
-    def __exit__(self, *exc: object) -> None:
-        self._peak = max(self._peak, _rss_bytes())
-        self._stop.set()
-        self._thread.join()
-        self.peak_mb = (self._peak - self._base) / 1e6
-
-
-@dataclasses.dataclass
-class Timing:
-    """Measured cost of one tool on one workload.
-
-    Attributes:
-        first_s: wall time of the first call (compilation, JIT or model set-up
-            included), s.
-        times_s: wall times of the later calls, s.
-        cpu_s: process CPU times of the later calls (all threads), s.
-        peak_mb: peak RSS increase during the first timed call, MB.
-        result: what the last call returned.
-    """
-
-    first_s: float
-    times_s: list[float]
-    cpu_s: list[float]
-    peak_mb: float
-    result: Any = None
-
-    @property
-    def median_s(self) -> float:
-        return statistics.median(self.times_s)
-
-    @property
-    def overhead_s(self) -> float:
-        """First call minus a later one: compilation / set-up, s."""
-        return max(0.0, self.first_s - self.median_s)
-
-
-def _timed(fn: Callable[[], Any], block: Callable[[Any], Any]) -> tuple:
-    c0, t0 = time.process_time(), time.perf_counter()
-    out = block(fn())
-    return out, time.perf_counter() - t0, time.process_time() - c0
-
-
-def time_tools(
-    tools: dict[str, Callable[[], Any]],
-    repeats: int,
-    block: Callable[[Any], Any] = lambda x: x,
-    slow_s: float = 5.0,
-    fast_s: float = 0.05,
-) -> dict[str, Timing]:
-    """Time several tools on the same workload, interleaving their repeats.
-
-    Each tool is called once (first call, e.g. compilation), once more under
-    :class:`PeakMemory`, then more times in round-robin order with the other tools,
-    so that load changes on a shared machine hit all alike: ``repeats`` timed calls
-    in all, 5 × ``repeats`` for a tool whose warm call took less than ``fast_s``,
-    and one only for a tool whose first call took longer than ``slow_s``.
-
-    Args:
-        tools: name → zero-argument callable running the whole workload.
-        repeats: timed calls per tool (≥ 1).
-        block: applied to each result before the clock stops (e.g. wait for an
-            asynchronous JAX result).
-        slow_s, fast_s: see above, s.
-    """
-    first, timings, wanted = {}, {}, {}
-    for name, fn in tools.items():
-        out, wall, _ = _timed(fn, block)
-        first[name] = wall
-        del out
-        gc.collect()
-        with PeakMemory() as mem:
-            out, wall, cpu = _timed(fn, block)
-        timings[name] = Timing(first[name], [wall], [cpu], mem.peak_mb, out)
-        del out
-        wanted[name] = (1 if first[name] > slow_s
-                        else 5 * repeats if wall < fast_s else repeats)
-    for _ in range(max(wanted.values()) - 1):
-        for name, fn in tools.items():
-            if len(timings[name].times_s) >= wanted[name]:
-                continue
-            out, wall, cpu = _timed(fn, block)
-            timings[name].times_s.append(wall)
-            timings[name].cpu_s.append(cpu)
-            timings[name].result = out
-            del out
-    return timings
-
-
+# ------------------------------------------------------------------ reporting
 def machine_info() -> dict[str, str]:
     """CPU model, core count, memory and load average of this machine."""
     info = {"cores": str(os.cpu_count())}

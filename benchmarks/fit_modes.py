@@ -6,15 +6,16 @@ fit. Forward mode: ``n`` + 1 batched JVPs (the extra one for the window
 offsets); reverse mode: ``jax.grad`` through the (rematerialised) simulation.
 Free parameters are taken in the order g_na, g_k, g_l, e_l, e_na, e_k, c_m,
 v_shift, q10, temperature, q10_g. Prints a table of milliseconds per gradient
-(median of 5, after compilation).
+(median of ``--repeats``, after compilation). The default run takes minutes.
 
 Usage::
 
-    python benchmarks/fit_modes.py
+    python benchmarks/fit_modes.py [--n 1,2,4,7,11] [--starts 16] [--repeats 5]
 """
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import sys
 import time
@@ -36,10 +37,10 @@ ORDER = (
     "g_na", "g_k", "g_l", "e_l", "e_na", "e_k", "c_m", "v_shift", "q10",
     "temperature", "q10_g",
 )  # fmt: skip
-N_STARTS = 16
 
 
-def _time(fn, *args, repeats=5):
+def _time(fn, *args, repeats: int) -> float:
+    """Median wall time of ``repeats`` calls after a first one, ms."""
     jax.block_until_ready(fn(*args))
     times = []
     for _ in range(repeats):
@@ -49,7 +50,29 @@ def _time(fn, *args, repeats=5):
     return 1e3 * statistics.median(times)
 
 
-def main() -> int:
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--n",
+        default="1,2,4,7,11",
+        help=f"numbers of free parameters, each 1–{len(ORDER)}",
+    )
+    parser.add_argument("--starts", type=int, default=16, help="starts vmapped")
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args(argv)
+    try:
+        args.n = [int(k) for k in args.n.split(",")]
+    except ValueError:
+        parser.error(f"--n: not a list of integers: {args.n!r}")
+    if not all(1 <= k <= len(ORDER) for k in args.n):
+        parser.error(f"--n: each must be within 1–{len(ORDER)}")
+    if args.starts < 1 or args.repeats < 1:
+        parser.error("--starts and --repeats must be at least 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
     data = fit1_data()
     arrays = data.arrays()
     losses = {
@@ -60,19 +83,19 @@ def main() -> int:
     print("|---|---|---|---|---|")
     for label, loss in losses.items():
         stage = loss.stages(data.n_samples, 1, DT, "rk4")[0]
-        for n in (1, 2, 4, 7, 11):
+        for n in args.n:
             bounds = {"temperature": (0.0, 30.0), "v_shift": (-10.0, 10.0)}
             space = ParamSpace.create(
                 TRUTH, ORDER[:n], {k: b for k, b in bounds.items() if k in ORDER[:n]}
             )
             z = jnp.asarray(space.to_z(space.base_values()))
-            z = jnp.tile(z, (N_STARTS, 1))
-            delta = jnp.zeros((N_STARTS, *(stage.delta_shape or (0,))))
+            z = jnp.tile(z, (args.starts, 1))
+            delta = jnp.zeros((args.starts, *(stage.delta_shape or (0,))))
             p = {"z": z, "delta": delta}
             row = []
             for mode in ("forward", "reverse"):
                 fn = jax.jit(jax.vmap(_value_and_grad(stage, space, mode), (0, None)))
-                row.append(_time(fn, p, arrays))
+                row.append(_time(fn, p, arrays, repeats=args.repeats))
             print(
                 f"| {label} | {n} | {row[0]:.0f} | {row[1]:.0f} | "
                 f"{row[1] / row[0]:.2f} |",

@@ -7,11 +7,12 @@ small parameter change moves the first spike by many milliseconds.
 
 Usage::
 
-    python benchmarks/fit_ramp_onset.py
+    python benchmarks/fit_ramp_onset.py [--tops 20,30,40]
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -25,12 +26,23 @@ import fitting  # noqa: E402
 import hhjax  # noqa: E402
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--tops",
+        default="20,30,40",
+        help="ramp end currents, µA/cm² (default %(default)s)",
+    )
+    args = parser.parse_args(argv)
+    try:
+        tops = [float(x) for x in args.tops.split(",")]
+    except ValueError:
+        parser.error(f"--tops: not a list of numbers: {args.tops!r}")
     print(
         "| ramp top, uA/cm^2 | spikes | first spike, ms | with g_l + 1 %: spikes, first spike |"
     )
     print("|---|---|---|---|")
-    for top in (20.0, 30.0, 40.0):
+    for top in tops:
         ramp = hhjax.stimulus.ramp(top, start=0.0, stop=1000.0, duration=1000.0, dt=DT)
         rows = []
         for params in (TRUTH, TRUTH._replace(g_l=1.01 * TRUTH.g_l)):

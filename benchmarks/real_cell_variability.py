@@ -13,12 +13,13 @@ prepares it (``fitting.protocol.prepare``), this prints
 * the spike times after the step onset (ms).
 
 Usage: ``python benchmarks/real_cell_variability.py [18711001.abf]`` (a file in
-``examples/data/recordings``). Quoted in docs/real_cells.md ("Is ≤ 3 mV
+``examples/data/recordings``; ``--help`` lists them). Quoted in docs/real_cells.md ("Is ≤ 3 mV
 reachable?").
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -58,7 +59,27 @@ def neighbour_rmse(t, v, v_other, spikes, spikes_other) -> float:
     return float(np.sqrt(np.mean((v - v_other)[keep] ** 2)))
 
 
-def main(name: str = "18711001.abf") -> None:
+def _parse(argv: list[str] | None) -> str:
+    """The recording's file name, or a ``parser.error``."""
+    available = sorted(p.name for p in RECORDINGS.glob("*.abf"))
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        epilog=f"recordings in {RECORDINGS}: {', '.join(available)}",
+    )
+    parser.add_argument(
+        "recording",
+        nargs="?",
+        default="18711001.abf",
+        help="file name in the recordings folder (default %(default)s)",
+    )
+    name = parser.parse_args(argv).recording
+    if name not in available:
+        parser.error(f"no recording {name!r}; choose from {', '.join(available)}")
+    return name
+
+
+def main(argv: list[str] | None = None) -> int:
+    name = _parse(argv)
     prepared = protocol.prepare(load_recording(RECORDINGS / name))
     rec = prepared.recording
     t, step = rec.t, prepared.step
@@ -77,7 +98,8 @@ def main(name: str = "18711001.abf") -> None:
             f"{rec.sweeps[k]:3d} {prepared.amplitudes[k]:7.0f} {flat:6.2f} "
             f"{near:6.2f}  {times}"
         )
+    return 0
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    sys.exit(main())

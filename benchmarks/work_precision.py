@@ -23,8 +23,9 @@ independently of hhjax.
 
 Usage (from the repository root)::
 
-    python benchmarks/work_precision.py            # writes docs/integrators.md
+    python benchmarks/work_precision.py            # OVERWRITES docs/integrators.md
     python benchmarks/work_precision.py --out -    # print only
+    python benchmarks/work_precision.py --out /tmp/integrators.md
 
 Timings depend on the machine and its load: compare ratios within one run.
 """
@@ -476,7 +477,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--out",
         default=str(ROOT / "docs" / "integrators.md"),
-        help="Markdown file to write, or '-' to print only (default: %(default)s).",
+        help="Markdown file to write, or '-' to print only (default: %(default)s, "
+        "which is overwritten: that page is this script's output).",
     )
     args = parser.parse_args(argv)
     rows, check = measure_accuracy()

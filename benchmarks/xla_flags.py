@@ -13,6 +13,11 @@ gNa).
 Usage::
 
     python benchmarks/xla_flags.py [--thresholds default,65536,1048576,1000000000]
+    python benchmarks/xla_flags.py --cases 1,3 --steps 2000 --repeats 3
+
+``--cases`` picks cases by number (``--help`` lists them), ``--steps`` overrides
+every picked case's steps. A failing worker process ends the script with status 1
+and its error output.
 """
 
 from __future__ import annotations
@@ -80,7 +85,16 @@ def _measure(cells: int, method: str, what: str, steps: int, repeats: int) -> di
     }
 
 
+class WorkerError(RuntimeError):
+    """A worker process failed; the message holds the end of its stderr."""
+
+
 def _run(threshold: str, case: tuple, repeats: int) -> dict:
+    """Measure one case with one threshold in a fresh process.
+
+    Raises:
+        WorkerError: the process failed.
+    """
     # Only the threshold differs between columns: hhjax's own flags are switched
     # off and its vector-width flag is given explicitly to every column.
     env = dict(os.environ, HHJAX_NO_XLA_TUNING="1")
@@ -98,34 +112,67 @@ def _run(threshold: str, case: tuple, repeats: int) -> dict:
         f"print(json.dumps(_measure({cells}, {method!r}, {what!r}, {steps}, "
         f"{repeats})))"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True
+    )
+    if proc.returncode != 0:
+        tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
+        raise WorkerError(
+            f"{case[0]}, threshold {threshold}: worker exited with "
+            f"{proc.returncode}:\n{tail}"
+        )
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    cases = "; ".join(f"{k}: {c[0]} ({c[4]} steps)" for k, c in enumerate(CASES, 1))
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], epilog=f"cases: {cases}"
+    )
     parser.add_argument(
         "--thresholds",
         default="default,65536,1048576,1000000000",
         help="comma-separated byte thresholds; 'default' = XLA's own",
     )
+    parser.add_argument(
+        "--cases", help="comma-separated case numbers (default: all; see below)"
+    )
+    parser.add_argument("--steps", type=int, help="steps of every case (default: own)")
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
-    thresholds = args.thresholds.split(",")
+    args.thresholds = args.thresholds.split(",")
+    if bad := [t for t in args.thresholds if t != "default" and not t.isdigit()]:
+        parser.error(f"--thresholds: not 'default' or a byte count: {', '.join(bad)}")
+    try:
+        picked = [int(k) for k in args.cases.split(",")] if args.cases else None
+    except ValueError:
+        parser.error(f"--cases: not a list of case numbers: {args.cases!r}")
+    if picked and not all(1 <= k <= len(CASES) for k in picked):
+        parser.error(f"--cases: numbers run from 1 to {len(CASES)}")
+    if args.repeats < 1 or (args.steps is not None and args.steps < 1):
+        parser.error("--repeats and --steps must be at least 1")
+    args.cases = [CASES[k - 1] for k in picked] if picked else list(CASES)
+    if args.steps:
+        args.cases = [(*c[:4], args.steps) for c in args.cases]
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    thresholds = args.thresholds
     print("| case | " + " | ".join(f"{t} wall / CPU ms" for t in thresholds) + " |")
     print("|---|" + "---:|" * len(thresholds))
-    for case in CASES:
+    for case in args.cases:
         cells = []
         for t in thresholds:
-            r = _run(t, case, args.repeats)
+            try:
+                r = _run(t, case, args.repeats)
+            except WorkerError as err:
+                print(err, file=sys.stderr)
+                return 1
             cells.append(f"{r['wall_ms']:.1f} / {r['cpu_ms']:.1f}")
-        print(f"| {case[0]} | " + " | ".join(cells) + " |", flush=True)
+        label = case[0] if args.steps is None else f"{case[0]}, {case[4]} steps"
+        print(f"| {label} | " + " | ".join(cells) + " |", flush=True)
     return 0
 
 
