@@ -65,6 +65,11 @@ STRONG_THRESHOLD = -45.0  # mV
 HOT_TEMPERATURE = 25.0  # degC: rates x 3^1.87 = 7.8; stability only
 STABILITY_DTS = tuple(np.round(np.arange(0.03, 0.1201, 0.005), 3).tolist())  # ms
 
+# Hyperpolarising stability: constant currents from rest, the most negative
+# down to which every one gives a finite trace, at these steps.
+HYPERPOLARISING_DRIVES = tuple(-5.0 * k for k in range(1, 21))  # uA/cm^2, to -100
+HYPERPOLARISING_DTS = (0.01, 0.025, 0.05)  # ms
+
 SINGLE_STEPS, BATCH_STEPS, BATCH_CELLS = 20_000, 1_000, 1_000
 REPEATS = 7
 
@@ -282,6 +287,40 @@ def measure_stability() -> dict[str, Stability]:
     return results
 
 
+def measure_hyperpolarised() -> dict[str, dict[float, float]]:
+    """``{method: {dt: current}}``: the most negative constant current (µA/cm²,
+    of :data:`HYPERPOLARISING_DRIVES`) down to which every one of them gives a
+    finite 100 ms trace from rest at that ``dt`` (0 if the first fails; the last
+    drive if none fails)."""
+    state0 = _state0()
+    drives = np.asarray(HYPERPOLARISING_DRIVES)
+    results = {}
+    for method in hhjax.METHODS:
+        results[method] = {}
+        for dt in HYPERPOLARISING_DTS:
+            n = int(round(DURATION / dt))
+            i_ext = jnp.broadcast_to(jnp.asarray(drives), (n, drives.size))
+            v = _simulate_v(i_ext, dt, method, state0, check=False)
+            finite = np.isfinite(v).all(axis=0)
+            n_ok = int(np.argmin(finite)) if not finite.all() else drives.size
+            results[method][dt] = float(drives[n_ok - 1]) if n_ok else 0.0
+    return results
+
+
+def hyperpolarised_table(limits: dict[str, dict[float, float]]) -> str:
+    """Markdown table of :func:`measure_hyperpolarised`."""
+    lowest = HYPERPOLARISING_DRIVES[-1]
+    head = "| method | " + " | ".join(f"dt = {dt:g} ms" for dt in HYPERPOLARISING_DTS)
+    lines = [head + " |", "|---" * (1 + len(HYPERPOLARISING_DTS)) + "|"]
+    for method, by_dt in limits.items():
+        cells = [
+            f"≤ {lowest:g} (all)" if by_dt[dt] == lowest else f"{by_dt[dt]:g}"
+            for dt in HYPERPOLARISING_DTS
+        ]
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def _count(t: np.ndarray, v: np.ndarray) -> int:
     return len(ref.spike_times(t, v, STRONG_THRESHOLD))
 
@@ -388,7 +427,13 @@ def criterion_lines(rows: list[Accuracy], costs: Costs) -> str:
     return "\n".join(lines)
 
 
-def render(rows, check, costs: Costs, limits: dict[str, Stability]) -> str:
+def render(
+    rows,
+    check,
+    costs: Costs,
+    limits: dict[str, Stability],
+    hyperpolarised: dict[str, dict[float, float]],
+) -> str:
     default = hhjax.DEFAULT_METHOD
     d = next(r for r in rows if r.method == default and r.dt == 0.01)
     d_target = _target_row(rows, default)
@@ -407,7 +452,11 @@ for {BATCH_CELLS} cells at once. At dt = 0.01 ms `"{default}"` is
 {d.max_dv:.2g} mV and {d.spike_error:.2g} ms from the reference. `"euler"` is
 there for bit-compatibility with pyHH and `"exp_euler"` (Rush–Larsen) for
 comparison with simulators that use it: both are first order and need dt ≈ 0.002
-ms or less (`"exp_euler"`: less than 0.001 ms) for this accuracy.
+ms or less (`"exp_euler"`: less than 0.001 ms) for this accuracy. Under strong
+hyperpolarising currents the explicit methods (`"rk4"` among them) can diverge
+at steps far below their `max_stable_dt` (no warning; `simulate` raises
+`NonFiniteSimulationError`), while `"exp_euler"` and `"exp_midpoint"` stay
+finite: see "Hyperpolarising currents" below.
 
 ## How it was measured
 
@@ -448,6 +497,17 @@ hhjax. The reference is {check["vs_tight"]:.1e} mV (spike times
 
 {cost_table(costs, limits)}
 
+## Hyperpolarising currents
+
+The gates' rates grow steeply below rest (α_n, β_m, α_h…), so the explicit
+methods meet a stiffer problem there than under the depolarising drives their
+`max_stable_dt` was measured with. The most negative constant current (µA/cm²,
+from rest, {DURATION:g} ms, 6.3 °C, a {-HYPERPOLARISING_DRIVES[0]:g} µA/cm² grid
+down to {HYPERPOLARISING_DRIVES[-1]:g}) down to which every current on the grid
+gives a finite trace ("0": already {HYPERPOLARISING_DRIVES[0]:g} fails):
+
+{hyperpolarised_table(hyperpolarised)}
+
 ## Accuracy against the reference (100 ms spiking trace)
 
 "Meets target": max abs ΔV ≤ {TARGET_DV:g} mV and spike-time error ≤
@@ -484,7 +544,8 @@ def main(argv: list[str] | None = None) -> None:
     rows, check = measure_accuracy()
     costs = measure_costs()
     limits = measure_stability()
-    text = render(rows, check, costs, limits)
+    hyperpolarised = measure_hyperpolarised()
+    text = render(rows, check, costs, limits, hyperpolarised)
     print(text)
     if args.out != "-":
         Path(args.out).write_text(text, encoding="utf-8")

@@ -442,7 +442,10 @@ def simulate(
         dt: step, ms (a Python or array scalar).
         state0: initial state tuple; ``None`` means ``resting_state(params)``.
         method: integrator name: ``"euler"``, ``"exp_euler"``, ``"exp_midpoint"``,
-            ``"heun"`` or ``"rk4"`` (see ``docs/integrators.md``).
+            ``"heun"`` or ``"rk4"`` (see ``docs/integrators.md``). Under strong
+            hyperpolarising currents (below about −15 µA/cm² for HH, where the
+            gates' rates grow steeply) the explicit methods may diverge even at
+            ``dt`` = 0.01 ms; ``"exp_euler"`` and ``"exp_midpoint"`` stay finite.
         record: ``"all"``, or the names of trace fields to record (e.g. ``("v",)``);
             the others are ``None`` in the returned trace.
         stride: record every ``stride``-th sample; must divide ``T``.
