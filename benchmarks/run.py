@@ -23,7 +23,8 @@ The JAX worker runs with the XLA flags recommended in ``docs/benchmarks.md``:
 ``--xla_force_host_platform_device_count=<cores>`` (so a batch can be split over
 the cores) and a larger ``xla_cpu_small_while_loop_byte_threshold`` (so XLA:CPU
 compiles a small scan body as one function). ``--xla-defaults`` runs it without
-them; a full run also repeats W1 and W4 with the defaults, to show their effect.
+the loop threshold (and without hhjax's own flags) but keeps the host devices; a
+full run also repeats W1 and W4 with XLA's defaults, to show their effect.
 
 ``--quick`` (the CI regression guard, under 2 minutes) runs small workloads and
 leaves out what only adds compile time: hhjax's other methods, Jaxley, the
@@ -520,7 +521,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--xla-defaults",
         action="store_true",
-        help="run the JAX worker without the recommended XLA flags",
+        help="run the JAX worker without the recommended loop threshold and "
+        "hhjax's own flags (the host devices are kept)",
     )
     parser.add_argument("--no-f32", action="store_true")
     parser.add_argument(

@@ -697,7 +697,7 @@ def _run_fit(args: argparse.Namespace) -> int:
     with jax.enable_x64(True):
         data = _load(args, float(np.asarray(base.c_m)))
         try:
-            with _warnings_one_line(), _options_named():
+            with _options_named():
                 result = fitting.fit(
                     data, free, params=base, bounds=dict(args.bounds), loss=loss,
                     optimizer=args.optimizer, n_starts=args.starts, init=init,
@@ -1002,7 +1002,7 @@ def _run_predict(args: argparse.Namespace) -> int:
         else:
             why = f"with the parameters of a real-cell fit ({args.params_file.name})"
         _refuse_npz_only(args, why)
-        with jax.enable_x64(True), _warnings_one_line(), _staging(args.out) as tmp:
+        with jax.enable_x64(True), _staging(args.out) as tmp:
             try:
                 report = protocol.predict_to_directory(
                     args.params_file, args.data, tmp, method=args.method
@@ -1028,7 +1028,7 @@ def _run_predict(args: argparse.Namespace) -> int:
         )  # fmt: skip
         return v_model, report
 
-    with jax.enable_x64(True), _warnings_one_line():
+    with jax.enable_x64(True):
         data = _load(args, float(np.asarray(params.c_m)))
         # In a worker thread: Ctrl-C stops the wait, not a compilation.
         v_model, report = in_worker(score, data)

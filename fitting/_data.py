@@ -115,11 +115,16 @@ class FitData:
         where = f"{recording.source}: " if recording.source else ""
         peak = float(np.max(np.abs(i)))
         if peak > hhjax.MAX_PLAUSIBLE_CURRENT:
+            cause = (
+                f"is c_pF = {recording.c_pf:g} pF the cell's capacitance?"
+                if recording.i_unit == "pA"
+                else "is it in pA? Give it as i_pA with the cell's c_pF "
+                "(FitData.from_arrays: i_unit='pA', c_pf=...)."
+            )
             raise ValueError(
                 f"{where}the injected current reaches |I| = {peak:.4g} uA/cm^2, "
                 f"beyond any cell's range (<= {hhjax.MAX_PLAUSIBLE_CURRENT:g}; "
-                "simulate refuses it). Is it in pA? Give it as i_pA with the cell's "
-                "c_pF (FitData.from_arrays: i_unit='pA', c_pf=...)."
+                f"simulate refuses it): {cause}"
             )
         t = recording.t
         included, any_window = _window_mask(t, windows, "windows", recording.dt)

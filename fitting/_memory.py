@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import jax
 
+import hhjax
+
 
 def _size(n_bytes: float) -> str:
     """``n_bytes`` in MiB or GiB, three digits."""
@@ -16,20 +18,55 @@ def _size(n_bytes: float) -> str:
 
 def available_bytes(device: jax.Device) -> int | None:
     """Bytes a new program may allocate on ``device``: an accelerator's limit less
-    what is in use, the host's ``MemAvailable`` for a CPU device; ``None`` where
+    what is in use; for a CPU device the host's ``MemAvailable``, or what is left
+    under the container's (cgroup's) memory limit if less; ``None`` where
     unknown."""
     if device.platform != "cpu":
         stats = device.memory_stats() or {}
         if "bytes_limit" not in stats:
             return None
         return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))
+    free = [x for x in (_mem_available(), _cgroup_free()) if x is not None]
+    return min(free) if free else None
+
+
+def _mem_available() -> int | None:
+    """The host's ``MemAvailable`` (bytes), ``None`` where there is no
+    ``/proc/meminfo``."""
     try:
         with open("/proc/meminfo") as meminfo:
             for line in meminfo:
                 if line.startswith("MemAvailable:"):
                     return int(line.split()[1]) * 1024
-    except OSError:
+    except (OSError, ValueError, IndexError):
         pass
+    return None
+
+
+# (limit, usage) files of this process's memory cgroup, v2 then v1: a container's
+# limit, which MemAvailable does not see (beyond it the kernel kills the process).
+_CGROUP_FILES = (
+    ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+    (
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+        "/sys/fs/cgroup/memory/memory.usage_in_bytes",
+    ),
+)
+
+
+def _cgroup_free() -> int | None:
+    """Bytes left under the memory cgroup's limit, ``None`` without a limit."""
+    for limit_file, usage_file in _CGROUP_FILES:
+        try:
+            with open(limit_file) as f:
+                limit = f.read().strip()
+            with open(usage_file) as f:
+                usage = int(f.read().strip())
+        except (OSError, ValueError):
+            continue
+        if limit == "max" or int(limit) >= 2**60:  # no limit
+            return None
+        return max(int(limit) - usage, 0)
     return None
 
 
@@ -86,9 +123,9 @@ def out_of_memory(err: Exception, n_starts: int, label: str) -> MemoryError | No
     """The ``MemoryError`` for an XLA run that failed to allocate (``None`` for
     other errors): the fallback where :func:`check_fits_in_memory` could not
     know, e.g. memory taken by another process meanwhile."""
-    text = str(err)
-    if "RESOURCE_EXHAUSTED" not in text and "out of memory" not in text.lower():
+    if not hhjax.is_out_of_memory(err):
         return None
+    text = str(err)
     first = text.strip().splitlines()[0] if text.strip() else type(err).__name__
     return MemoryError(
         f"{n_starts} starts ran out of memory in the stage '{label}' ({first}): "

@@ -201,22 +201,50 @@ class FitResult:
         unc = self.uncertainty
         at_bounds = self.at_bounds()
         for k, (name, unit) in enumerate(zip(self.free, self.units, strict=True)):
-            text = f"  {name:>12} = {self.values[name]:.6g} {unit}"
-            if unc is not None:
-                se = unc.std_errors[k]
-                text += f" ± {se:.2g}" if np.isfinite(se) else " ± inf"
-                if name in unc.undetermined:
-                    text += "  (undetermined)"
-            if name in at_bounds:
-                lo, hi = self.settings["bounds"][name]
-                text += f"  (at a bound of [{lo:g}, {hi:g}] {unit}: widen it)"
-            lines.append(text)
+            lines.append(
+                parameter_line(
+                    name,
+                    self.values[name],
+                    unit,
+                    se=None if unc is None else unc.std_errors[k],
+                    undetermined=unc is not None and name in unc.undetermined,
+                    bounds=self.settings["bounds"][name] if name in at_bounds else None,
+                    advice="widen it",
+                )
+            )
         finite = np.isfinite(self.losses)
         lines.append(
             f"  {int(finite.sum())}/{len(self.losses)} starts finished with a finite "
             f"loss; {self.elapsed_s:.1f} s"
         )
         return "\n".join(lines)
+
+
+def parameter_line(
+    name: str,
+    value: float,
+    unit: str,
+    *,
+    se: float | None = None,
+    undetermined: bool = False,
+    bounds: tuple[float, float] | None = None,
+    advice: str = "",
+    digits: int = 6,
+) -> str:
+    """One parameter's line of a fit summary: ``name = value unit ± se``, flagged
+    when the data do not determine it and when it ends at a bound (``bounds``,
+    with ``advice``)."""
+    text = f"  {name:>12} = {value:.{digits}g} {unit}"
+    if se is not None:
+        text += f" ± {se:.2g}" if np.isfinite(se) else " ± inf"
+    if undetermined:
+        text += "  (undetermined)"
+    if bounds is not None:
+        lo, hi = bounds
+        text += f"  (at a bound of [{lo:g}, {hi:g}] {unit}" + (
+            f": {advice})" if advice else ")"
+        )
+    return text
 
 
 def load_result(path: str | os.PathLike) -> tuple[Any, dict]:

@@ -165,15 +165,14 @@ class Run:
         key = self._cache_key(index)
         with _CACHE_LOCK:
             cached = _COMPILED.get(key) if key is not None else None
-        built = cached if cached is not None else self._compile(index)
-        if cached is None and key is not None:
+        if cached is not None:
+            return cached
+        built = self._compile(index)
+        if key is not None:
             with _CACHE_LOCK:
                 _COMPILED[key] = built
                 while len(_COMPILED) > _CACHE_SIZE:
                     _COMPILED.pop(next(iter(_COMPILED)))
-        check_fits_in_memory(
-            built.bytes_needed, self._devices(), self.n_starts, self.stages[index].label
-        )
         return built
 
     def _compile(self, index: int) -> _Compiled:
@@ -292,6 +291,10 @@ class Run:
             future = self._submit(self._build, self.stage)
         built = future.result()
         self.setup_seconds[self.stage] = time.perf_counter() - t0
+        # Here, not where it was compiled (maybe in the background while the
+        # stage before ran and held its memory): the memory free now counts.
+        label = self.stages[self.stage].label
+        check_fits_in_memory(built.bytes_needed, self._devices(), self.n_starts, label)
         self.kind = built.kind
         self.chunk = built.chunk
         self.n_iter = built.n_iter
@@ -353,10 +356,10 @@ class Run:
 
     def advance(self):
         count = min(self.chunk, self.n_iter - self.iteration)
-        self.state, (losses, zs) = self._chunk(
-            self.state, self._arrays(self.stage), np.int32(count)
-        )
         try:
+            self.state, (losses, zs) = self._chunk(
+                self.state, self._arrays(self.stage), np.int32(count)
+            )
             # Before np.asarray, which waits forever on an output of an XLA:CPU
             # run that failed (JAX 0.10); block_until_ready raises its error.
             jax.block_until_ready(losses)

@@ -20,6 +20,20 @@ def is_traced(x: Any) -> bool:
     return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(x))
 
 
+def is_out_of_memory(err: BaseException) -> bool:
+    """Whether ``err`` is a failed allocation (Python's or XLA's).
+
+    That is a ``MemoryError``, or an XLA runtime error saying
+    ``RESOURCE_EXHAUSTED`` or "out of memory" (on the CPU some arrive as
+    ``INTERNAL: ... Out of memory allocating N bytes``)."""
+    if isinstance(err, MemoryError):
+        return True
+    if not isinstance(err, jax.errors.JaxRuntimeError):
+        return False
+    text = str(err)
+    return "RESOURCE_EXHAUSTED" in text or "out of memory" in text.lower()
+
+
 def is_integer(x: Any) -> bool:
     """A Python or NumPy integer, not a bool (a count, an index, a stride)."""
     return isinstance(x, (int, np.integer)) and not isinstance(x, bool)

@@ -67,14 +67,26 @@ def unknown_fields_message(params: Any, unknown: Sequence[str], where: str) -> s
     )
 
 
+HH_CONVENTION_SHIFTS: dict[str, float] = {
+    "modern": HHParams().v_shift,
+    "hh1952": HHParams.hh1952().v_shift,
+}
+"""``v_shift`` (mV) of :class:`hhjax.HHParams` in each voltage convention (the
+rates are evaluated at ``V − v_shift``)."""
+
+
 def voltage_convention(params: Any) -> str | None:
-    """The voltage convention of a model's parameters, for labels and saved files:
-    ``"modern"`` (absolute V, rest ≈ −65 mV for squid HH) or ``"hh1952"`` (V from
-    rest, rest at 0 mV: :meth:`hhjax.HHParams.hh1952`, ``v_shift`` = 65 mV);
+    """The voltage convention of a model's parameters: ``"modern"`` or ``"hh1952"``.
+
+    ``"modern"``: absolute V, rest ≈ −65 mV for squid HH; ``"hh1952"``: V from
+    rest, rest at 0 mV (:meth:`hhjax.HHParams.hh1952`, ``v_shift`` = 65 mV);
     ``None`` for HH parameters with another ``v_shift`` (or several). Every model
-    other than squid HH is in the modern convention."""
+    other than squid HH is in the modern convention. For labels and saved files.
+    """
     if not isinstance(params, HHParams):
         return "modern"
     shifts = np.unique(np.asarray(params.v_shift, dtype=float))
-    names = {HHParams().v_shift: "modern", HHParams.hh1952().v_shift: "hh1952"}
-    return names.get(float(shifts[0])) if shifts.size == 1 else None
+    if shifts.size != 1:
+        return None
+    shift = float(shifts[0])
+    return next((k for k, s in HH_CONVENTION_SHIFTS.items() if s == shift), None)

@@ -58,7 +58,7 @@ import jax
 import numpy as np
 
 from hhjax import stimulus
-from hhjax._checks import MAX_PLAUSIBLE_CURRENT
+from hhjax._checks import MAX_PLAUSIBLE_CURRENT, is_out_of_memory
 from hhjax._integrators import DEFAULT_METHOD, METHODS
 from hhjax._model import model_of
 from hhjax._registry import MODELS
@@ -709,9 +709,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"hhjax: error: {_one_line(err)}", file=sys.stderr)
         return 1
     except (MemoryError, jax.errors.JaxRuntimeError) as err:
-        text = str(err)
-        if not isinstance(err, MemoryError) and "RESOURCE_EXHAUSTED" not in text:
+        if not is_out_of_memory(err):
             raise  # not out of memory: a bug, keep its traceback
+        text = str(err)
         first = text.strip().splitlines()[0] if text.strip() else ""
         less = getattr(
             args, "memory_hint", "a shorter run, fewer cells or recorded samples"

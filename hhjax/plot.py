@@ -33,7 +33,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from hhjax._model import Model, model_of
-from hhjax._registry import MODELS, voltage_convention
+from hhjax._registry import HH_CONVENTION_SHIFTS, MODELS, voltage_convention
 from hhjax.models.hh import HHParams
 
 __all__ = ["plot_fi", "plot_phase_plane", "plot_trace"]
@@ -45,8 +45,6 @@ _V_LABELS = {
     "modern": "V (mV)\nmodern convention",
     "hh1952": "V (mV)\nHH 1952: from rest",
 }
-# v_shift (mV) of HHParams in each convention: the rates are evaluated at V − v_shift.
-_HH_SHIFTS = {"modern": HHParams().v_shift, "hh1952": HHParams.hh1952().v_shift}
 # Channel name in "i_<name>" -> how to write the ion on an axis.
 _CHANNEL_LABELS = {
     "na": "Na",
@@ -249,7 +247,7 @@ def _check_hh_convention(
     v = _one_cell(trace.v, cell, "trace.v")
     recorded = {g: _one_cell(getattr(trace, g), cell, f"trace.{g}") for g in gates}
     given = _kinetics_misfit(model, params, t, v, recorded)
-    for name, shift in _HH_SHIFTS.items():
+    for name, shift in HH_CONVENTION_SHIFTS.items():
         if shift == params.v_shift:
             continue
         other = _kinetics_misfit(model, params._replace(v_shift=shift), t, v, recorded)

@@ -76,7 +76,7 @@ import jax
 import numpy as np
 from jax.typing import ArrayLike
 
-from hhjax._checks import check_current, check_params
+from hhjax._checks import check_current, check_params, positive_number
 from hhjax._integrators import METHODS
 from hhjax._model import model_of
 from hhjax._simulate import NonFiniteSimulationError, StepSizeWarning, simulate
@@ -119,7 +119,7 @@ class Gate:
     def update(self, deltaTms: float) -> None:
         """Advance ``state`` one forward-Euler step of ``deltaTms`` ms with the
         present rates: ``state += dt · (α (1 − state) − β state)`` (pyHH API)."""
-        dt = _step_ms(deltaTms, "deltaTms")
+        dt = positive_number(deltaTms, "deltaTms", "ms")
         self.state += dt * (self.alpha * (1.0 - self.state) - self.beta * self.state)
 
     def setInfiniteState(self) -> None:
@@ -161,18 +161,6 @@ def _checked_parameter(name: str, value: object) -> float:
     return number
 
 
-def _step_ms(value: object, name: str) -> float:
-    """A time step in ms as a float; a ``ValueError`` naming ``name`` unless it is
-    a positive finite number."""
-    try:
-        dt = float(value)
-    except (TypeError, ValueError):
-        dt = math.nan
-    if not (math.isfinite(dt) and dt > 0):
-        raise ValueError(f"`{name}` must be a positive step in ms; got {value!r}.")
-    return dt
-
-
 class HHModel:
     """A Hodgkin–Huxley cell with pyHH's attributes (1952 convention, rest 0 mV).
 
@@ -207,13 +195,15 @@ class HHModel:
             startingVoltage: initial membrane potential, mV, 1952 convention.
 
         Raises:
-            ValueError: ``startingVoltage`` is not a finite number.
+            TypeError: ``startingVoltage`` is not a real number (e.g. ``"5"``).
+            ValueError: ``startingVoltage`` is not finite.
         """
-        _check_voltage(startingVoltage, "startingVoltage")
         self.ENa, self.EK, self.EKleak = 115.0, -12.0, 10.6  # mV
         self.gNa, self.gK, self.gKleak = 120.0, 36.0, 0.3  # mS/cm^2
         self.Cm = 1.0  # uF/cm^2
-        self.Vm = float(startingVoltage)
+        start = _real_number(startingVoltage, "startingVoltage")  # not "Vm"
+        _check_voltage(start, "startingVoltage")
+        self.Vm = start
         self.INa = self.IK = self.IKleak = math.nan
         for name in _GATES:
             setattr(self, name, Gate())
@@ -246,13 +236,7 @@ class HHModel:
         HH's 6.3 °C (no rate scaling), as pyHH.
         """
         return HHParams.hh1952(
-            g_na=float(self.gNa),
-            g_k=float(self.gK),
-            g_l=float(self.gKleak),
-            e_na=float(self.ENa),
-            e_k=float(self.EK),
-            e_l=float(self.EKleak),
-            c_m=float(self.Cm),
+            **{field: float(getattr(self, name)) for name, field in _PARAMETERS.items()}
         )
 
     def state(self) -> HHState:
@@ -279,7 +263,7 @@ class HHModel:
         """Set ``INa``, ``IK``, ``IKleak`` (µA/cm², outward positive) from the
         present state, then advance ``Vm`` one forward-Euler step of ``deltaTms``
         ms under ``stimulusCurrent`` µA/cm² (inward positive) (pyHH API)."""
-        dt = _step_ms(deltaTms, "deltaTms")
+        dt = positive_number(deltaTms, "deltaTms", "ms")
         check_current(np.array([stimulusCurrent]), "stimulusCurrent", opt_out=False)
         with jax.enable_x64(True):
             params, state = self.params(), self.state()
@@ -386,7 +370,7 @@ class Simulation:
                 f"uA/cm^2, one per step; got shape {stim.shape}."
             )
         check_current(stim, "stimulusWaveform", opt_out=False)
-        dt = _step_ms(stepSizeMs, "stepSizeMs")
+        dt = positive_number(stepSizeMs, "stepSizeMs", "ms")
         if dt > _MAX_STEP_MS:
             warnings.warn(
                 f"stepSizeMs = {dt} ms is large: forward Euler becomes inaccurate or "

@@ -1350,3 +1350,11 @@ def test_the_worker_thread_sees_the_callers_jax_settings():
     ):
         assert in_worker(settings) == settings() == (False, "highest", True, "raise")
     assert in_worker(settings) == settings()
+
+
+def test_an_implausible_current_density_names_its_likely_cause():
+    v = np.full(100, -65.0)
+    with pytest.raises(ValueError, match=r"\|I\| = 5000 uA/cm\^2.*: is it in pA\?"):
+        fitting.FitData.from_arrays(v, np.full(100, 5000.0), 0.1)
+    with pytest.raises(ValueError, match=r"is c_pF = 0.05 pF the cell's capacitance\?"):
+        fitting.FitData.from_arrays(v, np.full(100, 500.0), 0.1, i_unit="pA", c_pf=0.05)

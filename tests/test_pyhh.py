@@ -268,6 +268,10 @@ def test_bad_attribute_is_refused_when_set(name, value, error, match):
 def test_non_finite_voltage_is_refused():
     with pytest.raises(ValueError, match="`startingVoltage` must be a finite voltage"):
         pyhh.HHModel(float("nan"))
+    with pytest.raises(TypeError, match="`startingVoltage` must be a real number"):
+        pyhh.HHModel("5")  # float("5") accepted it
+    with pytest.raises(ValueError, match=r"`deltaTms` must be a positive, finite"):
+        pyhh.HHModel().m.update(True)  # a bool was a 1 ms step
 
 
 def test_blow_up_advice_fits_the_facade():
@@ -303,5 +307,5 @@ def test_private_steps_of_iterate():
     assert gate.state == pytest.approx(0.5 + 0.01 * (2.0 * 0.5 - 6.0 * 0.5))
     gate.setInfiniteState()
     assert gate.state == 0.25
-    with pytest.raises(ValueError, match="`deltaTms` must be a positive step"):
+    with pytest.raises(ValueError, match=r"`deltaTms` must be a positive, finite number \(ms\)"):
         gate.update(0.0)

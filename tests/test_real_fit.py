@@ -336,8 +336,11 @@ def test_tiny_fit_writes_params_and_report(cell, tmp_path):
     )
     lines = flagged.summary().splitlines()
     assert (
-        f"(at the edge of the search box [{protocol.BOUNDS[first][0]:g}, {top:g}])"
+        f"(at a bound of [{protocol.BOUNDS[first][0]:g}, {top:g}] "
         in next(x for x in lines if f" {first} = " in x)
+    )
+    assert next(x for x in lines if f" {first} = " in x).endswith(
+        ": the edge of the protocol's search box)"
     )
     assert next(x for x in lines if f" {second} = " in x).endswith("(undetermined)")
     path = fit.save(tmp_path / "params.json")

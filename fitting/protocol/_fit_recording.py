@@ -150,6 +150,7 @@ class RealFit:
     def summary(self) -> str:
         """Parameters with standard errors, one per line."""
         from fitting._params import unit_of
+        from fitting._results import parameter_line
 
         lines = [
             f"{self.model}: training sweeps {list(self.train)}, "
@@ -159,18 +160,22 @@ class RealFit:
         values = [float(np.asarray(getattr(self.params, n))) for n in self.free]
         space = ParamSpace.create(self.params, self.free, polish_bounds(self.free))
         at_bounds = space.at_bounds(values)
-        for name, value in zip(self.free, values, strict=True):
-            text = f"  {name:>12} = {value:.5g} {unit_of(name)}"
-            if unc is not None and name in unc.names:
-                se = unc.std_errors[unc.names.index(name)]
-                text += f" ± {se:.2g}" if np.isfinite(se) else " ± inf"
-                if name in unc.undetermined:
-                    text += "  (undetermined)"
-            if name in at_bounds:
-                k = space.free.index(name)
-                lo, hi = space.lower[k], space.upper[k]
-                text += f"  (at the edge of the search box [{lo:g}, {hi:g}])"
-            lines.append(text)
+        for k, (name, value) in enumerate(zip(self.free, values, strict=True)):
+            known = unc is not None and name in unc.names
+            lines.append(
+                parameter_line(
+                    name,
+                    value,
+                    unit_of(name),
+                    digits=5,
+                    se=unc.std_errors[unc.names.index(name)] if known else None,
+                    undetermined=known and name in unc.undetermined,
+                    bounds=(
+                        (space.lower[k], space.upper[k]) if name in at_bounds else None
+                    ),
+                    advice="the edge of the protocol's search box",
+                )
+            )
         return "\n".join(lines)
 
 

@@ -137,7 +137,7 @@ def step_amplitudes(recording: Recording, step: tuple[float, float]) -> np.ndarr
 
 
 # Largest cell capacitance (pF) and series resistance (MΩ) taken as given: above
-# them a value is in the wrong unit (nF, Ω) rather than a cell's.
+# them a value is in a smaller unit (fF; Ω or kΩ) rather than a cell's.
 MAX_C_PF = 1e5
 MAX_SERIES_RESISTANCE = 1e3
 
@@ -148,8 +148,8 @@ def _check_plausible(
     """A ``RecordingError`` for a given ``value`` above ``largest`` (``unit``)."""
     if value is not None and value > largest:
         raise RecordingError(
-            f"`{name}` = {value:g} {unit} is above {largest:g} {unit} ({typical}): "
-            f"is it in {unit}?"
+            f"`{name}` = {value:g} {unit} is above {largest:g} {unit} ({typical}); "
+            f"give it in {unit}."
         )
 
 
