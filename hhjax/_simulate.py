@@ -475,8 +475,10 @@ def simulate(
             of ``state0`` far outside [0, 1].
         NonFiniteSimulationError: the simulation produced NaN or inf (also when
             ``state0`` is ``None`` and the parameters have no resting state).
-        MemoryError: with ``check_inputs``, the run could not allocate its
-            trace (the message gives its size).
+        MemoryError: the run could not allocate its trace (the message gives
+            its size); with ``check_inputs=False``, an allocation that fails
+            while the run proceeds asynchronously surfaces only when the result
+            is read, as JAX's own error.
 
     Warns:
         StepSizeWarning: ``dt`` above the method's stability limit.
