@@ -43,30 +43,36 @@ def _mem_available() -> int | None:
     return None
 
 
-# (limit, usage) files of this process's memory cgroup, v2 then v1: a container's
-# limit, which MemAvailable does not see (beyond it the kernel kills the process).
+# (limit file, statistics file, the statistic of the memory in use that cannot be
+# reclaimed) of this process's memory cgroup, v2 then v1: a container's limit,
+# which MemAvailable does not see (beyond it the kernel kills the process). The
+# cgroup's "usage" also counts the page cache, which the kernel frees on demand,
+# so it would understate what is left.
 _CGROUP_FILES = (
-    ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+    ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.stat", "anon"),
     (
         "/sys/fs/cgroup/memory/memory.limit_in_bytes",
-        "/sys/fs/cgroup/memory/memory.usage_in_bytes",
+        "/sys/fs/cgroup/memory/memory.stat",
+        "total_rss",
     ),
 )
 
 
 def _cgroup_free() -> int | None:
-    """Bytes left under the memory cgroup's limit, ``None`` without a limit."""
-    for limit_file, usage_file in _CGROUP_FILES:
+    """Bytes left under the memory cgroup's limit (less its anonymous memory),
+    ``None`` without a limit or where the files cannot be read."""
+    for limit_file, stat_file, in_use in _CGROUP_FILES:
         try:
             with open(limit_file) as f:
                 limit = f.read().strip()
-            with open(usage_file) as f:
-                usage = int(f.read().strip())
-        except (OSError, ValueError):
+            with open(stat_file) as f:
+                stats = dict(line.split() for line in f if line.strip())
+            used = int(stats[in_use])
+            if limit == "max" or int(limit) >= 2**60:  # no limit
+                return None
+        except (OSError, ValueError, KeyError):
             continue
-        if limit == "max" or int(limit) >= 2**60:  # no limit
-            return None
-        return max(int(limit) - usage, 0)
+        return max(int(limit) - used, 0)
     return None
 
 

@@ -1358,3 +1358,19 @@ def test_an_implausible_current_density_names_its_likely_cause():
         fitting.FitData.from_arrays(v, np.full(100, 5000.0), 0.1)
     with pytest.raises(ValueError, match=r"is c_pF = 0.05 pF the cell's capacitance\?"):
         fitting.FitData.from_arrays(v, np.full(100, 500.0), 0.1, i_unit="pA", c_pf=0.05)
+
+
+def test_a_container_limit_counts_its_anonymous_memory_not_its_page_cache(
+    tmp_path, monkeypatch
+):
+    import fitting._memory
+
+    limit, stat = tmp_path / "memory.max", tmp_path / "memory.stat"
+    limit.write_text(f"{8 * 2**30}\n")
+    # 7.5 GiB in use, of which 6 GiB page cache the kernel can reclaim.
+    stat.write_text(f"anon {3 * 2**29}\nfile {6 * 2**30}\n")
+    files = ((str(limit), str(stat), "anon"),)
+    monkeypatch.setattr(fitting._memory, "_CGROUP_FILES", files)
+    assert fitting._memory._cgroup_free() == 8 * 2**30 - 3 * 2**29
+    limit.write_text("max\n")
+    assert fitting._memory._cgroup_free() is None
