@@ -32,6 +32,7 @@ from jax.typing import ArrayLike
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from hhjax._checks import is_integer
 from hhjax._model import Model, model_of
 from hhjax._registry import HH_CONVENTION_SHIFTS, MODELS, voltage_convention
 from hhjax.models.hh import HHParams
@@ -325,7 +326,7 @@ def _stimulus(
     """The injected current of the plotted cell, µA/cm² ``(steps,)``, and its step
     edges, ms ``(steps + 1,)``; ``i_ext`` must have ``stride`` steps per sample of
     the trace and a batch shape that broadcasts to the trace's."""
-    if not isinstance(stride, (int, np.integer)) or isinstance(stride, bool):
+    if not is_integer(stride):
         raise TypeError(f"`stride` must be a positive integer; got {stride!r}.")
     if stride < 1:
         raise ValueError(f"`stride` must be a positive integer; got {stride}.")
