@@ -415,15 +415,28 @@ def _markdown(bundles: list[dict]) -> str:
 
 # -------------------------------------------------------------------- output
 def _splice(old: str, block: str) -> str:
-    """``old`` with the text between its markers replaced by ``block``.
+    """``old`` with the text between its markers replaced by ``block``. A marker
+    counts only on a line of its own, so a document may name the markers in its
+    text (docs/benchmarks.md does).
 
     Raises:
         ValueError: the markers are missing, or END does not follow BEGIN.
     """
-    begin, end = old.find(BEGIN), old.find(END)
-    if begin < 0 or end < begin:
-        raise ValueError(f"it has no {BEGIN} … {END} block")
-    return old[:begin] + block + old[end + len(END) :].removeprefix("\n")
+    lines = old.splitlines(keepends=True)
+    marks = {
+        m: [i for i, line in enumerate(lines) if line.strip() == m]
+        for m in (BEGIN, END)
+    }
+    if (
+        len(marks[BEGIN]) != 1
+        or len(marks[END]) != 1
+        or marks[END][0] < marks[BEGIN][0]
+    ):
+        raise ValueError(
+            f"it has no {BEGIN} … {END} block (each on a line of its own, once)"
+        )
+    begin, end = marks[BEGIN][0], marks[END][0]
+    return "".join(lines[:begin]) + block + "".join(lines[end + 1 :])
 
 
 def _writable(path: Path) -> str | None:

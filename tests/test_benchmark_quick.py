@@ -52,3 +52,26 @@ def test_simulate_within_2x_of_plain_scan(name):
         f"hhjax.simulate took {cpu['hhjax'] * 1e3:.2f} ms of CPU, {ratio:.2f}x the "
         f"plain scan's {cpu['plain'] * 1e3:.2f} ms"
     )
+
+
+def test_results_block_is_replaced_only_between_markers_on_their_own_lines():
+    import run as bench_run  # benchmarks/run.py
+
+    begin, end = bench_run.BEGIN, bench_run.END
+    doc = (
+        f"Prose naming `{begin}` and `{end}` inline.\n\n"
+        f"{begin}\nold table\n{end}\nAfter.\n"
+    )
+    new = bench_run._splice(doc, f"{begin}\nnew table\n{end}\n")
+    assert new == (
+        f"Prose naming `{begin}` and `{end}` inline.\n\n"
+        f"{begin}\nnew table\n{end}\nAfter.\n"
+    )
+    for broken in (
+        "no markers\n",
+        f"`{begin}` … `{end}` only inline\n",
+        f"{end}\n{begin}\n",
+        f"{begin}\n{end}\n{begin}\n{end}\n",
+    ):
+        with pytest.raises(ValueError, match="results:begin"):
+            bench_run._splice(broken, "block")
