@@ -173,23 +173,28 @@ def test_missing_pyabf_names_the_extra(monkeypatch):
         load_abf(DATA / "18711001.abf")
 
 
-def _write_abf1(path, v, adc_unit="mV", dac_unit="pA", step=(25.0, 10.0)):
+def _write_abf1(
+    path, v, adc_unit="mV", dac_unit="pA", step=(25.0, 10.0), *, first=0.0,
+    holding=0.0, rate=20000,
+):  # fmt: skip
     """An ABF 1 file: pyabf's writer, a larger header and a step epoch table.
 
-    Epoch A: 500 samples at 0; epoch B: 800 samples at ``step[0] + k·step[1]``
-    in sweep k (pyabf puts 1/64 of the sweep at holding before the epochs).
+    Epoch A: 500 samples at ``first``; epoch B: 800 samples at ``step[0] +
+    k·step[1]`` in sweep k; the DAC at ``holding`` (pA) before (the first 1/64 of
+    the sweep, Clampex's convention) and after the epochs. ``rate`` in Hz.
     """
     writer = pytest.importorskip("pyabf.abfWriter")
-    writer.writeABF1(np.asarray(v, dtype=float), str(path), 20000, units=adc_unit)
+    writer.writeABF1(np.asarray(v, dtype=float), str(path), rate, units=adc_unit)
     raw = path.read_bytes()
     header_blocks = 12  # the extended header reaches beyond pyabf's 4 blocks
     out = bytearray(raw[:2048]) + bytearray(header_blocks * 512 - 2048) + raw[2048:]
     struct.pack_into("i", out, 40, header_blocks)  # lDataSectionPtr
     struct.pack_into("8s", out, 1346, dac_unit.ljust(8).encode())  # DAC 0 unit
+    struct.pack_into("f", out, 1394, holding)  # fDACHoldingLevel of DAC 0
     struct.pack_into("2h", out, 2296, 1, 0)  # nWaveformEnable
     struct.pack_into("2h", out, 2300, 1, 0)  # nWaveformSource: epoch table
     struct.pack_into("2h", out, 2308, 1, 1)  # nEpochType: steps
-    struct.pack_into("2f", out, 2348, 0.0, step[0])  # fEpochInitLevel
+    struct.pack_into("2f", out, 2348, first, step[0])  # fEpochInitLevel
     struct.pack_into("2f", out, 2428, 0.0, step[1])  # fEpochLevelInc
     struct.pack_into("2i", out, 2508, 500, 800)  # lEpochInitDuration
     path.write_bytes(bytes(out))
@@ -204,6 +209,83 @@ def test_abf1_current_clamp(tmp_path):
     np.testing.assert_allclose(rec.v, v, atol=0.01)  # int16 quantisation
     np.testing.assert_allclose(rec.i[:, 1000], [25.0, 35.0, 45.0])
     assert np.count_nonzero(rec.i[0]) == 800
+
+
+def test_abf1_command_holds_the_dac_holding_level(tmp_path):
+    # pyabf took the first epoch's level (-100 pA) as the ABF 1 holding level, so
+    # the command sat at -100 pA before and after the epochs instead of 5 pA.
+    n = 2000
+    path = tmp_path / "hold.abf"
+    _write_abf1(path, np.full((2, n), -65.0), first=-100.0, holding=5.0)
+    rec = load_abf(path)
+    pre = n // 64  # Clampex holds the first 1/64 of a sweep
+    for k in range(2):
+        expected = np.full(n, 5.0)
+        expected[pre : pre + 500] = -100.0
+        expected[pre + 500 : pre + 1300] = 25.0 + 10.0 * k
+        np.testing.assert_array_equal(rec.i[k], expected)
+
+
+@pytest.mark.parametrize("rate", [6000, 3000])
+def test_abf_sample_interval_is_not_truncated_to_whole_hz(tmp_path, rate):
+    # pyabf's rate is int(1e6 / interval): 6 kHz (166.66667 us as float32) was
+    # 5999 Hz, dt 1/5999 s, 0.8 ms too long over 30000 samples.
+    path = tmp_path / "rate1.abf"
+    _write_abf1(path, np.full((1, 2000), -65.0), rate=rate)
+    assert load_abf(path).dt == pytest.approx(1000.0 / rate, rel=1e-7)
+    raw = bytearray((DATA / "18711001.abf").read_bytes())  # ABF 2
+    protocol = struct.unpack_from("I", raw, 76)[0] * 512  # ProtocolSection block
+    struct.pack_into("f", raw, protocol + 2, 1e6 / rate)  # fADCSequenceInterval, us
+    path2 = tmp_path / "rate2.abf"
+    path2.write_bytes(bytes(raw))
+    assert load_abf(path2).dt == pytest.approx(1000.0 / rate, rel=1e-7)
+
+
+def test_abf_stimulus_file_command_is_refused(tmp_path):
+    # A DAC-file protocol: pyabf found the stimulus file beside the recording and
+    # gave its first sweep (50 pA) as the command of every sweep (sweep 1: 100).
+    pyabf = pytest.importorskip("pyabf")
+    raw = bytearray((DATA / "18711001.abf").read_bytes())
+    dac = pyabf.ABF(str(DATA / "18711001.abf"), loadData=False)._dacSection._byteStart
+    struct.pack_into("h", raw, dac + 42, 2)  # nWaveformSource: DAC file
+    struct.pack_into("i", raw, dac + 118, 2)  # lDACFilePathIndex: the .pro path
+    k = raw.find(b"_KL.pro")
+    raw[k + 3 : k + 7] = b".abf"  # ... renamed to the stimulus file's name
+    (tmp_path / "cell.abf").write_bytes(bytes(raw))
+    stim = np.where(np.arange(30000) >= 5000, 50.0, 0.0) * np.array([[1.0], [2.0]])
+    writer = pytest.importorskip("pyabf.abfWriter")
+    writer.writeABF1(stim, str(tmp_path / "FICurve_Hyperpolarizing_KL.abf"), 20000)
+    with pytest.raises(
+        RecordingError, match=r"cell\.abf: the command of DAC 0 comes from a stimulus"
+    ):
+        load_abf(tmp_path / "cell.abf")
+
+
+def test_abf_command_on_another_dac_is_named(tmp_path):
+    # The cell on an amplifier's second channel: DAC 0 (paired with ADC 0 by
+    # index) silent, DAC 1 running the protocol. The command loaded as 0 pA.
+    pyabf = pytest.importorskip("pyabf")
+    header = pyabf.ABF(str(DATA / "18711001.abf"), loadData=False)
+    dacs, epochs = header._dacSection, header._epochPerDacSection
+    raw = bytearray((DATA / "18711001.abf").read_bytes())
+    struct.pack_into("h", raw, dacs._byteStart + 40, 0)  # DAC 0: no waveform
+    struct.pack_into("2h", raw, dacs._byteStart + dacs._entrySize + 40, 1, 1)
+    for k in range(epochs._entryCount):  # the epoch table now drives DAC 1
+        struct.pack_into("h", raw, epochs._byteStart + k * epochs._entrySize + 2, 1)
+    k = raw.find(b"\x00nA\x00")  # DAC 1's unit: nA -> pA, as DAC 0's
+    raw[k + 1 : k + 3] = b"pA"
+    path = tmp_path / "dac1.abf"
+    path.write_bytes(bytes(raw))
+    with pytest.raises(
+        RecordingError, match=r"dac1\.abf: DAC 0 .* but DAC 1 \(pA\) does: pass `dac=1`"
+    ):
+        load_abf(path)
+    np.testing.assert_array_equal(
+        load_abf(path, dac=1).i, load_abf(DATA / "18711001.abf").i
+    )
+    np.testing.assert_array_equal(load_abf(path, dac=0).i, 0.0)  # holding, 0 pA
+    with pytest.raises(RecordingError, match=r"no DAC 8; the file has DACs 0\.\.7"):
+        load_abf(path, dac=8)
 
 
 def test_abf1_voltage_clamp_is_refused(tmp_path):
@@ -437,6 +519,28 @@ def test_nwb_stimulus_must_start_with_its_response(tmp_path):
     np.testing.assert_allclose(rec.i[:, 300], [-100.0, -100.0])
 
 
+@pytest.mark.parametrize(
+    ("v", "i_amp", "message"),
+    [
+        (-65.0, -100e-12, r"series 'r0' reaches 6\.5e\+04 mV .*conversion=0\.001"),
+        (-0.065, -100.0, r"series 's0' reaches 1e\+14 pA .*conversion=1e-12"),
+    ],
+)
+def test_nwb_data_stored_without_conversion_is_named(tmp_path, v, i_amp, message):
+    # mV (or pA) written as NWB's volts (amperes) with conversion 1 loaded as
+    # -65000 mV (or -1e14 pA) without a word.
+    path = tmp_path / "units.nwb"
+
+    def series(icephys, electrode):
+        response, stimulus = _nwb_pair(icephys, electrode, 0, 0, i_amp=i_amp)
+        response.fields["data"] = np.full(1000, v)
+        return [response], [stimulus]
+
+    _nwb_file(path, series)
+    with pytest.raises(RecordingError, match=r"units\.nwb: " + message):
+        load_nwb(path)
+
+
 def test_nwb_corrupt_and_missing_dependency(tmp_path, monkeypatch):
     bad = tmp_path / "junk.nwb"
     bad.write_bytes(b"\x89HDF junk" * 100)
@@ -546,6 +650,9 @@ def test_table_validation_errors(tmp_path):
     assert (rec.i_unit, rec.c_pf) == ("pA", None)
     _write_csv(tmp_path / "nocap.csv", {"t_ms": t, "v_mV": v, "i_pA": i})
     assert load_csv(tmp_path / "nocap.csv").c_pf is None
+    np.savez(tmp_path / "cneg.npz", t_ms=t, v_mV=v, i_pA=i, c_pF=-5.0)  # its name
+    with pytest.raises(RecordingError, match=r"`c_pF` must be a finite number > 0"):
+        load_npz(tmp_path / "cneg.npz")
     np.savez(tmp_path / "cstr.npz", t_ms=t, v_mV=v, i_pA=i, c_pF="100")
     with pytest.raises(RecordingError, match=r"`c_pF` must be a number; got \['100'\]"):
         load_npz(tmp_path / "cstr.npz")
@@ -671,15 +778,18 @@ def test_batched_trace_layout_is_named(tmp_path):
 
 
 # ------------------------------------------------------------ cell properties
-def _rc_recording(r_mohm=200.0, tau_ms=20.0, r_s=10.0, e=-70.0, noise=0.05):
-    """An exact RC cell with an unbalanced bridge, −100 pA from 50 to 350 ms."""
+def _rc_recording(
+    r_mohm=200.0, tau_ms=20.0, r_s=10.0, e=-70.0, noise=0.05, amp_pa=-100.0
+):
+    """An exact RC cell with an unbalanced bridge, ``amp_pa`` (−100 pA) from 50 to
+    350 ms."""
     dt, n = 0.05, 10000
     t = dt * np.arange(n)
-    i = np.where((t >= 50.0) & (t < 350.0), -100.0, 0.0)
+    i = np.where((t >= 50.0) & (t < 350.0), amp_pa, 0.0)
     on = np.clip(t - 50.0, 0.0, None)
     off = np.clip(t - 350.0, 0.0, None)
     charge = (1 - np.exp(-on / tau_ms)) - (1 - np.exp(-off / tau_ms))
-    v = e + 1e-3 * (-100.0) * (r_mohm * charge) + 1e-3 * r_s * i
+    v = e + 1e-3 * amp_pa * (r_mohm * charge) + 1e-3 * r_s * i
     rng = np.random.default_rng(3)
     v = v + rng.normal(0.0, noise, (4, n))
     return Recording(dt=dt, v=v, i=np.tile(i, (4, 1)), i_unit="pA", source="rc")
@@ -815,6 +925,26 @@ def test_capacitance_converts_pa_to_density(properties):
 def test_cell_properties_checks_its_arguments(kwargs, message):
     with pytest.raises(RecordingError, match=rf"rc: {re.escape(message)}"):
         cell_properties(_rc_recording(), **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("cell", "message"),
+    [
+        ({}, r"changes by at most 0\.1 pA.*is the current in nA\?"),
+        (
+            {"r_mohm": 50.0, "tau_ms": 5.0, "r_s": 0.0, "amp_pa": -1000.0},
+            r"the -1 pA step gives an input resistance of 50 GOhm and a capacitance "
+            r"of 0\.1 pF.*is the current in nA\?",
+        ),
+    ],
+)
+def test_a_current_in_na_is_named(cell, message):
+    # The step in nA stored as pA: -1 nA (a 50 MOhm, 100 pF cell) gave r_in 50 GOhm
+    # and c_pf 0.1 pF silently; -0.1 nA only "no hyperpolarising current step".
+    rec = _rc_recording(noise=0.0, **cell)
+    rec = rec.replace(i=rec.i / 1000.0)  # pA -> nA, still labelled pA
+    with pytest.raises(RecordingError, match=r"rc: .*" + message):
+        cell_properties(rec)
 
 
 def test_no_hyperpolarising_step_is_an_error():

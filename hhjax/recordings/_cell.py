@@ -38,6 +38,8 @@ _SMOOTH_MS = 1.0
 _PRE_ONSET_MS = 0.5  # the jump at onset is measured from this last stretch
 _HOLDING_TOL_PA = 0.5  # pA: a smaller change of the command is not a step
 _NOMINAL_C_PF = 100.0  # pF: scales a density without c_pf for step detection
+_MIN_C_PF = 1.0  # pF: no whole cell is smaller (a current in nA gives 1000x less)
+_SMALL_STEP_PA = 10.0  # pA: a step this small with C < _MIN_C_PF: a current in nA
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,9 +48,11 @@ class CellProperties:
 
     Attributes:
         v_rest: resting potential, mV: median over sweeps of the pre-stimulus
-            median voltage.
+            median voltage (the potential at the holding current, if that is not
+            0 pA).
         r_in: steady-state input resistance, MΩ: mean ΔV over the last 20 % of the
-            step divided by the step current.
+            step divided by the step current (it includes ``r_series`` unless the
+            bridge was balanced; low if the step is shorter than ~4 ``tau``).
         tau: membrane time constant, ms, from the exponential fit.
         tau_se: standard error of ``tau``, ms (from the fit's Jacobian).
         c_pf: whole-cell capacitance, pF: ``1000 · tau / r_membrane`` (ms / MΩ
@@ -67,7 +71,7 @@ class CellProperties:
         step_pa: mean step current of the sweeps used, pA (negative).
         window: ``(onset, end)`` of the step, ms, in the recording's time
             base (:attr:`Recording.t`).
-        fit_window: ``(start, end)`` of the fitted interval, ms, likewise.
+        fit_window: ``[start, end)`` of the fitted interval, ms, likewise.
         sweeps: source-file indices of the sweeps used.
         t_fit: times of the fitted samples, ms, shape ``(n,)``.
         v_fit: fitted curve, mV relative to the baseline, shape ``(n,)``.
@@ -418,7 +422,8 @@ def cell_properties(
         RecordingError: ``sweeps`` empty or unknown; ``baseline_ms`` or ``c_m`` not
             a number > 0, ``skip_ms`` not a number >= 0, ``window`` not two
             numbers inside the sweep; no hyperpolarising step in the chosen sweeps,
-            or too few samples to fit.
+            or too few samples to fit; a current that looks like nA rather than pA
+            (a step below 10 pA giving a capacitance below 1 pF).
     """
     where = recording.source or "recording"
     baseline_ms = real_number(
@@ -448,10 +453,19 @@ def cell_properties(
         i, rec.v, dt, window, n_base, t0=rec.t0, where=where, sweeps=rec.sweeps
     )
     if not rows:
+        change = float(np.max(np.abs(i - i[:, :1])))  # pA
+        tiny = 0.0 < change <= _tolerance(i)
         raise RecordingError(
             f"{where}: no hyperpolarising current step (from rest, >= "
             f"{_MIN_STEP_MS:g} ms, without spikes) in sweeps "
             f"{list(rec.sweeps)}; pass `window=(onset_ms, end_ms)` or other sweeps."
+            + (
+                f" The command changes by at most {change:.3g} pA, below the "
+                f"{_HOLDING_TOL_PA:g} pA that counts as a step: is the current in nA? "
+                "It must be in pA (nA x 1000)."
+                if tiny
+                else ""
+            )
         )
     v = rec.v[rows]
     base = _baselines(v, onset, n_base)
@@ -479,12 +493,20 @@ def cell_properties(
     r_series = float(r_series / step_pa) / _MV_PER_MOHM_PA
     v_peak = float(smooth[peak])
     t0 = onset * dt
+    c_pf = fit["tau"] / r_membrane * 1e3
+    if 0.0 < c_pf < _MIN_C_PF and abs(step_pa) < _SMALL_STEP_PA:
+        raise RecordingError(
+            f"{where}: the {step_pa:.3g} pA step gives an input resistance of "
+            f"{r_in * 1e-3:.3g} GOhm and a capacitance of {c_pf:.3g} pF; a whole "
+            f"cell has > {_MIN_C_PF:g} pF: is the current in nA? It must be in pA "
+            "(nA x 1000)."
+        )
     return CellProperties(
         v_rest=float(np.median(sweep_baselines(rec))),
         r_in=r_in,
         tau=fit["tau"],
         tau_se=fit["tau_se"],
-        c_pf=fit["tau"] / r_membrane * 1e3,
+        c_pf=c_pf,
         r_membrane=r_membrane,
         r_series=r_series,
         sag=(v_peak - tail) / v_peak if v_peak != 0 else 0.0,

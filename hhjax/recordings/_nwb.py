@@ -30,11 +30,41 @@ def _series(container, type_name: str) -> list:
     return [s for s in container.values() if type(s).__name__ == type_name]
 
 
-def _values(series, scale: float) -> np.ndarray:
-    """Series data in SI units × ``scale`` (e.g. 1e3: volts → mV)."""
+# Largest plausible |value| after conversion: a membrane potential in mV, a
+# whole-cell current in pA. Data in mV or pA stored as volts / amperes (NWB's
+# fixed units, `conversion` left at 1) come out 1e3 / 1e12 times too large.
+_LIMITS = {"mV": 5e3, "pA": 1e6}
+
+
+def _values(series, scale: float, unit: str, where: str) -> np.ndarray:
+    """Series data in SI units × ``scale`` (e.g. 1e3: volts → mV), in ``unit``.
+
+    Raises:
+        RecordingError: values beyond :data:`_LIMITS` (5 V, 1 µA): data stored in
+            mV / pA without the ``conversion`` to volts / amperes.
+    """
     data = np.asarray(series.data[:], dtype=np.float64)
     offset = float(getattr(series, "offset", 0.0) or 0.0)
-    return (data * float(series.conversion) + offset) * scale
+    conversion = float(series.conversion)
+    values = (data * conversion + offset) * scale
+    finite = values[np.isfinite(values)]
+    largest = float(np.max(np.abs(finite))) if finite.size else 0.0
+    if largest > _LIMITS[unit]:
+        si = "volts" if unit == "mV" else "amperes"
+        stored = getattr(series.data, "attrs", {}).get("unit")  # as in the file
+        stored = stored.decode() if isinstance(stored, bytes) else stored
+        label = (
+            f" (its data are labelled {stored!r}, which NWB ignores)"
+            if stored not in (None, si)
+            else ""
+        )
+        raise RecordingError(
+            f"{where}: series {series.name!r} reaches {largest:.3g} {unit} "
+            f"(data x conversion {conversion:g} + offset {offset:g}, in {si}){label}; "
+            f"expected |values| <= {_LIMITS[unit]:g} {unit}. NWB stores {si}: data "
+            f"in {unit} need conversion={1 / scale:g}."
+        )
+    return values
 
 
 def _dt_ms(series, where: str) -> float:
@@ -167,7 +197,9 @@ def load_nwb(path: str | os.PathLike) -> Recording:
         RecordingError: missing or corrupt file; no current-clamp series (e.g. a
             voltage-clamp file); unpaired series, a sweep number used twice, or a
             stimulus that starts at another time than its response; sweeps of
-            different length or sample rate.
+            different length or sample rate; potentials beyond ±5 V or currents
+            beyond ±1 µA after ``conversion`` (data in mV or pA stored without the
+            conversion to volts or amperes).
     """
     where = str(path)
     pynwb = require("pynwb", "nwb", "Reading .nwb files")
@@ -213,8 +245,8 @@ def load_nwb(path: str | os.PathLike) -> Recording:
                     f"ms after the response {r.name!r} (starting_time); they must "
                     f"start together, within half a sample ({0.5 * dt:g} ms)."
                 )
-        v = [_values(r, 1e3) for _, r, _ in pairs]
-        i = [_values(st, 1e12) for _, _, st in pairs]
+        v = [_values(r, 1e3, "mV", where) for _, r, _ in pairs]
+        i = [_values(st, 1e12, "pA", where) for _, _, st in pairs]
         for (sweep, r, st), v_k, i_k in zip(pairs, v, i, strict=True):
             if v_k.shape != i_k.shape:
                 raise RecordingError(

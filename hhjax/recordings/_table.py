@@ -176,7 +176,13 @@ def _from_columns(columns: dict, where: str) -> Recording:
     key = present[0]
     c_pf = None
     if "c_pF" in columns:
-        c_pf = float(_one_value(columns["c_pF"], "c_pF", where)[0])
+        c_pf = real_number(
+            _one_value(columns["c_pF"], "c_pF", where)[0],
+            "c_pF",
+            "pF",
+            f"{where}: ",
+            positive=True,
+        )
     n_t = t.shape[-1]
     _check_samples(columns["v_mV"], n_t, where)
     v = sweep_array(columns["v_mV"], "v_mV", "mV", f"{where}: ")
