@@ -233,8 +233,11 @@ def _command_dac(abf, channel: int, dac: int | None, where: str) -> tuple[int, f
         raise RecordingError(
             f"{where}: DAC {k} (paired with ADC channel {channel} by index) outputs "
             f"no waveform, only its holding level, but DAC {others[0]} "
-            f"({dacs[others[0]][0]}) does: pass `dac={others[0]}` if it drove this "
-            f"cell, or `dac={k}` to take the constant holding command."
+            f"({dacs[others[0]][0]}) does: pass `dac={others[0]}` to "
+            "hhjax.recordings.load_abf if it drove this cell, or "
+            f"`dac={k}` to take the constant holding command (the command line "
+            "reads the default pairing: save the loaded recording with "
+            "hhjax.recordings.save_npz and fit the .npz)."
         )
     return k, _TO_PA[unit]
 
