@@ -8,6 +8,8 @@ from hhjax. Units: mV, ms, µA/cm², mS/cm².
 
 from __future__ import annotations
 
+import warnings
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -269,6 +271,31 @@ def test_spike_windows_must_not_be_empty(fn):
         fn(v, 0.0, t=jnp.arange(6.0), t_start=4.0, t_stop=1.0)
 
 
+@pytest.mark.parametrize(
+    "fn",
+    [analysis.spike_count, analysis.first_spike_time, analysis.firing_rate],
+    ids=lambda f: f.__name__,
+)
+def test_spike_windows_and_time_axis_must_be_well_formed(fn):
+    # A NaN window edge counted no spike (0, NaN, 0 Hz), an inf in `t` passed,
+    # an edge per cell for a single trace failed inside JAX, and an empty trace
+    # failed with NumPy's "cannot reshape array of size 0".
+    t = jnp.arange(6.0)
+    v = jnp.array([-10.0, 10.0, -10.0, -10.0, 10.0, -10.0])
+    with pytest.raises(ValueError, match=r"`t_start` \(ms\) must be a number or None"):
+        fn(v, 0.0, t=t, t_start=float("nan"))
+    with pytest.raises(ValueError, match=r"`t` \(ms\) must be finite; t\[5\] = inf"):
+        fn(v, 0.0, t=t.at[5].set(jnp.inf))
+    with pytest.raises(ValueError, match=r"`t_start` \(ms\) must be a scalar or an"):
+        fn(v, 0.0, t=t, t_start=jnp.array([0.0, 2.0]))
+    with pytest.raises(ValueError, match=r"with at least 2 samples; got t \(0,\)"):
+        fn(jnp.zeros(0), 0.0, t=jnp.zeros(0))
+    if fn is analysis.spike_count:  # an edge per cell (a list too, as for the
+        # threshold: it failed inside JAX); -inf is an open end
+        two = jnp.stack([v, v], axis=1)
+        assert fn(two, 0.0, t=t, t_start=[2.0, -np.inf]).tolist() == [1, 2]
+
+
 # ------------------------------------------------------------------- f-I curve
 def test_fi_curve_onset_of_repetitive_firing_from_rest():
     currents = np.array([5.0, 6.0, 6.2, 6.4, 6.6, 7.0, 8.0, 10.0])
@@ -282,6 +309,33 @@ def test_fi_curve_onset_of_repetitive_firing_from_rest():
     assert np.all(np.diff(rates[currents >= fi.rheobase]) > 0)
     # A 10 uA/cm^2 orbit has a period of 14.636 ms (see the PRC test).
     assert abs(rates[-1] - 1000.0 / 14.636) < 0.1
+
+
+def test_fi_curve_counts_a_repeated_current_once():
+    # A current listed twice made the slope above rheobase 0/0 (a RuntimeWarning)
+    # and squid HH, whose rate jumps from 0 to ~55 Hz, came out "class 1".
+    currents = [5.0, 6.0, 6.5, 6.5, 7.0, 8.0, 10.0, 10.0]  # same shape as above
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        fi = analysis.fi_curve(
+            hhjax.HHParams(), currents, duration=300.0, transient=100.0
+        )
+    assert fi.rheobase == 6.5 and fi.onset_type == "class 2"
+    assert fi.rates.shape == (8,) and fi.rates[2] == fi.rates[3] > 40.0
+
+
+def test_fi_curve_window_must_hold_samples():
+    # 10.01 ms at dt = 0.025 is 400 steps, sampled up to 9.975 ms: the window
+    # [10, 10.01) held no sample and every rate came out 0 without a word.
+    with pytest.raises(ValueError, match=r"analysis window \[10.0, 10.01\) ms holds"):
+        analysis.fi_curve(hhjax.HHParams(), [10.0], duration=10.01, transient=10.0)
+    for kwargs, pattern in (
+        ({"dt": jnp.array([0.01, 0.02])}, r"`dt` must be a positive, finite number"),
+        ({"duration": "50"}, r"`duration` must be a positive, finite number"),
+        ({"threshold": jnp.zeros(2)}, r"`threshold` must be one real number \(mV\)"),
+    ):
+        with pytest.raises(ValueError, match=pattern):
+            analysis.fi_curve(hhjax.HHParams(), [10.0], **kwargs)
 
 
 def test_fi_curve_min_spikes_may_be_a_numpy_integer():
@@ -392,6 +446,32 @@ def test_a_jump_of_the_fixed_point_branch_is_not_a_hopf_point():
     assert 2.33 < found < 2.34
 
 
+def test_a_hopf_point_where_a_complex_pair_appears_is_found():
+    # Pospischil RS: the complex pair exists only on about (2.30, 2.345)
+    # uA/cm^2, then turns real before the fold at 2.352. The default grid (0.5
+    # apart) has a cell with no complex pair at 2.0 and the upper branch at 2.5:
+    # no sign change between finite values, and the Hopf point was missed.
+    params = hhjax.PospischilParams.rs()
+    (found,) = np.asarray(analysis.hopf_points(params, (2.0, 2.5), n_grid=2))
+    # The same point as bisection inside a bracket that holds no jump (checked
+    # in the test above).
+    inside = float(analysis.hopf_current(params, (2.3, 2.34)))
+    assert found == pytest.approx(inside, abs=1e-12)
+
+
+def test_bifurcation_arguments_are_checked():
+    # They failed with "too many values to unpack", "'float' object is not
+    # iterable", a LinAlgError or linspace's TypeError.
+    params = hhjax.HHParams()
+    for bracket in ((9.0, 10.0, 11.0), 9.0, (9.0, 9.0)):
+        with pytest.raises(ValueError, match=r"`bracket` must be two different"):
+            analysis.hopf_current(params, bracket)
+    with pytest.raises(ValueError, match=r"`i_hopf` must be a finite current"):
+        analysis.classify_hopf(params, float("nan"))
+    with pytest.raises(ValueError, match=r"an int n_grid >= 2; got .* n_grid=50.0"):
+        analysis.hopf_points(params, (0.0, 20.0), n_grid=50.0)
+
+
 def test_hopf_current_and_type_refuse_currents_that_are_not_hopf_points():
     params = hhjax.HHParams()
     with pytest.raises(ValueError, match=r"`bracket` \(0, 5\) uA/cm\^2 holds no Hopf"):
@@ -421,6 +501,21 @@ def test_limit_cycle_of_slow_firing_asks_for_a_longer_warmup():
         analysis.limit_cycle(params, 2.6)
 
 
+def test_limit_cycle_refuses_a_fixed_point_and_a_malformed_guess():
+    # From a guess 0.5 mV off rest, Newton converged to the fixed point (which
+    # solves phi_T(x) = x for every T) and returned it as a "LimitCycle" of
+    # period 14.41 ms.
+    params = hhjax.HHParams()
+    rest = analysis.fixed_point(params, 10.0)
+    near_rest = rest._replace(v=rest.v + 0.5)
+    with pytest.raises(ValueError, match=r"converged to a fixed point \(V = -59.57"):
+        analysis.limit_cycle(params, 10.0, guess=(near_rest, 14.6))
+    with pytest.raises(ValueError, match=r"must be a HHState or 4 numbers"):
+        analysis.limit_cycle(params, 10.0, guess=((-70.0, 0.05, 0.5), 14.6))
+    with pytest.raises(ValueError, match=r"`guess` must be \(state, period_ms\)"):
+        analysis.limit_cycle(params, 10.0, guess=near_rest)
+
+
 @pytest.mark.parametrize(
     "call",
     [
@@ -430,6 +525,19 @@ def test_limit_cycle_of_slow_firing_asks_for_a_longer_warmup():
         lambda p: analysis.sensitivities(lambda q: q.g_na, p, ("g_na",)),
         lambda p: analysis.classify_hopf(p, 9.78),
         lambda p: analysis.hopf_points(p, (0.0, 20.0)),
+        # With a precomputed cycle it failed deep inside a while loop.
+        lambda p: analysis.phase_response_curve(
+            p,
+            10.0,
+            cycle=analysis.LimitCycle(
+                state=hhjax.resting_state(hhjax.HHParams()),
+                period=14.6,
+                current=10.0,
+                multipliers=jnp.zeros(4),
+                stable=True,
+                n_steps=1460,
+            ),
+        ),
     ],
 )
 def test_one_cell_functions_name_batched_parameters(call):
@@ -450,6 +558,31 @@ def test_one_cell_functions_name_a_batched_current(call):
     # jacobian returned shape (4, 2, 4, 2), eigvals failed inside linalg.
     with pytest.raises(ValueError, match=r"`i_ext` has shape \(2,\); map it over"):
         call(jnp.array([0.0, 5.0]))
+
+
+def test_jacobian_at_a_given_state_is_one_cells_and_of_its_model():
+    # A batched state gave an array of shape (4, 2, 4, 2), another model's state
+    # or a short one a TypeError from HHState, and parameters without a fixed
+    # point NaN eigenvalues and is_stable False.
+    params = hhjax.HHParams()
+    x = (-60.0, 0.1, 0.5, 0.4)  # off the fixed point, as a plain sequence
+    np.testing.assert_allclose(
+        analysis.jacobian(params, 3.0, state=x),
+        ref_jacobian(np.array(x), 3.0),
+        rtol=1e-12,
+        atol=1e-13,
+    )
+    with pytest.raises(ValueError, match=r"`state.v` has shape \(2,\); map it"):
+        analysis.jacobian(
+            params, 0.0, state=hhjax.HHState(*(jnp.array(x)[:, None] * jnp.ones(2)))
+        )
+    with pytest.raises(ValueError, match=r"must be a HHState or 4 numbers"):
+        analysis.eigenvalues(params, 0.0, state=x[:3])
+    other = hhjax.PospischilState(*([0.1] * len(hhjax.PospischilState._fields)))
+    with pytest.raises(ValueError, match=r"is a PospischilState, but the params"):
+        analysis.jacobian(params, 0.0, state=other)
+    with pytest.raises(ValueError, match=r"no fixed point at i_ext = 0 uA/cm\^2"):
+        analysis.is_stable(params._replace(g_na=0.0, g_k=0.0, g_l=0.0))
 
 
 def test_hopf_current_gradient_matches_finite_differences():
@@ -676,6 +809,15 @@ def test_sensitivities_input_errors_and_integer_parameters():
         analysis.sensitivities(lambda p: jnp.stack([p.g_na, p.g_k]), params, ("g_k",))
     with pytest.raises(ValueError, match=r"must return a scalar; got HHState"):
         analysis.sensitivities(hhjax.resting_state, params, ("g_k",))
+    # An empty mapping gave arrays of inconsistent shapes, a list of callables
+    # an AttributeError, a non-callable value JAX's TypeError.
+    for features, pattern in (
+        ({}, r"at least one feature"),
+        ([lambda p: p.g_k], r"a mapping \{name: callable\}; got list"),
+        ({"a": 3.0}, r"\['a'\] are not"),
+    ):
+        with pytest.raises(ValueError, match=pattern):
+            analysis.sensitivities(features, params, ("g_k",))
 
 
 def test_prc_refuses_a_cycle_of_another_current_or_an_unstable_one():

@@ -25,7 +25,7 @@ import numpy as np
 from jax import Array, lax
 from jax.typing import ArrayLike
 
-from hhjax._checks import is_traced
+from hhjax._checks import concrete_real, is_integer, is_traced
 from hhjax._model import document_fields
 from hhjax.analysis._fixed_points import (
     check_one_cell,
@@ -86,12 +86,18 @@ def _hopf_points_on(params: Any, grid: np.ndarray, dtype: Any, depth: int) -> li
     finite = np.isfinite(values)
     pos = values > 0
     change = finite[:-1] & finite[1:] & (pos[:-1] != pos[1:])
+    # A cell where a complex pair appears or disappears (the test function is
+    # finite at one end only: the pair turns real, or the branch jumps) may hold
+    # a crossing too, e.g. just before the lowest fixed point ends in a fold.
+    appears = finite[:-1] != finite[1:]
     found = []
-    for k in np.nonzero(change)[0]:  # brackets known to be valid: no check
-        current = _hopf_current(params, grid[k], grid[k + 1])
-        if _is_crossing(params, float(current), dtype):
-            found.append(current)
-        elif depth > 0:
+    for k in np.nonzero(change | appears)[0]:
+        if change[k]:  # brackets known to be valid: no check
+            current = _hopf_current(params, grid[k], grid[k + 1])
+            if _is_crossing(params, float(current), dtype):
+                found.append(current)
+                continue
+        if depth > 0:
             finer = np.linspace(grid[k], grid[k + 1], _REFINE_POINTS)
             found += _hopf_points_on(params, finer, dtype, depth - 1)
     return found
@@ -116,14 +122,29 @@ def hopf_current(params: Any, bracket: tuple[float, float]) -> Array:
         no Hopf point.
 
     Raises:
-        ValueError: for concrete ``params``, the test function has the same sign
-            (or is not finite) at both ends: the bracket holds no Hopf point.
+        ValueError: ``bracket`` is not two different, finite currents; or, for
+            concrete ``params``, the test function has the same sign (or is not
+            finite) at both ends: the bracket holds no Hopf point.
     """
     check_one_cell(params, "hopf_current")
-    lo, hi = (float(b) for b in bracket)
+    lo, hi = _bracket_ends(bracket)
     if not is_traced(params):
         _check_bracket(params, lo, hi)
     return _hopf_current(params, lo, hi)
+
+
+def _bracket_ends(bracket: Any) -> tuple[float, float]:
+    """``(lo, hi)`` as two finite, distinct floats (µA/cm²); else a ValueError."""
+    try:
+        ends = [concrete_real(b, "bracket", "uA/cm^2") for b in bracket]
+    except TypeError:  # not iterable
+        ends = []
+    if len(ends) != 2 or not all(np.isfinite(ends)) or ends[0] == ends[1]:
+        raise ValueError(
+            "`bracket` must be two different, finite currents (lo, hi) in uA/cm^2 "
+            f"(e.g. around a point from hopf_points); got {bracket!r}."
+        )
+    return ends[0], ends[1]
 
 
 def _check_bracket(params: Any, lo: float, hi: float) -> None:
@@ -182,10 +203,13 @@ def hopf_points(
     :func:`hopf_current`. A sign change where the test function jumps instead
     (the lowest fixed point ends in a fold and the branch jumps, or a real
     eigenvalue pair turns complex off the axis) is not a Hopf point: its grid cell
-    is searched again on a 64× finer grid (twice at most). Crossings closer
-    together than the grid spacing can be missed; refine the grid (``n_grid``) if
-    in doubt. Use :func:`classify_hopf` for
-    the frequency and the sub-/supercritical type of each point.
+    is searched again on a 64× finer grid (twice at most), and so is every cell
+    where a complex pair appears or disappears (a crossing can hide there, as for
+    :meth:`hhjax.PospischilParams.rs` at ≈ 2.335 µA/cm², just before its lowest
+    fixed point ends in a fold at ≈ 2.352). Crossings closer together than the
+    grid spacing can be missed; refine the grid (``n_grid``) if in doubt. Use
+    :func:`classify_hopf` for the frequency and the sub-/supercritical type of
+    each point.
 
     For standard HH (modern, 6.3 °C): ≈ 9.78 µA/cm² (subcritical: rest loses
     stability, the cell jumps to full spikes) and ≈ 154.5 µA/cm² (depolarisation
@@ -211,12 +235,12 @@ def hopf_points(
             f"{i_range!r}."
         )
     if grid.size == 2:
-        if not grid[0] < grid[1] or n_grid < 2:
+        if not grid[0] < grid[1] or not is_integer(n_grid) or n_grid < 2:
             raise ValueError(
-                f"Need lo < hi and n_grid >= 2; got i_range={i_range!r}, "
-                f"n_grid={n_grid}."
+                f"Need lo < hi and an int n_grid >= 2; got i_range={i_range!r}, "
+                f"n_grid={n_grid!r}."
             )
-        grid = np.linspace(grid[0], grid[1], n_grid)
+        grid = np.linspace(grid[0], grid[1], int(n_grid))
     if not np.all(np.diff(grid) > 0) or not np.all(np.isfinite(grid)):
         raise ValueError("The grid of currents must be finite and strictly ascending.")
     check_one_cell(params, "hopf_points")
@@ -233,7 +257,8 @@ class HopfPoint(NamedTuple):
 
     Attributes:
         current: injected current at the bifurcation, µA/cm²
-        v: membrane potential of the fixed point there, mV
+        v: membrane potential of the fixed point there, mV (convention of the
+            params)
         frequency: frequency of the emerging oscillation, Hz (ω / 2π)
         lyapunov: first Lyapunov coefficient (sign matters; scale is arbitrary)
         kind: ``"subcritical"``, ``"supercritical"`` or ``"degenerate"``
@@ -306,10 +331,14 @@ def classify_hopf(params: Any, i_hopf: ArrayLike) -> HopfPoint:
         A :class:`HopfPoint`.
 
     Raises:
-        ValueError: ``i_hopf`` is not a Hopf point (no complex eigenvalue pair
-            with a real part within 1 % of its modulus).
+        ValueError: ``i_hopf`` is not a finite number, or not a Hopf point (no
+            complex eigenvalue pair with a real part within 1 % of its modulus).
     """
     check_one_cell(params, "classify_hopf", i_hopf)
+    if not np.isfinite(concrete_real(i_hopf, "i_hopf", "uA/cm^2")):
+        raise ValueError(
+            f"`i_hopf` must be a finite current in uA/cm^2; got {i_hopf!r}."
+        )
     x0, a = (np.asarray(x) for x in _fixed_point_and_jacobian(params, i_hopf))
     lam, vecs = np.linalg.eig(a)
     k = int(np.argmax(np.where(lam.imag > 0, -np.abs(lam.real), -np.inf)))

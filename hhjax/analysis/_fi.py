@@ -10,7 +10,7 @@ import numpy as np
 from jax import Array
 from jax.typing import ArrayLike
 
-from hhjax._checks import is_integer, is_traced
+from hhjax._checks import concrete_real, is_integer, is_traced, positive_number
 from hhjax._equilibrium import resting_state
 from hhjax._integrators import DEFAULT_METHOD
 from hhjax._model import document_fields, model_of
@@ -99,17 +99,22 @@ def fi_curve(
         method: integrator, see :data:`hhjax.METHODS`.
         transient: start of the analysis window, ms after the current onset
             (``0 <= transient < duration``).
-        threshold: spike threshold, mV; ``None`` means 35 mV above the ``I = 0``
-            resting potential (−30 mV for standard modern HH: low enough for the
-            small spikes near depolarisation block, which peak below 0 mV).
+        threshold: spike threshold, mV (a number); ``None`` means 35 mV above
+            the ``I = 0`` resting potential (−30 mV for standard modern HH: low
+            enough for the shrinking spikes at strong currents, which peak below
+            0 mV above ≈ 63 µA/cm²; but above ≈ 124 µA/cm² the oscillation of
+            standard HH, which lasts up to its Hopf point at ≈ 154.5 µA/cm²,
+            peaks below −30 mV and counts as no firing: pass a lower threshold
+            to count it).
         min_spikes: spikes in the window that count as repetitive firing (≥ 2).
 
     Returns:
         An :class:`FICurve`.
 
     Raises:
-        ValueError: bad shapes (batched parameters among them) or timing
-            arguments.
+        ValueError: bad shapes (batched parameters among them), non-finite
+            currents, or timing arguments (``dt``, ``duration`` not positive,
+            an analysis window that holds no sample).
     """
     model_of(params)
     check_one_cell(
@@ -130,6 +135,8 @@ def fi_curve(
             f"`currents` must be finite (uA/cm^2); entry {bad[0]} is "
             f"{float(currents[bad[0]])}."
         )
+    duration = positive_number(duration, "duration", "ms")
+    transient = concrete_real(transient, "transient", "ms")
     if not (math.isfinite(duration) and math.isfinite(transient)) or not (
         0.0 <= transient < duration
     ):
@@ -140,13 +147,21 @@ def fi_curve(
     if not is_integer(min_spikes) or min_spikes < 2:
         raise ValueError(f"`min_spikes` must be an int >= 2; got {min_spikes!r}.")
     min_spikes = int(min_spikes)
-    if not dt > 0:
-        raise ValueError(f"`dt` must be a positive step in ms; got {dt}.")
+    dt = positive_number(dt, "dt", "ms")
     n_steps = round(duration / dt)
     if n_steps < 2:
         raise ValueError(
             f"`duration` ({duration} ms) must span at least 2 steps of dt."
         )
+    # The last sample is at (n_steps - 1) dt: the window must hold samples.
+    if not transient < (n_steps - 1) * dt:
+        raise ValueError(
+            f"The analysis window [{transient}, {duration}) ms holds no sample: the "
+            f"run of {n_steps} steps of dt = {dt} ms ends at "
+            f"{(n_steps - 1) * dt:g} ms; lower `transient` or lengthen `duration`."
+        )
+    if threshold is not None:
+        threshold = concrete_real(threshold, "threshold", "mV")
 
     i_ext = jnp.broadcast_to(currents, (n_steps,) + currents.shape)
     trace = simulate(params, i_ext, dt, method=method, record=("v",))
@@ -173,9 +188,12 @@ def fi_curve(
 def _rheobase_and_onset(
     currents: np.ndarray, repetitive: np.ndarray, rates: np.ndarray
 ) -> tuple[float, str]:
-    """Lowest repetitive current and Hodgkin's onset class from a sampled curve."""
-    order = np.argsort(currents, kind="stable")
-    i_sorted, rep, f = currents[order], repetitive[order], rates[order]
+    """Lowest repetitive current and Hodgkin's onset class from a sampled curve.
+
+    A current given more than once counts once (its first entry): the runs are
+    identical, and a zero current step would make the slope 0/0."""
+    i_sorted, first = np.unique(currents, return_index=True)
+    rep, f = repetitive[first], rates[first]
     if not rep.any():
         return math.nan, "unknown"
     j = int(np.argmax(rep))

@@ -16,6 +16,7 @@ import numpy as np
 from jax import Array
 from jax.typing import ArrayLike
 
+from hhjax._checks import is_traced
 from hhjax._equilibrium import resting_state
 from hhjax._model import model_of
 
@@ -84,17 +85,71 @@ def jacobian(params: Any, i_ext: ArrayLike = 0.0, state: Any = None) -> Array:
 
     Args:
         params: the model's parameter tuple (scalar leaves).
-        i_ext: constant injected current, µA/cm².
-        state: where to evaluate it; ``None``: at :func:`fixed_point`.
+        i_ext: constant injected current, µA/cm² (a scalar).
+        state: where to evaluate it: the model's state tuple of one cell (V in
+            mV, in the convention of the params) or its ``d`` numbers in field
+            order; ``None``: at :func:`fixed_point`.
 
     Returns:
         Array ``(d, d)`` in 1/ms (rows: derivative of ``(v, *gates)``; entries mixing
         V and gates carry mV per unit gate or its inverse).
+
+    Raises:
+        ValueError: batched ``params``, ``i_ext`` or ``state``, a ``state`` of
+            another model, or (``state=None``, concrete inputs) parameters with
+            no fixed point at ``i_ext``.
     """
     check_one_cell(params, "jacobian", i_ext)
     if state is None:
         state = fixed_point(params, i_ext)
+        check_fixed_point(state, i_ext)
+    else:
+        state = check_one_state(params, state, "jacobian")
     return jax.jacfwd(vector_field(params, i_ext))(state_to_vector(state))
+
+
+def check_fixed_point(state: Any, i_ext: Any) -> None:
+    """A clear error when a concrete fixed point is NaN: the parameters have no
+    resting state under ``i_ext`` (the steady-state current does not cross it)."""
+    if is_traced(state) or is_traced(i_ext):
+        return
+    if not np.all(np.isfinite(np.asarray(state_to_vector(state)))):
+        raise ValueError(
+            f"These parameters have no fixed point at i_ext = {float(i_ext):g} "
+            "uA/cm^2: the steady-state current does not cross it (e.g. every "
+            "conductance is 0; see hhjax.resting_state). Pass a `state` to "
+            "linearise elsewhere."
+        )
+
+
+def check_one_state(params: Any, state: Any, function: str) -> Any:
+    """``state`` as the model's state tuple of one cell: the model's state type,
+    or a sequence of its ``d`` scalars in field order; a clear error otherwise."""
+    model = model_of(params)
+    fields = model.state_type._fields
+    if hasattr(state, "_fields") and type(state) is not model.state_type:
+        raise ValueError(
+            f"{function}: `state` is a {type(state).__name__}, but the params are "
+            f"of model {model.name!r}, whose state is {model.state_type.__name__}."
+        )
+    try:
+        leaves = list(state)
+    except TypeError:
+        leaves = None
+    if leaves is None or len(leaves) != len(fields):
+        raise ValueError(
+            f"{function}: `state` must be a {model.state_type.__name__} or "
+            f"{len(fields)} numbers {fields} (V in mV); got {state!r}."
+        )
+    for name, value in zip(fields, leaves, strict=True):
+        if np.shape(value) != ():
+            raise ValueError(
+                f"{function} works on one cell, but `state.{name}` has shape "
+                f"{np.shape(value)}; map it over states with jax.vmap or a loop."
+            )
+    return model.state_type(
+        *(jnp.asarray(x, jnp.result_type(float, x)) for x in leaves)
+    )
 
 
 def eigenvalues(params: Any, i_ext: ArrayLike = 0.0, state: Any = None) -> Array:
@@ -106,11 +161,15 @@ def eigenvalues(params: Any, i_ext: ArrayLike = 0.0, state: Any = None) -> Array
 
     Args:
         params: the model's parameter tuple (scalar leaves).
-        i_ext: constant injected current, µA/cm².
-        state: where to linearise; ``None``: at :func:`fixed_point`.
+        i_ext: constant injected current, µA/cm² (a scalar).
+        state: where to linearise (see :func:`jacobian`); ``None``: at
+            :func:`fixed_point`.
 
     Returns:
         Complex array ``(d,)``, 1/ms.
+
+    Raises:
+        ValueError: as :func:`jacobian`.
     """
     lam = jnp.linalg.eigvals(jacobian(params, i_ext, state))
     return lam[jnp.argsort(-lam.real)]
@@ -124,6 +183,10 @@ def is_stable(params: Any, i_ext: ArrayLike = 0.0) -> Array:
         i_ext: constant injected current, µA/cm² (inward positive).
 
     Returns:
-        Boolean scalar array.
+        Boolean scalar array (``False`` under ``jit``/``vmap`` for parameters
+        without a fixed point, where concrete inputs raise).
+
+    Raises:
+        ValueError: as :func:`jacobian` (e.g. no fixed point at ``i_ext``).
     """
     return jnp.max(eigenvalues(params, i_ext).real) < 0.0

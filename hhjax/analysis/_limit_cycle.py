@@ -28,11 +28,18 @@ from hhjax._equilibrium import resting_state
 from hhjax._integrators import DEFAULT_METHOD, get_integrator
 from hhjax._model import document_fields, model_of
 from hhjax._simulate import simulate
-from hhjax.analysis._fixed_points import check_one_cell, state_to_vector
+from hhjax.analysis._fixed_points import (
+    check_one_cell,
+    check_one_state,
+    state_to_vector,
+    vector_field,
+)
 
 _NEWTON_TOL = 1e-10  # max |residual| (mV, gates, mV/ms) accepted as converged
 _NEWTON_MAX = 25
 _WARMUP_DT = 0.02  # ms, step of the simulation that finds the orbit
+# max |dx/dt| (mV/ms, 1/ms) below which a solution of H = 0 is a fixed point.
+_FIXED_POINT_SPEED = 1e-6
 
 
 def _require_float64(name: str) -> None:
@@ -51,7 +58,8 @@ class LimitCycle(NamedTuple):
     """A periodic orbit of one cell under a constant current.
 
     Attributes:
-        state: state at the start of the cycle (a minimum of V), model state tuple
+        state: state at the start of the cycle (a V extremum: the minimum unless
+            found from a ``guess`` nearer the maximum), model state tuple
         period: period of the orbit, ms
         current: injected current, µA/cm²
         multipliers: Floquet multipliers, complex, shape ``(d,)``, sorted by
@@ -225,13 +233,19 @@ def limit_cycle(
             into ``ceil(T / dt)`` equal steps.
         warmup: simulated time before the orbit is read off, ms.
         method: integrator, see :data:`hhjax.METHODS`.
-        guess: optional ``(state, period_ms)`` to start Newton from instead.
+        guess: optional ``(state, period_ms)`` to start Newton from instead: a
+            state on (or near) the orbit, the model's state tuple of one cell or
+            its ``d`` numbers in field order (V in mV), and the period in ms.
 
     Returns:
-        A :class:`LimitCycle` (its ``state`` is at a minimum of V).
+        A :class:`LimitCycle`; its ``state`` is at a minimum of V when found from
+        the simulation, and at the V extremum (minimum or maximum) nearest to
+        ``guess`` otherwise.
 
     Raises:
-        ValueError: no repetitive firing at ``i_ext``, or Newton did not converge.
+        ValueError: no repetitive firing at ``i_ext``, a malformed ``guess``,
+            Newton did not converge, or it converged to a fixed point (a
+            ``guess`` near rest) instead of an orbit.
         RuntimeError: float64 is not enabled (``jax_enable_x64``).
     """
     _require_float64("limit_cycle")
@@ -240,7 +254,13 @@ def limit_cycle(
     if guess is None:
         x0, period = _guess_from_simulation(params, i_ext, warmup, method)
     else:
-        x0 = np.asarray(state_to_vector(guess[0]))
+        if not isinstance(guess, (tuple, list)) or len(guess) != 2:
+            raise ValueError(
+                "`guess` must be (state, period_ms): a state on the orbit and its "
+                f"period; got {guess!r}."
+            )
+        state = check_one_state(params, guess[0], "limit_cycle (`guess[0]`)")
+        x0 = np.asarray(state_to_vector(state), float)
         period = positive_number(guess[1], "guess[1]", "the period in ms")
     n_steps = math.ceil(period / dt)
     z = np.concatenate([np.asarray(x0, float), [period, float(i_ext)]])
@@ -248,9 +268,27 @@ def limit_cycle(
     if not ok:
         raise ValueError(
             f"The periodic orbit at I = {float(i_ext):g} uA/cm^2 did not converge; "
-            "give a better `guess` or a longer `warmup`."
+            "give a better `guess` or a longer `warmup`, or a smaller `dt` (ms) if "
+            f"{dt:g} ms is too coarse for method {method!r}."
         )
+    _check_not_a_fixed_point(params, z)
     return _cycle_from_z(params, z, jac, n_steps)
+
+
+def _check_not_a_fixed_point(params, z):
+    """A clear error when Newton converged to a fixed point (``f(x0) = 0``
+    solves ``H = 0`` for every period) instead of an orbit, whose state always
+    moves (on it ``|f|`` is of order 0.1/ms; at a fixed point, rounding)."""
+    d = z.shape[0] - 2
+    speed = np.asarray(vector_field(params, z[d + 1])(jnp.asarray(z[:d])))
+    if np.max(np.abs(speed)) < _FIXED_POINT_SPEED:
+        raise ValueError(
+            f"Newton converged to a fixed point (V = {z[0]:.6g} mV, at rest under "
+            f"I = {z[d + 1]:g} uA/cm^2), not to a periodic orbit: `guess` is too "
+            "close to rest. Start from a state on the orbit (e.g. a V minimum of "
+            "a simulated spike train and the inter-spike interval), or leave "
+            "`guess=None` to find the orbit by simulation."
+        )
 
 
 def _cycle_from_z(params, z, jac, n_steps):

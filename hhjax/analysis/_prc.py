@@ -24,7 +24,7 @@ from jax import Array, lax
 
 from hhjax._integrators import DEFAULT_METHOD, get_integrator
 from hhjax._model import document_fields, model_of
-from hhjax.analysis._fixed_points import state_to_vector, vector_field
+from hhjax.analysis._fixed_points import check_one_cell, state_to_vector, vector_field
 from hhjax.analysis._limit_cycle import (
     LimitCycle,
     _require_float64,
@@ -110,11 +110,13 @@ def phase_response_curve(
         A :class:`PhaseResponse`.
 
     Raises:
-        ValueError: no repetitive firing at ``i_ext``; a ``cycle`` at another
-            current, of other params or method, or an unstable one.
+        ValueError: batched ``params`` or ``i_ext``; no repetitive firing at
+            ``i_ext``; a ``cycle`` at another current, of other params or
+            method, or an unstable one.
         RuntimeError: float64 is not enabled (``jax_enable_x64``).
     """
     _require_float64("phase_response_curve")
+    check_one_cell(params, "phase_response_curve", i_ext)
     if cycle is None:
         cycle = limit_cycle(params, i_ext, dt=dt, method=method)
     elif not math.isclose(cycle.current, float(i_ext), rel_tol=1e-9, abs_tol=1e-12):

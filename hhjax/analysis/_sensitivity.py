@@ -95,10 +95,25 @@ def sensitivities(
         :func:`hhjax.analysis.plot_sensitivities` draws it as a heat map.
 
     Raises:
-        ValueError: an unknown parameter name, or a feature that is not a scalar.
+        ValueError: ``features`` neither a callable nor a non-empty mapping of
+            callables, an unknown parameter name, or a feature that is not a
+            scalar.
     """
     if callable(features):
         features = {getattr(features, "__name__", "feature"): features}
+    if not isinstance(features, Mapping):
+        raise ValueError(
+            "`features` must be one callable `params -> scalar` or a mapping "
+            f"{{name: callable}}; got {type(features).__name__}."
+        )
+    if not features:
+        raise ValueError("`features` must hold at least one feature; got none.")
+    not_callable = [name for name, fn in features.items() if not callable(fn)]
+    if not_callable:
+        raise ValueError(
+            f"Every feature must be a callable `params -> scalar`; {not_callable} "
+            "are not."
+        )
     if isinstance(parameters, str):
         raise ValueError(
             f"`parameters` must be a sequence of names, e.g. ({parameters!r},); got "

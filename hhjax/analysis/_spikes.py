@@ -19,14 +19,17 @@ Representation (jit-friendly, fixed shapes): :func:`spike_times` returns the fir
 ``(max_spikes, *batch)``, time first like every trace field. Counts, rates and the
 first spike time do not need a bound on the number of spikes.
 
-Windows (``t_start``, ``t_stop``) take the spikes whose chord (linear) crossing
+Windows (``t_start``, ``t_stop``, ms: a number, or one per trace as an array
+broadcasting to the batch shape) take the spikes whose chord (linear) crossing
 time lies in them, whichever interpolation is reported: the cubic time of a spike
 within a small fraction of a step (O(dt²)·v''/v') of a window edge may fall just
 outside the window.
 
 Checks: for concrete inputs (not under ``jit``, ``vmap`` or ``grad`` tracing) every
 function raises ``ValueError`` for NaN or inf in V (it would hide a crossing), a
-time axis that does not increase, and an empty window (``t_start >= t_stop``).
+time axis that is not finite or does not increase, a NaN window edge or one whose
+shape does not broadcast to the batch shape, and an empty window
+(``t_start >= t_stop``).
 """
 
 from __future__ import annotations
@@ -177,10 +180,10 @@ def _per_column(fn, t, v, threshold, *extra):
 
 def _in_window(times: Array, t_start: Any, t_stop: Any) -> Array:
     keep = jnp.ones(times.shape, bool)
-    if t_start is not None:
-        keep &= times >= t_start
+    if t_start is not None:  # asarray: a list of edges, one per cell, too
+        keep &= times >= jnp.asarray(t_start, times.dtype)
     if t_stop is not None:
-        keep &= times < t_stop
+        keep &= times < jnp.asarray(t_stop, times.dtype)
     return keep
 
 
@@ -203,6 +206,9 @@ def _check_concrete(
     except (TypeError, ValueError):
         return
     if times is not None and times.ndim == 1 and times.size > 1:
+        if not np.all(np.isfinite(times)):
+            k = int(np.argmax(~np.isfinite(times)))
+            raise ValueError(f"`t` (ms) must be finite; t[{k}] = {times[k]}.")
         rising = np.diff(times) > 0
         if not rising.all():
             k = int(np.argmin(rising))
@@ -210,7 +216,7 @@ def _check_concrete(
                 f"`t` (ms) must be strictly increasing; t[{k + 1}] = {times[k + 1]} "
                 f"follows t[{k}] = {times[k]}."
             )
-    if volts is not None and volts.ndim >= 1:
+    if volts is not None and volts.ndim >= 1 and volts.size:
         bad = ~np.isfinite(volts).reshape(volts.shape[0], -1).all(axis=1)
         if bad.any():
             raise ValueError(
@@ -218,6 +224,9 @@ def _check_concrete(
                 "inf, where a threshold crossing could not be detected."
             )
     window = (t_start, t_stop)
+    for name, edge in (("t_start", t_start), ("t_stop", t_stop)):
+        if edge is not None and not is_traced(edge):
+            _check_edge(name, edge, volts)
     if (
         None not in window
         and not is_traced(window)
@@ -226,6 +235,30 @@ def _check_concrete(
         raise ValueError(
             f"The window must have `t_start` < `t_stop` (ms); got t_start = "
             f"{t_start}, t_stop = {t_stop}."
+        )
+
+
+def _check_edge(name: str, edge: Any, volts: np.ndarray | None) -> None:
+    """A window edge (ms) is a number, or an array broadcasting to the batch
+    shape (one edge per trace), and not NaN (±inf is an open end)."""
+    try:
+        values = np.asarray(edge, dtype=float)
+    except (TypeError, ValueError):
+        values = None
+    if values is None or np.isnan(values).any():
+        raise ValueError(f"`{name}` (ms) must be a number or None; got {edge!r}.")
+    if volts is None or volts.ndim < 1:
+        return
+    batch_shape = volts.shape[1:]
+    one_sample = (1, *batch_shape)  # as for the threshold: (1, n) for (T, n)
+    try:
+        fits = np.broadcast_shapes(values.shape, one_sample) == one_sample
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ValueError(
+            f"`{name}` (ms) must be a scalar or an array broadcasting to the batch "
+            f"shape of the trace, {batch_shape}; got shape {values.shape}."
         )
 
 
@@ -316,8 +349,10 @@ def spike_count(
     Args:
         trace: trace tuple (or V array with ``t``), see :func:`spike_times`.
         threshold: voltage threshold, mV, in the convention of the trace.
-        t_start: count only spikes at ``t >= t_start`` (ms); ``None``: from the start.
-        t_stop: count only spikes at ``t < t_stop`` (ms); ``None``: to the end.
+        t_start: count only spikes at ``t >= t_start`` (ms; a number or one per
+            trace, see the module docstring); ``None``: from the start.
+        t_stop: count only spikes at ``t < t_stop`` (ms, likewise); ``None``: to
+            the end.
         t: sample times, ms, when ``trace`` is an array.
 
     Returns:
@@ -387,7 +422,8 @@ def first_spike_time(
     Args:
         trace: trace tuple (or V array with ``t``), see :func:`spike_times`.
         threshold: voltage threshold, mV, in the convention of the trace.
-        t_start: ignore crossings before this time, ms.
+        t_start: ignore crossings before this time, ms (a number or one per
+            trace); ``None``: from the start.
         interpolation: ``"cubic"`` or ``"linear"``, see :func:`spike_times`.
         t: sample times, ms, when ``trace`` is an array.
 
@@ -428,8 +464,9 @@ def firing_rate(
     Args:
         trace: trace tuple (or V array with ``t``), see :func:`spike_times`.
         threshold: voltage threshold, mV, in the convention of the trace.
-        t_start: window start, ms (``None``: start of the trace).
-        t_stop: window end, ms (``None``: end of the trace).
+        t_start: window start, ms, a number or one per trace (``None``: start
+            of the trace).
+        t_stop: window end, ms, likewise (``None``: end of the trace).
         interpolation: ``"cubic"`` or ``"linear"``, see :func:`spike_times`.
         t: sample times, ms, when ``trace`` is an array.
 
