@@ -818,6 +818,13 @@ def test_sensitivities_input_errors_and_integer_parameters():
     ):
         with pytest.raises(ValueError, match=pattern):
             analysis.sensitivities(features, params, ("g_k",))
+    # Invalid parameter values gave a NaN value and NaN gradients, no error.
+    for bad, pattern in (
+        (params._replace(g_na=float("nan")), r"`g_na`.*finite"),
+        (params._replace(g_k=-1.0), r"`g_k` \(mS/cm\^2\) must be >= 0"),
+    ):
+        with pytest.raises(ValueError, match=pattern):
+            analysis.sensitivities(lambda p: p.g_na * p.g_k, bad, ("g_k",))
 
 
 def test_prc_refuses_a_cycle_of_another_current_or_an_unstable_one():

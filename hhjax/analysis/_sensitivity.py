@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from hhjax._checks import check_params
 from hhjax._model import document_fields
 from hhjax.analysis._fixed_points import check_one_cell
 
@@ -96,8 +97,9 @@ def sensitivities(
 
     Raises:
         ValueError: ``features`` neither a callable nor a non-empty mapping of
-            callables, an unknown parameter name, or a feature that is not a
-            scalar.
+            callables, an unknown parameter name, a feature that is not a
+            scalar, or invalid parameter values (NaN, a negative conductance,
+            …).
     """
     if callable(features):
         features = {getattr(features, "__name__", "feature"): features}
@@ -120,6 +122,7 @@ def sensitivities(
             f"the string {parameters!r}."
         )
     check_one_cell(params, "sensitivities")
+    check_params(params)  # a NaN or negative conductance: an error, not NaN rows
     # Integer leaves (e.g. g_na=120) cannot be differentiated: use floats.
     params = jax.tree.map(lambda leaf: jnp.asarray(leaf, float), params)
     fields = params._fields
