@@ -480,6 +480,19 @@ def test_hopf_current_and_type_refuse_currents_that_are_not_hopf_points():
         analysis.classify_hopf(params, 0.0)
 
 
+def test_classify_hopf_refines_a_current_near_a_hopf_point():
+    # It classified any current whose complex pair had a real part within 1 % of
+    # its modulus, reporting e.g. "subcritical Hopf at 9.5" (the point is 9.7754).
+    params = hhjax.HHParams()
+    exact = _ref_hopf(9.0, 10.5)  # brentq on NumPy eigenvalues
+    for rough in (9.5, 9.78):
+        point = analysis.classify_hopf(params, rough)
+        assert point.current == pytest.approx(exact, abs=1e-6)
+        assert point.kind == "subcritical"
+    with pytest.raises(ValueError, match="none crosses it nearby"):
+        analysis.classify_hopf(params, 150.0)  # 4.5 below the upper Hopf point
+
+
 def test_a_traced_bracket_without_a_hopf_point_gives_nan_not_an_end():
     # Under grad/vmap the bracket cannot be checked in Python: NaN, never an end
     # of the bracket with a plausible gradient.

@@ -308,6 +308,33 @@ def _third_derivative(params, i_ext, x0, u, w, s) -> Array:
     )[1]
 
 
+# |Re λ| / |λ| below which a current is taken as the Hopf point itself (the
+# root finder leaves ~1e-12); above it, classify_hopf refines the current first.
+_HOPF_EXACT = 1e-8
+
+
+def _nearby_hopf_current(params: Any, i0: float) -> float | None:
+    """The Hopf current nearest ``i0`` (µA/cm²), or None: the test function is
+    compared at ``i0 ± δ``, ``δ`` from 0.1 % of ``1 + |i0|`` doubling 6 times,
+    until it changes sign continuously on one side."""
+    i0 = float(i0)
+    dtype = jnp.result_type(float, *jax.tree.leaves(params))
+    at_i0 = float(_tests_at(params, i0, i0, dtype)[0])
+    delta = 1e-3 * (1.0 + abs(i0))
+    for _ in range(7):
+        below, above = _tests_at(params, i0 - delta, i0 + delta, dtype)
+        for lo, hi, t_lo, t_hi in (
+            (i0, i0 + delta, at_i0, above),
+            (i0 - delta, i0, below, at_i0),
+        ):
+            if np.isfinite(t_lo) and np.isfinite(t_hi) and t_lo * t_hi <= 0:
+                current = float(_hopf_current(params, lo, hi))
+                if np.isfinite(current) and _is_crossing(params, current, dtype):
+                    return current
+        delta *= 2.0
+    return None
+
+
 def classify_hopf(params: Any, i_hopf: ArrayLike) -> HopfPoint:
     """Frequency and type (sub-/supercritical) of a Hopf point.
 
@@ -325,14 +352,20 @@ def classify_hopf(params: Any, i_hopf: ArrayLike) -> HopfPoint:
 
     Args:
         params: the model's parameter tuple (scalar leaves).
-        i_hopf: a Hopf current, µA/cm² (e.g. from :func:`hopf_points`).
+        i_hopf: a Hopf current, µA/cm² (e.g. from :func:`hopf_points`). A
+            current near one (a complex eigenvalue pair with a real part within
+            1 % of its modulus, e.g. a rounded value) is first refined to the
+            Hopf point it approaches: the test function is compared at
+            ``i_hopf ± δ``, ``δ`` from 0.1 % of ``1 + |i_hopf|`` doubled up to 6
+            times (6.4 %), until it changes sign.
 
     Returns:
-        A :class:`HopfPoint`.
+        A :class:`HopfPoint`, at the refined current.
 
     Raises:
-        ValueError: ``i_hopf`` is not a finite number, or not a Hopf point (no
-            complex eigenvalue pair with a real part within 1 % of its modulus).
+        ValueError: ``i_hopf`` is not a finite number, or not near a Hopf point
+            (no complex eigenvalue pair with a real part within 1 % of its
+            modulus, or no crossing of the imaginary axis nearby).
     """
     check_one_cell(params, "classify_hopf", i_hopf)
     if not np.isfinite(concrete_real(i_hopf, "i_hopf", "uA/cm^2")):
@@ -342,12 +375,21 @@ def classify_hopf(params: Any, i_hopf: ArrayLike) -> HopfPoint:
     x0, a = (np.asarray(x) for x in _fixed_point_and_jacobian(params, i_hopf))
     lam, vecs = np.linalg.eig(a)
     k = int(np.argmax(np.where(lam.imag > 0, -np.abs(lam.real), -np.inf)))
-    if not (lam[k].imag > 0 and abs(lam[k].real) <= 1e-2 * abs(lam[k])):
+    near = lam[k].imag > 0 and abs(lam[k].real) <= 1e-2 * abs(lam[k])
+    exact = near and abs(lam[k].real) <= _HOPF_EXACT * abs(lam[k])
+    refined = None if exact or not near else _nearby_hopf_current(params, i_hopf)
+    if not exact and refined is None:
         raise ValueError(
             f"{float(i_hopf):g} uA/cm^2 is not a Hopf point: the fixed point has no "
             "complex eigenvalue pair on the imaginary axis (eigenvalues "
-            f"{np.round(lam, 4).tolist()}); pass a current from hopf_points."
+            f"{np.round(lam, 4).tolist()}) and none crosses it nearby; pass a "
+            "current from hopf_points."
         )
+    if refined is not None:  # near a Hopf point, not at it: classify it there
+        i_hopf = refined
+        x0, a = (np.asarray(x) for x in _fixed_point_and_jacobian(params, i_hopf))
+        lam, vecs = np.linalg.eig(a)
+        k = int(np.argmax(np.where(lam.imag > 0, -np.abs(lam.real), -np.inf)))
     omega = float(lam[k].imag)
     q = vecs[:, k] / np.linalg.norm(vecs[:, k])
     lam_t, vecs_t = np.linalg.eig(a.T)
