@@ -457,6 +457,11 @@ def test_a_hopf_point_where_a_complex_pair_appears_is_found():
     # in the test above).
     inside = float(analysis.hopf_current(params, (2.3, 2.34)))
     assert found == pytest.approx(inside, abs=1e-12)
+    # float32: the crossing test's outer step (0.016 uA/cm^2) reached past the
+    # fold 0.017 above the point, where the test function is -inf: missed.
+    params32 = jax.tree.map(np.float32, params)
+    (found32,) = np.asarray(analysis.hopf_points(params32, (2.0, 2.5), n_grid=2))
+    assert found32 == pytest.approx(found, abs=1e-4)
 
 
 def test_bifurcation_arguments_are_checked():
@@ -489,7 +494,7 @@ def test_classify_hopf_refines_a_current_near_a_hopf_point():
         point = analysis.classify_hopf(params, rough)
         assert point.current == pytest.approx(exact, abs=1e-6)
         assert point.kind == "subcritical"
-    with pytest.raises(ValueError, match="none crosses it nearby"):
+    with pytest.raises(ValueError, match="150 uA/cm\\^2 is not a Hopf point"):
         analysis.classify_hopf(params, 150.0)  # 4.5 below the upper Hopf point
 
 
@@ -525,8 +530,19 @@ def test_limit_cycle_refuses_a_fixed_point_and_a_malformed_guess():
         analysis.limit_cycle(params, 10.0, guess=(near_rest, 14.6))
     with pytest.raises(ValueError, match=r"must be a HHState or 4 numbers"):
         analysis.limit_cycle(params, 10.0, guess=((-70.0, 0.05, 0.5), 14.6))
-    with pytest.raises(ValueError, match=r"`guess` must be \(state, period_ms\)"):
+    with pytest.raises(ValueError, match=r"`guess` must be \(state, period_ms\) or"):
         analysis.limit_cycle(params, 10.0, guess=near_rest)
+
+
+def test_limit_cycle_continues_from_the_orbit_at_a_nearby_current():
+    # A LimitCycle passed as `guess` (its state and period) was refused once the
+    # guess was checked; continuation along the current needs it.
+    params = hhjax.HHParams()
+    cycle = analysis.limit_cycle(params, 10.0)
+    continued = analysis.limit_cycle(params, 10.05, guess=cycle)
+    fresh = analysis.limit_cycle(params, 10.05)  # from a simulation instead
+    assert continued.period == pytest.approx(fresh.period, rel=1e-8)
+    assert continued.period != pytest.approx(cycle.period, rel=1e-4)
 
 
 @pytest.mark.parametrize(
@@ -594,7 +610,9 @@ def test_jacobian_at_a_given_state_is_one_cells_and_of_its_model():
     other = hhjax.PospischilState(*([0.1] * len(hhjax.PospischilState._fields)))
     with pytest.raises(ValueError, match=r"is a PospischilState, but the params"):
         analysis.jacobian(params, 0.0, state=other)
-    with pytest.raises(ValueError, match=r"no fixed point at i_ext = 0 uA/cm\^2"):
+    with pytest.raises(ValueError, match=r"`state.m` must be a finite number"):
+        analysis.jacobian(params, 0.0, state=(-65.0, float("nan"), 0.6, 0.3))
+    with pytest.raises(ValueError, match=r"No fixed point found at i_ext = 0 uA/cm\^2"):
         analysis.is_stable(params._replace(g_na=0.0, g_k=0.0, g_l=0.0))
 
 

@@ -284,6 +284,14 @@ def test_abf_command_on_another_dac_is_named(tmp_path):
         load_abf(path, dac=1).i, load_abf(DATA / "18711001.abf").i
     )
     np.testing.assert_array_equal(load_abf(path, dac=0).i, 0.0)  # holding, 0 pA
+    # DAC 1 switched on but without epochs of its own (they stay on DAC 0's
+    # table, which is off): nothing drives the cell, the command holds 0 pA.
+    raw = bytearray((DATA / "18711001.abf").read_bytes())
+    struct.pack_into("h", raw, dacs._byteStart + 40, 0)
+    struct.pack_into("2h", raw, dacs._byteStart + dacs._entrySize + 40, 1, 1)
+    raw[k + 1 : k + 3] = b"pA"
+    path.write_bytes(bytes(raw))
+    np.testing.assert_array_equal(load_abf(path).i, 0.0)
     with pytest.raises(RecordingError, match=r"no DAC 8; the file has DACs 0\.\.7"):
         load_abf(path, dac=8)
 

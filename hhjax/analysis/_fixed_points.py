@@ -109,16 +109,23 @@ def jacobian(params: Any, i_ext: ArrayLike = 0.0, state: Any = None) -> Array:
 
 
 def check_fixed_point(state: Any, i_ext: Any) -> None:
-    """A clear error when a concrete fixed point is NaN: the parameters have no
-    resting state under ``i_ext`` (the steady-state current does not cross it)."""
+    """A clear error when a concrete fixed point is NaN: no resting state was
+    found under ``i_ext`` (:func:`hhjax.resting_state` returns NaN then)."""
     if is_traced(state) or is_traced(i_ext):
         return
-    if not np.all(np.isfinite(np.asarray(state_to_vector(state)))):
+    vector = np.asarray(state_to_vector(state))
+    if not np.all(np.isfinite(vector)):
+        precision = (
+            "; in float32 the rate functions can also overflow at large currents "
+            "(enable float64: jax.config.update('jax_enable_x64', True))"
+            if vector.dtype.itemsize < 8
+            else ""
+        )
         raise ValueError(
-            f"These parameters have no fixed point at i_ext = {float(i_ext):g} "
-            "uA/cm^2: the steady-state current does not cross it (e.g. every "
-            "conductance is 0; see hhjax.resting_state). Pass a `state` to "
-            "linearise elsewhere."
+            f"No fixed point found at i_ext = {float(i_ext):g} uA/cm^2: the "
+            "steady-state current does not cross it inside the searched voltage "
+            "range (e.g. every conductance is 0; see hhjax.resting_state)"
+            f"{precision}. Pass a `state` to linearise elsewhere."
         )
 
 
@@ -146,6 +153,10 @@ def check_one_state(params: Any, state: Any, function: str) -> Any:
             raise ValueError(
                 f"{function} works on one cell, but `state.{name}` has shape "
                 f"{np.shape(value)}; map it over states with jax.vmap or a loop."
+            )
+        if not is_traced(value) and not np.isfinite(np.asarray(value, float)):
+            raise ValueError(
+                f"{function}: `state.{name}` must be a finite number; got {value!r}."
             )
     return model.state_type(
         *(jnp.asarray(x, jnp.result_type(float, x)) for x in leaves)

@@ -235,7 +235,8 @@ def limit_cycle(
         method: integrator, see :data:`hhjax.METHODS`.
         guess: optional ``(state, period_ms)`` to start Newton from instead: a
             state on (or near) the orbit, the model's state tuple of one cell or
-            its ``d`` numbers in field order (V in mV), and the period in ms.
+            its ``d`` numbers in field order (V in mV), and the period in ms; or a
+            :class:`LimitCycle` (e.g. the orbit at a nearby current).
 
     Returns:
         A :class:`LimitCycle`; its ``state`` is at a minimum of V when found from
@@ -254,10 +255,13 @@ def limit_cycle(
     if guess is None:
         x0, period = _guess_from_simulation(params, i_ext, warmup, method)
     else:
+        if isinstance(guess, LimitCycle):  # e.g. the orbit at a nearby current
+            guess = (guess.state, guess.period)
         if not isinstance(guess, (tuple, list)) or len(guess) != 2:
             raise ValueError(
-                "`guess` must be (state, period_ms): a state on the orbit and its "
-                f"period; got {guess!r}."
+                "`guess` must be (state, period_ms) or a LimitCycle: a state on the "
+                f"orbit and its period; got a {type(guess).__name__}"
+                + (f" of length {len(guess)}." if hasattr(guess, "__len__") else ".")
             )
         state = check_one_state(params, guess[0], "limit_cycle (`guess[0]`)")
         x0 = np.asarray(state_to_vector(state), float)

@@ -176,6 +176,23 @@ def _dacs(abf) -> list[tuple[str, bool, int]]:
     ]
 
 
+def _has_steps(abf, dac: int) -> bool:
+    """Whether DAC ``dac``'s epoch table moves its output off the holding level
+    (an epoch whose level or level increment differs from it); an enabled
+    table with no such epoch, or one pyabf cannot read, holds the level."""
+    waveform = importlib.import_module("pyabf.waveform")
+    try:
+        epochs = waveform.EpochTable(abf, dac).epochs
+    except (ValueError, IndexError, TypeError, KeyError, AssertionError):
+        return False
+    holding = abf.holdingCommand[dac] if dac < len(abf.holdingCommand) else 0.0
+    return any(
+        (e.level != holding or e.levelDelta != 0)
+        and (e.duration > 0 or e.durationDelta > 0)
+        for e in epochs
+    )
+
+
 def _command_dac(abf, channel: int, dac: int | None, where: str) -> tuple[int, float]:
     """The DAC whose command was injected with ADC ``channel`` and its scale to pA.
 
@@ -227,7 +244,7 @@ def _command_dac(abf, channel: int, dac: int | None, where: str) -> tuple[int, f
     others = [
         j
         for j, (u, on, src) in enumerate(dacs)
-        if j != k and on and src in (1, 2) and u in _TO_PA
+        if j != k and on and u in _TO_PA and (src == 2 or _has_steps(abf, j))
     ]
     if dac is None and not (enabled and source == 1) and others:
         raise RecordingError(
