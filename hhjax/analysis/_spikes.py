@@ -91,17 +91,24 @@ def _as_threshold(threshold: ArrayLike, v: Array) -> Array:
     trace, from a scalar or an array broadcasting to it (never along time)."""
     threshold = jnp.asarray(threshold, v.dtype)
     batch_shape = v.shape[1:]
-    one_sample = (1, *batch_shape)  # a leading 1 is allowed: (1, n) for (T, n)
+    one_sample = _check_per_trace("`threshold` (mV)", threshold.shape, batch_shape)
+    return jnp.broadcast_to(threshold, one_sample).reshape(batch_shape)
+
+
+def _check_per_trace(what: str, shape: tuple, batch_shape: tuple) -> tuple:
+    """A clear error unless ``shape`` broadcasts to one value per trace (a
+    leading 1 allowed: ``(1, n)`` for traces ``(T, n)``); returns ``(1, *batch)``."""
+    one_sample = (1, *batch_shape)
     try:
-        fits = np.broadcast_shapes(threshold.shape, one_sample) == one_sample
+        fits = np.broadcast_shapes(shape, one_sample) == one_sample
     except ValueError:
         fits = False
     if not fits:
         raise ValueError(
-            "`threshold` (mV) must be a scalar or an array broadcasting to the batch "
-            f"shape of the trace, {batch_shape}; got shape {threshold.shape}."
+            f"{what} must be a scalar or an array broadcasting to the batch shape of "
+            f"the trace, {batch_shape}; got shape {shape}."
         )
-    return jnp.broadcast_to(threshold, one_sample).reshape(batch_shape)
+    return one_sample
 
 
 def _check_max_spikes(max_spikes: Any) -> None:
@@ -249,17 +256,7 @@ def _check_edge(name: str, edge: Any, volts: np.ndarray | None) -> None:
         raise ValueError(f"`{name}` (ms) must be a number or None; got {edge!r}.")
     if volts is None or volts.ndim < 1:
         return
-    batch_shape = volts.shape[1:]
-    one_sample = (1, *batch_shape)  # as for the threshold: (1, n) for (T, n)
-    try:
-        fits = np.broadcast_shapes(values.shape, one_sample) == one_sample
-    except ValueError:
-        fits = False
-    if not fits:
-        raise ValueError(
-            f"`{name}` (ms) must be a scalar or an array broadcasting to the batch "
-            f"shape of the trace, {batch_shape}; got shape {values.shape}."
-        )
+    _check_per_trace(f"`{name}` (ms)", values.shape, volts.shape[1:])
 
 
 def _checked(jitted: Callable) -> Callable:
