@@ -146,6 +146,7 @@ def _windows(text: str) -> tuple[float | None, ...]:
 
 
 _positive_int = number_option(lambda x: x >= 1, "an integer >= 1", int)
+_index = number_option(lambda x: x >= 0, "an index >= 0", int)
 _seed = number_option(lambda x: x >= 0, "an integer >= 0", int)
 _factor = number_option(
     lambda x: x > 1,
@@ -180,6 +181,23 @@ def _add_data_options(parser: argparse.ArgumentParser, sweeps_help: str) -> None
         default=None,
         metavar="LIST",
         help=sweeps_help,
+    )
+    group.add_argument(
+        "--channel",
+        type=_index,
+        default=None,
+        metavar="N",
+        help=".abf files: ADC channel of the membrane potential, 0-based "
+        "(default: the first one in mV)",
+    )
+    group.add_argument(
+        "--dac",
+        type=_index,
+        default=None,
+        metavar="N",
+        help=".abf files: DAC whose command current drove the cell, 0-based "
+        "(default: the DAC with --channel's index; if that one is silent while "
+        "another drives, the error names it)",
     )
     group.add_argument(
         "--window",
@@ -236,6 +254,8 @@ def _load(args: argparse.Namespace, c_m: float):
             windows=args.window,
             exclude=args.exclude,
             c_m=c_m,
+            channel=args.channel,
+            dac=args.dac,
         )
     except fitting.RecordingError as err:
         raise ValueError(str(err)) from None
@@ -819,6 +839,7 @@ def _run_protocol_fit(args: argparse.Namespace, protocol: Any) -> int:
                     free=args.free, seed=args.seed, method=args.method,
                     log=None if args.quiet else print, checkpoint=files[0],
                     c_pf=args.c_pf, series_resistance=args.series_resistance,
+                    channel=args.channel, dac=args.dac,
                 )  # fmt: skip
             except fitting.RecordingError as err:
                 raise ValueError(str(err)) from None
@@ -1005,8 +1026,9 @@ def _run_predict(args: argparse.Namespace) -> int:
         with jax.enable_x64(True), _staging(args.out) as tmp:
             try:
                 report = protocol.predict_to_directory(
-                    args.params_file, args.data, tmp, method=args.method
-                )
+                    args.params_file, args.data, tmp, method=args.method,
+                    channel=args.channel, dac=args.dac,
+                )  # fmt: skip
             except fitting.RecordingError as err:
                 raise ValueError(str(err)) from None
         _print_metrics(report, _RECORDING_REMEDY)

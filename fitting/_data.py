@@ -239,6 +239,8 @@ def load_data(
     weights: Sequence[float] | None = None,
     c_m: float = 1.0,
     c_pf: float | None = None,
+    channel: int | None = None,
+    dac: int | None = None,
 ) -> FitData:
     """Load a recording file (``.npz``, ``.csv``, ``.abf`` or ``.nwb``, see
     :func:`hhjax.recordings.load_recording`) as :class:`FitData`. Arguments as
@@ -251,12 +253,15 @@ def load_data(
             file's. Whole-cell step recordings are best fitted with
             ``hhjax fit RECORDING.abf`` (docs/real_cells.md), which also
             corrects the bridge balance and the baseline drift.
+        channel, dac: for ``.abf`` files, the ADC channel of the membrane
+            potential and the DAC of the command, 0-based
+            (:func:`hhjax.recordings.load_abf`).
 
     Raises:
         RecordingError: the file is missing, corrupt or violates the file
             contract, or a current in pA has no capacitance.
     """
-    recording = load_recording(path)
+    recording = load_recording(path, channel=channel, dac=dac)
     if c_pf is not None:
         recording = recording.replace(c_pf=c_pf)
     return FitData.from_recording(

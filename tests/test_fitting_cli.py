@@ -9,6 +9,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
+from abf_files import cell_on_dac1
 
 import fitting
 import hhjax
@@ -259,6 +260,12 @@ def test_cell_options_reach_the_protocol(tmp_path, capsys, monkeypatch):
     )  # fmt: skip
     assert status == 2 and "stop here" in stderr
     assert seen["c_pf"] == 85.5 and seen["series_resistance"] == 12.0
+    assert seen["channel"] is None and seen["dac"] is None
+    status, _, _ = _run(
+        capsys, "fit", RECORDING, "--channel", "0", "--dac", "1", "--quiet",
+        "--no-compile-cache", "--out", tmp_path / "out",
+    )  # fmt: skip
+    assert status == 2 and seen["channel"] == 0 and seen["dac"] == 1
     status, _, stderr = _run(
         capsys, "fit", RECORDING, "--c-pf", "0", "--out", tmp_path / "out"
     )
@@ -744,3 +751,50 @@ def test_warnings_while_loading_are_one_line(tmp_path, capsys):
     first = stderr.splitlines()[0]
     assert first.startswith("hhjax: warning: ") and "in volts?" in first, stderr
     assert "UserWarning" not in stderr
+
+
+def test_a_cell_on_another_dac_is_fitted_and_predicted(tmp_path, capsys):
+    # The cell on an amplifier's second channel (DAC 0 silent, DAC 1 drives):
+    # the command line could not read such a file. --dac selects the DAC; the fit
+    # keeps it in params.json and `hhjax predict` uses it on the same file.
+    path = cell_on_dac1(tmp_path / "dac1.abf")
+    status, _, stderr = _run(
+        capsys, "fit", path, "--quiet", "--no-compile-cache", "--out", tmp_path / "x"
+    )
+    assert status == 2 and stderr.count("\n") == 1
+    assert "but DAC 1 (pA) does: pass `dac=1` (`--dac 1` on the command line)" in stderr
+    for flag in ("--channel", "--dac"):
+        status, _, stderr = _run(
+            capsys, "fit", path, flag, "-1", "--out", tmp_path / "x"
+        )
+        assert status == 2 and f"argument {flag}: expected an index >= 0" in stderr
+    out = tmp_path / "fit"
+    out.mkdir()
+    fitting.protocol.fit_to_directory(
+        path, out, "pospischil-rs", dac=1, sweeps=[7, 10], free=["g_na"],
+        generations=1, population=4, restarts=1, screen=4, polish_iterations=0,
+        later_steps=False,
+    )  # fmt: skip
+    fitted = json.loads((out / "params.json").read_text())
+    assert fitted["data"]["dac"] == 1 and "channel" not in fitted["data"]
+    pred = tmp_path / "pred"
+    status, _, stderr = _run(
+        capsys, "predict", out / "params.json", path, "--out", pred
+    )
+    assert status == 0, stderr
+    report = json.loads((pred / "metrics.json").read_text())
+    assert report["data"]["dac"] == 1
+    amplitudes = [s["amplitude_pA"] for s in report["sweeps"]]
+    assert amplitudes == [10.0 * k for k in range(30)]  # those of 18711001.abf
+    # The same file as the fit's: its training sweeps are marked.
+    assert [s["sweep"] for s in report["sweeps"] if s["training"]] == [7, 10]
+    # --dac given overrides the fit's: DAC 0 holds 0 pA, nothing to score.
+    status, _, stderr = _run(
+        capsys, "predict", out / "params.json", path, "--dac", 0, "--out", pred
+    )  # fmt: skip
+    assert status == 2 and "no depolarising current" in stderr, stderr
+    # A trace file has no channels: refused.
+    status, _, stderr = _run(
+        capsys, "fit", EXAMPLE, "--free", "g_na", "--dac", "0", "--out", tmp_path / "x"
+    )
+    assert status == 2 and "`dac` applies to .abf files only" in stderr, stderr

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from abf_files import cell_on_dac1
 
 import hhjax
 from hhjax import io
@@ -264,36 +265,39 @@ def test_abf_stimulus_file_command_is_refused(tmp_path):
 def test_abf_command_on_another_dac_is_named(tmp_path):
     # The cell on an amplifier's second channel: DAC 0 (paired with ADC 0 by
     # index) silent, DAC 1 running the protocol. The command loaded as 0 pA.
-    pyabf = pytest.importorskip("pyabf")
-    header = pyabf.ABF(str(DATA / "18711001.abf"), loadData=False)
-    dacs, epochs = header._dacSection, header._epochPerDacSection
-    raw = bytearray((DATA / "18711001.abf").read_bytes())
-    struct.pack_into("h", raw, dacs._byteStart + 40, 0)  # DAC 0: no waveform
-    struct.pack_into("2h", raw, dacs._byteStart + dacs._entrySize + 40, 1, 1)
-    for k in range(epochs._entryCount):  # the epoch table now drives DAC 1
-        struct.pack_into("h", raw, epochs._byteStart + k * epochs._entrySize + 2, 1)
-    k = raw.find(b"\x00nA\x00")  # DAC 1's unit: nA -> pA, as DAC 0's
-    raw[k + 1 : k + 3] = b"pA"
-    path = tmp_path / "dac1.abf"
-    path.write_bytes(bytes(raw))
+    path = cell_on_dac1(tmp_path / "dac1.abf")
     with pytest.raises(
-        RecordingError, match=r"dac1\.abf: DAC 0 .* but DAC 1 \(pA\) does: pass `dac=1`"
+        RecordingError,
+        match=r"dac1\.abf: DAC 0 .* but DAC 1 \(pA\) does: pass `dac=1` \(`--dac 1`",
     ):
         load_abf(path)
     np.testing.assert_array_equal(
         load_abf(path, dac=1).i, load_abf(DATA / "18711001.abf").i
     )
     np.testing.assert_array_equal(load_abf(path, dac=0).i, 0.0)  # holding, 0 pA
+    np.testing.assert_array_equal(
+        load_recording(path, channel=0, dac=1).i, load_abf(path, dac=1).i
+    )
     # DAC 1 switched on but without epochs of its own (they stay on DAC 0's
     # table, which is off): nothing drives the cell, the command holds 0 pA.
-    raw = bytearray((DATA / "18711001.abf").read_bytes())
-    struct.pack_into("h", raw, dacs._byteStart + 40, 0)
-    struct.pack_into("2h", raw, dacs._byteStart + dacs._entrySize + 40, 1, 1)
-    raw[k + 1 : k + 3] = b"pA"
-    path.write_bytes(bytes(raw))
+    cell_on_dac1(path, epochs_on_dac1=False)
     np.testing.assert_array_equal(load_abf(path).i, 0.0)
     with pytest.raises(RecordingError, match=r"no DAC 8; the file has DACs 0\.\.7"):
         load_abf(path, dac=8)
+
+
+def test_channel_and_dac_are_refused_for_files_other_than_abf(tmp_path):
+    path = save_npz(
+        Recording(dt=0.1, v=np.full((1, 20), -65.0), i=np.zeros((1, 20)), i_unit="pA"),
+        tmp_path / "cell.npz",
+    )
+    with pytest.raises(
+        RecordingError, match=r"cell\.npz: `dac` applies to \.abf files only"
+    ):
+        load_recording(path, dac=1)
+    with pytest.raises(RecordingError, match=r"`channel` and `dac` apply"):
+        load_recording(path, channel=0, dac=1)
+    assert load_recording(path).v.shape == (1, 20)
 
 
 def test_abf1_voltage_clamp_is_refused(tmp_path):

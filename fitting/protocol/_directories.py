@@ -37,6 +37,18 @@ def wants_protocol(path, document: dict | None = None) -> bool:
     return Path(path).suffix.lower() in RAW_SUFFIXES
 
 
+def _abf_selection(data_path, channel, dac, fitted: dict | None = None) -> dict:
+    """``{"channel": ..., "dac": ...}`` for :func:`load_recording`: those given,
+    else for an ``.abf`` file those of the fit (``fitted``: the ``data`` block of
+    its ``params.json``). Given for another file, the loader refuses them."""
+    if Path(data_path).suffix.lower() != ".abf" or not isinstance(fitted, dict):
+        fitted = {}
+    return {
+        "channel": fitted.get("channel") if channel is None else channel,
+        "dac": fitted.get("dac") if dac is None else dac,
+    }
+
+
 def fit_to_directory(
     data_path,
     out_dir,
@@ -50,6 +62,8 @@ def fit_to_directory(
     log: Callable[[str], Any] | None = None,
     c_pf: float | None = None,
     series_resistance: float | None = None,
+    channel: int | None = None,
+    dac: int | None = None,
     **options,
 ) -> RealFit:
     """Fit a recording file and write ``params.json``, ``metrics.json`` (every
@@ -58,14 +72,17 @@ def fit_to_directory(
     What ``hhjax fit RECORDING.abf --model pospischil-rs --sweeps 8,12,16 --out
     DIR`` runs (into a staging directory). ``c_pf`` (pF) and
     ``series_resistance`` (MΩ) go to :func:`prepare` (default: measured on the
-    hyperpolarising step; ``--c-pf``, ``--series-resistance``), ``options`` to
-    :func:`fit_recording`.
+    hyperpolarising step; ``--c-pf``, ``--series-resistance``), ``channel`` and
+    ``dac`` (an ``.abf`` file's ADC channel and DAC, ``--channel``, ``--dac``) to
+    :func:`hhjax.recordings.load_recording`, and are kept in ``params.json`` for
+    ``hhjax predict``; ``options`` go to :func:`fit_recording`.
     """
     from fitting._io import write_json_atomic
     from hhjax.recordings import load_recording
 
     out_dir = Path(out_dir)
-    recording = load_recording(data_path)
+    selection = _abf_selection(data_path, channel, dac)
+    recording = load_recording(data_path, **selection)
     given = c_pf is not None or series_resistance is not None
     fit = fit_recording(
         prepare(recording, c_pf=c_pf, series_resistance=series_resistance)
@@ -84,7 +101,9 @@ def fit_to_directory(
     # and baselines, given or measured); in a worker thread, as it compiles.
     prepared = fit.prepared
     doc, v_model = in_worker(evaluate, prepared, fit.params, fit.train, method=method)
-    fit.save(out_dir / "params.json")
+    document = fit.to_dict()
+    document["data"].update({k: v for k, v in selection.items() if v is not None})
+    write_json_atomic(out_dir / "params.json", document)
     write_json_atomic(out_dir / "metrics.json", doc)
     title = f"{Path(data_path).name}: {model}, trained on sweeps {list(fit.train)}"
     save_report(out_dir / "report.png", prepared, doc, v_model, fit, title=title)
@@ -98,11 +117,18 @@ def predict_to_directory(
     *,
     same_baseline: bool = False,
     method: str | None = None,
+    channel: int | None = None,
+    dac: int | None = None,
 ) -> dict:
     """Score a ``params.json`` of this protocol on a recording file and write
     ``metrics.json`` and ``prediction.png`` into ``out_dir`` (what ``hhjax
     predict DIR/params.json RECORDING.abf --out DIR2`` runs). The fit's training
-    sweeps are marked when the file is the one it was fitted to."""
+    sweeps are marked when the file is the one it was fitted to.
+
+    ``channel`` and ``dac`` select an ``.abf`` file's ADC channel and DAC
+    (:func:`hhjax.recordings.load_abf`); each one not given is the fit's
+    (``data.channel``/``data.dac`` of ``params.json``, written when the fit was
+    given them), else the loader's default."""
     from fitting._io import write_json_atomic
     from fitting._results import load_result
     from hhjax.recordings import load_recording
@@ -110,7 +136,8 @@ def predict_to_directory(
     out_dir = Path(out_dir)
     params, document = load_result(params_path)
     method = method or document.get("settings", {}).get("method", "rk4")
-    recording = load_recording(data_path)
+    selection = _abf_selection(data_path, channel, dac, document.get("data"))
+    recording = load_recording(data_path, **selection)
     same_file = fitted_on(document, recording, data_path)
     train = document.get("protocol", {}).get("training_sweeps", []) if same_file else []
     doc, v_model, prepared = predict_recording(
@@ -122,7 +149,11 @@ def predict_to_directory(
         train=train,
     )
     doc["params_file"] = str(params_path)
-    doc["data"] = {"source": str(data_path), "sweeps": list(prepared.sweeps)}
+    doc["data"] = {
+        "source": str(data_path),
+        "sweeps": list(prepared.sweeps),
+        **{k: v for k, v in selection.items() if v is not None},
+    }
     write_json_atomic(out_dir / "metrics.json", doc)
     save_report(
         out_dir / "prediction.png",

@@ -250,11 +250,9 @@ def _command_dac(abf, channel: int, dac: int | None, where: str) -> tuple[int, f
         raise RecordingError(
             f"{where}: DAC {k} (paired with ADC channel {channel} by index) outputs "
             f"no waveform, only its holding level, but DAC {others[0]} "
-            f"({dacs[others[0]][0]}) does: pass `dac={others[0]}` to "
-            "hhjax.recordings.load_abf if it drove this cell, or "
-            f"`dac={k}` to take the constant holding command (the command line "
-            "reads the default pairing: save the loaded recording with "
-            "hhjax.recordings.save_npz and fit the .npz)."
+            f"({dacs[others[0]][0]}) does: pass `dac={others[0]}` (`--dac "
+            f"{others[0]}` on the command line) if it drove this cell, or "
+            f"`dac={k}` to take the constant holding command."
         )
     return k, _TO_PA[unit]
 

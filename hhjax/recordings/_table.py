@@ -256,15 +256,25 @@ def load_csv(path: str | os.PathLike) -> Recording:
     return _from_columns(columns, where)
 
 
-def load_recording(path: str | os.PathLike) -> Recording:
+def load_recording(
+    path: str | os.PathLike, *, channel: int | None = None, dac: int | None = None
+) -> Recording:
     """Load any supported recording file, chosen by its extension.
 
     ``.npz`` / ``.csv`` (this module's file contract), ``.abf`` (Axon, via pyabf:
     :func:`load_abf`) and ``.nwb`` (Neurodata Without Borders, via pynwb:
     :func:`load_nwb`).
 
+    Args:
+        path: the file.
+        channel, dac: for ``.abf`` files, the ADC channel of the membrane
+            potential and the DAC of the injected command, 0-based (default: see
+            :func:`load_abf`); an error for other files, which hold one potential
+            and one current per sweep.
+
     Raises:
-        RecordingError: unsupported extension, or the loader's own errors.
+        RecordingError: unsupported extension, ``channel``/``dac`` for a file
+            other than ``.abf``, or the loader's own errors.
         ImportError: the optional package for ``.abf`` / ``.nwb`` is missing.
     """
     if not isinstance(path, (str, os.PathLike)):
@@ -278,6 +288,16 @@ def load_recording(path: str | os.PathLike) -> Recording:
         raise RecordingError(
             f"{path}: unsupported file type {suffix!r}; expected one of "
             f"{', '.join(sorted(loaders))}."
+        )
+    if suffix == ".abf":
+        return load_abf(path, channel=channel, dac=dac)
+    given = [f"`{k}`" for k, x in (("channel", channel), ("dac", dac)) if x is not None]
+    if given:
+        raise RecordingError(
+            f"{path}: {' and '.join(given)} appl{'y' if len(given) > 1 else 'ies'} "
+            "to .abf files only (the ADC "
+            f"channel of the membrane potential, the DAC of the command); a "
+            f"{suffix} file holds one potential and one current per sweep."
         )
     return loaders[suffix](path)
 
