@@ -21,6 +21,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import hhjax
+
 # Default bounds by field name: exact names first, then prefixes. Units: mS/cm^2 for
 # g_*, mV for e_*, v_shift and v_t, uF/cm^2 for c_m, degC, ms for tau_*.
 _DEFAULT_BOUNDS: dict[str, tuple[float, float]] = {
@@ -242,6 +244,12 @@ class ParamSpace:
             if (name.startswith("g_") or name == "c_m") and lo < 0:
                 raise ValueError(
                     f"Bounds of {name!r} must not be negative; got ({lo}, {hi})."
+                )
+            if name.startswith("g_") and hi > hhjax.MAX_PLAUSIBLE_CONDUCTANCE:
+                raise ValueError(
+                    f"Bounds of {name!r} must lie below "
+                    f"{hhjax.MAX_PLAUSIBLE_CONDUCTANCE:g} mS/cm^2 (no membrane's "
+                    f"channel density comes near it); got ({lo}, {hi})."
                 )
             lower.append(lo)
             upper.append(hi)

@@ -20,6 +20,7 @@ from hhjax import stimulus as stimulus
 from hhjax._autodiff import FORWARD_MODE_MAX as FORWARD_MODE_MAX
 from hhjax._autodiff import grad as grad
 from hhjax._autodiff import value_and_grad as value_and_grad
+from hhjax._checks import MAX_PLAUSIBLE_CONDUCTANCE as MAX_PLAUSIBLE_CONDUCTANCE
 from hhjax._checks import MAX_PLAUSIBLE_CURRENT as MAX_PLAUSIBLE_CURRENT
 from hhjax._checks import is_out_of_memory as is_out_of_memory
 from hhjax._equilibrium import resting_state as resting_state

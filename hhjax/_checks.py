@@ -134,6 +134,10 @@ MAX_PLAUSIBLE_TEMPERATURE_C = 100.0
 # |E| (mV) beyond this is no reversal potential: Nernst's 58 mV per decade at 20 degC
 # would need a concentration ratio of 10^8 (a value in uV, or a typo).
 MAX_REVERSAL_MV = 500.0
+MAX_PLAUSIBLE_CONDUCTANCE = 1e5
+"""Largest maximal conductance a parameter may have, mS/cm² (100 S/cm²): no
+membrane's channel density comes near it (nodes of Ranvier, the densest, reach a
+few S/cm² of Na⁺). Above it the value is almost always in µS/cm² or a typo."""
 
 
 def _finite_fields(fields: Any, label: str) -> Any:
@@ -153,12 +157,18 @@ def _finite_fields(fields: Any, label: str) -> Any:
 
 def check_params(params: Any) -> None:
     """The concrete fields of a parameter tuple (traced ones are skipped): finite;
-    conductances >= 0; ``c_m``, Q10s and time constants > 0; reversal potentials
+    conductances in [0, :data:`MAX_PLAUSIBLE_CONDUCTANCE`]; ``c_m``, Q10s and time constants > 0; reversal potentials
     within ±:data:`MAX_REVERSAL_MV`; temperature in degC."""
     for name, value, low, high in _finite_fields(params, "Parameter `{name}`"):
         if name.startswith("g_") and low < 0:
             raise ValueError(
                 f"Conductance `{name}` (mS/cm^2) must be >= 0; got {value}."
+            )
+        if name.startswith("g_") and high > MAX_PLAUSIBLE_CONDUCTANCE:
+            raise ValueError(
+                f"Conductance `{name}` (mS/cm^2) must be <= "
+                f"{MAX_PLAUSIBLE_CONDUCTANCE:g} mS/cm^2 (100 S/cm^2, beyond any "
+                f"membrane's channel density); got {value} (a value in uS/cm^2?)."
             )
         prefix = next((p for p in POSITIVE_FIELDS if name.startswith(p)), None)
         if prefix is not None and low <= 0:

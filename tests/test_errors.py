@@ -268,6 +268,7 @@ def test_params_must_be_a_model_parameter_tuple():
     [
         (HHParams(c_m=0.0), r"`c_m` \(uF/cm\^2\) must be > 0"),
         (HHParams(g_k=-1.0), r"Conductance `g_k` \(mS/cm\^2\) must be >= 0"),
+        (HHParams(g_na=1.2e5), r"`g_na` \(mS/cm\^2\) must be <= 100000 .*uS/cm\^2"),
         (HHParams(e_na=float("nan")), r"Parameter `e_na` must be finite"),
         (HHParams(q10=0.0, temperature=20.0), r"`q10` \(dimensionless\) must be > 0"),
         (HHParams(q10=-3.0, temperature=20.0), r"`q10` \(dimensionless\) must be > 0"),
