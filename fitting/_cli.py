@@ -28,7 +28,6 @@ import shutil
 import signal
 import sys
 import tempfile
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -44,6 +43,7 @@ from hhjax.cli import (
     number_option,
     out_dir_option,
     parse_assignment,
+    warnings_one_line,
 )
 
 CHECKPOINT_SUFFIX = ".checkpoint.npz"
@@ -321,20 +321,6 @@ def _signals_as_interrupt() -> Iterator[None]:
         for sig, old in previous.items():
             signal.signal(sig, old)
         INTERRUPT_REQUESTED.clear()
-
-
-@contextlib.contextmanager
-def _warnings_one_line() -> Iterator[None]:
-    """Print each warning raised inside (e.g. a checkpoint that could not be
-    written) at once, as one line ``hhjax: warning: ...`` on stderr."""
-
-    def show(message, category, filename, lineno, file=None, line=None):
-        text = " ".join(str(message).split())
-        print(f"hhjax: warning: {text}", file=sys.stderr, flush=True)
-
-    with warnings.catch_warnings():
-        warnings.showwarning = show
-        yield
 
 
 def _interrupted(what: str) -> int:
@@ -651,7 +637,7 @@ def run_fit(args: argparse.Namespace) -> int:
     """Run ``hhjax fit``; returns the exit status (errors raise ``ValueError``).
     Ctrl-C or SIGTERM at any point: one line on stderr and exit status 130; the
     fit's progress, if any, is in the checkpoint and the same command resumes."""
-    with _signals_as_interrupt(), _warnings_one_line():
+    with _signals_as_interrupt(), warnings_one_line():
         try:
             return _run_fit(args)
         except KeyboardInterrupt:
@@ -984,7 +970,7 @@ def _fit_substeps(settings: Any, path: Path) -> int:
 def run_predict(args: argparse.Namespace) -> int:
     """Run ``hhjax predict``; returns the exit status (130 after Ctrl-C or
     SIGTERM, with ``--out`` left as it was)."""
-    with _signals_as_interrupt(), _warnings_one_line():
+    with _signals_as_interrupt(), warnings_one_line():
         try:
             return _run_predict(args)
         except KeyboardInterrupt:

@@ -361,14 +361,17 @@ def _cells(params: Any) -> int:
 
 
 @contextlib.contextmanager
-def _warnings_to_stderr() -> Iterator[None]:
-    """Print the warnings raised inside (e.g. a step-size warning) as one line each
-    on stderr, ``hhjax: warning: ...``, once the block has succeeded."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+def warnings_one_line() -> Iterator[None]:
+    """Print each warning raised inside (e.g. a step-size warning, a checkpoint
+    that could not be written) at once, as one line ``hhjax: warning: ...`` on
+    stderr."""
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"hhjax: warning: {_one_line(message)}", file=sys.stderr, flush=True)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
         yield
-    for w in caught:
-        print(f"hhjax: warning: {_one_line(w.message)}", file=sys.stderr)
 
 
 def _first_cell(shape: tuple[int, ...]) -> tuple[int, ...] | None:
@@ -457,7 +460,7 @@ def _run_simulate(args: argparse.Namespace) -> int:
     check_out_names(args.out, ["trace.npz", "trace.csv", "trace.png"])
     with jax.enable_x64(True):
         i_ext = _stimulus_from_args(args)
-        with _warnings_to_stderr():
+        with warnings_one_line():
             trace = simulate(params, i_ext, args.dt, method=args.method)
         written = [
             save_trace(trace, args.out / "trace.npz", i_ext=i_ext),
@@ -602,7 +605,7 @@ def _run_fi(args: argparse.Namespace) -> int:
         "--duration", steps, len(currents), 2, "fewer currents (a larger --step)"
     )
     check_out_names(args.out, ["fi.csv", "fi.png"])
-    with jax.enable_x64(True), _warnings_to_stderr():
+    with jax.enable_x64(True), warnings_one_line():
         curve = fi_curve(
             params,
             currents,
