@@ -269,6 +269,17 @@ def test_outputs_written_atomically_and_warnings_one_line(
         assert text.count("\n") == 1 and text.startswith("hhjax: warning: dt = 0.1")
 
 
+def test_a_warning_is_printed_before_the_error_it_explains(tmp_path, capsys):
+    # The step-size warning was held until the simulation succeeded, and dropped
+    # when it then diverged.
+    argv = ["simulate", "--dt", "0.2", "--amplitude", "10", "--out", tmp_path / "o"]
+    status, _, err = _run_main([str(a) for a in argv], capsys)
+    lines = err.strip().splitlines()
+    assert status == 1 and len(lines) == 2, err  # a failed run, not bad usage
+    assert lines[0].startswith("hhjax: warning: dt = 0.2 ms is above 0.06 ms")
+    assert lines[1].startswith("hhjax: error: The simulation became non-finite")
+
+
 @pytest.mark.parametrize(
     "name, content, expected",
     [
