@@ -95,11 +95,9 @@ def _check_dt(dt: Any, method: str, model: Model, params: Any) -> Any:
     dt_value = float(dt)
     if not math.isfinite(dt_value) or dt_value <= 0:
         raise ValueError(f"`dt` must be a positive, finite step in ms; got {dt_value}.")
-    factor = _max_rate_factor(model, params)
-    limit = get_integrator(method).max_stable_dt
+    limit, factor = largest_stable_dt(method, model, params)
     hot = ""
     if factor > MAX_STABLE_RATE_FACTOR:
-        limit *= MAX_STABLE_RATE_FACTOR / factor
         hot = f" with rates {factor:.3g}x their value at the reference temperature"
     if dt_value > limit:
         warnings.warn(
@@ -110,6 +108,18 @@ def _check_dt(dt: Any, method: str, model: Model, params: Any) -> Any:
             stacklevel=3,
         )
     return dt_value
+
+
+def largest_stable_dt(method: str, model: Model, params: Any) -> tuple[float, float]:
+    """``(dt, factor)``: the step (ms) above which :func:`simulate` warns that
+    ``method`` becomes unstable for spiking cells of ``model`` with ``params``
+    (:attr:`Integrator.max_stable_dt`, shortened in proportion for rates faster than
+    :data:`MAX_STABLE_RATE_FACTOR`), and the rates' largest temperature factor."""
+    factor = _max_rate_factor(model, params)
+    limit = get_integrator(method).max_stable_dt
+    if factor > MAX_STABLE_RATE_FACTOR:
+        limit *= MAX_STABLE_RATE_FACTOR / factor
+    return limit, factor
 
 
 def _max_rate_factor(model: Model, params: Any) -> float:

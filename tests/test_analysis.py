@@ -519,6 +519,17 @@ def test_limit_cycle_of_slow_firing_asks_for_a_longer_warmup():
         analysis.limit_cycle(params, 2.6)
 
 
+def test_limit_cycle_warm_up_step_follows_the_temperature():
+    # The warm-up ran at a fixed 0.02 ms, above rk4's stable step for HH at
+    # 36 degC (rates 26x, 0.018 ms): a step-size warning the caller could not
+    # act on (its `dt` is the shooting's). HH at 36 degC does not fire
+    # repetitively; the warm-up must find that without the warning.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", hhjax.StepSizeWarning)
+        with pytest.raises(ValueError, match="No repetitive firing"):
+            analysis.limit_cycle(hhjax.HHParams(temperature=36.0), 100.0, warmup=50.0)
+
+
 def test_limit_cycle_refuses_a_fixed_point_and_a_malformed_guess():
     # From a guess 0.5 mV off rest, Newton converged to the fixed point (which
     # solves phi_T(x) = x for every T) and returned it as a "LimitCycle" of

@@ -27,7 +27,7 @@ from hhjax._checks import is_integer, positive_number
 from hhjax._equilibrium import resting_state
 from hhjax._integrators import DEFAULT_METHOD, get_integrator
 from hhjax._model import document_fields, model_of
-from hhjax._simulate import simulate
+from hhjax._simulate import largest_stable_dt, simulate
 from hhjax.analysis._fixed_points import (
     check_one_cell,
     check_one_state,
@@ -180,7 +180,8 @@ def _tangent(jac, previous):
 def _guess_from_simulation(params, i_ext, warmup, method):
     """State at the last V minimum of a simulation from rest, and the last ISI."""
     model = model_of(params)
-    dt = _WARMUP_DT
+    # Hot cells (fast rates) need a shorter step: half the stable limit.
+    dt = min(_WARMUP_DT, 0.5 * largest_stable_dt(method, model, params)[0])
     fields = ("v", *model.gate_names)
     n_warm = round(positive_number(warmup, "warmup", "ms") / dt)
     if n_warm < 3:
