@@ -200,6 +200,13 @@ def _add_data_options(parser: argparse.ArgumentParser, sweeps_help: str) -> None
         "another drives, the error names it)",
     )
     group.add_argument(
+        "--electrode",
+        default=None,
+        metavar="NAME",
+        help=".nwb files: intracellular electrode (cell) whose series to load "
+        "(default: the only one; the error lists them when there are several)",
+    )
+    group.add_argument(
         "--window",
         type=_span,
         action="append",
@@ -256,6 +263,7 @@ def _load(args: argparse.Namespace, c_m: float):
             c_m=c_m,
             channel=args.channel,
             dac=args.dac,
+            electrode=args.electrode,
         )
     except fitting.RecordingError as err:
         raise ValueError(str(err)) from None
@@ -825,7 +833,7 @@ def _run_protocol_fit(args: argparse.Namespace, protocol: Any) -> int:
                     free=args.free, seed=args.seed, method=args.method,
                     log=None if args.quiet else print, checkpoint=files[0],
                     c_pf=args.c_pf, series_resistance=args.series_resistance,
-                    channel=args.channel, dac=args.dac,
+                    channel=args.channel, dac=args.dac, electrode=args.electrode,
                 )  # fmt: skip
             except fitting.RecordingError as err:
                 raise ValueError(str(err)) from None
@@ -1013,7 +1021,7 @@ def _run_predict(args: argparse.Namespace) -> int:
             try:
                 report = protocol.predict_to_directory(
                     args.params_file, args.data, tmp, method=args.method,
-                    channel=args.channel, dac=args.dac,
+                    channel=args.channel, dac=args.dac, electrode=args.electrode,
                 )  # fmt: skip
             except fitting.RecordingError as err:
                 raise ValueError(str(err)) from None

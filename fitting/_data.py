@@ -241,6 +241,7 @@ def load_data(
     c_pf: float | None = None,
     channel: int | None = None,
     dac: int | None = None,
+    electrode: str | None = None,
 ) -> FitData:
     """Load a recording file (``.npz``, ``.csv``, ``.abf`` or ``.nwb``, see
     :func:`hhjax.recordings.load_recording`) as :class:`FitData`. Arguments as
@@ -256,12 +257,14 @@ def load_data(
         channel, dac: for ``.abf`` files, the ADC channel of the membrane
             potential and the DAC of the command, 0-based
             (:func:`hhjax.recordings.load_abf`).
+        electrode: for ``.nwb`` files, the intracellular electrode (the cell)
+            to load (:func:`hhjax.recordings.load_nwb`).
 
     Raises:
         RecordingError: the file is missing, corrupt or violates the file
             contract, or a current in pA has no capacitance.
     """
-    recording = load_recording(path, channel=channel, dac=dac)
+    recording = load_recording(path, channel=channel, dac=dac, electrode=electrode)
     if c_pf is not None:
         recording = recording.replace(c_pf=c_pf)
     return FitData.from_recording(

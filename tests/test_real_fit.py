@@ -698,6 +698,21 @@ def test_fsi_f_i_curve_within_15_percent_in_both_steps():
     assert sum(fit.timings.values()) < 600.0
 
 
+def test_predict_selects_the_cell_the_fit_was_given_in_files_of_its_type():
+    # hhjax predict of an .abf uses the fit's --channel/--dac unless given again;
+    # an .nwb its --electrode; other selectors pass to the loader, which refuses.
+    fitted = {"source": "a.abf", "channel": 1, "dac": 1}
+    assert _directories._selection("b.abf", {}, fitted) == {"channel": 1, "dac": 1}
+    given = {"channel": None, "dac": 0, "electrode": None}
+    assert _directories._selection("b.ABF", given, fitted) == {"channel": 1, "dac": 0}
+    assert _directories._selection("b.nwb", {}, fitted) == {}
+    assert _directories._selection("b.nwb", {}, {"electrode": "e1"}) == {
+        "electrode": "e1"
+    }
+    assert _directories._selection("b.npz", {"dac": 2}, fitted) == {"dac": 2}
+    assert _directories._selection("b.abf", {}, ["not", "a", "dict"]) == {}
+
+
 def test_predict_marks_training_sweeps_only_on_the_recording_fitted():
     # Same file name in another directory, other samples: not the fit's data.
     rng = np.random.default_rng(0)

@@ -319,9 +319,10 @@ def test_abf1_unitless_is_refused(tmp_path):
 
 
 # ------------------------------------------------------------------ NWB files
-def _nwb_file(path, series, table=False):
-    """Write ``series(electrode) -> [acquisition objects, stimulus objects]``;
-    with ``table``, pair them in the intracellular-recordings table instead."""
+def _nwb_file(path, series, table=False, electrodes=1):
+    """Write ``series(icephys, electrode) -> [acquisition objects, stimulus
+    objects]``; with ``table``, pair them in the intracellular-recordings table
+    instead. With ``electrodes`` > 1, ``series`` gets a list of that many."""
     pynwb = pytest.importorskip("pynwb", reason="pynwb (hhjax[nwb]) not installed")
     nwb = pynwb.NWBFile(
         session_description="test",
@@ -329,14 +330,15 @@ def _nwb_file(path, series, table=False):
         session_start_time=datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc),
     )
     device = nwb.create_device(name="amplifier")
-    electrode = nwb.create_icephys_electrode(
-        name="e0", description="patch", device=device
-    )
-    acquired, stimuli = series(pynwb.icephys, electrode)
+    made = [
+        nwb.create_icephys_electrode(name=f"e{k}", description="patch", device=device)
+        for k in range(electrodes)
+    ]
+    acquired, stimuli = series(pynwb.icephys, made[0] if electrodes == 1 else made)
     if table:
         for response, stimulus in zip(acquired, stimuli, strict=True):
             nwb.add_intracellular_recording(
-                electrode=electrode, stimulus=stimulus, response=response
+                electrode=response.electrode, stimulus=stimulus, response=response
             )
     else:
         for s in acquired:
@@ -515,6 +517,39 @@ def test_nwb_sweep_number_used_twice_is_refused(tmp_path, twice):
     _nwb_file(path, series)
     with pytest.raises(RecordingError, match=r"dup\.nwb: .*both have sweep_number 0"):
         load_nwb(path)
+
+
+@pytest.mark.parametrize("table", [False, True])
+def test_nwb_of_several_cells_loads_the_electrode_asked_for(tmp_path, table):
+    # Two cells recorded together (the same sweep numbers on both electrodes):
+    # the file could not be loaded at all ("both have sweep_number 0").
+    path = tmp_path / "pair.nwb"
+
+    def series(icephys, electrodes):
+        made = [
+            _nwb_pair(icephys, e, f"{e.name}_{k}", k, i_amp=-(k + 1 + 10 * j) * 1e-11)
+            for j, e in enumerate(electrodes)
+            for k in range(2)
+        ]
+        return [r for r, _ in made], [st for _, st in made]
+
+    _nwb_file(path, series, table=table, electrodes=2)
+    with pytest.raises(
+        RecordingError,
+        match=r"pair\.nwb: current-clamp series of 2 electrodes \['e0', 'e1'\] \(one "
+        r"cell each\); pass `electrode='e0'` \(`--electrode e0` on the command line\)",
+    ):
+        load_nwb(path)
+    for j in range(2):
+        rec = load_recording(path, electrode=f"e{j}")
+        assert rec.sweeps == (0, 1)
+        np.testing.assert_allclose(rec.i.min(axis=1), [-10 - 100 * j, -20 - 100 * j])
+    with pytest.raises(
+        RecordingError, match=r"no current-clamp series of electrode 'e2'"
+    ):
+        load_nwb(path, electrode="e2")
+    with pytest.raises(RecordingError, match=r"`channel` applies to \.abf files only"):
+        load_recording(path, channel=0)
 
 
 def test_nwb_stimulus_must_start_with_its_response(tmp_path):

@@ -14,7 +14,7 @@ from fitting.protocol._evaluate import evaluate
 from fitting.protocol._fit_recording import RealFit, fit_recording, predict_recording
 from fitting.protocol._prepare import prepare, recording_digest
 from fitting.protocol._report import save_report
-from hhjax.recordings import Recording
+from hhjax.recordings import SELECTORS, Recording
 
 RAW_SUFFIXES = (".abf", ".nwb")
 
@@ -37,16 +37,18 @@ def wants_protocol(path, document: dict | None = None) -> bool:
     return Path(path).suffix.lower() in RAW_SUFFIXES
 
 
-def _abf_selection(data_path, channel, dac, fitted: dict | None = None) -> dict:
-    """``{"channel": ..., "dac": ...}`` for :func:`load_recording`: those given,
-    else for an ``.abf`` file those of the fit (``fitted``: the ``data`` block of
-    its ``params.json``). Given for another file, the loader refuses them."""
-    if Path(data_path).suffix.lower() != ".abf" or not isinstance(fitted, dict):
-        fitted = {}
-    return {
-        "channel": fitted.get("channel") if channel is None else channel,
-        "dac": fitted.get("dac") if dac is None else dac,
-    }
+def _selection(data_path, given: dict, fitted: Any = None) -> dict:
+    """Loader options that pick one cell's signals in a file
+    (:data:`hhjax.recordings.SELECTORS`: an ``.abf`` file's ``channel`` and
+    ``dac``, an ``.nwb`` file's ``electrode``): those ``given`` (not ``None``),
+    else those of the fit (``fitted``: the ``data`` block of its
+    ``params.json``) that apply to this file type. Given for another file type,
+    the loader refuses them."""
+    keys = SELECTORS.get(Path(data_path).suffix.lower(), ())
+    fitted = fitted if isinstance(fitted, dict) else {}
+    chosen = {k: fitted.get(k) for k in keys}
+    chosen.update({k: v for k, v in given.items() if v is not None})
+    return {k: v for k, v in chosen.items() if v is not None}
 
 
 def fit_to_directory(
@@ -64,6 +66,7 @@ def fit_to_directory(
     series_resistance: float | None = None,
     channel: int | None = None,
     dac: int | None = None,
+    electrode: str | None = None,
     **options,
 ) -> RealFit:
     """Fit a recording file and write ``params.json``, ``metrics.json`` (every
@@ -72,8 +75,9 @@ def fit_to_directory(
     What ``hhjax fit RECORDING.abf --model pospischil-rs --sweeps 8,12,16 --out
     DIR`` runs (into a staging directory). ``c_pf`` (pF) and
     ``series_resistance`` (MΩ) go to :func:`prepare` (default: measured on the
-    hyperpolarising step; ``--c-pf``, ``--series-resistance``), ``channel`` and
-    ``dac`` (an ``.abf`` file's ADC channel and DAC, ``--channel``, ``--dac``) to
+    hyperpolarising step; ``--c-pf``, ``--series-resistance``), ``channel``,
+    ``dac`` (an ``.abf`` file's ADC channel and DAC, ``--channel``, ``--dac``)
+    and ``electrode`` (an ``.nwb`` file's, ``--electrode``) to
     :func:`hhjax.recordings.load_recording`, and are kept in ``params.json`` for
     ``hhjax predict``; ``options`` go to :func:`fit_recording`.
     """
@@ -81,7 +85,8 @@ def fit_to_directory(
     from hhjax.recordings import load_recording
 
     out_dir = Path(out_dir)
-    selection = _abf_selection(data_path, channel, dac)
+    given = {"channel": channel, "dac": dac, "electrode": electrode}
+    selection = _selection(data_path, given)
     recording = load_recording(data_path, **selection)
     given = c_pf is not None or series_resistance is not None
     fit = fit_recording(
@@ -102,7 +107,7 @@ def fit_to_directory(
     prepared = fit.prepared
     doc, v_model = in_worker(evaluate, prepared, fit.params, fit.train, method=method)
     document = fit.to_dict()
-    document["data"].update({k: v for k, v in selection.items() if v is not None})
+    document["data"].update(selection)
     write_json_atomic(out_dir / "params.json", document)
     write_json_atomic(out_dir / "metrics.json", doc)
     title = f"{Path(data_path).name}: {model}, trained on sweeps {list(fit.train)}"
@@ -119,16 +124,18 @@ def predict_to_directory(
     method: str | None = None,
     channel: int | None = None,
     dac: int | None = None,
+    electrode: str | None = None,
 ) -> dict:
     """Score a ``params.json`` of this protocol on a recording file and write
     ``metrics.json`` and ``prediction.png`` into ``out_dir`` (what ``hhjax
     predict DIR/params.json RECORDING.abf --out DIR2`` runs). The fit's training
     sweeps are marked when the file is the one it was fitted to.
 
-    ``channel`` and ``dac`` select an ``.abf`` file's ADC channel and DAC
-    (:func:`hhjax.recordings.load_abf`); each one not given is the fit's
-    (``data.channel``/``data.dac`` of ``params.json``, written when the fit was
-    given them), else the loader's default."""
+    ``channel`` and ``dac`` select an ``.abf`` file's ADC channel and DAC,
+    ``electrode`` an ``.nwb`` file's electrode
+    (:func:`hhjax.recordings.load_recording`); each one not given is the fit's
+    (``data.channel`` etc. of ``params.json``, written when the fit was given
+    them) where it applies to this file type, else the loader's default."""
     from fitting._io import write_json_atomic
     from fitting._results import load_result
     from hhjax.recordings import load_recording
@@ -136,7 +143,8 @@ def predict_to_directory(
     out_dir = Path(out_dir)
     params, document = load_result(params_path)
     method = method or document.get("settings", {}).get("method", "rk4")
-    selection = _abf_selection(data_path, channel, dac, document.get("data"))
+    given = {"channel": channel, "dac": dac, "electrode": electrode}
+    selection = _selection(data_path, given, document.get("data"))
     recording = load_recording(data_path, **selection)
     same_file = fitted_on(document, recording, data_path)
     train = document.get("protocol", {}).get("training_sweeps", []) if same_file else []
@@ -152,7 +160,7 @@ def predict_to_directory(
     doc["data"] = {
         "source": str(data_path),
         "sweeps": list(prepared.sweeps),
-        **{k: v for k, v in selection.items() if v is not None},
+        **selection,
     }
     write_json_atomic(out_dir / "metrics.json", doc)
     save_report(

@@ -18,6 +18,7 @@ from hhjax.recordings._cell import sweep_baselines as sweep_baselines
 from hhjax.recordings._nwb import load_nwb as load_nwb
 from hhjax.recordings._recording import Recording as Recording
 from hhjax.recordings._recording import RecordingError as RecordingError
+from hhjax.recordings._table import SELECTORS as SELECTORS
 from hhjax.recordings._table import load_csv as load_csv
 from hhjax.recordings._table import load_npz as load_npz
 from hhjax.recordings._table import load_recording as load_recording

@@ -100,6 +100,31 @@ def _start_s(series) -> float:
     return float(series.timestamps[0])
 
 
+def _electrode_name(series) -> str | None:
+    electrode = getattr(series, "electrode", None)
+    return None if electrode is None else electrode.name
+
+
+def _electrode(responses: list, electrode: str | None, where: str) -> str | None:
+    """The electrode whose series to load: ``electrode`` (checked), else the
+    only one of the current-clamp ``responses`` (``None`` if they name none)."""
+    names = sorted({n for n in map(_electrode_name, responses) if n is not None})
+    if electrode is not None:
+        if not isinstance(electrode, str) or electrode not in names:
+            raise RecordingError(
+                f"{where}: no current-clamp series of electrode {electrode!r}; the "
+                f"file has them for {names}."
+            )
+        return electrode
+    if len(names) > 1:
+        raise RecordingError(
+            f"{where}: current-clamp series of {len(names)} electrodes {names} "
+            f"(one cell each); pass `electrode={names[0]!r}` (`--electrode "
+            f"{names[0]}` on the command line) to choose one."
+        )
+    return None
+
+
 def _by_sweep(series: list, where: str) -> dict:
     """``{sweep_number: series}`` of the series that have one; each number once."""
     by_sweep = {}
@@ -181,11 +206,14 @@ def _table_pairs(nwbfile, where: str) -> list[tuple] | None:
     return sorted(pairs, key=lambda p: p[0])
 
 
-def load_nwb(path: str | os.PathLike) -> Recording:
+def load_nwb(path: str | os.PathLike, *, electrode: str | None = None) -> Recording:
     """Load the current-clamp sweeps of an NWB 2 file.
 
     Args:
         path: the ``.nwb`` file (HDF5).
+        electrode: name of the intracellular electrode whose series to load (one
+            cell of a multi-cell recording); default: the only electrode with
+            current-clamp series (an error naming them when there are several).
 
     Returns:
         A :class:`Recording` with ``v`` in mV, ``i`` in pA (``i_unit="pA"``), ``dt``
@@ -195,7 +223,9 @@ def load_nwb(path: str | os.PathLike) -> Recording:
     Raises:
         ImportError: pynwb is not installed (``pip install 'hhjax[nwb]'``).
         RecordingError: missing or corrupt file; no current-clamp series (e.g. a
-            voltage-clamp file); unpaired series, a sweep number used twice, or a
+            voltage-clamp file); series of several electrodes and no
+            ``electrode`` given, or an ``electrode`` without current-clamp
+            series; unpaired series, a sweep number used twice, or a
             stimulus that starts at another time than its response; sweeps of
             different length or sample rate; potentials beyond ±5 V or currents
             beyond ±1 µA after ``conversion`` (data in mV or pA stored without the
@@ -225,12 +255,17 @@ def load_nwb(path: str | os.PathLike) -> Recording:
                 f"{clamp}. hhjax needs current-clamp sweeps."
             )
         stimuli = _series(nwbfile.stimulus, "CurrentClampStimulusSeries")
+        name = _electrode(responses, electrode, where)
+        if name is not None:
+            responses = [s for s in responses if _electrode_name(s) == name]
+            stimuli = [s for s in stimuli if _electrode_name(s) == name]
         try:
             pairs = _pairs(responses, stimuli, where)
         except RecordingError:
             pairs = _table_pairs(nwbfile, where)
             if pairs is None:
                 raise
+            pairs = [p for p in pairs if name is None or _electrode_name(p[1]) == name]
         dts = {round(_dt_ms(s, where), 12) for _, r, st in pairs for s in (r, st)}
         if len(dts) != 1:
             raise RecordingError(

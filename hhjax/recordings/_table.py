@@ -256,8 +256,17 @@ def load_csv(path: str | os.PathLike) -> Recording:
     return _from_columns(columns, where)
 
 
+SELECTORS = {".abf": ("channel", "dac"), ".nwb": ("electrode",)}
+"""The options of :func:`load_recording` that select one cell's signals in a file,
+by file extension."""
+
+
 def load_recording(
-    path: str | os.PathLike, *, channel: int | None = None, dac: int | None = None
+    path: str | os.PathLike,
+    *,
+    channel: int | None = None,
+    dac: int | None = None,
+    electrode: str | None = None,
 ) -> Recording:
     """Load any supported recording file, chosen by its extension.
 
@@ -269,12 +278,14 @@ def load_recording(
         path: the file.
         channel, dac: for ``.abf`` files, the ADC channel of the membrane
             potential and the DAC of the injected command, 0-based (default: see
-            :func:`load_abf`); an error for other files, which hold one potential
-            and one current per sweep.
+            :func:`load_abf`).
+        electrode: for ``.nwb`` files, the name of the intracellular electrode
+            (the cell) whose series to load (default: see :func:`load_nwb`).
 
     Raises:
-        RecordingError: unsupported extension, ``channel``/``dac`` for a file
-            other than ``.abf``, or the loader's own errors.
+        RecordingError: unsupported extension, a selector given for a file type
+            it does not apply to (``.npz``/``.csv`` hold one potential and one
+            current per sweep), or the loader's own errors.
         ImportError: the optional package for ``.abf`` / ``.nwb`` is missing.
     """
     if not isinstance(path, (str, os.PathLike)):
@@ -289,17 +300,23 @@ def load_recording(
             f"{path}: unsupported file type {suffix!r}; expected one of "
             f"{', '.join(sorted(loaders))}."
         )
-    if suffix == ".abf":
-        return load_abf(path, channel=channel, dac=dac)
-    given = [f"`{k}`" for k, x in (("channel", channel), ("dac", dac)) if x is not None]
-    if given:
+    given = {"channel": channel, "dac": dac, "electrode": electrode}
+    given = {k: v for k, v in given.items() if v is not None}
+    misplaced = [f"`{k}`" for k in given if k not in SELECTORS.get(suffix, ())]
+    if misplaced:
+        where = {k: ext for ext, keys in SELECTORS.items() for k in keys}
+        kinds = sorted({where[k.strip("`")] for k in misplaced})
         raise RecordingError(
-            f"{path}: {' and '.join(given)} appl{'y' if len(given) > 1 else 'ies'} "
-            "to .abf files only (the ADC "
-            f"channel of the membrane potential, the DAC of the command); a "
-            f"{suffix} file holds one potential and one current per sweep."
+            f"{path}: {' and '.join(misplaced)} appl"
+            f"{'y' if len(misplaced) > 1 else 'ies'} to {' and '.join(kinds)} files "
+            f"only; a {suffix} file "
+            + (
+                "holds one potential and one current per sweep."
+                if suffix not in SELECTORS
+                else f"takes {' and '.join(f'`{k}`' for k in SELECTORS[suffix])}."
+            )
         )
-    return loaders[suffix](path)
+    return loaders[suffix](path, **given)
 
 
 def save_npz(recording: Recording, path: str | os.PathLike) -> Path:
