@@ -852,11 +852,15 @@ def _run_protocol_fit(args: argparse.Namespace, protocol: Any) -> int:
 # What may help when a sweep's simulation failed: finer steps for .npz/.csv data;
 # for a recording (whose step is fixed), a method that stays finite, or parameters
 # that hold there.
-_SUBSTEPS_REMEDY = "coarsely sampled data may need more --substeps"
+_SUBSTEPS_REMEDY = (
+    "coarsely sampled data may need more --substeps; check also that the current "
+    "is in uA/cm^2 (or in pA with c_pF) and the parameters are those of this cell"
+)
 _RECORDING_REMEDY = (
     "the model leaves the physiological range there, e.g. parameters of another "
     "cell, or fitted on depolarising steps only, under a hyperpolarising step; "
-    "--method exp_euler stays finite where the explicit methods diverge"
+    "--method exp_midpoint (second order, gates advanced exactly) stays finite "
+    "where the explicit methods diverge"
 )
 
 
@@ -867,6 +871,14 @@ def _print_metrics(report: dict, remedy: str = _SUBSTEPS_REMEDY) -> None:
             "hhjax: warning: the model could not be simulated from rest (non-finite) "
             f"on sweep(s) {', '.join(map(str, failed))}: no model metrics there "
             f"({remedy})",
+            file=sys.stderr,
+        )
+    whole = report.get("protocol", {}).get("failed_whole_sweeps")
+    if whole:
+        print(
+            "hhjax: warning: the model could not be simulated over the whole sweep "
+            f"(all steps, non-finite) on sweep(s) {', '.join(map(str, whole))}: no "
+            f"all-steps spike counts there ({remedy})",
             file=sys.stderr,
         )
     for row in report["sweeps"]:

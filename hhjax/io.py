@@ -18,7 +18,8 @@ Field names are those of the model's parameter tuple (:class:`hhjax.HHParams`:
 ``g_na`` … in mS/cm², mV, µF/cm², °C); values are numbers or nested lists of
 numbers (a batch). ``"model"`` names the model and its default parameters, a key
 of :data:`hhjax.MODELS` (``"hh"``, ``"pospischil-rs"``, ...); other top-level keys
-of the second layout (metadata such as a loss) are ignored. Fields a file does not
+of the second layout (metadata such as a loss) are ignored, except that every name
+in a ``"free"`` list (the fitted fields) must be in ``"params"``. Fields a file does not
 give keep the values of ``base`` (default: the named model's defaults; standard HH
 in the modern convention if none is named). TOML needs Python ≥ 3.11
 (``tomllib``) or the ``tomli`` package.
@@ -634,6 +635,15 @@ def read_params_file(path: str | Path) -> tuple[str | None, dict[str, Any]]:
             raise ValueError(
                 f'{path}: "params" must map parameter names to numbers; got '
                 f"{type(values).__name__}."
+            )
+        free = content.get("free")
+        free = free if isinstance(free, list) else []
+        missing = [n for n in free if isinstance(n, str) and n not in values]
+        if missing:
+            raise ValueError(
+                f"{path}: fitted parameter(s) {', '.join(missing)} (listed in "
+                '"free") missing from "params"; the model\'s default would take '
+                'their place. Restore them or remove them from "free".'
             )
     else:
         values = {k: v for k, v in content.items() if k != "model"}

@@ -111,6 +111,10 @@ def test_params_round_trip_and_batch(tmp_path):
         ('{"params": {"g_na": "x"}}', r"'g_na' must be .* numbers; got 'x'\.$"),
         ('{"g_na": [1, [2]]}', "regular"),
         ('{"params": [1, 2]}', '"params" must map'),
+        (  # a fitted value deleted by hand: the default took its place
+            '{"params": {"g_k": 30}, "free": ["g_na", "g_k"]}',
+            r'p.json: fitted parameter\(s\) g_na \(listed in "free"\) missing from',
+        ),
         ('{"model": 3}', '"model" must be a model name'),
         ("[1, 2]", "object/table"),
     ],

@@ -210,6 +210,31 @@ def test_predict_uses_the_fits_series_resistance_without_a_pulse(monkeypatch):
     assert seen["r_series"] == 12.5
 
 
+@pytest.mark.parametrize(
+    "c_pf, r_series, message",
+    [
+        (0.0, 10.0, r"`c_pf` must be a finite number > 0 pF; got 0\.0"),
+        (float("nan"), 10.0, r"`c_pf` must be a finite number > 0 pF; got nan"),
+        (100.0, -1.0, r"`series_resistance` must be a finite number >= 0 MΩ"),
+        ("100", 10.0, r"`c_pf` must be a finite number > 0 pF; got '100'"),
+    ],
+)
+def test_cell_values_must_be_plausible(c_pf, r_series, message):
+    # c_pF 0 in a params.json gave "divide by zero" warnings and an error about
+    # NaN samples of `i`.
+    rec = _depolarising_only()
+    with pytest.raises(RecordingError, match=message):
+        protocol.prepare(rec, c_pf=c_pf, series_resistance=r_series)
+    document = {"protocol": {"c_pF": c_pf, "series_resistance_MOhm": r_series}}
+    named = message.replace("`c_pf`", "`protocol.c_pF`").replace(
+        "`series_resistance`", "`protocol.series_resistance_MOhm`"
+    )
+    with pytest.raises(RecordingError, match="the fit's parameter file: " + named):
+        protocol.predict_recording(
+            hhjax.PospischilParams.rs(), rec, document=document
+        )
+
+
 def test_added_channels_have_a_box_a_spread_and_a_start(cell):
     """Every optional channel's parameters (the slow AHP, opt-in; those freed
     for hyperpolarised families and later steps, for each model) can be
@@ -597,6 +622,40 @@ def test_later_steps_fit_a_d_current_to_the_second_step():
         error = abs(row["spikes_model_steps"] - data[k].sum())
         assert error <= 2 and error <= abs(before["spikes_model_steps"] - data[k].sum())
     assert doc_without["sweeps"][0]["spikes_model_steps"] >= data[0].sum() + 5
+
+
+def test_a_failed_whole_sweep_simulation_is_reported(monkeypatch, capsys):
+    # The model simulated the step's window but diverged over the whole sweep
+    # (all steps): the counts were null, yet neither metrics.json's summary nor
+    # the command's warning named those sweeps.
+    from fitting import _cli
+    from fitting.protocol import _evaluate
+
+    truth = hhjax.PospischilParams.fs(e_l=-60.0)
+    prepared = protocol.prepare(
+        _two_step_recording(truth), c_pf=C_PF, series_resistance=0.0, drift=False
+    )
+    simulate = _evaluate.simulate_sweeps
+
+    def whole_fails_on_sweep_1(prep, params, method="rk4"):
+        v, failed = (np.array(x) for x in simulate(prep, params, method))
+        if prep is not prepared:  # the whole sweeps
+            v[1], failed[1] = np.nan, True
+        return v, failed
+
+    monkeypatch.setattr(_evaluate, "simulate_sweeps", whole_fails_on_sweep_1)
+    doc, _ = protocol.evaluate(prepared, truth, train=[0])
+    assert doc["protocol"]["failed_whole_sweeps"] == [1]
+    assert [r["whole_sweep_failed"] for r in doc["sweeps"]] == [False, True]
+    assert doc["sweeps"][1]["spikes_model_steps"] is None
+    assert doc["total"]["failed_sweeps"] == []  # the step's window simulated
+    _cli._print_metrics(doc, "a remedy")
+    err = capsys.readouterr().err
+    expected = (
+        "could not be simulated over the whole sweep (all steps, non-finite) on "
+        "sweep(s) 1: no all-steps spike counts there (a remedy)"
+    )
+    assert expected in err
 
 
 def test_later_steps_need_a_repeated_step_and_a_model_with_such_parameters(cell):

@@ -91,7 +91,8 @@ def evaluate(
         latencies in the step, ``count_within_1``, for a recording with more
         than one step (:attr:`Prepared.steps`) ``spikes_data_steps`` /
         ``spikes_model_steps`` (spikes inside all steps, the whole sweep
-        simulated from rest; ``None``: failed), and a ``protocol`` summary
+        simulated from rest; ``None``: failed) and ``whole_sweep_failed``,
+        and a ``protocol`` summary
         over the held-out sweeps: ``held_out``, ``fraction_within_1``,
         ``rheobase_data_pA`` / ``rheobase_model_pA`` (over all sweeps; the
         model's over those that simulated),
@@ -102,7 +103,9 @@ def evaluate(
         whole step), ``mean_coincidence_factor`` (Γ of :func:`fitting.metrics`
         over the held-out sweeps where it is defined: 1 for spike times
         matched within 2 ms, about 0 for chance; undefined without spikes and
-        above 250 Hz) and ``mean_abs_latency_error_ms``; and the model's V,
+        above 250 Hz), ``mean_abs_latency_error_ms`` and
+        ``failed_whole_sweeps`` (the sweeps whose whole-sweep simulation
+        failed; empty for one step); and the model's V,
         mV, ``(n_sweeps,
         n_samples)`` (NaN rows for failed sweeps).
     """
@@ -135,6 +138,7 @@ def evaluate(
         for k, row in enumerate(doc["sweeps"]):
             row["spikes_data_steps"] = int(steps_d[k])
             row["spikes_model_steps"] = None if failed_whole[k] else int(steps_m[k])
+            row["whole_sweep_failed"] = bool(failed_whole[k])
     held = [r for r in doc["sweeps"] if not r["training"]]
 
     def held_values(key, rows=held):
@@ -168,5 +172,8 @@ def evaluate(
         "mean_quiet_rmse_mV": float(onset_quiet.mean()) if onset_quiet.size else None,
         "mean_coincidence_factor": float(gamma.mean()) if gamma.size else None,
         "mean_abs_latency_error_ms": float(np.mean(lat_err)) if lat_err else None,
+        "failed_whole_sweeps": [
+            r["sweep"] for r in doc["sweeps"] if r.get("whole_sweep_failed")
+        ],
     }
     return doc, v_model

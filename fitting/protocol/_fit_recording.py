@@ -32,7 +32,12 @@ from fitting.protocol._polish import (
     polish,
     polish_bounds,
 )
-from fitting.protocol._prepare import Prepared, prepare, recording_digest
+from fitting.protocol._prepare import (
+    Prepared,
+    check_cell_values,
+    prepare,
+    recording_digest,
+)
 from fitting.protocol._search import (
     Evaluator,
     SearchResult,
@@ -553,6 +558,12 @@ def predict_recording(
     protocol = (document or {}).get("protocol", {})
     c_pf = protocol.get("c_pF")
     r_series = protocol.get("series_resistance_MOhm")
+    try:  # the fit's values, checked here to name where they came from
+        check_cell_values(
+            c_pf, r_series, ("protocol.c_pF", "protocol.series_resistance_MOhm")
+        )
+    except RecordingError as err:
+        raise RecordingError(f"the fit's parameter file: {err}") from None
     v_ref = None
     if same_baseline:
         v_ref = protocol.get("baseline_mV")

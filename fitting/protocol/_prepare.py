@@ -143,14 +143,50 @@ MAX_SERIES_RESISTANCE = 1e3
 
 
 def _check_plausible(
-    value: float | None, name: str, unit: str, largest: float, typical: str
+    value: float | None,
+    name: str,
+    unit: str,
+    largest: float,
+    typical: str,
+    positive: bool = False,
 ) -> None:
-    """A ``RecordingError`` for a given ``value`` above ``largest`` (``unit``)."""
-    if value is not None and value > largest:
+    """A ``RecordingError`` for a given ``value`` that is not a finite number
+    > 0 (``positive``) or >= 0, or is above ``largest`` (``unit``)."""
+    if value is None:
+        return
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float, np.integer, np.floating))
+        or not np.isfinite(value)
+        or value < 0
+        or (positive and value == 0)
+    ):
+        raise RecordingError(
+            f"`{name}` must be a finite number {'>' if positive else '>='} 0 "
+            f"{unit}; got {value!r}."
+        )
+    if value > largest:
         raise RecordingError(
             f"`{name}` = {value:g} {unit} is above {largest:g} {unit} ({typical}); "
             f"give it in {unit}."
         )
+
+
+def check_cell_values(
+    c_pf: float | None,
+    series_resistance: float | None,
+    names: tuple[str, str] = ("c_pf", "series_resistance"),
+) -> None:
+    """A ``RecordingError`` unless each given value is plausible: ``c_pf`` (pF)
+    in (0, :data:`MAX_C_PF`], ``series_resistance`` (MΩ) in [0,
+    :data:`MAX_SERIES_RESISTANCE`]; ``names`` name them in the message."""
+    _check_plausible(
+        c_pf, names[0], "pF", MAX_C_PF, "a whole cell is 1 to 10^4 pF", positive=True
+    )
+    _check_plausible(
+        series_resistance, names[1], "MΩ", MAX_SERIES_RESISTANCE,
+        "an uncompensated series resistance is 1 to 100 MΩ",
+    )  # fmt: skip
 
 
 def prepare(
@@ -196,11 +232,7 @@ def prepare(
             f"{where}: the real-cell protocol needs whole-cell currents in pA "
             f"(got {recording.i_unit}); give densities to fitting.fit directly."
         )
-    _check_plausible(c_pf, "c_pf", "pF", MAX_C_PF, "a whole cell is 1 to 10^4 pF")
-    _check_plausible(
-        series_resistance, "series_resistance", "MΩ", MAX_SERIES_RESISTANCE,
-        "an uncompensated series resistance is 1 to 100 MΩ",
-    )  # fmt: skip
+    check_cell_values(c_pf, series_resistance)
     # The depolarising step first: a recording without one cannot be fitted, whatever
     # else it has.
     if step is None:
