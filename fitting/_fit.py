@@ -155,7 +155,7 @@ def _starts(space, init, n_starts, seed, spread, run_regression):
     ``n_starts`` is ``None`` for the default: 16, or the rows of explicit starts.
     """
     count = _DEFAULT_STARTS if n_starts is None else n_starts
-    if init is None:
+    if init is None or (isinstance(init, str) and init == "params"):
         centre = space.base_values()
         _check_finite_init(space, centre[None], "the parameters (the starts' centre)")
         return space.sample(count, seed, centre, spread), "base"
@@ -172,8 +172,8 @@ def _starts(space, init, n_starts, seed, spread, run_regression):
                 )
             return space.sample(count, seed, center, spread), "regression"
         raise ValueError(
-            f"`init` must be None, 'bounds', 'regression', parameters or values; got "
-            f"{init!r}."
+            f"`init` must be None (or 'params'), 'bounds', 'regression', parameters "
+            f"or values; got {init!r}."
         )
     if isinstance(init, tuple) and hasattr(init, "_fields"):
         if type(init) is not type(space.base):
@@ -188,8 +188,8 @@ def _starts(space, init, n_starts, seed, spread, run_regression):
         values = np.asarray(init, dtype=np.float64)
     except (TypeError, ValueError):
         raise ValueError(
-            f"`init` must be None, 'bounds', 'regression', parameters or numbers; "
-            f"got {type(init).__name__}."
+            f"`init` must be None (or 'params'), 'bounds', 'regression', parameters "
+            f"or numbers; got {type(init).__name__}."
         ) from None
     if values.ndim == 1 and values.shape == (space.n_free,):
         _check_finite_init(space, values[None])
@@ -372,7 +372,8 @@ def fit(
         n_starts: number of starts (an integer >= 1; default 16, or the number
             of rows of explicit starts given as ``init``, which it must equal if
             both are given).
-        init: where starts come from: ``None`` (around ``params``), ``"regression"``
+        init: where starts come from: ``None`` or ``"params"`` (around
+            ``params``, as ``--init params``), ``"regression"``
             (around the :class:`fitting.EquationError` least-squares estimate),
             ``"bounds"`` (log-uniform / uniform within the bounds), a parameter
             tuple or ``(n_free,)`` values (around them), or ``(n_starts, n_free)``

@@ -1190,6 +1190,14 @@ def test_numpy_integers_are_accepted_and_explicit_starts_set_n_starts(noisy):
     assert explicit.losses.shape == (3,)
 
 
+def test_init_params_names_the_default_centre_as_the_cli_does(noisy):
+    # docs/fitting.md and `--init params` name it; fitting.fit refused the string.
+    named, default = _quick(noisy, init="params"), _quick(noisy)
+    np.testing.assert_array_equal(named.start_values, default.start_values)
+    with pytest.raises(ValueError, match=r"None \(or 'params'\), 'bounds'"):
+        _quick(noisy, init="param")
+
+
 def test_a_fit_where_no_start_ends_finite_warns(noisy):
     def undefined(trace, data):
         return jnp.nan * jnp.sum(trace.v)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from pathlib import Path
 
 import jax.numpy as jnp
@@ -21,7 +22,7 @@ from fitting.protocol import (
     _parameters,
     _settings,
 )
-from hhjax.recordings import Recording, RecordingError
+from hhjax.recordings import Recording, RecordingError, load_recording
 
 RECORDINGS = Path(__file__).resolve().parents[1] / "examples" / "data" / "recordings"
 DT = 0.05  # ms
@@ -233,6 +234,19 @@ def test_cell_values_must_be_plausible(c_pf, r_series, message):
         protocol.predict_recording(
             hhjax.PospischilParams.rs(), rec, document=document
         )
+
+
+def test_training_sweeps_without_spikes_are_warned_about():
+    # `hhjax fit 18711001.abf --sweeps 0,1` (0 and 10 pA) ran a whole fit that
+    # could not determine the spiking parameters, without a word.
+    prepared = protocol.prepare(load_recording(RECORDINGS / "18711001.abf"))
+    counts = protocol.spike_counts(prepared)
+    with pytest.warns(UserWarning, match=r"18711001\.abf: none of the training "
+                      r"sweeps \[0, 1\] spikes .*\(here 7, 8, 9, \.\.\.\)"):  # fmt: skip
+        _fit_recording._warn_without_spikes(prepared, counts, (0, 1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _fit_recording._warn_without_spikes(prepared, counts, (0, 7))
 
 
 def test_added_channels_have_a_box_a_spread_and_a_start(cell):

@@ -1273,5 +1273,11 @@ def test_a_table_in_pa_without_capacitance_is_told_to_add_it(tmp_path):
     t = 0.1 * np.arange(100)
     path = tmp_path / "cell.npz"
     np.savez(path, t_ms=t, v_mV=np.full(100, -65.0), i_pA=np.zeros(100))
-    with pytest.raises(RecordingError, match=r"add it to the file as `c_pF` \(pF\)"):
+    with pytest.raises(RecordingError, match=r"add it to the file as a number `c_pF`"):
         load_recording(path).current_density()
+    csv = tmp_path / "cell.csv"
+    csv.write_text("t_ms,v_mV,i_pA\n" + "".join(f"{x},-65,0\n" for x in t))
+    with pytest.raises(
+        RecordingError, match=r"add a column `c_pF` \(pF, the same value in every row\)"
+    ):
+        load_recording(csv).current_density()

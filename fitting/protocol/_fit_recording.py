@@ -12,6 +12,7 @@ import json
 import operator
 import os
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -240,6 +241,26 @@ def _fit_fingerprint(prepared, train, model, base, names, init, method, seed, op
     return digest.hexdigest()
 
 
+def _warn_without_spikes(
+    prepared: Prepared, counts: np.ndarray, train: Sequence[int]
+) -> None:
+    """A warning when no training sweep spikes in its step: the fit then has
+    nothing to determine the spiking parameters (their standard errors come out
+    huge, the model's rheobase anywhere)."""
+    spiking = [s for s, n in zip(prepared.sweeps, counts, strict=True) if n > 0]
+    if not spiking or any(s in spiking for s in train):
+        return
+    where = f"{prepared.recording.source}: " if prepared.recording.source else ""
+    warnings.warn(
+        f"{where}none of the training sweeps {list(train)} spikes in its step, so "
+        "the spiking parameters are not determined by them; include sweeps that "
+        f"spike (here {', '.join(map(str, spiking[:3]))}"
+        f"{', ...' if len(spiking) > 3 else ''}).",
+        UserWarning,
+        stacklevel=3,
+    )
+
+
 def _check_sweeps(prepared: Prepared, sweeps: Sequence[int]) -> tuple[int, ...]:
     """The training sweeps as file indices, refused (before any simulation) if
     the recording lacks one, lists one twice, or none is given."""
@@ -405,6 +426,7 @@ def fit_recording(
             rows = select_sweeps(prepared.amplitudes, counts, n_train, include_negative)
             sweeps = [prepared.sweeps[r] for r in rows]
         train = _check_sweeps(prepared, sweeps)
+        _warn_without_spikes(prepared, counts, train)
         init = initial_values(prepared, base, names, train)
         if passive_guard is None:
             passive_guard = has_negative

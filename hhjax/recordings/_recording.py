@@ -211,11 +211,14 @@ class Recording:
         if self.i_unit == "uA/cm2":
             return self.i
         if self.c_pf is None:
-            table = str(self.source).lower().endswith((".npz", ".csv"))
+            add = {
+                ".npz": "add it to the file as a number `c_pF` (pF), or ",
+                ".csv": "add a column `c_pF` (pF, the same value in every row), or ",
+            }.get(os.path.splitext(str(self.source).lower())[1], "")
             raise RecordingError(
                 f"{self.source or 'recording'}: current is in pA but the cell capacitance "
                 "is unknown; "
-                + ("add it to the file as `c_pF` (pF), or " if table else "")
+                + add
                 + "give `c_pf` (pF), e.g. recording.replace(c_pf=cell_properties("
                 "recording).c_pf) with the capacitance from the hyperpolarising step "
                 "(fitting.load_data takes `c_pf` too)."
