@@ -442,8 +442,9 @@ def _stimulus_from_args(args: argparse.Namespace) -> Any:
     stop = args.start + args.duration
     if stop > args.total + 1e-9:
         raise UsageError(
-            f"argument --duration: the step ({args.start:g} + {args.duration:g} ms) "
-            f"must end within --total {args.total:g} ms"
+            f"the step (--start {args.start:g} + --duration {args.duration:g} ms) "
+            f"must end within --total {args.total:g} ms; lengthen --total or move "
+            "the step"
         )
     return stimulus.step(
         args.amplitude, start=args.start, stop=stop, duration=args.total, dt=args.dt
@@ -484,9 +485,39 @@ def _run_simulate(args: argparse.Namespace) -> int:
             else ""
         )
     )
+    _warn_beyond_reversal(v, params)
     for path in written:
         print(f"wrote {path}")
     return 0
+
+
+# How far (mV) V may go beyond the model's reversal potentials before the CLI warns.
+_BEYOND_REVERSAL_MV = 100.0
+
+
+def _warn_beyond_reversal(v: np.ndarray, params: Any) -> None:
+    """One warning line when V (mV) leaves the span of the model's reversal
+    potentials by more than :data:`_BEYOND_REVERSAL_MV`: no membrane gets there;
+    the current overwhelms the cell's conductances."""
+    reversals = [
+        np.asarray(getattr(params, f)) for f in params._fields if f[:2] == "e_"
+    ]
+    if not reversals:
+        return
+    low = min(float(e.min()) for e in reversals)
+    high = max(float(e.max()) for e in reversals)
+    extreme = float(v.min()) if v.min() < low - _BEYOND_REVERSAL_MV else None
+    if v.max() > high + _BEYOND_REVERSAL_MV:
+        extreme = float(v.max())
+    if extreme is not None:
+        print(
+            f"hhjax: warning: V reached {extreme:.1f} mV, more than "
+            f"{_BEYOND_REVERSAL_MV:g} mV beyond the reversal potentials ({low:.1f} to "
+            f"{high:.1f} mV): the current overwhelms the cell's conductances (a current "
+            "in pA given as uA/cm^2? parameters of another cell, or a leak fitted on "
+            "depolarising steps only?)",
+            file=sys.stderr,
+        )
 
 
 # ------------------------------------------------------------------------------ fi

@@ -171,6 +171,8 @@ def test_console_script_and_module(tmp_path):
         (["simulate", "--param", "g_k=-1"], "g_k"),
         (["simulate", "--total", "10.005"], "--total"),
         (["simulate", "--start", "50", "--duration", "80"], "--duration"),
+        # --duration (default 80) was blamed though only --start was given
+        (["simulate", "--start", "30"], "(--start 30 + --duration 80 ms) must end"),
         (["simulate", "--params", "no/such/file.json"], "--params"),
         (["simulate", "--model", "pospischil-rs", "--convention", "hh1952"], "hh1952"),
         (
@@ -267,6 +269,25 @@ def test_outputs_written_atomically_and_warnings_one_line(
     assert sorted(renamed)[:2] == ["fi.csv", "fi.png"]
     for text in (err, err_fi):
         assert text.count("\n") == 1 and text.startswith("hhjax: warning: dt = 0.1")
+
+
+def test_simulate_warns_when_v_leaves_any_physiological_range(tmp_path, capsys):
+    # A fit's leak of 0.005 mS/cm^2 under -100 pA went to -251 mV, silently.
+    argv = [
+        "simulate", "--param", "g_l=0.001", "--amplitude", "-5", "--start", "5",
+        "--duration", "40", "--total", "50", "--method", "exp_euler", "--no-plot",
+        "--out", tmp_path / "low",
+    ]  # fmt: skip
+    status, out, err = _run_main([str(a) for a in argv], capsys)
+    low = float(out.split("V from ")[1].split()[0])
+    assert status == 0 and low < -177.0
+    assert err.startswith(f"hhjax: warning: V reached {low:.1f} mV, more than 100 mV ")
+    assert "(-77.0 to 50.0 mV)" in err and err.count("\n") == 1
+    argv[4] = "-1"  # V stays above -177 mV: no warning
+    status, _, err = _run_main(
+        [str(a) for a in argv[:-1]] + [str(tmp_path / "b")], capsys
+    )
+    assert status == 0 and err == ""
 
 
 def test_a_warning_is_printed_before_the_error_it_explains(tmp_path, capsys):
@@ -407,7 +428,7 @@ def test_out_where_files_cannot_be_created_stops_before_the_work(
 def test_a_later_usage_error_leaves_no_out_directory(tmp_path, capsys):
     argv = ["simulate", "--start", "50", "--duration", "80", "--out", tmp_path / "o"]
     status, _, err = _run_main(argv, capsys)
-    assert status == 2 and "argument --duration" in err
+    assert status == 2 and "--duration 80 ms) must end within --total" in err
     assert list(tmp_path.iterdir()) == []
 
 
