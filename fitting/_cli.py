@@ -1034,6 +1034,7 @@ def _run_predict(args: argparse.Namespace) -> int:
                 report = protocol.predict_to_directory(
                     args.params_file, args.data, tmp, method=args.method,
                     channel=args.channel, dac=args.dac, electrode=args.electrode,
+                    log=print,
                 )  # fmt: skip
             except fitting.RecordingError as err:
                 raise ValueError(str(err)) from None

@@ -364,7 +364,8 @@ def _cells(params: Any) -> int:
 def warnings_one_line() -> Iterator[None]:
     """Print each warning raised inside (e.g. a step-size warning, a checkpoint
     that could not be written) at once, as one line ``hhjax: warning: ...`` on
-    stderr."""
+    stderr. Python's warning filters apply: a warning repeated from the same
+    line prints once; ``-W``/``PYTHONWARNINGS`` can silence or repeat them."""
 
     def show(message, category, filename, lineno, file=None, line=None):
         print(f"hhjax: warning: {_one_line(message)}", file=sys.stderr, flush=True)

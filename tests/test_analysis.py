@@ -528,6 +528,10 @@ def test_limit_cycle_warm_up_step_follows_the_temperature():
         warnings.simplefilter("error", hhjax.StepSizeWarning)
         with pytest.raises(ValueError, match="No repetitive firing"):
             analysis.limit_cycle(hhjax.HHParams(temperature=36.0), 100.0, warmup=50.0)
+    # Its step shrinks with the rates: at 100 degC 3.8e7 steps (3 GB) for the
+    # default 300 ms; refused before any simulation, with what to do.
+    with pytest.raises(ValueError, match=r"would take 37879951 steps .* at most 15\.8"):
+        analysis.limit_cycle(hhjax.HHParams(temperature=100.0), 50.0)
 
 
 def test_limit_cycle_refuses_a_fixed_point_and_a_malformed_guess():

@@ -782,10 +782,13 @@ def test_a_cell_on_another_dac_is_fitted_and_predicted(tmp_path, capsys):
     fitted = json.loads((out / "params.json").read_text())
     assert fitted["data"]["dac"] == 1 and "channel" not in fitted["data"]
     pred = tmp_path / "pred"
-    status, _, stderr = _run(
+    status, stdout, stderr = _run(
         capsys, "predict", out / "params.json", path, "--out", pred
     )
     assert status == 0, stderr
+    assert f"reading the cell the fit read: --dac 1 (from {out / 'params.json'})" in (
+        stdout
+    )
     report = json.loads((pred / "metrics.json").read_text())
     assert report["data"]["dac"] == 1
     amplitudes = [s["amplitude_pA"] for s in report["sweeps"]]
@@ -797,6 +800,20 @@ def test_a_cell_on_another_dac_is_fitted_and_predicted(tmp_path, capsys):
         capsys, "predict", out / "params.json", path, "--dac", 0, "--out", pred
     )  # fmt: skip
     assert status == 2 and "no depolarising current" in stderr, stderr
+    # The fit's selectors, named when they do not fit another file or are edited.
+    fitted["data"]["channel"] = 1
+    (tmp_path / "ch1.json").write_text(json.dumps(fitted))
+    status, _, stderr = _run(
+        capsys, "predict", tmp_path / "ch1.json", RECORDING, "--out", tmp_path / "q"
+    )
+    assert status == 2 and "no ADC channel 1" in stderr
+    assert "(--channel 1 --dac 1 came from the fit's" in stderr
+    fitted["data"]["channel"] = "1"
+    (tmp_path / "ch1.json").write_text(json.dumps(fitted))
+    status, _, stderr = _run(
+        capsys, "predict", tmp_path / "ch1.json", RECORDING, "--out", tmp_path / "q"
+    )
+    assert status == 2 and "data.channel must be an index (integer); got '1'" in stderr
     # A trace file has no channels: refused.
     status, _, stderr = _run(
         capsys, "fit", EXAMPLE, "--free", "g_na", "--dac", "0", "--out", tmp_path / "x"

@@ -20,6 +20,7 @@ from fitting.protocol import (
     _evaluate,
     _fit_recording,
     _parameters,
+    _prepare,
     _settings,
 )
 from hhjax.recordings import Recording, RecordingError, load_recording
@@ -211,6 +212,11 @@ def test_predict_uses_the_fits_series_resistance_without_a_pulse(monkeypatch):
     assert seen["r_series"] == 12.5
 
 
+def test_scalar_arrays_are_plausible_cell_values():
+    _prepare.check_cell_values(np.array(85.0), np.float32(10.0))
+    _prepare.check_cell_values(jnp.float64(85.0), 0)
+
+
 @pytest.mark.parametrize(
     "c_pf, r_series, message",
     [
@@ -218,6 +224,8 @@ def test_predict_uses_the_fits_series_resistance_without_a_pulse(monkeypatch):
         (float("nan"), 10.0, r"`c_pf` must be a finite number > 0 pF; got nan"),
         (100.0, -1.0, r"`series_resistance` must be a finite number >= 0 MΩ"),
         ("100", 10.0, r"`c_pf` must be a finite number > 0 pF; got '100'"),
+        (True, 10.0, r"`c_pf` must be a finite number > 0 pF; got True"),
+        (np.array([100.0]), 10.0, r"`c_pf` must be a finite number > 0 pF; got arr"),
     ],
 )
 def test_cell_values_must_be_plausible(c_pf, r_series, message):
@@ -247,6 +255,24 @@ def test_training_sweeps_without_spikes_are_warned_about():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         _fit_recording._warn_without_spikes(prepared, counts, (0, 7))
+
+
+@pytest.mark.parametrize("free, warns", [(["g_l", "c_m"], False), (["g_na"], True)])
+def test_a_passive_fit_of_sweeps_without_spikes_is_not_warned_about(
+    monkeypatch, free, warns
+):
+    class Stop(Exception):
+        pass
+
+    def stop(*args, **kwargs):
+        raise Stop
+
+    monkeypatch.setattr(_fit_recording, "initial_values", stop)  # after the check
+    rec = load_recording(RECORDINGS / "18711001.abf")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(UserWarning if warns else Stop):
+            protocol.fit_recording(rec, "pospischil-rs", sweeps=[0, 1], free=free)
 
 
 def test_added_channels_have_a_box_a_spread_and_a_start(cell):

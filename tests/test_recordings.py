@@ -519,15 +519,28 @@ def test_nwb_sweep_number_used_twice_is_refused(tmp_path, twice):
         load_nwb(path)
 
 
-@pytest.mark.parametrize("table", [False, True])
-def test_nwb_of_several_cells_loads_the_electrode_asked_for(tmp_path, table):
+@pytest.mark.parametrize(
+    "table, stim_sweeps", [(False, True), (True, True), (True, False)]
+)
+def test_nwb_of_several_cells_loads_the_electrode_asked_for(
+    tmp_path, table, stim_sweeps
+):
     # Two cells recorded together (the same sweep numbers on both electrodes):
-    # the file could not be loaded at all ("both have sweep_number 0").
+    # the file could not be loaded at all ("both have sweep_number 0"). Without
+    # sweep numbers on the stimuli only the intracellular-recordings table pairs
+    # them, and its other electrode's rows must not get in the way.
     path = tmp_path / "pair.nwb"
 
     def series(icephys, electrodes):
         made = [
-            _nwb_pair(icephys, e, f"{e.name}_{k}", k, i_amp=-(k + 1 + 10 * j) * 1e-11)
+            _nwb_pair(
+                icephys,
+                e,
+                f"{e.name}_{k}",
+                k,
+                i_amp=-(k + 1 + 10 * j) * 1e-11,
+                stim_sweep=k if stim_sweeps else None,
+            )  # fmt: skip
             for j, e in enumerate(electrodes)
             for k in range(2)
         ]

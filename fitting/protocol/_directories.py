@@ -14,7 +14,7 @@ from fitting.protocol._evaluate import evaluate
 from fitting.protocol._fit_recording import RealFit, fit_recording, predict_recording
 from fitting.protocol._prepare import prepare, recording_digest
 from fitting.protocol._report import save_report
-from hhjax.recordings import SELECTORS, Recording
+from hhjax.recordings import SELECTORS, Recording, RecordingError
 
 RAW_SUFFIXES = (".abf", ".nwb")
 
@@ -125,6 +125,7 @@ def predict_to_directory(
     channel: int | None = None,
     dac: int | None = None,
     electrode: str | None = None,
+    log: Callable[[str], Any] | None = None,
 ) -> dict:
     """Score a ``params.json`` of this protocol on a recording file and write
     ``metrics.json`` and ``prediction.png`` into ``out_dir`` (what ``hhjax
@@ -135,7 +136,8 @@ def predict_to_directory(
     ``electrode`` an ``.nwb`` file's electrode
     (:func:`hhjax.recordings.load_recording`); each one not given is the fit's
     (``data.channel`` etc. of ``params.json``, written when the fit was given
-    them) where it applies to this file type, else the loader's default."""
+    them) where it applies to this file type, else the loader's default;
+    ``log`` is told when the fit's are used."""
     from fitting._io import write_json_atomic
     from fitting._results import load_result
     from hhjax.recordings import load_recording
@@ -145,7 +147,26 @@ def predict_to_directory(
     method = method or document.get("settings", {}).get("method", "rk4")
     given = {"channel": channel, "dac": dac, "electrode": electrode}
     selection = _selection(data_path, given, document.get("data"))
-    recording = load_recording(data_path, **selection)
+    from_fit = {k: v for k, v in selection.items() if given[k] is None}
+    for key, value in from_fit.items():
+        kind = str if key == "electrode" else int
+        if isinstance(value, bool) or not isinstance(value, kind):
+            raise RecordingError(
+                f"{params_path}: data.{key} must be "
+                f"{'a name' if kind is str else 'an index (integer)'}; got {value!r}."
+            )
+    options = " ".join(f"--{k} {v}" for k, v in from_fit.items())
+    if from_fit and log is not None:
+        log(f"reading the cell the fit read: {options} (from {params_path})")
+    try:
+        recording = load_recording(data_path, **selection)
+    except RecordingError as err:
+        if not from_fit:
+            raise
+        raise RecordingError(
+            f"{err} ({options} came from the fit's {params_path}; give them to "
+            "override.)"
+        ) from None
     same_file = fitted_on(document, recording, data_path)
     train = document.get("protocol", {}).get("training_sweeps", []) if same_file else []
     doc, v_model, prepared = predict_recording(

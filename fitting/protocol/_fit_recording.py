@@ -148,7 +148,9 @@ class RealFit:
 
     def save(self, path) -> Any:
         """Write :meth:`to_dict` as JSON (atomically); readable by
-        :func:`fitting.load_result`, ``hhjax predict`` and ``hhjax simulate``."""
+        :func:`fitting.load_result`, ``hhjax predict`` and ``hhjax simulate``.
+        (:func:`fit_to_directory` adds the loader's cell selectors, e.g.
+        ``data.dac``, which the fit itself does not know.)"""
         from fitting._io import write_json_atomic
 
         return write_json_atomic(path, self.to_dict())
@@ -239,6 +241,10 @@ def _fit_fingerprint(prepared, train, model, base, names, init, method, seed, op
     }
     digest.update(json.dumps(settings, sort_keys=True).encode())
     return digest.hexdigest()
+
+
+# Free parameters that the subthreshold response alone determines.
+PASSIVE = frozenset({"g_l", "e_l", "c_m"})
 
 
 def _warn_without_spikes(
@@ -426,7 +432,8 @@ def fit_recording(
             rows = select_sweeps(prepared.amplitudes, counts, n_train, include_negative)
             sweeps = [prepared.sweeps[r] for r in rows]
         train = _check_sweeps(prepared, sweeps)
-        _warn_without_spikes(prepared, counts, train)
+        if set(names) - PASSIVE:  # spiking parameters are free
+            _warn_without_spikes(prepared, counts, train)
         init = initial_values(prepared, base, names, train)
         if passive_guard is None:
             passive_guard = has_negative

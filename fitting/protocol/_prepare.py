@@ -154,12 +154,14 @@ def _check_plausible(
     > 0 (``positive``) or >= 0, or is above ``largest`` (``unit``)."""
     if value is None:
         return
+    array = np.asarray(value) if not isinstance(value, str) else None
     if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float, np.integer, np.floating))
-        or not np.isfinite(value)
-        or value < 0
-        or (positive and value == 0)
+        array is None
+        or array.ndim != 0
+        or array.dtype.kind not in "iuf"  # not bool, str, object
+        or not np.isfinite(array)
+        or array < 0
+        or (positive and array == 0)
     ):
         raise RecordingError(
             f"`{name}` must be a finite number {'>' if positive else '>='} 0 "

@@ -38,6 +38,7 @@ from hhjax.analysis._fixed_points import (
 _NEWTON_TOL = 1e-10  # max |residual| (mV, gates, mV/ms) accepted as converged
 _NEWTON_MAX = 25
 _WARMUP_DT = 0.02  # ms, step of the simulation that finds the orbit
+_MAX_WARMUP_STEPS = 2_000_000  # recorded: about 64 MB for HH's four fields
 # max |dx/dt| (mV/ms, 1/ms) below which a solution of H = 0 is a fixed point.
 _FIXED_POINT_SPEED = 1e-6
 
@@ -181,9 +182,17 @@ def _guess_from_simulation(params, i_ext, warmup, method):
     """State at the last V minimum of a simulation from rest, and the last ISI."""
     model = model_of(params)
     # Hot cells (fast rates) need a shorter step: half the stable limit.
-    dt = min(_WARMUP_DT, 0.5 * largest_stable_dt(method, model, params)[0])
+    limit, factor = largest_stable_dt(method, model, params)
+    dt = min(_WARMUP_DT, 0.5 * limit)
     fields = ("v", *model.gate_names)
     n_warm = round(positive_number(warmup, "warmup", "ms") / dt)
+    if n_warm > _MAX_WARMUP_STEPS:
+        raise ValueError(
+            f"The warm-up of {warmup:g} ms would take {n_warm} steps of {dt:.3g} ms "
+            f"(the rates are {factor:.3g}x their value at the reference "
+            f"temperature); shorten `warmup` (ms) to at most "
+            f"{_MAX_WARMUP_STEPS * dt:.3g} ms, or give a `guess`."
+        )
     if n_warm < 3:
         raise ValueError(
             f"`warmup` ({warmup:g} ms) is shorter than 3 steps of the {dt:g} ms "

@@ -6,8 +6,9 @@ Reads the intracellular-electrophysiology series of an NWB 2 file: every
 current, amperes). Values are converted with each series' ``conversion`` and
 ``offset`` to mV and pA.
 
-Pairing is strict: each sweep number may appear once among the responses and once
-among the stimuli; a file with a single response and a single stimulus needs them
+A file with the series of several cells (intracellular electrodes) loads one of
+them, chosen with ``electrode``. Pairing is strict: each sweep number may appear
+once among that electrode's responses and once among its stimuli; a file with a single response and a single stimulus needs them
 to have the same sweep number (or none); and a stimulus must start (its
 ``starting_time`` or first timestamp) within half a sample of its response. Where
 sweep numbers do not pair them, the rows of the file's intracellular-recordings
@@ -169,10 +170,11 @@ def _pairs(responses: list, stimuli: list, where: str) -> list[tuple]:
     return sorted(pairs, key=lambda p: p[0])
 
 
-def _table_pairs(nwbfile, where: str) -> list[tuple] | None:
+def _table_pairs(nwbfile, where: str, electrode: str | None) -> list[tuple] | None:
     """``[(sweep, response, stimulus)]`` from the intracellular-recordings table,
-    for its rows with a current-clamp response; ``None`` when there are none or
-    one of them has no current-clamp stimulus (the table cannot pair them)."""
+    for its rows with a current-clamp response (of ``electrode``, if given);
+    ``None`` when there are none or one of them has no current-clamp stimulus
+    (the table cannot pair them)."""
     table = getattr(nwbfile, "intracellular_recordings", None)
     if table is None or len(table) == 0:
         return None
@@ -182,6 +184,8 @@ def _table_pairs(nwbfile, where: str) -> list[tuple] | None:
     for row in range(len(table)):
         response, stimulus = responses[row], stimuli[row]
         if type(response.timeseries).__name__ != "CurrentClampSeries":
+            continue
+        if electrode is not None and _electrode_name(response.timeseries) != electrode:
             continue
         if type(stimulus.timeseries).__name__ != "CurrentClampStimulusSeries":
             return None
@@ -262,10 +266,9 @@ def load_nwb(path: str | os.PathLike, *, electrode: str | None = None) -> Record
         try:
             pairs = _pairs(responses, stimuli, where)
         except RecordingError:
-            pairs = _table_pairs(nwbfile, where)
+            pairs = _table_pairs(nwbfile, where, name)
             if pairs is None:
                 raise
-            pairs = [p for p in pairs if name is None or _electrode_name(p[1]) == name]
         dts = {round(_dt_ms(s, where), 12) for _, r, st in pairs for s in (r, st)}
         if len(dts) != 1:
             raise RecordingError(
