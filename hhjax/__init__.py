@@ -4,6 +4,9 @@ Units everywhere: mV, ms, µA/cm², mS/cm², µF/cm² (pA and pF only where stat
 Voltage convention: modern (rest ≈ −65 mV) unless the parameters say otherwise
 (:meth:`HHParams.hh1952` gives HH's 1952 / pyHH convention, rest at 0 mV).
 
+``hhjax.analysis``, ``hhjax.io``, ``hhjax.plot``, ``hhjax.pyhh``,
+``hhjax.recordings`` and ``hhjax.cli`` are imported on first use.
+
 ``import hhjax`` does not enable float64; do that yourself with
 ``jax.config.update("jax_enable_x64", True)`` before creating arrays. It does add
 two XLA:CPU compilation flags to ``XLA_FLAGS`` (faster loops; results unchanged;
@@ -50,3 +53,19 @@ from hhjax.models.pospischil import PospischilState as PospischilState
 from hhjax.models.pospischil import PospischilTrace as PospischilTrace
 
 __version__ = "0.1.0"
+
+# Subpackages outside the numerical core, imported on first use (``hhjax.plot``
+# loads matplotlib): ``import hhjax`` then ``hhjax.analysis.fi_curve(...)`` works.
+_LAZY_SUBMODULES = ("analysis", "cli", "io", "plot", "pyhh", "recordings")
+
+
+def __getattr__(name: str):
+    if name in _LAZY_SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"hhjax.{name}")
+    raise AttributeError(f"module 'hhjax' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY_SUBMODULES])

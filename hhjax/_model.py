@@ -144,6 +144,17 @@ class Model:
     def __post_init__(self) -> None:
         # A list would pass here but not as jit's static (hashable) argument.
         object.__setattr__(self, "channels", tuple(self.channels))
+        for ch in self.channels:
+            if not isinstance(ch, Channel):
+                made = (
+                    f" (a class: use an instance, {ch.__name__}())"
+                    if isinstance(ch, type)
+                    else ""
+                )
+                raise TypeError(
+                    f"Model {self.name!r}: every channel must be a hhjax.Channel "
+                    f"instance; got {ch!r}{made}."
+                )
         object.__setattr__(self, "off", frozenset(self.off))
         if self.off:  # a view of a registered model (switched_off), not a model
             unknown = self.off - {ch.name for ch in self.channels}

@@ -63,7 +63,11 @@ def step(
     """Advance the state by one step. Pure; not jitted (jit it, or use ``simulate``).
 
     Every gate is integrated, also those of a channel switched off by a zero
-    conductance (which :func:`simulate` holds; V is the same either way).
+    conductance (which :func:`simulate` holds; V is the same either way). Meant for
+    your own loops (inside ``jit``/``scan``): only the types of ``state`` and
+    ``params`` are checked, not their values, ``i_ext`` or ``dt`` (a NaN, a current
+    in pA or a negative ``dt`` give a wrong state, not an error); :func:`simulate`
+    checks them all.
 
     Args:
         state: the model's state tuple (e.g. :class:`hhjax.HHState`), V in mV.

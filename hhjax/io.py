@@ -237,9 +237,14 @@ def trace_columns(trace: Any, i_ext: ArrayLike | None = None) -> dict[str, np.nd
         current = np.asarray(i_ext, dtype=float)
         n = columns["t_ms"].shape[0]
         if current.ndim < 1 or current.shape[0] != n:
+            hint = ""
+            every = current.shape[0] if current.ndim >= 1 else 0
+            if every > n > 1 and every % n == 0:  # the current of a strided trace
+                k = every // n
+                hint = f" For a trace recorded with stride={k}, pass i_ext[::{k}]."
             raise ValueError(
                 f"`i_ext` must have one value per trace sample ({n}); got shape "
-                f"{current.shape}."
+                f"{current.shape}.{hint}"
             )
         columns[I_EXT_COLUMN] = current
     return columns
@@ -803,7 +808,14 @@ def load_params(path: str | Path, base: Any = None) -> Any:
 
 def _model_name(params: Any) -> str:
     names = [n for n, make in MODELS.items() if type(make()) is type(params)]
-    if len(names) != 1:
+    if not names:
+        raise ValueError(
+            f"{type(params).__name__} belongs to no model in hhjax.MODELS, and the "
+            "file must name its model to be read back: register it first, e.g. "
+            f"hhjax.MODELS['my-model'] = {type(params).__name__} (a constructor of "
+            "its default parameters)."
+        )
+    if len(names) > 1:
         raise ValueError(
             f"Pass `model=` (one of {names}) to name the model of these "
             f"{type(params).__name__}."
@@ -827,11 +839,18 @@ def save_params(params: Any, path: str | Path, model: str | None = None) -> Path
         The path written.
 
     Raises:
-        ValueError: ``model`` missing where ambiguous or unknown, or a
-            non-finite value.
+        TypeError: ``params`` is not a parameter tuple (e.g. a dict).
+        ValueError: ``model`` missing where ambiguous or unknown (a model
+            assembled by you must be registered in :data:`hhjax.MODELS` first),
+            or a non-finite value.
         OSError: the file cannot be written.
     """
     path = Path(path)
+    if not (isinstance(params, tuple) and hasattr(params, "_fields")):
+        raise TypeError(
+            f"`params` must be a model's parameter tuple (e.g. hhjax.HHParams); "
+            f"got {type(params).__name__}."
+        )
     if model is None:
         model = _model_name(params)
     elif type(default_params(model)) is not type(params):

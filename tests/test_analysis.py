@@ -325,10 +325,10 @@ def test_fi_curve_counts_a_repeated_current_once():
 
 
 def test_fi_curve_window_must_hold_samples():
-    # 10.01 ms at dt = 0.025 is 400 steps, sampled up to 9.975 ms: the window
-    # [10, 10.01) held no sample and every rate came out 0 without a word.
-    with pytest.raises(ValueError, match=r"analysis window \[10.0, 10.01\) ms holds"):
-        analysis.fi_curve(hhjax.HHParams(), [10.0], duration=10.01, transient=10.0)
+    # 10.025 ms at dt = 0.025 is 401 steps, sampled up to 10.0 ms: the window
+    # [10, 10.025) holds no sample (every rate came out 0 without a word).
+    with pytest.raises(ValueError, match=r"analysis window \[10.0, 10.025\) ms hol"):
+        analysis.fi_curve(hhjax.HHParams(), [10.0], duration=10.025, transient=10.0)
     for kwargs, pattern in (
         ({"dt": jnp.array([0.01, 0.02])}, r"`dt` must be a positive, finite number"),
         ({"duration": "50"}, r"`duration` must be a positive, finite number"),
@@ -933,3 +933,50 @@ def test_fold_sensitivity_in_float32_says_float64_is_needed():
     )
     with jax.enable_x64(False), pytest.raises(RuntimeError, match="jax_enable_x64"):
         analysis.fold_sensitivity(hhjax.HHParams(), fold)
+
+
+@pytest.mark.parametrize(
+    "name, call",
+    [
+        ("fi_curve", lambda p: analysis.fi_curve(p, jnp.array([10.0]), duration=50.0)),
+        ("hopf_points", lambda p: analysis.hopf_points(p)),
+        ("classify_hopf", lambda p: analysis.classify_hopf(p, 9.78)),
+        ("limit_cycle", lambda p: analysis.limit_cycle(p, 20.0)),
+        ("phase_response_curve", lambda p: analysis.phase_response_curve(p, 20.0)),
+    ],
+)
+def test_searches_say_they_need_concrete_inputs(name, call):
+    # Under jax.grad they failed with JAX's ConcretizationTypeError or
+    # TracerArrayConversionError from deep inside; fi_curve's docstring even
+    # called its rates differentiable.
+    def f(g):
+        out = call(hhjax.HHParams(g_na=g))
+        return jnp.sum(jnp.asarray(jax.tree.leaves(out)[0], float))
+
+    with pytest.raises(ValueError, match=rf"{name} needs concrete inputs: .* call "):
+        jax.grad(f)(120.0)
+
+
+@pytest.mark.parametrize(
+    "call, name",
+    [
+        (lambda: analysis.fixed_point(hhjax.HHParams(), 5000.0), "i_ext"),
+        (lambda: analysis.limit_cycle(hhjax.HHParams(), 5000.0), "i_ext"),
+        (lambda: analysis.fi_curve(hhjax.HHParams(), [5000.0]), "currents"),
+    ],
+)
+def test_a_current_in_pa_is_named_without_an_option_the_function_lacks(call, name):
+    # The message offered `check_inputs=False`, which these functions do not take,
+    # and named fi_curve's `currents` as `i_ext`.
+    with pytest.raises(ValueError, match=rf"`{name}` reaches \|I\| = 5000") as err:
+        call()
+    assert "check_inputs" not in str(err.value)
+
+
+def test_fi_curve_refuses_a_duration_that_is_not_whole_steps():
+    # duration 100 ms at dt 0.03 ran 3333 steps and reported the window to
+    # 99.99 ms, silently.
+    with pytest.raises(ValueError, match=r"`duration` 100\.0 ms is not a whole number"):
+        analysis.fi_curve(
+            hhjax.HHParams(), [10.0], duration=100.0, dt=0.03, transient=10.0
+        )

@@ -207,6 +207,10 @@ def test_a_model_cannot_take_over_another_models_parameter_type():
     class NoLeakParams(HHParams):
         pass
 
+    # A channel class instead of an instance failed later, inside simulate.
+    with pytest.raises(TypeError, match=r"got <class .*Sodium'> \(a class: use an "
+                       r"instance, Sodium\(\)\)"):  # fmt: skip
+        hhjax.Model("x", [Sodium, Potassium()], NoLeakParams, HHState, NoLeakTrace, 6.3)
     model = hhjax.Model(
         "hh_noleak", [Sodium(), Potassium()], NoLeakParams, HHState, NoLeakTrace, 6.3
     )

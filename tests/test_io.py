@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import json
 from pathlib import Path
 
@@ -66,8 +67,10 @@ def test_csv_2d_batch_header(tmp_path):
 def test_save_trace_errors(trace, tmp_path):
     with pytest.raises(ValueError, match=".npz or .csv"):
         io.save_trace(trace, tmp_path / "t.txt")
-    with pytest.raises(ValueError, match="one value per trace sample"):
+    with pytest.raises(ValueError, match=r"one value per trace sample \(80\); got s"):
         io.save_trace(trace, tmp_path / "t.csv", i_ext=np.zeros(79))
+    with pytest.raises(ValueError, match=r"stride=10, pass i_ext\[::10\]\.$"):
+        io.save_trace(trace, tmp_path / "t.csv", i_ext=np.zeros(800))
 
 
 @pytest.mark.parametrize(
@@ -141,6 +144,29 @@ def test_model_names(tmp_path):
         io.save_params(rs, tmp_path / "rs.json")
     io.save_params(rs, tmp_path / "rs.json", model="pospischil-rs")
     assert io.load_params(tmp_path / "rs.json") == rs
+
+
+def test_saving_the_params_of_an_unregistered_model_says_how(tmp_path, monkeypatch):
+    # It said "Pass `model=` (one of [])", and any model= was unknown.
+    from hhjax.channels import Leak, Potassium, Sodium
+
+    class MyParams(hhjax.HHParams):
+        pass
+
+    # Own state and trace types: a model registers them (model_of) for good.
+    state = collections.namedtuple("MyState", hhjax.HHState._fields)
+    trace = collections.namedtuple("MyTrace", hhjax.Trace._fields)
+    hhjax.Model("my-hh", [Sodium(), Potassium(), Leak()], MyParams, state, trace, 6.3)
+    with pytest.raises(ValueError, match=r"MyParams belongs to no model in hhjax\.MOD"
+                       r"ELS.*hhjax\.MODELS\['my-model'\] = MyParams"):  # fmt: skip
+        io.save_params(MyParams(), tmp_path / "p.json")
+    monkeypatch.setitem(hhjax.MODELS, "my-hh", MyParams)
+    io.save_params(MyParams(g_na=100.0), tmp_path / "p.json")
+    assert io.load_params(tmp_path / "p.json") == MyParams(g_na=100.0)
+    with pytest.raises(
+        TypeError, match=r"must be a model's parameter tuple .*; got dict"
+    ):
+        io.save_params({"g_na": 1.0}, tmp_path / "p.json", model="hh")
 
 
 def test_npz_upper_case_suffix_writes_the_returned_path(trace, tmp_path):

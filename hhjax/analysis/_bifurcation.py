@@ -31,6 +31,7 @@ from hhjax.analysis._fixed_points import (
     check_one_cell,
     fixed_point,
     jacobian,
+    require_concrete,
     state_to_vector,
     vector_field,
 )
@@ -251,6 +252,10 @@ def hopf_points(
         grid = np.linspace(grid[0], grid[1], int(n_grid))
     if not np.all(np.diff(grid) > 0) or not np.all(np.isfinite(grid)):
         raise ValueError("The grid of currents must be finite and strictly ascending.")
+    require_concrete(
+        "hopf_points", params, i_range,
+        hint="hopf_current, with a bracket from hopf_points, is differentiable",
+    )  # fmt: skip
     check_one_cell(params, "hopf_points")
     dtype = jnp.result_type(float, *jax.tree.leaves(params))
     found = _hopf_points_on(params, grid, dtype, _REFINE_DEPTH)
@@ -375,6 +380,9 @@ def classify_hopf(params: Any, i_hopf: ArrayLike) -> HopfPoint:
             (no complex eigenvalue pair with a real part within 1 % of its
             modulus, or no crossing of the imaginary axis nearby).
     """
+    require_concrete(
+        "classify_hopf", params, i_hopf, hint="it refines and classifies one point"
+    )
     check_one_cell(params, "classify_hopf", i_hopf)
     if not np.isfinite(concrete_real(i_hopf, "i_hopf", "uA/cm^2")):
         raise ValueError(

@@ -10,13 +10,20 @@ import numpy as np
 from jax import Array
 from jax.typing import ArrayLike
 
-from hhjax._checks import concrete_real, is_integer, is_traced, positive_number
+from hhjax._checks import (
+    check_current,
+    concrete_real,
+    is_integer,
+    is_traced,
+    positive_number,
+)
 from hhjax._equilibrium import resting_state
 from hhjax._integrators import DEFAULT_METHOD
 from hhjax._model import document_fields, model_of
 from hhjax._simulate import simulate
-from hhjax.analysis._fixed_points import check_one_cell
+from hhjax.analysis._fixed_points import check_one_cell, require_concrete
 from hhjax.analysis._spikes import firing_rate, first_spike_time, spike_count
+from hhjax.stimulus import n_steps as whole_steps
 
 # A rate at rheobase more than this many times the rate increase that the slope just
 # above rheobase predicts over one current step is a jump (a square-root onset
@@ -84,9 +91,10 @@ def fi_curve(
     HH); ``"unknown"`` if the grid cannot tell (no rheobase, rheobase at
     the first or last current, or fewer than two firing currents above it).
 
-    The returned rates, counts and latencies are JAX arrays; ``rates`` and
-    ``latency`` are differentiable w.r.t. ``params`` (use :func:`firing_rate` on
-    your own simulation for gradients; ``fi_curve`` itself needs concrete inputs).
+    The returned rates, counts and latencies are JAX arrays. ``fi_curve`` needs
+    concrete inputs (not under ``jax.grad``/``jit``/``vmap``): for gradients of
+    a rate, apply :func:`firing_rate` (differentiable w.r.t. ``params``) to your
+    own :func:`hhjax.simulate` run.
 
     Args:
         params: one cell's parameter tuple (scalar leaves; e.g.
@@ -117,6 +125,11 @@ def fi_curve(
             an analysis window that holds no sample).
     """
     model_of(params)
+    require_concrete(
+        "fi_curve", params, currents,
+        hint="for gradients of a firing rate, apply firing_rate to your own "
+        "hhjax.simulate run",
+    )  # fmt: skip
     check_one_cell(
         params,
         "fi_curve",
@@ -135,6 +148,7 @@ def fi_curve(
             f"`currents` must be finite (uA/cm^2); entry {bad[0]} is "
             f"{float(currents[bad[0]])}."
         )
+    check_current(currents, "currents", opt_out=False)
     duration = positive_number(duration, "duration", "ms")
     transient = concrete_real(transient, "transient", "ms")
     if not (math.isfinite(duration) and math.isfinite(transient)) or not (
@@ -148,7 +162,7 @@ def fi_curve(
         raise ValueError(f"`min_spikes` must be an int >= 2; got {min_spikes!r}.")
     min_spikes = int(min_spikes)
     dt = positive_number(dt, "dt", "ms")
-    n_steps = round(duration / dt)
+    n_steps = whole_steps(duration, dt)  # not silently shortened
     if n_steps < 2:
         raise ValueError(
             f"`duration` ({duration} ms) must span at least 2 steps of dt."

@@ -16,7 +16,7 @@ import numpy as np
 from jax import Array
 from jax.typing import ArrayLike
 
-from hhjax._checks import is_traced
+from hhjax._checks import check_current, is_traced
 from hhjax._equilibrium import resting_state
 from hhjax._model import model_of
 
@@ -42,6 +42,18 @@ def check_one_cell(
             f"{function} works on one constant current (a scalar, µA/cm²), but "
             f"`i_ext` has shape {np.shape(i_ext)}; map it over currents with "
             "jax.vmap or a loop."
+        )
+
+
+def require_concrete(function: str, *values: Any, hint: str) -> None:
+    """A clear error when any of ``values`` is traced (``jax.jit``, ``jax.grad``,
+    ``jax.vmap``): ``function`` searches with Python control flow and NumPy, so
+    it needs concrete inputs; ``hint`` says what to use instead."""
+    if any(is_traced(v) for v in values):
+        raise ValueError(
+            f"{function} needs concrete inputs: it searches with Python control "
+            "flow, so it cannot run under jax.jit, jax.grad or jax.vmap; call it "
+            f"outside them ({hint})."
         )
 
 
@@ -77,6 +89,7 @@ def fixed_point(params: Any, i_ext: ArrayLike = 0.0) -> Any:
     Returns:
         The model's state tuple at the fixed point (V in mV, gates at steady state).
     """
+    check_current(i_ext, "i_ext", opt_out=False)
     return resting_state(params, i_ext)
 
 

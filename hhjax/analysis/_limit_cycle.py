@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array, lax
 
-from hhjax._checks import is_integer, positive_number
+from hhjax._checks import check_current, is_integer, positive_number
 from hhjax._equilibrium import resting_state
 from hhjax._integrators import DEFAULT_METHOD, get_integrator
 from hhjax._model import document_fields, model_of
@@ -31,6 +31,7 @@ from hhjax._simulate import largest_stable_dt, simulate
 from hhjax.analysis._fixed_points import (
     check_one_cell,
     check_one_state,
+    require_concrete,
     state_to_vector,
     vector_field,
 )
@@ -260,7 +261,15 @@ def limit_cycle(
         RuntimeError: float64 is not enabled (``jax_enable_x64``).
     """
     _require_float64("limit_cycle")
+    require_concrete(
+        "limit_cycle",
+        params,
+        i_ext,
+        guess,
+        hint="its period and state are found by Newton's method on concrete values",
+    )
     check_one_cell(params, "limit_cycle", i_ext)
+    check_current(i_ext, "i_ext", opt_out=False)
     dt = positive_number(dt, "dt", "ms")
     if guess is None:
         x0, period = _guess_from_simulation(params, i_ext, warmup, method)

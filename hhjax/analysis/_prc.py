@@ -24,7 +24,12 @@ from jax import Array, lax
 
 from hhjax._integrators import DEFAULT_METHOD, get_integrator
 from hhjax._model import document_fields, model_of
-from hhjax.analysis._fixed_points import check_one_cell, state_to_vector, vector_field
+from hhjax.analysis._fixed_points import (
+    check_one_cell,
+    require_concrete,
+    state_to_vector,
+    vector_field,
+)
 from hhjax.analysis._limit_cycle import (
     LimitCycle,
     _require_float64,
@@ -116,6 +121,10 @@ def phase_response_curve(
         RuntimeError: float64 is not enabled (``jax_enable_x64``).
     """
     _require_float64("phase_response_curve")
+    require_concrete(
+        "phase_response_curve", params, i_ext, cycle,
+        hint="its orbit is found by Newton's method on concrete values",
+    )  # fmt: skip
     check_one_cell(params, "phase_response_curve", i_ext)
     if cycle is None:
         cycle = limit_cycle(params, i_ext, dt=dt, method=method)
