@@ -558,6 +558,13 @@ def test_limit_cycle_continues_from_the_orbit_at_a_nearby_current():
     fresh = analysis.limit_cycle(params, 10.05)  # from a simulation instead
     assert continued.period == pytest.approx(fresh.period, rel=1e-8)
     assert continued.period != pytest.approx(cycle.period, rel=1e-4)
+    # Full Newton steps overshot from 10 to 10.5 (and from 15 to 16); halved
+    # steps converge. Too far a jump says to continue in smaller steps.
+    further = analysis.limit_cycle(params, 10.5, guess=cycle)
+    assert further.period == pytest.approx(analysis.limit_cycle(params, 10.5).period)
+    with pytest.raises(ValueError, match=r"did not converge; give a `guess` from a "
+                       r"nearer current \(continue in smaller steps\)"):  # fmt: skip
+        analysis.limit_cycle(params, 11.0, guess=cycle)
 
 
 @pytest.mark.parametrize(

@@ -38,6 +38,7 @@ from hhjax.analysis._fixed_points import (
 
 _NEWTON_TOL = 1e-10  # max |residual| (mV, gates, mV/ms) accepted as converged
 _NEWTON_MAX = 25
+_NEWTON_HALVINGS = 6  # a Newton step is shortened to 1/64 at most
 _WARMUP_DT = 0.02  # ms, step of the simulation that finds the orbit
 _MAX_WARMUP_STEPS = 2_000_000  # recorded: about 64 MB for HH's four fields
 # max |dx/dt| (mV/ms, 1/ms) below which a solution of H = 0 is a fixed point.
@@ -131,29 +132,43 @@ def _residual_and_jacobian(params, z, n_steps, method):
 # --------------------------------------------------------------------- Newton
 def _newton(params, z, n_steps, method, extra=None):
     """Solve ``H(z) = 0`` for ``(x0, T)`` at fixed I, or, with ``extra = (t, c)``,
-    solve ``[H(z); t·z − c] = 0`` for all of ``z``.
+    solve ``[H(z); t·z − c] = 0`` for all of ``z``. Damped: a step that does not
+    lower the largest residual is halved (up to :data:`_NEWTON_HALVINGS` times),
+    so a guess from a nearby current converges where full steps overshoot.
 
     Returns:
         ``(z, jacobian of H at z, converged)``.
     """
-    z = np.array(z, dtype=float)
-    for _ in range(_NEWTON_MAX):
+
+    def system(z):
         res, jac = _residual_and_jacobian(params, z, n_steps, method)
         if extra is None:
-            lhs, rhs = jac[:, :-1], res
-        else:
-            t, c = extra
-            lhs = np.vstack([jac, t[None]])
-            rhs = np.concatenate([res, [t @ z - c]])
-        if not np.all(np.isfinite(rhs)):
+            return res, jac, jac[:, :-1], res
+        t, c = extra
+        return res, jac, np.vstack([jac, t[None]]), np.concatenate([res, [t @ z - c]])
+
+    def size(rhs):
+        return float(np.max(np.abs(rhs))) if np.all(np.isfinite(rhs)) else np.inf
+
+    z = np.array(z, dtype=float)
+    res, jac, lhs, rhs = system(z)
+    for _ in range(_NEWTON_MAX):
+        norm = size(rhs)
+        if not np.isfinite(norm):
             return z, jac, False
-        if np.max(np.abs(rhs)) < _NEWTON_TOL:
+        if norm < _NEWTON_TOL:
             return z, jac, True
         delta = np.linalg.solve(lhs, -rhs)
         if extra is None:
             delta = np.concatenate([delta, [0.0]])
-        z = z + delta
-    res, jac = _residual_and_jacobian(params, z, n_steps, method)
+        step = 1.0
+        for _ in range(_NEWTON_HALVINGS + 1):
+            trial = z + step * delta
+            found = system(trial)
+            if size(found[3]) < norm:
+                break
+            step *= 0.5
+        z, (res, jac, lhs, rhs) = trial, found
     return z, jac, bool(np.max(np.abs(res)) < 1e3 * _NEWTON_TOL)
 
 
@@ -291,8 +306,14 @@ def limit_cycle(
     if not ok:
         raise ValueError(
             f"The periodic orbit at I = {float(i_ext):g} uA/cm^2 did not converge; "
-            "give a better `guess` or a longer `warmup`, or a smaller `dt` (ms) if "
-            f"{dt:g} ms is too coarse for method {method!r}."
+            + (
+                "give a longer `warmup`"
+                if guess is None
+                else "give a `guess` from a nearer current (continue in smaller "
+                "steps), or none (the orbit is then found from rest)"
+            )
+            + f", or a smaller `dt` (ms) if {dt:g} ms is too coarse for method "
+            f"{method!r}."
         )
     _check_not_a_fixed_point(params, z)
     return _cycle_from_z(params, z, jac, n_steps)
