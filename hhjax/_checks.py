@@ -157,8 +157,9 @@ def _finite_fields(fields: Any, label: str) -> Any:
 
 def check_params(params: Any) -> None:
     """The concrete fields of a parameter tuple (traced ones are skipped): finite;
-    conductances in [0, :data:`MAX_PLAUSIBLE_CONDUCTANCE`]; ``c_m``, Q10s and time constants > 0; reversal potentials
-    within ±:data:`MAX_REVERSAL_MV`; temperature in degC."""
+    conductances in [0, :data:`MAX_PLAUSIBLE_CONDUCTANCE`]; ``c_m``, Q10s and time
+    constants > 0; reversal potentials within ±:data:`MAX_REVERSAL_MV`;
+    temperature in degC."""
     for name, value, low, high in _finite_fields(params, "Parameter `{name}`"):
         if name.startswith("g_") and low < 0:
             raise ValueError(

@@ -19,9 +19,9 @@ Field names are those of the model's parameter tuple (:class:`hhjax.HHParams`:
 numbers (a batch). ``"model"`` names the model and its default parameters, a key
 of :data:`hhjax.MODELS` (``"hh"``, ``"pospischil-rs"``, ...); other top-level keys
 of the second layout (metadata such as a loss) are ignored, except that every name
-in a ``"free"`` list (the fitted fields) must be in ``"params"``. Fields a file does not
-give keep the values of ``base`` (default: the named model's defaults; standard HH
-in the modern convention if none is named). TOML needs Python ≥ 3.11
+in a ``"free"`` list (the fitted fields) must be in ``"params"``. Fields a file
+does not give keep the values of ``base`` (default: the named model's defaults;
+standard HH in the modern convention if none is named). TOML needs Python ≥ 3.11
 (``tomllib``) or the ``tomli`` package.
 
 Every file is written atomically (:func:`write_bytes_atomic`): to a temporary name

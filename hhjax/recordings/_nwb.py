@@ -8,8 +8,9 @@ current, amperes). Values are converted with each series' ``conversion`` and
 
 A file with the series of several cells (intracellular electrodes) loads one of
 them, chosen with ``electrode``. Pairing is strict: each sweep number may appear
-once among that electrode's responses and once among its stimuli; a file with a single response and a single stimulus needs them
-to have the same sweep number (or none); and a stimulus must start (its
+once among that electrode's responses and once among its stimuli; a file with a
+single response and a single stimulus needs them to have the same sweep number
+(or none); and a stimulus must start (its
 ``starting_time`` or first timestamp) within half a sample of its response. Where
 sweep numbers do not pair them, the rows of the file's intracellular-recordings
 table (pynwb's ``add_intracellular_recording``) do, each row a whole response and
