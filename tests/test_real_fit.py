@@ -261,17 +261,17 @@ def test_training_sweeps_without_spikes_are_warned_about():
 def test_a_passive_fit_of_sweeps_without_spikes_is_not_warned_about(
     monkeypatch, free, warns
 ):
-    class Stop(Exception):
+    class ReachedError(Exception):
         pass
 
     def stop(*args, **kwargs):
-        raise Stop
+        raise ReachedError
 
     monkeypatch.setattr(_fit_recording, "initial_values", stop)  # after the check
     rec = load_recording(RECORDINGS / "18711001.abf")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        with pytest.raises(UserWarning if warns else Stop):
+        with pytest.raises(UserWarning if warns else ReachedError):
             protocol.fit_recording(rec, "pospischil-rs", sweeps=[0, 1], free=free)
 
 
