@@ -865,22 +865,23 @@ _RECORDING_REMEDY = (
 
 
 def _print_metrics(report: dict, remedy: str = _SUBSTEPS_REMEDY) -> None:
-    failed = report.get("total", {}).get("failed_sweeps")
-    if failed:
-        print(
-            "hhjax: warning: the model could not be simulated from rest (non-finite) "
-            f"on sweep(s) {', '.join(map(str, failed))}: no model metrics there "
-            f"({remedy})",
-            file=sys.stderr,
-        )
-    whole = report.get("protocol", {}).get("failed_whole_sweeps")
-    if whole:
-        print(
-            "hhjax: warning: the model could not be simulated over the whole sweep "
-            f"(all steps, non-finite) on sweep(s) {', '.join(map(str, whole))}: no "
-            f"all-steps spike counts there ({remedy})",
-            file=sys.stderr,
-        )
+    failures = (
+        ("total", "failed_sweeps", "from rest (non-finite)", "model metrics"),
+        (
+            "protocol",
+            "failed_whole_sweeps",
+            "over the whole sweep (all steps, non-finite)",
+            "all-steps spike counts",
+        ),
+    )
+    for block, key, how, lost in failures:
+        sweeps = report.get(block, {}).get(key)
+        if sweeps:
+            print(
+                f"hhjax: warning: the model could not be simulated {how} on "
+                f"sweep(s) {', '.join(map(str, sweeps))}: no {lost} there ({remedy})",
+                file=sys.stderr,
+            )
     for row in report["sweeps"]:
         if row.get("simulation_failed"):
             amplitude = (
