@@ -193,15 +193,17 @@ def _has_steps(abf, dac: int) -> bool:
     )
 
 
-def _command_dac(abf, channel: int, dac: int | None, where: str) -> tuple[int, float]:
-    """The DAC whose command was injected with ADC ``channel`` and its scale to pA.
+def _command_dac(
+    abf, dacs: list, channel: int, dac: int | None, where: str
+) -> tuple[int, float]:
+    """The DAC whose command was injected with ADC ``channel`` and its scale to pA
+    (``dacs``: :func:`_dacs` of the file).
 
     Default: the DAC with the channel's index (pyabf's pairing), unless that DAC
     outputs no waveform while another current DAC does (e.g. the cell was on the
     amplifier's second channel, ``IN 2`` with ``Cmd 1``): then an error asks for
     ``dac``.
     """
-    dacs = _dacs(abf)
     if dac is not None:
         if not is_integer(dac) or not 0 <= dac < len(dacs):
             raise RecordingError(
@@ -257,10 +259,9 @@ def _command_dac(abf, channel: int, dac: int | None, where: str) -> tuple[int, f
     return k, _TO_PA[unit]
 
 
-def _epoch_table(abf, dac: int, where: str) -> list | None:
-    """pyabf's epoch waveform of each sweep for DAC ``dac``; None when the DAC
-    outputs its holding level only."""
-    _, enabled, source = _dacs(abf)[dac]
+def _epoch_table(abf, dac: int, enabled: bool, source: int, where: str) -> list | None:
+    """pyabf's epoch waveform of each sweep for DAC ``dac`` (its waveform switch
+    and source from :func:`_dacs`); None when it outputs its holding level only."""
     if not enabled or source == 0:
         return None
     if source != 1:
@@ -350,7 +351,8 @@ def load_abf(
     dt = _sample_interval_ms(abf, where)
     ch = _voltage_channel(abf, channel, where)
     v_scale = _TO_MV[_clean(abf.adcUnits[ch])]
-    dac, i_scale = _command_dac(abf, ch, dac, where)
+    dacs = _dacs(abf)
+    dac, i_scale = _command_dac(abf, dacs, ch, dac, where)
     synch = getattr(abf, "_synchArraySection", None)
     if synch is not None and abf.sweepCount > 1 and len(set(synch.lLength)) > 1:
         raise RecordingError(
@@ -361,7 +363,7 @@ def load_abf(
     i = np.empty_like(v)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        epochs = _epoch_table(abf, dac, where)
+        epochs = _epoch_table(abf, dac, *dacs[dac][1:], where)
         holding = float(abf.holdingCommand[dac])  # the DAC's units
         for s in range(abf.sweepCount):
             sweep_epochs = None if epochs is None else epochs[s]

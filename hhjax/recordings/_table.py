@@ -302,12 +302,13 @@ def load_recording(
         )
     given = {"channel": channel, "dac": dac, "electrode": electrode}
     given = {k: v for k, v in given.items() if v is not None}
-    misplaced = [f"`{k}`" for k in given if k not in SELECTORS.get(suffix, ())]
+    misplaced = [k for k in given if k not in SELECTORS.get(suffix, ())]
     if misplaced:
-        where = {k: ext for ext, keys in SELECTORS.items() for k in keys}
-        kinds = sorted({where[k.strip("`")] for k in misplaced})
+        kinds = sorted(
+            ext for ext, keys in SELECTORS.items() if set(keys) & set(misplaced)
+        )
         raise RecordingError(
-            f"{path}: {' and '.join(misplaced)} appl"
+            f"{path}: {' and '.join(f'`{k}`' for k in misplaced)} appl"
             f"{'y' if len(misplaced) > 1 else 'ies'} to {' and '.join(kinds)} files "
             f"only; a {suffix} file "
             + (
