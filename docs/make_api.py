@@ -15,6 +15,7 @@ MODULES = [
     "hhjax",
     "hhjax.stimulus",
     "hhjax.channels",
+    "hhjax.rates",
     "hhjax.recordings",
     "hhjax.analysis",
     "hhjax.plot",

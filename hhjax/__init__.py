@@ -19,6 +19,7 @@ from hhjax import _xla_flags
 _xla_flags.tune_cpu_backend()
 
 from hhjax import channels as channels
+from hhjax import rates as rates
 from hhjax import stimulus as stimulus
 from hhjax._autodiff import FORWARD_MODE_MAX as FORWARD_MODE_MAX
 from hhjax._autodiff import grad as grad

@@ -15,6 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from hhjax._model import _MODELS
+
 
 def is_traced(x: Any) -> bool:
     return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(x))
@@ -159,13 +161,17 @@ def check_params(params: Any) -> None:
     """The concrete fields of a parameter tuple (traced ones are skipped): finite;
     conductances in [0, :data:`MAX_PLAUSIBLE_CONDUCTANCE`]; ``c_m``, Q10s and time
     constants > 0; reversal potentials within ±:data:`MAX_REVERSAL_MV`;
-    temperature in degC."""
+    temperature in degC. Conductances are the fields named ``g_*`` and each
+    channel's ``conductance_param`` (:class:`hhjax.Channel`)."""
+    model = _MODELS.get(type(params))
+    declared = {ch.conductance_param for ch in model.channels} if model else set()
     for name, value, low, high in _finite_fields(params, "Parameter `{name}`"):
-        if name.startswith("g_") and low < 0:
+        conductance = name.startswith("g_") or name in declared
+        if conductance and low < 0:
             raise ValueError(
                 f"Conductance `{name}` (mS/cm^2) must be >= 0; got {value}."
             )
-        if name.startswith("g_") and high > MAX_PLAUSIBLE_CONDUCTANCE:
+        if conductance and high > MAX_PLAUSIBLE_CONDUCTANCE:
             raise ValueError(
                 f"Conductance `{name}` (mS/cm^2) must be <= "
                 f"{MAX_PLAUSIBLE_CONDUCTANCE:g} mS/cm^2 (100 S/cm^2, beyond any "

@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 
 import jax.numpy as jnp
 from jax import Array
+from jax.typing import ArrayLike
 
 
 def document_fields(cls: type) -> type:
@@ -81,6 +82,11 @@ class Channel:
     ``conductance_param`` names the field whose value 0 switches the channel off
     (its current is then 0 whatever its gates): :func:`hhjax.simulate` skips such
     a channel when that field is compiled in as 0 (see :meth:`Model.switched_off`).
+
+    A subclass must be decorated with ``@dataclasses.dataclass(frozen=True)`` (so
+    that its ``name`` and ``gates`` replace these defaults); rates of the
+    Hodgkin–Huxley shapes are best built from :mod:`hhjax.rates`; test it with
+    :meth:`Model.check_channels`. A worked example: docs/models.md.
     """
 
     name: str = ""
@@ -161,6 +167,7 @@ class Model:
             if unknown:
                 raise ValueError(f"No channel(s) {sorted(unknown)} to switch off.")
             return
+        _check_channel_names(self.name, self.channels)
         expected_state = ("v", *self.gate_names)
         if tuple(self.state_type._fields) != expected_state:
             raise TypeError(
@@ -306,6 +313,93 @@ class Model:
                 gate_derivs[g] = r.alpha * (1.0 - x) - r.beta * x
         return self.state_type(v=self.dv_dt(state, params, i_ext), **gate_derivs)
 
+    def check_channels(self, params: Any, v: ArrayLike | None = None) -> None:
+        """Test every channel with ``params``: a self-test for model authors
+        (docs/models.md), also run by :func:`hhjax.simulate` to explain a run
+        that became non-finite.
+
+        On the voltage grid ``v`` (mV; default −120 to +60 mV in 0.5 mV steps,
+        which hits the removable 0/0 points of the usual rates), each gate's
+        temperature-scaled rates must be finite and ≥ 0 with α + β > 0 (else
+        its steady state and time constant are undefined), and finite
+        derivatives with respect to V; each current must be finite (gates at
+        0.5) and exactly 0 when the channel's ``conductance_param`` is 0.
+
+        Args:
+            params: the model's parameter tuple with concrete values; batched
+                fields are tested cell by cell.
+            v: voltages to test at, mV, 1-D.
+
+        Raises:
+            ValueError: listing each channel, gate and voltage that fails.
+        """
+        import jax
+        import numpy as np
+
+        grid = np.arange(-120.0, 60.25, 0.5) if v is None else np.ravel(v)
+        params = params._replace(
+            **{k: np.asarray(x, dtype=float) for k, x in params._asdict().items()}
+        )
+        batch = np.broadcast_shapes(*(x.shape for x in params))
+        volts = jnp.broadcast_to(
+            jnp.asarray(grid, jnp.result_type(float)).reshape(
+                grid.shape + (1,) * len(batch)
+            ),
+            grid.shape + batch,
+        )
+        every = dataclasses.replace(self, off=frozenset()) if self.off else self
+        problems: list[str] = []
+
+        def report(what: str, bad: Any) -> None:
+            bad = np.broadcast_to(np.asarray(bad), grid.shape + batch)
+            if bad.any():
+                k, *cell = np.argwhere(bad)[0]
+                where = f" (cell {tuple(int(c) for c in cell)})" if batch else ""
+                problems.append(f"{what} at V = {grid[k]:g} mV{where}")
+
+        # Slopes by reverse mode, one rate at a time: a rate whose 0/0 point is
+        # patched by a single jnp.where has a finite slope in forward mode but a
+        # NaN gradient (the 0 cotangent of the unused branch times its NaN).
+        rates = every.rates(volts, params)
+        for ch in self.channels:
+            for g in ch.gates:
+                gate = f"channel {ch.name!r} ({type(ch).__name__}), gate {g!r}"
+                for k, name in enumerate(("alpha", "beta")):
+                    x = np.asarray(rates[g][k])
+                    dx = np.asarray(
+                        jax.grad(
+                            lambda u, g=g, k=k: jnp.sum(every.rates(u, params)[g][k])
+                        )(volts)
+                    )
+                    report(f"{gate}: {name} is not finite", ~np.isfinite(x))
+                    report(f"{gate}: {name} < 0 (1/ms)", x < 0)
+                    report(f"{gate}: d{name}/dV is not finite", ~np.isfinite(dx))
+                total = np.asarray(rates[g].alpha + rates[g].beta)
+                report(f"{gate}: alpha + beta = 0 (no steady state)", total == 0)
+        half = {g: jnp.full_like(volts, 0.5) for g in self.gate_names}
+        for ch in self.channels:
+            with _reading_fields_of(ch, params):
+                i = np.asarray(ch.current(volts, half, params))
+            where = f"channel {ch.name!r} ({type(ch).__name__})"
+            report(f"{where}: current is not finite (gates at 0.5)", ~np.isfinite(i))
+            if ch.conductance_param is not None:
+                zero = params._replace(**{ch.conductance_param: 0.0})
+                with _reading_fields_of(ch, zero):
+                    i0 = np.asarray(ch.current(volts, half, zero))
+                report(
+                    f"{where}: current is not 0 with {ch.conductance_param} = 0 "
+                    "(its conductance_param names another field than the "
+                    "conductance its current uses?)",
+                    i0 != 0,
+                )
+        if problems:
+            shown = "; ".join(problems[:_PROBLEMS_SHOWN])
+            more = len(problems) - _PROBLEMS_SHOWN
+            raise ValueError(
+                f"Model {self.name!r} fails its channel checks: {shown}"
+                + (f"; and {more} more." if more > 0 else ".")
+            )
+
     def steady_state(self, v: Array, params: Any) -> Any:
         """State with every gate at its steady state ``α / (α + β)`` for ``v`` (mV)."""
         v = jnp.asarray(v)
@@ -314,6 +408,49 @@ class Model:
             g: r.alpha / (r.alpha + r.beta) for g, r in every.rates(v, params).items()
         }
         return self.state_type(v=v, **gates)
+
+
+_PROBLEMS_SHOWN = 4  # problems listed by Model.check_channels; the rest counted
+
+
+def _check_channel_names(model: str, channels: tuple[Channel, ...]) -> None:
+    """Each channel named, and no two sharing a name, a gate or a conductance
+    field: the state, the trace and :meth:`Model.switched_off` rely on that."""
+    owner: dict[str, str] = {"v": "the membrane potential", "t": "the time axis"}
+    names: dict[str, str] = {}
+    conductances: dict[str, str] = {}
+    for ch in channels:
+        kind = type(ch).__name__
+        if not ch.name:
+            raise TypeError(
+                f"Model {model!r}: channel {kind} has no name. Declare `name` and "
+                "`gates` as fields of a subclass decorated with "
+                "@dataclasses.dataclass(frozen=True) (without the decorator, class "
+                "attributes do not replace Channel's defaults, '' and ())."
+            )
+        if ch.name in names:
+            raise ValueError(
+                f"Model {model!r}: channels {names[ch.name]} and {kind} are both "
+                f"named {ch.name!r}; each current is recorded as i_<name>, so "
+                "names must differ."
+            )
+        names[ch.name] = kind
+        for g in ch.gates:
+            if g in owner:
+                raise ValueError(
+                    f"Model {model!r}: gate {g!r} of channel {ch.name!r} clashes "
+                    f"with {owner[g]}; state fields must differ, so rename the gate."
+                )
+            owner[g] = f"a gate of channel {ch.name!r}"
+        field = ch.conductance_param
+        if field is not None and field in conductances:
+            raise ValueError(
+                f"Model {model!r}: channels {conductances[field]!r} and {ch.name!r} "
+                f"both name {field!r} as their conductance_param; setting it to 0 "
+                "would switch both off. Give each channel its own conductance field."
+            )
+        if field is not None:
+            conductances[field] = ch.name
 
 
 @contextlib.contextmanager

@@ -8,6 +8,7 @@ differ only in their parameter set (``"pospischil-rs"`` / ``"pospischil-fs"``).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from importlib.metadata import entry_points
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,54 @@ MODELS: dict[str, Callable[..., Any]] = {
     "pospischil-rs": PospischilParams.rs,
     "pospischil-fs": PospischilParams.fs,
 }
-"""``{name: constructor}``; ``MODELS[name](**overrides)`` gives default parameters."""
+"""``{name: constructor}``; ``MODELS[name](**overrides)`` gives default parameters.
+
+Register a model of your own with ``MODELS["my-model"] = MyParams`` after building
+its :class:`hhjax.Model` (docs/models.md); for the command line and for files
+read by other programs, declare it as an entry point instead (:data:`PLUGIN_GROUP`)."""
+
+PLUGIN_GROUP = "hhjax.models"
+"""Entry-point group of models from other packages: each entry point's name is the
+model name, its object the constructor of default parameters, e.g. in
+``pyproject.toml``::
+
+    [project.entry-points."hhjax.models"]
+    hh-a = "my_channels.hh_a:HHAParams"
+
+They are added to :data:`MODELS` by :func:`load_model_plugins`, which the
+``hhjax`` command line and :func:`default_params` (for a name not yet known) call;
+importing hhjax does not import them."""
+
+_plugins_loaded = False
+_plugin_failures: list[str] = []
+
+
+def load_model_plugins() -> list[str]:
+    """Add each model of the :data:`PLUGIN_GROUP` entry points to :data:`MODELS`
+    (on the first call; names already in :data:`MODELS` are kept).
+
+    Returns:
+        One line per entry point that failed to load (its name, value and error);
+        the others are added regardless.
+    """
+    global _plugins_loaded
+    if not _plugins_loaded:
+        _plugins_loaded = True
+        for ep in entry_points(group=PLUGIN_GROUP):
+            if ep.name in MODELS:
+                continue
+            try:
+                make = ep.load()
+                if not callable(make):
+                    raise TypeError(f"{make!r} is not a constructor of parameters")
+            except Exception as err:  # noqa: BLE001 (a broken plugin must not break hhjax)
+                text = " ".join(f"{type(err).__name__}: {err}".split())
+                _plugin_failures.append(
+                    f"could not load model {ep.name!r} from {ep.value}: {text}"
+                )
+                continue
+            MODELS[ep.name] = make
+    return list(_plugin_failures)
 
 
 def default_params(name: str, **overrides: Any) -> Any:
@@ -37,11 +85,18 @@ def default_params(name: str, **overrides: Any) -> Any:
         ValueError: unknown name, or an override that is not a field of the
             model's parameters.
     """
+    if isinstance(name, str) and name not in MODELS:
+        failures = [f for f in load_model_plugins() if f"model {name!r}" in f]
+        if failures:
+            raise ValueError(failures[0])
     try:
         make = MODELS[name]
     except (KeyError, TypeError):
         raise ValueError(
-            f"Unknown model {name!r}; expected one of {', '.join(map(repr, MODELS))}."
+            f"Unknown model {name!r}; expected one of {', '.join(map(repr, MODELS))}. "
+            "A model of your own must be registered first: "
+            f"hhjax.MODELS[{name!r}] = its parameter type, in the program that "
+            f"reads it, or as a {PLUGIN_GROUP!r} entry point (docs/models.md)."
         ) from None
     defaults = make()
     unknown = sorted(set(overrides) - set(defaults._fields))

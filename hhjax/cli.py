@@ -36,7 +36,9 @@ ask for less of when the command runs out of memory). In ``pyproject.toml``::
     predict = "fitting._cli:register_predict"
 
 A plugin that fails to load is reported on one line (``hhjax: warning: ...``) and
-skipped; the other commands keep working.
+skipped; the other commands keep working. Models of other packages join
+``--model`` the same way, as entry points of the group ``hhjax.models``
+(``hhjax._registry.PLUGIN_GROUP``; docs/models.md).
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ from hhjax import stimulus
 from hhjax._checks import MAX_PLAUSIBLE_CURRENT, is_out_of_memory
 from hhjax._integrators import DEFAULT_METHOD, METHODS
 from hhjax._model import model_of
-from hhjax._registry import MODELS
+from hhjax._registry import MODELS, load_model_plugins
 from hhjax._simulate import NonFiniteSimulationError, simulate
 from hhjax.io import (
     nearest_existing,
@@ -710,6 +712,9 @@ def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
         "convention: modern (rest about -65 mV) unless --convention hh1952.",
     )
     parser.add_argument("--version", action="version", version=f"hhjax {__version__}")
+    if plugins:  # before the parsers that list the model names
+        for failure in load_model_plugins():
+            print(f"hhjax: warning: {failure}", file=sys.stderr)
     subparsers = parser.add_subparsers(
         dest="command", metavar="COMMAND", title="commands", required=True
     )

@@ -7,7 +7,7 @@ import pytest
 from jax.test_util import check_grads
 
 import hhjax
-from hhjax import HHParams, HHState, _rates, stimulus
+from hhjax import HHParams, HHState, rates, stimulus
 from hhjax._simulate import _run
 
 DT = 0.01  # ms
@@ -69,20 +69,20 @@ def test_linoid_value_and_gradient_near_singularity(v_half, a, k):
         return a * x / (-np.expm1(-x / k))
 
     # Value at the point is the limit a*k; slope there is a/2.
-    assert float(_rates.linoid(v_half, a, v_half, k)) == pytest.approx(a * k, rel=1e-15)
-    slope = jax.grad(lambda v: _rates.linoid(v, a, v_half, k))(jnp.asarray(v_half))
+    assert float(rates.linoid(v_half, a, v_half, k)) == pytest.approx(a * k, rel=1e-15)
+    slope = jax.grad(lambda v: rates.linoid(v, a, v_half, k))(jnp.asarray(v_half))
     assert float(slope) == pytest.approx(a / 2, rel=1e-12)
     # Around the series/expm1 switch (|u| = 0.1 <-> |x| = 1 mV) and beyond.
     for x in [1e-9, 1e-4, 0.3, 0.999, 1.001, 2.0, 10.0, -0.5, -1.001, -10.0]:
         v = v_half + x
         u = (v - v_half) / k  # the x actually represented in float64
         series = a * k * (1 + u / 2 + u * u / 12)  # error O(u^4) < 1e-16 here
-        assert float(_rates.linoid(v, a, v_half, k)) == pytest.approx(
+        assert float(rates.linoid(v, a, v_half, k)) == pytest.approx(
             exact(v) if abs(x) > 1e-3 else series, rel=1e-12
         )
         h = 1e-4
         fd = (exact(v + h) - exact(v - h)) / (2 * h) if abs(x) > 0.01 else a / 2
-        g = jax.grad(lambda u: _rates.linoid(u, a, v_half, k))(jnp.asarray(v))
+        g = jax.grad(lambda u: rates.linoid(u, a, v_half, k))(jnp.asarray(v))
         assert float(g) == pytest.approx(fd, rel=2e-6 if abs(x) > 0.01 else 1e-3)
 
 
@@ -107,8 +107,8 @@ def test_x_over_expm1_and_its_derivative_against_50_digit_arithmetic(
     )
     z = np.concatenate([z, -z[-4:]])
     z_in = jnp.asarray(z, dtype)
-    value = np.asarray(_rates.x_over_expm1(z_in), np.float64)
-    slope = np.asarray(jax.vmap(jax.grad(_rates.x_over_expm1))(z_in), np.float64)
+    value = np.asarray(rates.x_over_expm1(z_in), np.float64)
+    slope = np.asarray(jax.vmap(jax.grad(rates.x_over_expm1))(z_in), np.float64)
     for zk, vk, sk in zip(np.asarray(z_in, np.float64), value, slope, strict=True):
         x = decimal.Decimal(float(zk))
         if x == 0:

@@ -23,8 +23,8 @@ from typing import Any
 
 from jax import Array
 
-from hhjax import _rates
 from hhjax._model import Channel, GateRates
+from hhjax.rates import exponential, linoid, sigmoid
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,10 +38,10 @@ class Sodium(Channel):
         u = v - params.v_shift
         return {
             "m": GateRates(
-                _rates.linoid(u, 0.1, -40.0, 10.0), _rates.exponential(u, 4.0, -65.0, 18.0)
+                linoid(u, 0.1, -40.0, 10.0), exponential(u, 4.0, -65.0, 18.0)
             ),
             "h": GateRates(
-                _rates.exponential(u, 0.07, -65.0, 20.0), _rates.sigmoid(u, 1.0, -35.0, 10.0)
+                exponential(u, 0.07, -65.0, 20.0), sigmoid(u, 1.0, -35.0, 10.0)
             ),
         }
 
@@ -61,8 +61,8 @@ class Potassium(Channel):
         u = v - params.v_shift
         return {
             "n": GateRates(
-                _rates.linoid(u, 0.01, -55.0, 10.0),
-                _rates.exponential(u, 0.125, -65.0, 80.0),
+                linoid(u, 0.01, -55.0, 10.0),
+                exponential(u, 0.125, -65.0, 80.0),
             )
         }
 

@@ -44,8 +44,8 @@ import jax
 import jax.numpy as jnp
 from jax import Array
 
-from hhjax import _rates
 from hhjax._model import Channel, GateRates
+from hhjax.rates import exponential, linoid, sigmoid
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,12 +58,10 @@ class TraubSodium(Channel):
     def rates(self, v: Array, params: Any) -> dict[str, GateRates]:
         u = v - params.v_t
         return {
-            "m": GateRates(
-                _rates.linoid(u, 0.32, 13.0, 4.0), _rates.linoid(u, -0.28, 40.0, -5.0)
-            ),
+            "m": GateRates(linoid(u, 0.32, 13.0, 4.0), linoid(u, -0.28, 40.0, -5.0)),
             "h": GateRates(
-                _rates.exponential(u, 0.128, 17.0, 18.0),
-                _rates.sigmoid(u, 4.0, 40.0, 5.0),
+                exponential(u, 0.128, 17.0, 18.0),
+                sigmoid(u, 4.0, 40.0, 5.0),
             ),
         }
 
@@ -83,8 +81,8 @@ class TraubPotassium(Channel):
         u = v - params.v_t
         return {
             "n": GateRates(
-                _rates.linoid(u, 0.032, 15.0, 5.0),
-                _rates.exponential(u, 0.5, 10.0, 40.0),
+                linoid(u, 0.032, 15.0, 5.0),
+                exponential(u, 0.5, 10.0, 40.0),
             )
         }
 

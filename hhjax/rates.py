@@ -12,6 +12,12 @@ The linoid is evaluated directly away from the singular point and with a Taylor
 series near it, guarded by a double ``jnp.where`` so that neither the value nor the
 gradient can become NaN (the "double where" trick: the branch that is not selected is
 fed a harmless argument, so its derivative is finite too).
+
+Use them in a channel's ``rates()`` (:class:`hhjax.Channel`, docs/models.md): a
+rate written directly as ``0.1 * (v + 40) / (1 - jnp.exp(-(v + 40) / 10))`` is
+NaN at exactly −40 mV, and its gradient near it loses digits;
+``linoid(v, 0.1, -40.0, 10.0)`` is the same rate, finite with a finite gradient
+everywhere.
 """
 
 from __future__ import annotations
