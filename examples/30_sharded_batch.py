@@ -18,7 +18,9 @@ against 249 ms in another. Across hosts, start every process with
 Standard HH (modern convention, rest ≈ −65 mV), 10 µA/cm² from t = 0, 512 cells
 with g_na from 100 to 140 mS/cm². The sharded result equals the single-device one
 bit for bit when every device gets a multiple of the SIMD width (8 cells in float64
-with AVX-512). Writes ``examples/output/30_sharded_batch.png``.
+with AVX-512). The number of cells must be a multiple of the number of devices
+(JAX refuses an uneven split): pad a batch with copies of its last cell and drop
+them from the trace. Writes ``examples/output/30_sharded_batch.png``.
 """
 
 import os

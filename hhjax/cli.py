@@ -217,7 +217,8 @@ def _add_model_options(parser: argparse.ArgumentParser, dt: float) -> None:
         help="parameter file, .json or .toml: {field: number} or "
         '{"model": "hh", "params": {field: number}}; fields of the model\'s '
         "parameters, e.g. for hh: g_na, g_k, g_l in mS/cm^2; e_na, e_k, e_l, "
-        "v_shift in mV; c_m in uF/cm^2; temperature in degC; q10, q10_g",
+        "v_shift in mV; c_m in uF/cm^2; temperature in degC; q10, q10_g. A list "
+        "of numbers for a field simulates one cell per value (a batch)",
     )
     group.add_argument(
         "--param",

@@ -124,7 +124,9 @@ def _mix(*terms: tuple[ArrayLike, Array]) -> Array:
 
 
 def constant(amplitude: ArrayLike, duration: float, dt: float) -> Array:
-    """Constant current of ``amplitude`` µA/cm² for ``duration`` ms."""
+    """Constant current of ``amplitude`` µA/cm² for ``duration`` ms: shape
+    ``(n_steps,)``, or ``(n_steps, *amplitude.shape)`` for an array of amplitudes
+    (one cell each, e.g. for an f–I curve)."""
     return _mix((amplitude, jnp.ones(n_steps(duration, dt))))
 
 
@@ -138,7 +140,9 @@ def step(
     baseline: ArrayLike = 0.0,
 ) -> Array:
     """A current step: ``amplitude`` µA/cm² on ``[start, stop)`` ms, ``baseline``
-    elsewhere, over ``duration`` ms."""
+    elsewhere, over ``duration`` ms. Shape ``(n_steps, *batch)``, the batch shape
+    being that of ``amplitude`` and ``baseline`` broadcast (``()`` for numbers):
+    ``step(jnp.arange(0.0, 20.0, 2.0), ...)`` is 10 cells, time first."""
     start, stop = _times(start=start, stop=stop)
     window = _window(duration, dt, start, stop)
     return _mix((amplitude, window), (baseline, 1.0 - window))

@@ -390,6 +390,15 @@ def test_a_trace_too_large_for_memory_is_a_memory_error_naming_its_size():
         hhjax.simulate(params, np.zeros(10**6), 0.025, state0=rest)
     assert "7 fields of shape (1000000, 1000, 100000), float" in str(info.value)
     assert "Record fewer fields (e.g. `record=('v',)`)" in str(info.value)
+    # V only, a float32 current with float64 parameters: the trace is float64
+    # (its size was given in the current's float32, half of it), and the advice
+    # no longer offers what was done.
+    with pytest.raises(MemoryError, match=r"ran out of memory") as info:
+        hhjax.simulate(
+            params, np.zeros(10**6, np.float32), 0.025, state0=rest, record=("v",)
+        )
+    assert "takes 7.45e+05 GiB (1 fields of shape (1000000, 1000, 100000), float64)" in str(info.value)
+    assert "Record fewer samples (a larger `stride`)" in str(info.value)
 
 
 def test_a_nan_current_under_jax_grad_is_named_not_blamed_on_the_step():
