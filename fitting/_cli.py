@@ -114,13 +114,19 @@ def _span(text: str) -> tuple[float, float]:
 
 def _bound(text: str) -> tuple[str, tuple[float, float]]:
     name, sep, rest = text.partition("=")
+    lower, colon, upper = rest.partition(":")
     try:
-        pair = _span(rest) if sep else None
-    except argparse.ArgumentTypeError:
+        pair = (float(lower), float(upper)) if sep and colon else None
+    except ValueError:
         pair = None
-    if not name.strip() or pair is None:
+    if not name.strip() or pair is None or not all(map(math.isfinite, pair)):
         raise argparse.ArgumentTypeError(
             f"expected NAME=LOWER:UPPER such as g_na=50:200; got {text!r}"
+        )
+    if pair[0] >= pair[1]:
+        raise argparse.ArgumentTypeError(
+            f"the lower bound of {name.strip()} must be below its upper bound; got "
+            f"{pair[0]:g} >= {pair[1]:g} in {text!r}"
         )
     return name.strip(), pair
 
@@ -142,6 +148,13 @@ def _windows(text: str) -> tuple[float | None, ...]:
                 f"as 2,20,whole; got {text!r}"
             )
         out.append(value)
+    lengths = [math.inf if w is None else w for w in out]
+    if any(b <= a for a, b in zip(lengths[:-1], lengths[1:], strict=True)):
+        raise argparse.ArgumentTypeError(
+            "window lengths must grow from stage to stage, 'whole' last, such as "
+            f"2,20,whole (the last stage gives the loss and standard errors); got "
+            f"{text!r}"
+        )
     return tuple(out)
 
 
@@ -637,7 +650,9 @@ def _remove(*paths: Path) -> None:
 
 def checkpoint_path(out: Path) -> Path:
     """Where ``hhjax fit --out DIR`` keeps its checkpoint: ``.DIR.checkpoint.npz``
-    next to ``DIR``."""
+    next to ``DIR`` (``--out .``: next to the current directory, by its name)."""
+    if not out.name or out.name == "..":  # "." or "..": name the directory itself
+        out = Path(os.path.abspath(out))
     return out.parent / f".{out.name}{CHECKPOINT_SUFFIX}"
 
 
@@ -650,10 +665,28 @@ def run_fit(args: argparse.Namespace) -> int:
             return _run_fit(args)
         except KeyboardInterrupt:
             # Outside the fit (loading, or a second Ctrl-C while the fit saved).
-            return _interrupted(
-                f"; {args.out} is unchanged; run the same command again (it resumes "
-                f"from {checkpoint_path(args.out)} if the fit saved progress there)"
+            from fitting import protocol
+
+            files = protocol.checkpoint_files(checkpoint_path(args.out))
+            saved = next((f for f in files if f.exists()), None)
+            held = (
+                f"{saved} holds the progress saved before"
+                if saved is not None
+                else "no progress was saved"
             )
+            return _interrupted(
+                f"; {args.out} is unchanged; {held}; {_again(args, saved is not None)}"
+            )
+
+
+def _again(args: argparse.Namespace, saved: bool) -> str:
+    """What to run after an interruption: the same command resumes from saved
+    progress, unless it said --no-resume (which would start over again)."""
+    if not saved:
+        return "run the same command again to start over"
+    if args.no_resume:
+        return "run the command again without --no-resume to resume from it"
+    return "run the same command again to resume"
 
 
 def _run_fit(args: argparse.Namespace) -> int:
@@ -721,12 +754,9 @@ def _run_fit(args: argparse.Namespace) -> int:
                     progress=not args.quiet, model=name,
                 )  # fmt: skip
         except fitting.FitInterrupted as stop:
-            again = (
-                "run the same command again to resume"
-                if stop.checkpoint is not None
-                else "run the same command again to start over"
+            return _interrupted(
+                f": {stop}; {_again(args, stop.checkpoint is not None)}"
             )
-            return _interrupted(f": {stop}; {again}")
     if not args.quiet:
         print("fit: scoring the fit (simulating every sweep)...", file=sys.stderr)
     return _score_fit(args, result, data, getattr(loss, "substeps", 1), checkpoint)
@@ -838,8 +868,7 @@ def _run_protocol_fit(args: argparse.Namespace, protocol: Any) -> int:
             except fitting.RecordingError as err:
                 raise ValueError(str(err)) from None
     except fitting.FitInterrupted as stop:  # it says what progress was saved
-        again = "resume" if stop.checkpoint is not None else "start over"
-        return _interrupted(f": {stop}; run the same command again to {again}")
+        return _interrupted(f": {stop}; {_again(args, stop.checkpoint is not None)}")
     _remove(*files)
     print(fit.summary())
     metrics = json.loads((args.out / "metrics.json").read_text(encoding="utf-8"))

@@ -209,6 +209,12 @@ def _starts(space, init, n_starts, seed, spread, run_regression):
     )
 
 
+def _inside(space: ParamSpace, values: np.ndarray) -> np.ndarray:
+    """``values`` as they are if within the bounds, else moved just inside."""
+    outside = (values < space.lower) | (values > space.upper)
+    return space.values_clipped(values) if outside.any() else values
+
+
 def _warn_unmoved(plans, starts: np.ndarray, final_values: np.ndarray, losses) -> None:
     """Warn when an optax fit ends starts with a finite loss where they began: no
     step of theirs ever lowered the loss (the best point is kept), typically a step
@@ -308,6 +314,45 @@ def _same_probes(saved: Any, probes: list[float]) -> bool:
     probes = np.asarray(probes, np.float64)
     probes = np.where(np.isfinite(probes), probes, np.nan)
     return bool(np.allclose(saved, probes, rtol=_PROBE_RTOL, atol=0.0, equal_nan=True))
+
+
+def _digest(starts: np.ndarray) -> str:
+    return hashlib.sha256(
+        np.ascontiguousarray(starts, np.float64).tobytes()
+    ).hexdigest()[:16]
+
+
+def _differences(saved: Any, current: dict, shown: int = 3) -> str:
+    """What differs between a checkpoint's fit and this one, e.g. ``"seed 0 →
+    1; n_starts 4 → 8"``; ``""`` when the checkpoint does not say (older
+    format) or only a custom optimizer's or loss's computation differs."""
+    if not isinstance(saved, dict):
+        return ""
+    changes = []
+
+    def walk(old: Any, new: Any, name: str) -> None:
+        if isinstance(old, dict) and isinstance(new, dict):
+            for key in sorted(set(old) | set(new), key=str):
+                walk(old.get(key), new.get(key), f"{name}.{key}" if name else key)
+        elif isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+            for k, (a, b) in enumerate(zip(old, new, strict=True)):
+                walk(a, b, f"{name}[{k}]")
+        elif json.dumps(old, default=str) != json.dumps(new, default=str):
+            changes.append(f"{name} {_short(old)} → {_short(new)}")
+
+    current = json.loads(json.dumps(hhjax.io.json_safe(current)))  # as saved
+    walk(saved.get("settings"), current["settings"], "")
+    if saved.get("data") != current["data"]:
+        changes.append("the data differ")
+    if saved.get("starts") != current["starts"] and not changes:
+        changes.append("the starting values differ")
+    more = len(changes) - shown
+    return "; ".join(changes[:shown]) + (f"; and {more} more" if more > 0 else "")
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _fingerprint(settings: dict, data: FitData, starts: np.ndarray) -> str:
@@ -538,7 +583,10 @@ def _fit(
     def run_regression():
         result = fit(
             data, space.free, params=base, bounds=bounds, loss=EquationError(),
-            optimizer="lm", n_starts=1, init=space.base_values()[None],
+            optimizer="lm", n_starts=1,
+            # A warm start only: parameters outside the bounds start at the
+            # nearest bound without the warning an explicit start would get.
+            init=_inside(space, space.base_values()[None]),
             method=method, dtype=dtype, progress=False, uncertainty=False,
         )  # fmt: skip
         return result.final_values[0]
@@ -556,7 +604,12 @@ def _fit(
     def write_checkpoint():
         nonlocal saved_once
         meta, saved = run.snapshot()
-        identity = {"fingerprint": fingerprint}
+        identity = {
+            "fingerprint": fingerprint,
+            # What the fingerprint hashes, to say what differs when it does not match.
+            "identity": {"settings": settings, "data": data.fingerprint(),
+                         "starts": _digest(starts)},
+        }  # fmt: skip
         if probes:
             identity["probes"] = probes
         save_checkpoint(
@@ -625,10 +678,19 @@ def _fit(
                     meta.get("probes"), probes
                 ):
                     loaded = None  # not ours: an interruption must not blame it
+                    differs = _differences(
+                        meta.get("identity"),
+                        {"settings": settings, "data": data.fingerprint(),
+                         "starts": _digest(starts)},
+                    )  # fmt: skip
                     raise mismatched_checkpoint(
                         checkpoint,
-                        "this checkpoint belongs to a different fit (data, "
-                        "settings, starts, optimizer or loss differ)",
+                        "this checkpoint belongs to a different fit ("
+                        + (
+                            differs
+                            or "data, settings, starts, optimizer or loss differ"
+                        )
+                        + ")",
                     )
         resumed_at = None
         if loaded is None:
@@ -735,7 +797,7 @@ def _fit(
             phase = "estimating the uncertainty (the fit itself is finished)"
             unc = run.in_worker(laplace, last, space, best_values, delta[best], arrays)
         history_loss, history_values, history_stage, history_time = run.history(space)
-        return FitResult(
+        result = FitResult(
             params=best_params,
             model=model or model_name(base),
             free=space.free,
@@ -760,6 +822,10 @@ def _fit(
             data_source=data.recording.source,
             sweeps=data.sweeps,
         )
+        note = result.convergence_note()
+        if note is not None:
+            warnings.warn(note, RuntimeWarning, stacklevel=3)
+        return result
     except KeyboardInterrupt:
         # Save first (milliseconds, atomic), then stop the background compilation
         # without waiting for it (finally): a second Ctrl-C cannot lose the save.

@@ -87,9 +87,15 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict, dict] | None:
         arrays = read_npz(path, "fit checkpoint")
     except ValueError as err:
         raise ValueError(f"{err} Delete it to start the fit afresh.") from None
+    if "__meta__" not in arrays:  # another .npz, e.g. a recording: never delete it
+        raise ValueError(
+            f"{path}: not a fit checkpoint (an .npz without a checkpoint's "
+            f"metadata, arrays {', '.join(sorted(arrays)) or 'none'}); choose another "
+            "checkpoint path."
+        )
     try:
         meta = json.loads(str(arrays.pop("__meta__")))
-    except (KeyError, ValueError) as err:
+    except ValueError as err:
         meta = err
     if not isinstance(meta, dict):
         raise ValueError(  # noqa: TRY004 (bad file content)

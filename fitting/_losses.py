@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -337,6 +338,14 @@ class Shooting(Loss):
             w if w is None else _positive(w, f"`windows_ms[{k}]`", length)
             for k, w in enumerate(windows)
         )
+        # Stages refine: each longer than the one before, the whole sweep last
+        # (else the final loss and standard errors come from a short-window stage).
+        lengths = [math.inf if w is None else w for w in windows]
+        if any(b <= a for a, b in zip(lengths[:-1], lengths[1:], strict=True)):
+            raise ValueError(
+                "`windows_ms` must grow from stage to stage, the whole sweep "
+                f"(None) last, e.g. (2.0, 20.0, None); got {self.windows_ms!r}."
+            )
         object.__setattr__(self, "windows_ms", windows)
         if self.robust_mv is not None:
             robust = _positive(

@@ -102,7 +102,7 @@ def _sum_sq(lin: _Linearisation) -> Array:
     return total
 
 
-def _normal_equations(lin: _Linearisation):
+def normal_equations(lin: _Linearisation):
     """``A = JzᵀJz``, ``gz = Jzᵀr`` and, with offsets, the per-window blocks
     ``B = Jzᵀs``, ``D = sᵀs + c²``, ``gd = sᵀr + c·prior`` (in float64 when
     JAX's x64 mode is on, whatever the simulation's dtype)."""
@@ -123,7 +123,7 @@ def _normal_equations(lin: _Linearisation):
 def gauss_newton_matrix(lin: _Linearisation) -> Array:
     """``JᵀJ`` of the parameters with the offsets profiled out (Schur complement),
     ``(n, n)``."""
-    a, _, b, d, _ = _normal_equations(lin)
+    a, _, b, d, _ = normal_equations(lin)
     if b is None:
         return a
     d = d + 1e-300
@@ -132,7 +132,7 @@ def gauss_newton_matrix(lin: _Linearisation) -> Array:
 
 def _lm_solve(normal, lam: Array):
     """Damped Gauss–Newton step ``(step_z, step_delta)`` at damping ``lam`` from
-    the normal equations ``normal`` (:func:`_normal_equations`); ``step_delta``
+    the normal equations ``normal`` (:func:`normal_equations`); ``step_delta``
     is flat (one entry per window and sweep), ``None`` without offsets."""
     a, gz, b, d, gd = normal
     n = a.shape[0]
@@ -210,7 +210,7 @@ class LMState(NamedTuple):
     delta: Array  # accepted per-window V offsets, mV, delta_shape (or (0,))
     lam: Array  # damping of the pending trial step, ()
     loss: Array  # loss at (z, delta) (inf before the first evaluation), ()
-    normal: tuple  # normal equations at (z, delta), see _normal_equations
+    normal: tuple  # normal equations at (z, delta), see normal_equations
     potential: Array  # loss decrease an undamped Gauss-Newton step from (z, delta)
     # would bring if the residuals were linear (inf before the first evaluation), ()
     trial_z: Array  # the point the next iteration evaluates, (n_free,)
@@ -283,7 +283,7 @@ def levenberg_marquardt(stage: Stage, space: ParamSpace) -> Method:
             stage, space.params_from_z, state.trial_z, state.trial_delta, data
         )
         trial_loss = _sum_sq(lin) / lin.norm
-        normal = _normal_equations(lin)
+        normal = normal_equations(lin)
         finite = jnp.isfinite(trial_loss) & jnp.all(jnp.isfinite(state.trial_z))
         finite &= jnp.all(jnp.isfinite(normal[0])) & jnp.all(jnp.isfinite(normal[1]))
         ok = finite & (trial_loss < state.loss)
@@ -354,7 +354,7 @@ def _value_and_grad(stage: Stage, space: ParamSpace, mode: str):
     def forward_residual(p, data):
         lin = linearise(stage, space.params_from_z, p["z"], p["delta"], data)
         norm = lin.norm
-        _, gz, _, _, gd = _normal_equations(lin)
+        _, gz, _, _, gd = normal_equations(lin)
         grad_d = (
             jnp.zeros_like(p["delta"]) if gd is None else gd.reshape(p["delta"].shape)
         )

@@ -26,7 +26,7 @@ class Progress:
         if not (self.tty or done or now - self.last_print >= 10.0):
             return
         self.last_print = now
-        eta_text = "" if eta is None else f", ETA <= {eta:.0f} s"
+        eta_text = "" if eta is None or done else f", ETA <= {eta:.0f} s"
         line = (
             f"fit: stage {stage + 1}/{self.n_stages} ({label}) iteration {it}/{n_iter}"
             f"  best loss {best:.6g} {self.unit}  {elapsed:.1f} s{eta_text}"

@@ -15,7 +15,7 @@ import hhjax
 import hhjax.io
 from fitting._io import write_json_atomic
 from fitting._params import ParamSpace, unit_of
-from fitting._uncertainty import Uncertainty
+from fitting._uncertainty import NOT_CONVERGED_GAIN, Uncertainty
 
 FORMAT = "hhjax-fit/1"
 
@@ -138,6 +138,41 @@ class FitResult:
         space = ParamSpace.create(self.params, self.free, bounds)
         return space.at_bounds([self.values[name] for name in self.free])
 
+    def convergence_note(self) -> str | None:
+        """Why the best start stopped short of an optimum, or ``None``.
+
+        A fit has not converged when its last stage used all its iterations and
+        one Gauss–Newton step from the result would still remove more than
+        :data:`fitting._uncertainty.NOT_CONVERGED_GAIN` of the loss
+        (``uncertainty.gauss_newton_gain``): its values and standard errors
+        are then not those of an optimum. ``None`` also where this cannot be
+        told (no uncertainty estimate). A stage that stopped before its limit
+        met its own convergence test.
+        """
+        unc = self.uncertainty
+        gain = float("nan") if unc is None else unc.gauss_newton_gain
+        if not gain > NOT_CONVERGED_GAIN:  # also NaN: not known
+            return None
+        plans = (
+            self.settings.get("optimizer") if isinstance(self.settings, dict) else None
+        )
+        if not plans or len(self.stage_of) == 0:
+            return None
+        limit = int(plans[-1]["iterations"])
+        last = int(np.max(self.stage_of))
+        used = (
+            int(np.sum(self.stage_of == last)) - 1
+        )  # a record per iteration + the end
+        if used < limit:
+            return None
+        return (
+            f"the fit did not converge: its last stage ({self.stage_labels[-1]}) "
+            f"used all {limit} iterations, and one Gauss-Newton step from the "
+            f"result would still lower the loss by {100 * gain:.2g} %, so the "
+            "values and standard errors are not those of an optimum; fit again "
+            "with more iterations (or the default optimizer, Levenberg-Marquardt)"
+        )
+
     def to_dict(self) -> dict:
         """The ``params.json`` document (see ``docs/fitting.md``)."""
         params = params_dict(self.params)
@@ -168,6 +203,10 @@ class FitResult:
             },
             "data": {"source": self.data_source, "sweeps": list(self.sweeps)},
             "at_bounds": self.at_bounds(),
+            "converged": None
+            if self.uncertainty is None
+            else self.convergence_note() is None,
+            "convergence_note": self.convergence_note(),
             "settings": self.settings,
             "elapsed_s": self.elapsed_s,
             "resumed_at_record": self.resumed_at,
@@ -217,6 +256,11 @@ class FitResult:
             f"  {int(finite.sum())}/{len(self.losses)} starts finished with a finite "
             f"loss; {self.elapsed_s:.1f} s"
         )
+        note = self.convergence_note()
+        if note is not None:
+            lines.append(
+                f"  NOT CONVERGED: {note.removeprefix('the fit did not converge: ')}"
+            )
         return "\n".join(lines)
 
 
@@ -234,14 +278,15 @@ def parameter_line(
     """One parameter's line of a fit summary: ``name = value unit ± se``, flagged
     when the data do not determine it and when it ends at a bound (``bounds``,
     with ``advice``)."""
-    text = f"  {name:>12} = {value:.{digits}g} {unit}"
+    unit = "" if unit == "1" else f" {unit}"  # dimensionless: no unit shown
+    text = f"  {name:>12} = {value:.{digits}g}{unit}"
     if se is not None:
         text += f" ± {se:.2g}" if np.isfinite(se) else " ± inf"
     if undetermined:
         text += "  (undetermined)"
     if bounds is not None:
         lo, hi = bounds
-        text += f"  (at a bound of [{lo:g}, {hi:g}] {unit}" + (
+        text += f"  (at a bound of [{lo:g}, {hi:g}]{unit}" + (
             f": {advice})" if advice else ")"
         )
     return text

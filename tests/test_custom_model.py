@@ -143,7 +143,9 @@ def test_check_channels_names_the_channel_gate_and_voltage(
     checked, alpha, conductance_param, expected
 ):
     model, params = checked(_channel(alpha, conductance_param))
-    with pytest.raises(ValueError, match="Model 'checked' fails its channel checks") as err:
+    with pytest.raises(
+        ValueError, match="Model 'checked' fails its channel checks"
+    ) as err:
         model.check_channels(params)
     assert expected in str(err.value)
     assert "channel 'a' (Bad)" in str(err.value)
@@ -156,7 +158,9 @@ def test_a_gate_with_no_steady_state_is_named(checked):
 
 
 def test_simulation_of_a_broken_channel_names_it_not_the_step_size(checked):
-    _, params = checked(_channel(lambda v: -hhjax.rates.linoid(v, 0.1, -40.0, 10.0)))  # a sign slip
+    _, params = checked(
+        _channel(lambda v: -hhjax.rates.linoid(v, 0.1, -40.0, 10.0))
+    )  # a sign slip
     with pytest.raises(hhjax.NonFiniteSimulationError) as err:
         hhjax.simulate(params, hhjax.stimulus.constant(10.0, 200.0, 0.025), 0.025)
     assert "channel 'a' (Bad), gate 'a': alpha < 0" in str(err.value)
@@ -288,5 +292,7 @@ def test_models_from_entry_points_reach_the_command_line(plugins, tmp_path, caps
 
 
 def test_unknown_model_says_how_to_register_one():
-    with pytest.raises(ValueError, match=r"hhjax.MODELS\['mine'\] = its parameter type"):
+    with pytest.raises(
+        ValueError, match=r"hhjax.MODELS\['mine'\] = its parameter type"
+    ):
         hhjax.default_params("mine")

@@ -24,11 +24,11 @@ from fitting._metrics import simulate_sweeps
 from fitting._optim import (
     _Linearisation,
     _lm_solve,
-    _normal_equations,
     _potential,
     _value_and_grad,
     levenberg_marquardt,
     linearise,
+    normal_equations,
 )
 from fitting._params import ParamSpace
 from hhjax.recordings import Recording
@@ -246,7 +246,7 @@ def test_levenberg_marquardt_steps_are_bounded_far_from_the_optimum(noisy):
     )  # fmt: skip
     cap = fitting._optim._MAX_LOG_STEP
     lin = linearise(stage, space.params_from_z, state.z, state.delta, arrays)
-    undamped, _ = _lm_solve(_normal_equations(lin), state.lam)
+    undamped, _ = _lm_solve(normal_equations(lin), state.lam)
     assert float(space.step_size(state.z, undamped, cap, 0.05)) > 1.5  # too long
     step = jax.jit(method.step)
     values, losses = [space.values_np(state.z)], []
@@ -275,7 +275,7 @@ def test_convergence_potential_is_the_gain_of_the_exact_least_squares_step(offse
         r=jnp.asarray(r), norm=jnp.asarray(1.0), prior=prior, jz=jnp.asarray(jz),
         s=s, c=c,
     )  # fmt: skip
-    potential = float(_potential(_normal_equations(lin)))
+    potential = float(_potential(normal_equations(lin)))
     # Dense least squares in all unknowns: (z, delta).
     cols = [jz[k].ravel() for k in range(n)]
     rows = r.ravel()
@@ -308,7 +308,7 @@ def test_levenberg_marquardt_schur_step_solves_the_full_normal_equations(noisy, 
     @jax.jit
     def schur_step(z, delta):
         lin = linearise(stage, space.params_from_z, z, delta, arrays)
-        return _lm_solve(_normal_equations(lin), jnp.asarray(lam))
+        return _lm_solve(normal_equations(lin), jnp.asarray(lam))
 
     step_z, step_d = schur_step(z, delta)
 
@@ -1145,6 +1145,12 @@ def test_starts_outside_the_bounds_are_named(noisy):
         (lambda: fitting.Shooting(robust_mv=0.0), "`robust_mv` must be a finite"),
         (lambda: fitting.Shooting(robust_mv=np.nan), "`robust_mv` must be a finite"),
         (lambda: fitting.Shooting(windows_ms=(np.inf,)), "finite positive length"),
+        # The last stage gives the loss and standard errors: a 2 ms one did.
+        (lambda: fitting.Shooting(windows_ms=(None, 2.0)), "must grow from stage"),
+        (
+            lambda: fitting.Shooting(windows_ms=(20.0, 2.0, None)),
+            "must grow from stage",
+        ),
         (lambda: fitting.EquationError(block_ms=np.inf), "`block_ms` must be a finite"),
     ],
 )
@@ -1383,3 +1389,53 @@ def test_a_container_limit_counts_its_anonymous_memory_not_its_page_cache(
     assert fitting._memory._cgroup_free() == 8 * 2**30 - 3 * 2**29
     limit.write_text("max\n")
     assert fitting._memory._cgroup_free() is None
+
+
+def test_a_converged_fit_is_at_an_optimum(shooting_fit):
+    assert shooting_fit.uncertainty.gauss_newton_gain < 1e-6
+    assert shooting_fit.convergence_note() is None
+    doc = shooting_fit.to_dict()
+    assert doc["converged"] is True and doc["convergence_note"] is None
+
+
+def test_a_fit_that_ran_out_of_iterations_short_of_an_optimum_says_so(noisy):
+    # Adam for 3 iterations from g_l, e_l far off: standard errors were printed
+    # as if at an optimum, with no word that the fit had not converged.
+    with pytest.warns(RuntimeWarning, match=r"did not converge: its last stage .* "
+                      r"used all 3 iterations, and one Gauss-Newton step"):  # fmt: skip
+        result = fitting.fit(
+            _head(noisy, 801), ["g_l", "e_l"], optimizer="adam", max_iterations=3,
+            init=[[0.15, -60.0]], progress=False,
+        )  # fmt: skip
+    assert result.uncertainty.gauss_newton_gain > 0.01
+    assert "NOT CONVERGED: its last stage" in result.summary()
+    assert result.to_dict()["converged"] is False
+
+
+def test_a_checkpoint_of_another_fit_says_what_differs(noisy, tmp_path):
+    # It said "data, settings, starts, optimizer or loss differ" for any change.
+    checkpoint = tmp_path / "fit.npz"
+    _quick(noisy, checkpoint=checkpoint, seed=0)  # a finished fit keeps it
+    with pytest.raises(ValueError, match=r"different fit \(seed 0 → 1\); delete it"):
+        _quick(noisy, checkpoint=checkpoint, seed=1)
+    with pytest.raises(ValueError, match=r"optimizer\[0\].iterations 4 → 6"):
+        _quick(noisy, checkpoint=checkpoint, max_iterations=6)
+    head = _head(noisy, 201)
+    other = fitting.FitData.from_arrays(head.v + 1.0, head.i, head.dt)
+    with pytest.raises(ValueError, match=r"different fit \(the data differ\)"):
+        fitting.fit(
+            other, ["g_na", "g_k"], loss="regression", n_starts=2, max_iterations=4,
+            progress=False, uncertainty=False, checkpoint=checkpoint,
+        )  # fmt: skip
+
+
+def test_the_regression_warm_start_does_not_warn_about_defaults_outside_bounds(noisy):
+    # With g_k bounded to [1, 10], the warm start began at the model's default
+    # 36 and warned "`init`: g_k = 36 lies outside its bounds ... Widen `bounds`",
+    # about a start the user never gave.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = _quick(noisy, init="regression", bounds={"g_k": (1.0, 10.0)})
+    assert 1.0 <= result.values["g_k"] <= 10.0
+    with pytest.warns(UserWarning, match="g_k = 36 lies outside its bounds"):
+        _quick(noisy, init=[120.0, 36.0], bounds={"g_k": (1.0, 10.0)})

@@ -160,7 +160,17 @@ def _in_pa_as_density(path: Path) -> Path:
         (None, ["--sweeps", "0,,1"], "argument --sweeps: expected comma-separated"),
         (None, ["--sweeps", "0,"], "argument --sweeps: expected comma-separated"),
         (None, ["--free", "g_na,,g_k"], "argument --free: expected comma-separated"),
-        (None, ["--bounds", "g_na=5:1"], "LOWER:UPPER"),
+        (
+            None,
+            ["--bounds", "g_na=5:1"],
+            "the lower bound of g_na must be below its upper bound; got 5 >= 1",
+        ),
+        (None, ["--bounds", "g_na=5-1"], "expected NAME=LOWER:UPPER"),
+        (
+            None,
+            ["--windows", "whole,2"],
+            "argument --windows: window lengths must grow",
+        ),
         (None, ["--loss", "mse", "--windows", "2"], "only the shooting loss"),
         (None, ["--bounds", "g_k=1:10"], "--bounds given for parameter(s) g_k that"),
         (None, ["--seed", "-1"], "argument --seed: expected an integer >= 0"),
@@ -385,10 +395,11 @@ def test_fit_and_predict_simulate_with_the_fits_substeps(coarse_file, tmp_path, 
 
 
 def _fit_g_l_by_regression(capsys, data, out):
-    """A quick CLI fit of g_l (regression loss: no simulation while fitting)."""
+    """A quick CLI fit of g_l (regression loss: no simulation while fitting),
+    to convergence (2 iterations: a warning that it did not converge)."""
     return _run(
         capsys, "fit", data, "--free", "g_l", "--loss", "regression",
-        "--starts", 1, "--iterations", 2, "--quiet", "--no-compile-cache",
+        "--starts", 1, "--iterations", 30, "--quiet", "--no-compile-cache",
         "--out", out,
     )  # fmt: skip
 
@@ -556,8 +567,38 @@ def test_ctrl_c_outside_the_fit_is_one_line_and_exit_130(
     monkeypatch.setattr(fitting._cli, "_load", interrupted)
     out = tmp_path / "fit"
     status, _, stderr = _fit_g_l_by_regression(capsys, recording_file, out)
-    assert f"{out} is unchanged" in _one_line_interrupt(status, stderr)
+    line = _one_line_interrupt(status, stderr)
+    # It said "(it resumes from ... if the fit saved progress there)" when
+    # nothing had been saved.
+    assert (
+        f"{out} is unchanged; no progress was saved; run the same command "
+        "again to start over" in line
+    )
     assert not out.exists()
+
+
+def test_an_interrupted_no_resume_fit_says_to_drop_the_option_to_resume(
+    recording_file, tmp_path, capsys, monkeypatch
+):
+    # "run the same command again to resume" restarted the fit from scratch
+    # (--no-resume) and overwrote the progress just saved.
+    def interrupted(*args, checkpoint=None, **kwargs):
+        raise fitting.FitInterrupted(
+            f"fit interrupted at stage 1, iteration 11; progress saved to {checkpoint}",
+            checkpoint,
+        )
+
+    monkeypatch.setattr(fitting, "fit", interrupted)
+    out = tmp_path / "fit"
+    for extra, expected in (
+        ((), "run the same command again to resume"),
+        (("--no-resume",), "run the command again without --no-resume to resume"),
+    ):
+        status, _, stderr = _run(
+            capsys, "fit", recording_file, "--free", "g_l", "--loss", "regression",
+            "--quiet", "--no-compile-cache", "--out", out, *extra,
+        )  # fmt: skip
+        assert expected in _one_line_interrupt(status, stderr)
 
 
 def test_ctrl_c_during_the_warm_start_is_one_line_and_exit_130(
