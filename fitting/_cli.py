@@ -99,13 +99,19 @@ def _names(text: str) -> list[str]:
     return names
 
 
-def _span(text: str) -> tuple[float, float]:
-    start, sep, stop = text.partition(":")
+def _pair(text: str) -> tuple[float, float] | None:
+    """``"A:B"`` as two finite numbers, else ``None``."""
+    first, colon, second = text.partition(":")
     try:
-        pair = (float(start), float(stop))
+        pair = (float(first), float(second))
     except ValueError:
-        pair = (math.nan, math.nan)
-    if not sep or not all(math.isfinite(x) for x in pair) or pair[0] >= pair[1]:
+        return None
+    return pair if colon and all(map(math.isfinite, pair)) else None
+
+
+def _span(text: str) -> tuple[float, float]:
+    pair = _pair(text)
+    if pair is None or pair[0] >= pair[1]:
         raise argparse.ArgumentTypeError(
             f"expected START:STOP in ms with START < STOP, such as 100:600; got {text!r}"
         )
@@ -114,12 +120,8 @@ def _span(text: str) -> tuple[float, float]:
 
 def _bound(text: str) -> tuple[str, tuple[float, float]]:
     name, sep, rest = text.partition("=")
-    lower, colon, upper = rest.partition(":")
-    try:
-        pair = (float(lower), float(upper)) if sep and colon else None
-    except ValueError:
-        pair = None
-    if not name.strip() or pair is None or not all(map(math.isfinite, pair)):
+    pair = _pair(rest) if sep else None
+    if not name.strip() or pair is None:
         raise argparse.ArgumentTypeError(
             f"expected NAME=LOWER:UPPER such as g_na=50:200; got {text!r}"
         )
@@ -148,8 +150,9 @@ def _windows(text: str) -> tuple[float | None, ...]:
                 f"as 2,20,whole; got {text!r}"
             )
         out.append(value)
-    lengths = [math.inf if w is None else w for w in out]
-    if any(b <= a for a, b in zip(lengths[:-1], lengths[1:], strict=True)):
+    from fitting._losses import windows_in_order
+
+    if not windows_in_order(out):
         raise argparse.ArgumentTypeError(
             "window lengths must grow from stage to stage, 'whole' last, such as "
             f"2,20,whole (the last stage gives the loss and standard errors); got "
@@ -668,7 +671,10 @@ def run_fit(args: argparse.Namespace) -> int:
             from fitting import protocol
 
             files = protocol.checkpoint_files(checkpoint_path(args.out))
-            saved = next((f for f in files if f.exists()), None)
+            # With --no-resume an existing checkpoint is the one being discarded.
+            saved = (
+                None if args.no_resume else next((f for f in files if f.exists()), None)
+            )
             held = (
                 f"{saved} holds the progress saved before"
                 if saved is not None

@@ -209,10 +209,14 @@ def _starts(space, init, n_starts, seed, spread, run_regression):
     )
 
 
+def _outside(space: ParamSpace, values: np.ndarray) -> np.ndarray:
+    """Which ``values`` (``(n, n_free)``) lie outside their bounds."""
+    return (values < space.lower) | (values > space.upper)
+
+
 def _inside(space: ParamSpace, values: np.ndarray) -> np.ndarray:
     """``values`` as they are if within the bounds, else moved just inside."""
-    outside = (values < space.lower) | (values > space.upper)
-    return space.values_clipped(values) if outside.any() else values
+    return space.values_clipped(values) if _outside(space, values).any() else values
 
 
 def _warn_unmoved(plans, starts: np.ndarray, final_values: np.ndarray, losses) -> None:
@@ -248,7 +252,7 @@ def _check_finite_init(
             f"`init` values must be finite; got {values[row, col]} for "
             f"{space.free[col]}{where}."
         )
-    outside = np.argwhere((values < space.lower) | (values > space.upper))
+    outside = np.argwhere(_outside(space, values))
     if outside.size:
         row, col = (int(x) for x in outside[0])
         where = f" (start {row})" if len(values) > 1 else ""

@@ -269,6 +269,14 @@ def _check_substeps(substeps: Any) -> None:
         raise ValueError(f"`substeps` must be an integer >= 1; got {substeps!r}.")
 
 
+def windows_in_order(windows_ms: Sequence[float | None]) -> bool:
+    """Whether shooting stages refine: each window longer than the one before,
+    the whole sweep (``None``) last. Else the final loss and standard errors
+    would come from a short-window stage."""
+    lengths = [math.inf if w is None else w for w in windows_ms]
+    return all(a < b for a, b in zip(lengths[:-1], lengths[1:], strict=True))
+
+
 @dataclasses.dataclass(frozen=True)
 class Shooting(Loss):
     """Multiple shooting with a continuation schedule of window lengths.
@@ -338,10 +346,7 @@ class Shooting(Loss):
             w if w is None else _positive(w, f"`windows_ms[{k}]`", length)
             for k, w in enumerate(windows)
         )
-        # Stages refine: each longer than the one before, the whole sweep last
-        # (else the final loss and standard errors come from a short-window stage).
-        lengths = [math.inf if w is None else w for w in windows]
-        if any(b <= a for a, b in zip(lengths[:-1], lengths[1:], strict=True)):
+        if not windows_in_order(windows):
             raise ValueError(
                 "`windows_ms` must grow from stage to stage, the whole sweep "
                 f"(None) last, e.g. (2.0, 20.0, None); got {self.windows_ms!r}."

@@ -36,10 +36,8 @@ def model_name(params: Any) -> str:
     default parameters are of the same type and differ from ``params`` in the
     fewest fields)."""
     best, best_diff = None, None
-    for name, make in hhjax.MODELS.items():
-        defaults = make()
-        if type(defaults) is not type(params):
-            continue
+    for name in hhjax.model_names(params):
+        defaults = hhjax.MODELS[name]()
         diff = sum(
             not np.array_equal(np.asarray(a), np.asarray(b))
             for a, b in zip(defaults, params, strict=True)
@@ -138,39 +136,49 @@ class FitResult:
         space = ParamSpace.create(self.params, self.free, bounds)
         return space.at_bounds([self.values[name] for name in self.free])
 
-    def convergence_note(self) -> str | None:
-        """Why the best start stopped short of an optimum, or ``None``.
-
-        A fit has not converged when its last stage used all its iterations and
-        one Gauss–Newton step from the result would still remove more than
-        :data:`fitting._uncertainty.NOT_CONVERGED_GAIN` of the loss
-        (``uncertainty.gauss_newton_gain``): its values and standard errors
-        are then not those of an optimum. ``None`` also where this cannot be
-        told (no uncertainty estimate). A stage that stopped before its limit
-        met its own convergence test.
-        """
-        unc = self.uncertainty
-        gain = float("nan") if unc is None else unc.gauss_newton_gain
-        if not gain > NOT_CONVERGED_GAIN:  # also NaN: not known
-            return None
+    def converged(self) -> bool | None:
+        """Whether the best start reached an optimum: ``False`` when the last
+        stage used all its iterations and one Gauss–Newton step from the result
+        would still remove more than :data:`fitting._uncertainty.NOT_CONVERGED_GAIN`
+        of the loss (``uncertainty.gauss_newton_gain``), ``True`` when it
+        stopped before its limit (its own convergence test) or that step would
+        gain less, ``None`` where this cannot be told (no finite gain, no
+        recorded settings or history)."""
         plans = (
             self.settings.get("optimizer") if isinstance(self.settings, dict) else None
         )
-        if not plans or len(self.stage_of) == 0:
+        gain = (
+            float("nan")
+            if self.uncertainty is None
+            else self.uncertainty.gauss_newton_gain
+        )
+        if not plans or len(self.stage_of) == 0 or not np.isfinite(gain):
             return None
-        limit = int(plans[-1]["iterations"])
         last = int(np.max(self.stage_of))
         used = (
             int(np.sum(self.stage_of == last)) - 1
         )  # a record per iteration + the end
-        if used < limit:
+        return used < int(plans[-1]["iterations"]) or gain <= NOT_CONVERGED_GAIN
+
+    def convergence_note(self) -> str | None:
+        """Why the best start stopped short of an optimum (:meth:`converged` is
+        ``False``), else ``None``: its values and standard errors are then not
+        those of an optimum."""
+        if self.converged() is not False:
             return None
+        plan = self.settings["optimizer"][-1]
+        other = (
+            ""
+            if plan["kind"] == "lm"
+            else " (or the default optimizer, Levenberg-Marquardt)"
+        )
         return (
             f"the fit did not converge: its last stage ({self.stage_labels[-1]}) "
-            f"used all {limit} iterations, and one Gauss-Newton step from the "
-            f"result would still lower the loss by {100 * gain:.2g} %, so the "
-            "values and standard errors are not those of an optimum; fit again "
-            "with more iterations (or the default optimizer, Levenberg-Marquardt)"
+            f"used all {plan['iterations']} iterations, and one Gauss-Newton step "
+            f"from the result would still lower the loss by "
+            f"{100 * self.uncertainty.gauss_newton_gain:.2g} %, so the values and "
+            f"standard errors are not those of an optimum; fit again with more "
+            f"iterations{other}"
         )
 
     def to_dict(self) -> dict:
@@ -203,9 +211,7 @@ class FitResult:
             },
             "data": {"source": self.data_source, "sweeps": list(self.sweeps)},
             "at_bounds": self.at_bounds(),
-            "converged": None
-            if self.uncertainty is None
-            else self.convergence_note() is None,
+            "converged": self.converged(),
             "convergence_note": self.convergence_note(),
             "settings": self.settings,
             "elapsed_s": self.elapsed_s,

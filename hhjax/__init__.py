@@ -32,11 +32,13 @@ from hhjax._integrators import DEFAULT_METHOD as DEFAULT_METHOD
 from hhjax._integrators import METHODS as METHODS
 from hhjax._integrators import Integrator as Integrator
 from hhjax._model import Channel as Channel
+from hhjax._model import ChannelCheckError as ChannelCheckError
 from hhjax._model import GateRates as GateRates
 from hhjax._model import Model as Model
 from hhjax._model import model_of as model_of
 from hhjax._registry import MODELS as MODELS
 from hhjax._registry import default_params as default_params
+from hhjax._registry import model_names as model_names
 from hhjax._registry import voltage_convention as voltage_convention
 from hhjax._simulate import NonFiniteSimulationError as NonFiniteSimulationError
 from hhjax._simulate import StepSizeWarning as StepSizeWarning

@@ -71,6 +71,23 @@ def load_model_plugins() -> list[str]:
     return list(_plugin_failures)
 
 
+def model_names(params: Any) -> list[str]:
+    """The names in :data:`MODELS` of the model that ``params`` belong to.
+
+    Several for one model with several parameter sets (the Pospischil RS and FS
+    cells); the :data:`PLUGIN_GROUP` models are loaded first when no name fits.
+    Empty for a parameter type of no registered model."""
+
+    def matching() -> list[str]:
+        return [n for n, make in MODELS.items() if type(make()) is type(params)]
+
+    names = matching()
+    if not names:
+        load_model_plugins()
+        names = matching()
+    return names
+
+
 def default_params(name: str, **overrides: Any) -> Any:
     """Default parameters of the model called ``name`` (see :data:`MODELS`).
 

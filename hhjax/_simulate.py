@@ -30,7 +30,7 @@ from hhjax._checks import (
 )
 from hhjax._equilibrium import resting_state
 from hhjax._integrators import DEFAULT_METHOD, MAX_STABLE_RATE_FACTOR, get_integrator
-from hhjax._model import Model, model_of
+from hhjax._model import _CHECK_GRID_MV, ChannelCheckError, Model, model_of
 
 # Reverse-mode gradients store the state before every step (each step is
 # rematerialised, not its intermediates). When that would exceed this many bytes the
@@ -309,6 +309,13 @@ def _scan_in_chunks(f: Any, carry: Any, xs: Array, chunk: int) -> tuple[Any, Any
     return carry, ys
 
 
+def _run_dtype(i_ext: Any, params: Any, state0: Any) -> Any:
+    """The float type a run computes in: JAX's promotion of the inputs given (a
+    default state0, the resting state in the default float type, does not
+    promote it; Python numbers are weak types)."""
+    return jnp.result_type(i_ext, *jax.tree.leaves(params), *jax.tree.leaves(state0))
+
+
 def _run_impl(
     model,
     method,
@@ -324,9 +331,7 @@ def _run_impl(
 ):
     integrator = get_integrator(method)
     params = params._replace(**dict(constants))
-    # The run's dtype is that of the inputs given: a default state0 (the resting
-    # state, computed in the default float type) does not promote it.
-    dtype = jnp.result_type(i_ext, *jax.tree.leaves(params), *jax.tree.leaves(state0))
+    dtype = _run_dtype(i_ext, params, state0)
     if state0 is None:
         state0 = resting_state(params)
     state0 = jax.tree.map(
@@ -559,7 +564,7 @@ def simulate(
         if not is_out_of_memory(err):
             raise
         shape = (n_steps // stride, *batch_shape)
-        dtype = jnp.result_type(i_ext, *jax.tree.leaves((params, state0)))
+        dtype = _run_dtype(i_ext, run_params, state0)
         raise _out_of_memory(err, fields, shape, dtype) from None
     recorded = dict(zip(fields, out, strict=True))
     t = _sample_times(n_steps // stride, stride, out[0].dtype, dt)
@@ -585,21 +590,25 @@ def _out_of_memory(
     fewer = "" if len(fields) == 1 else "fewer fields (e.g. `record=('v',)`), "
     return MemoryError(
         f"The simulation ran out of memory ({str(err).splitlines()[0]}). Its "
-        f"recorded trace alone takes {size / 2**30:.3g} GiB ({len(fields)} fields "
-        f"of shape {shape}, {dtype.name}). Record {fewer}fewer samples (a larger "
+        f"recorded trace alone takes {size / 2**30:.3g} GiB ({len(fields)} "
+        f"field{'s' if len(fields) > 1 else ''} of shape {shape}, {dtype.name}). "
+        f"Record {fewer}fewer samples (a larger "
         "`stride`), or simulate the batch in parts."
     )
 
 
 def _failed_cells(v_final: Any) -> str:
-    """Which cells of a batch ended non-finite (`` in 1 of 16 cells (index 4)``),
-    and that the others can be had; ``""`` for one cell or unknown values."""
+    """Which cells of a batch ended non-finite (`` in 1 of 16 cells (batch index
+    4; ...)``) and that the others can be had; ``""`` for one cell or values
+    that are not known."""
     if v_final is None or is_traced(v_final) or np.ndim(v_final) == 0:
         return ""
     bad = ~np.isfinite(np.asarray(v_final))
     cells = [tuple(int(i) for i in c) for c in np.argwhere(bad)]
     if not cells:
         return ""
+    if len(cells) == bad.size:
+        return f" in all {bad.size} cells"
     shown = ", ".join(str(c[0]) if len(c) == 1 else str(c) for c in cells[:5])
     more = ", …" if len(cells) > 5 else ""
     return (
@@ -618,23 +627,19 @@ def _raise_non_finite(
     params: Any,
     at_rest: bool,
 ) -> None:
+    ran = model.switched_off(params)  # before stop_gradient makes 0 an array
     # Under jax.grad / jax.jvp (not jit) V, the current and the parameters are
     # tracers around concrete values; stop_gradient hands back those values,
     # which were not checked on the way in (a NaN current under jax.grad).
     v, v_final, i_ext, params = jax.lax.stop_gradient((trace.v, v_final, i_ext, params))
     check_current(i_ext)
     check_params(params)
-    if not any(is_traced(x) for x in params):
-        try:  # a channel whose rates are NaN or negative somewhere: name it
-            model.check_channels(params)
-        except ValueError as err:
-            raise NonFiniteSimulationError(
-                f"The simulation became non-finite (NaN or inf). {err}"
-            ) from None
     cells = _failed_cells(v_final)
     where, current = "", ""
+    visited = None  # the voltages the run went through, mV, if known
     if v is not None and not is_traced(v):
-        bad = ~np.isfinite(np.asarray(v)).reshape(len(trace.t), -1).all(axis=1)
+        values = np.asarray(v)
+        bad = ~np.isfinite(values).reshape(len(trace.t), -1).all(axis=1)
         if bad.any():
             where = f" at t = {float(trace.t[int(np.argmax(bad))]):g} ms"
         if at_rest and bad[0]:  # the default start, the resting state, is NaN
@@ -643,7 +648,11 @@ def _raise_non_finite(
                 "which these parameters (of at least one cell) lack: the net "
                 "steady-state current does not cross zero (e.g. every conductance "
                 "is 0; see hhjax.resting_state). Pass a `state0`."
+                + _channel_problems(ran, params, None)
             )
+        finite = values[np.isfinite(values)]
+        if finite.size:
+            visited = (float(finite.min()), float(finite.max()))
     if not is_traced(i_ext):  # value_range: XLA:CPU's max may skip NaN
         current = f" and max |i_ext| = {max(map(abs, value_range(i_ext))):g} uA/cm^2"
     stable = method in ("exp_euler", "exp_midpoint")
@@ -658,4 +667,25 @@ def _raise_non_finite(
         f"The simulation became non-finite (NaN or inf){where}{cells} with method "
         f"{method!r}, dt = {dt} ms{current}. Reduce `dt`, {other_method}or check "
         "that the current is in uA/cm^2 and the parameters are physical."
+        + _channel_problems(ran, params, visited)
     )
+
+
+def _channel_problems(ran: Model, params: Any, visited: Any) -> str:
+    """`` A likely cause: ...`` when the channels that ran (``ran``: the model
+    without those switched off) fail the value checks of
+    :meth:`Model.check_channels` between the lowest and highest V the run
+    reached (``visited``, mV; ``None``: the default grid), else ``""``."""
+    if any(is_traced(x) for x in params):
+        return ""
+    grid = _CHECK_GRID_MV
+    if visited is not None:
+        low, high = visited
+        grid = grid[(grid >= low - 0.5) & (grid <= high + 0.5)]
+        if not grid.size:
+            return ""
+    try:
+        ran.check_channels(params, grid, slopes=False)
+    except ChannelCheckError as err:
+        return f" A likely cause: {err}"
+    return ""

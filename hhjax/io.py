@@ -51,7 +51,11 @@ from jax.typing import ArrayLike
 
 from hhjax._checks import check_params
 from hhjax._model import _MODELS
-from hhjax._registry import MODELS, default_params, unknown_fields_message
+from hhjax._registry import (
+    default_params,
+    model_names,
+    unknown_fields_message,
+)
 from hhjax.models.hh import HHParams, Trace
 
 __all__ = [
@@ -807,7 +811,7 @@ def load_params(path: str | Path, base: Any = None) -> Any:
 
 
 def _model_name(params: Any) -> str:
-    names = [n for n, make in MODELS.items() if type(make()) is type(params)]
+    names = model_names(params)
     if not names:
         raise ValueError(
             f"{type(params).__name__} belongs to no model in hhjax.MODELS, and the "

@@ -124,9 +124,10 @@ def _mix(*terms: tuple[ArrayLike, Array]) -> Array:
 
 
 def constant(amplitude: ArrayLike, duration: float, dt: float) -> Array:
-    """Constant current of ``amplitude`` µA/cm² for ``duration`` ms: shape
-    ``(n_steps,)``, or ``(n_steps, *amplitude.shape)`` for an array of amplitudes
-    (one cell each, e.g. for an f–I curve)."""
+    """Constant current of ``amplitude`` µA/cm² for ``duration`` ms.
+
+    Shape ``(n_steps,)``, or ``(n_steps, *amplitude.shape)`` for an array of
+    amplitudes (one cell each, e.g. for an f–I curve)."""
     return _mix((amplitude, jnp.ones(n_steps(duration, dt))))
 
 

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import json
 import sys
 from importlib.metadata import EntryPoint
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -157,14 +159,50 @@ def test_a_gate_with_no_steady_state_is_named(checked):
         model.check_channels(params)
 
 
-def test_simulation_of_a_broken_channel_names_it_not_the_step_size(checked):
+def test_simulation_of_a_broken_channel_suggests_it_as_the_cause(checked):
     _, params = checked(
         _channel(lambda v: -hhjax.rates.linoid(v, 0.1, -40.0, 10.0))
     )  # a sign slip
     with pytest.raises(hhjax.NonFiniteSimulationError) as err:
         hhjax.simulate(params, hhjax.stimulus.constant(10.0, 200.0, 0.025), 0.025)
-    assert "channel 'a' (Bad), gate 'a': alpha < 0" in str(err.value)
-    assert "Reduce `dt`" not in str(err.value)
+    assert (
+        "A likely cause: Model 'checked' fails its channel checks: channel 'a' "
+        "(Bad), gate 'a': alpha < 0"
+    ) in str(err.value)
+
+
+def test_a_failure_of_sound_channels_suggests_no_channel(checked):
+    # Only value checks, only the channels that ran, only the voltages reached:
+    # a NaN slope (harmless to a forward run) and a broken channel that is
+    # switched off are not blamed for a step too large.
+    patched = _channel(
+        lambda v: jnp.where(
+            v == -40.0, 1.0, 0.1 * (v + 40.0) / (1.0 - jnp.exp(-(v + 40.0) / 10.0))
+        )
+    )
+    _, params = checked(patched)
+    i_ext = jnp.full((400,), -60.0)  # rk4 diverges under strong hyperpolarisation
+    with pytest.raises(hhjax.NonFiniteSimulationError) as err:
+        hhjax.simulate(params, i_ext, 0.025, method="rk4")
+    assert "Reduce `dt`" in str(err.value) and "likely cause" not in str(err.value)
+    _, off = checked(_channel(lambda v: -0.1 * jnp.ones_like(v)))
+    with pytest.raises(hhjax.NonFiniteSimulationError) as err:
+        hhjax.simulate(off._replace(g_a=0.0), i_ext, 0.025, method="rk4")
+    assert "likely cause" not in str(err.value)
+
+
+def test_check_channels_reports_rates_that_reverse_mode_cannot_differentiate(checked):
+    def looped(v):  # a while_loop has no reverse-mode derivative
+        return jax.lax.while_loop(
+            lambda x: jnp.all(x < 0.05), lambda x: 2.0 * x, 0.1 + 0.0 * v
+        )
+
+    model, params = checked(_channel(looped))
+    with pytest.raises(
+        hhjax.ChannelCheckError, match="dalpha/dV cannot be taken in reverse mode"
+    ):
+        model.check_channels(params)
+    model.check_channels(params, slopes=False)  # the values are fine
 
 
 def test_failed_cells_of_a_batch_are_named():
@@ -269,6 +307,20 @@ def plugins(example, monkeypatch):
     monkeypatch.setattr(_registry, "_plugin_failures", [])
     yield
     hhjax.MODELS.pop("hh-a-plugin", None)
+
+
+def test_models_from_entry_points_are_found_by_their_parameters(
+    plugins, example, tmp_path
+):
+    # Only default_params and the command line loaded the plugins: saving the
+    # parameters of a model known only as an entry point failed.
+    hhjax.MODELS.pop("hh-a")  # as if the module had not registered itself
+    try:
+        assert hhjax.model_names(example.HHAParams()) == ["hh-a-plugin"]
+        path = hhjax.io.save_params(example.HHAParams(g_a=5.0), tmp_path / "p.json")
+    finally:
+        hhjax.MODELS["hh-a"] = example.HHAParams
+    assert json.loads(path.read_text())["model"] == "hh-a-plugin"
 
 
 def test_models_from_entry_points_reach_default_params(plugins, example):

@@ -397,7 +397,7 @@ def test_a_trace_too_large_for_memory_is_a_memory_error_naming_its_size():
         hhjax.simulate(
             params, np.zeros(10**6, np.float32), 0.025, state0=rest, record=("v",)
         )
-    assert "takes 7.45e+05 GiB (1 fields of shape (1000000, 1000, 100000), float64)" in str(info.value)
+    assert "takes 7.45e+05 GiB (1 field of shape (1000000, 1000, 100000), float64)" in str(info.value)
     assert "Record fewer samples (a larger `stride`)" in str(info.value)
 
 
