@@ -1318,6 +1318,7 @@ def test_timings_record_the_compilation(noisy):
     assert all(t["compile_s"] >= 0.0 for t in result.timings)
 
 
+@pytest.mark.filterwarnings("ignore:the fit did not converge")  # 2 iterations
 def test_regression_checks_the_free_names(noisy):
     data = _head(noisy, 201)
     result = fitting.regression(data, "g_na, g_k", max_iterations=2)
