@@ -602,23 +602,17 @@ def _fit(
     phase = "preparing the fit"  # what an interruption interrupted
     loaded = None  # a checkpoint being resumed
     fingerprint, probes = None, []
+    identity = None  # what the fingerprint hashes: to say what differs
     save_failed = False
     saved_once = False  # a save of this call succeeded (the checkpoint is ours)
 
     def write_checkpoint():
         nonlocal saved_once
         meta, saved = run.snapshot()
-        identity = {
-            "fingerprint": fingerprint,
-            # What the fingerprint hashes, to say what differs when it does not match.
-            "identity": {"settings": settings, "data": data.fingerprint(),
-                         "starts": _digest(starts)},
-        }  # fmt: skip
+        mine = {"fingerprint": fingerprint, "identity": identity}
         if probes:
-            identity["probes"] = probes
-        save_checkpoint(
-            checkpoint, {**identity, "elapsed_s": run.elapsed(), **meta}, saved
-        )
+            mine["probes"] = probes
+        save_checkpoint(checkpoint, {**mine, "elapsed_s": run.elapsed(), **meta}, saved)
         saved_once = True
 
     def saved_before() -> bool:
@@ -659,6 +653,9 @@ def _fit(
             seed, tolerance, method, dtype,
         )  # fmt: skip
         fingerprint = _fingerprint(settings, data, starts)
+        identity = {
+            "settings": settings, "data": data.fingerprint(), "starts": _digest(starts)
+        }  # fmt: skip
         # A custom optimizer or loss is named by its type/function name only: the
         # checkpoint also records what it computes (only needed with a checkpoint).
         if checkpoint is not None:
@@ -682,11 +679,7 @@ def _fit(
                     meta.get("probes"), probes
                 ):
                     loaded = None  # not ours: an interruption must not blame it
-                    differs = _differences(
-                        meta.get("identity"),
-                        {"settings": settings, "data": data.fingerprint(),
-                         "starts": _digest(starts)},
-                    )  # fmt: skip
+                    differs = _differences(meta.get("identity"), identity)
                     raise mismatched_checkpoint(
                         checkpoint,
                         "this checkpoint belongs to a different fit ("

@@ -155,9 +155,8 @@ class FitResult:
         if not plans or len(self.stage_of) == 0 or not np.isfinite(gain):
             return None
         last = int(np.max(self.stage_of))
-        used = (
-            int(np.sum(self.stage_of == last)) - 1
-        )  # a record per iteration + the end
+        # The last stage has a record per iteration and one where it ends.
+        used = int(np.sum(self.stage_of == last)) - 1
         return used < int(plans[-1]["iterations"]) or gain <= NOT_CONVERGED_GAIN
 
     def convergence_note(self) -> str | None:

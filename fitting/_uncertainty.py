@@ -55,8 +55,8 @@ class Uncertainty:
         gauss_newton_gain: the fraction of the loss that one undamped
             Gauss–Newton step from ``values`` would remove if the residuals
             were linear: ≈ 0 at an optimum (3e-8 after a converged fit of
-            synthetic HH data); above
-            :data:`NOT_CONVERGED_GAIN` the fit stopped short of one.
+            synthetic HH data); above :data:`NOT_CONVERGED_GAIN`, the fit
+            stopped short of one.
     """
 
     names: tuple[str, ...]

@@ -36,11 +36,12 @@ model name, its object the constructor of default parameters, e.g. in
     hh-a = "my_channels.hh_a:HHAParams"
 
 They are added to :data:`MODELS` by :func:`load_model_plugins`, which the
-``hhjax`` command line and :func:`default_params` (for a name not yet known) call;
-importing hhjax does not import them."""
+``hhjax`` command line, :func:`default_params` (for a name not yet known) and
+:func:`model_names` (for a parameter type no name fits) call; importing hhjax does
+not import them."""
 
 _plugins_loaded = False
-_plugin_failures: list[str] = []
+_plugin_failures: dict[str, str] = {}  # entry-point name: why it did not load
 
 
 def load_model_plugins() -> list[str]:
@@ -63,12 +64,12 @@ def load_model_plugins() -> list[str]:
                     raise TypeError(f"{make!r} is not a constructor of parameters")
             except Exception as err:  # noqa: BLE001 (a broken plugin must not break hhjax)
                 text = " ".join(f"{type(err).__name__}: {err}".split())
-                _plugin_failures.append(
+                _plugin_failures[ep.name] = (
                     f"could not load model {ep.name!r} from {ep.value}: {text}"
                 )
                 continue
             MODELS[ep.name] = make
-    return list(_plugin_failures)
+    return list(_plugin_failures.values())
 
 
 def model_names(params: Any) -> list[str]:
@@ -103,9 +104,9 @@ def default_params(name: str, **overrides: Any) -> Any:
             model's parameters.
     """
     if isinstance(name, str) and name not in MODELS:
-        failures = [f for f in load_model_plugins() if f"model {name!r}" in f]
-        if failures:
-            raise ValueError(failures[0])
+        load_model_plugins()
+        if name in _plugin_failures:
+            raise ValueError(_plugin_failures[name])
     try:
         make = MODELS[name]
     except (KeyError, TypeError):

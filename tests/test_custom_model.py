@@ -304,7 +304,7 @@ def plugins(example, monkeypatch):
         _registry, "entry_points", lambda group: points if group == _registry.PLUGIN_GROUP else []
     )  # fmt: skip
     monkeypatch.setattr(_registry, "_plugins_loaded", False)
-    monkeypatch.setattr(_registry, "_plugin_failures", [])
+    monkeypatch.setattr(_registry, "_plugin_failures", {})
     yield
     hhjax.MODELS.pop("hh-a-plugin", None)
 
