@@ -615,6 +615,7 @@ _FIT_ARGUMENT_FLAGS = {
     "method": "--method",
     "c_pf": "--c-pf",
     "series_resistance": "--series-resistance",
+    "init": "--init",
 }
 # The same for `hhjax predict` with the parameters of a real-cell fit or on a
 # recording (the protocol scores every sweep itself).
@@ -627,6 +628,17 @@ _PREDICT_NPZ_ONLY = {
 }
 
 
+def _option_names(message: str) -> str:
+    """``message`` with the arguments of :func:`fitting.fit` in backticks
+    replaced by the options of ``hhjax fit`` that set them (``--init``)."""
+    message = message.replace(
+        "pass resume=False (--no-resume on the command line)", "pass --no-resume"
+    )
+    for argument, flag in _FIT_ARGUMENT_FLAGS.items():
+        message = message.replace(f"`{argument}`", flag)
+    return message
+
+
 @contextlib.contextmanager
 def _options_named() -> Iterator[None]:
     """A ``ValueError`` raised inside names the options of ``hhjax fit``, not the
@@ -634,11 +646,7 @@ def _options_named() -> Iterator[None]:
     try:
         yield
     except ValueError as err:
-        message = str(err).replace(
-            "pass resume=False (--no-resume on the command line)", "pass --no-resume"
-        )
-        for argument, flag in _FIT_ARGUMENT_FLAGS.items():
-            message = message.replace(f"`{argument}`", flag)
+        message = _option_names(str(err))
         if message.startswith("Unknown parameter(s)"):
             message = f"argument --free: {message}"
         raise ValueError(message) from None
@@ -663,7 +671,7 @@ def run_fit(args: argparse.Namespace) -> int:
     """Run ``hhjax fit``; returns the exit status (errors raise ``ValueError``).
     Ctrl-C or SIGTERM at any point: one line on stderr and exit status 130; the
     fit's progress, if any, is in the checkpoint and the same command resumes."""
-    with _signals_as_interrupt(), warnings_one_line():
+    with _signals_as_interrupt(), warnings_one_line(_option_names):
         try:
             return _run_fit(args)
         except KeyboardInterrupt:

@@ -364,14 +364,19 @@ def _cells(params: Any) -> int:
 
 
 @contextlib.contextmanager
-def warnings_one_line() -> Iterator[None]:
+def warnings_one_line(
+    rewrite: Callable[[str], str] | None = None,
+) -> Iterator[None]:
     """Print each warning raised inside (e.g. a step-size warning, a checkpoint
     that could not be written) at once, as one line ``hhjax: warning: ...`` on
-    stderr. Python's warning filters apply: a warning repeated from the same
-    line prints once; ``-W``/``PYTHONWARNINGS`` can silence or repeat them."""
+    stderr, its text passed through ``rewrite`` if given (e.g. to name a
+    command's options instead of the Python arguments they set). Python's
+    warning filters apply: a warning repeated from the same line prints once;
+    ``-W``/``PYTHONWARNINGS`` can silence or repeat them."""
 
     def show(message, category, filename, lineno, file=None, line=None):
-        print(f"hhjax: warning: {_one_line(message)}", file=sys.stderr, flush=True)
+        text = _one_line(message if rewrite is None else rewrite(str(message)))
+        print(f"hhjax: warning: {text}", file=sys.stderr, flush=True)
 
     with warnings.catch_warnings():
         warnings.showwarning = show

@@ -860,3 +860,20 @@ def test_a_cell_on_another_dac_is_fitted_and_predicted(tmp_path, capsys):
         capsys, "fit", EXAMPLE, "--free", "g_na", "--dac", "0", "--out", tmp_path / "x"
     )
     assert status == 2 and "`dac` applies to .abf files only" in stderr, stderr
+
+
+def test_fit_warnings_name_the_options_not_the_python_arguments(
+    recording_file, tmp_path, capsys
+):
+    # It printed "Widen `bounds` to start there", the argument of fitting.fit.
+    status, _, stderr = _run(
+        capsys, "fit", recording_file, "--free", "g_l,g_k", "--loss", "regression",
+        "--init", "params", "--bounds", "g_k=1:10", "--starts", 1, "--iterations", 30,
+        "--quiet", "--no-compile-cache", "--out", tmp_path / "fit",
+    )  # fmt: skip
+    assert status == 0, stderr
+    assert (
+        "hhjax: warning: the parameters (the starts' centre): g_k = 36 lies outside "
+        "its bounds [1, 10]; such starts begin at the nearest bound. Widen --bounds "
+        "to start there."
+    ) in stderr
