@@ -348,3 +348,11 @@ def test_unknown_model_says_how_to_register_one():
         ValueError, match=r"hhjax.MODELS\['mine'\] = its parameter type"
     ):
         hhjax.default_params("mine")
+
+
+def test_a_batch_that_fails_in_every_cell_does_not_promise_the_others():
+    i_ext = jnp.full((400, 3), -60.0)  # rk4 diverges in every cell
+    with pytest.raises(hhjax.NonFiniteSimulationError) as err:
+        hhjax.simulate(hhjax.HHParams(), i_ext, 0.025, method="rk4")
+    assert " in all 3 cells with method 'rk4'" in str(err.value)
+    assert "other cells" not in str(err.value)

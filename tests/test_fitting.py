@@ -1440,3 +1440,11 @@ def test_the_regression_warm_start_does_not_warn_about_defaults_outside_bounds(n
     assert 1.0 <= result.values["g_k"] <= 10.0
     with pytest.warns(UserWarning, match="g_k = 36 lies outside its bounds"):
         _quick(noisy, init=[120.0, 36.0], bounds={"g_k": (1.0, 10.0)})
+
+
+def test_a_dimensionless_value_is_printed_without_a_unit():
+    from fitting._results import parameter_line
+
+    # It printed "q10 = 1.026 1 ± 0.1".
+    assert parameter_line("q10", 1.026, "1", se=0.1) == "           q10 = 1.026 ± 0.1"
+    assert parameter_line("g_k", 36.0, "mS/cm^2").endswith("g_k = 36 mS/cm^2")

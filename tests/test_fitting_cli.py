@@ -877,3 +877,16 @@ def test_fit_warnings_name_the_options_not_the_python_arguments(
         "its bounds [1, 10]; such starts begin at the nearest bound. Widen --bounds "
         "to start there."
     ) in stderr
+
+
+def test_the_checkpoint_of_out_dot_is_named_after_the_directory(tmp_path, monkeypatch):
+    # `--out .` kept its checkpoint as "..checkpoint.npz" inside the directory.
+    from pathlib import Path
+
+    from fitting._cli import checkpoint_path
+
+    cell = tmp_path / "cell7"
+    cell.mkdir()
+    monkeypatch.chdir(cell)
+    assert checkpoint_path(Path(".")) == tmp_path / ".cell7.checkpoint.npz"
+    assert checkpoint_path(Path("fit")) == Path(".fit.checkpoint.npz")
