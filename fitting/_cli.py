@@ -223,6 +223,14 @@ def _add_data_options(parser: argparse.ArgumentParser, sweeps_help: str) -> None
         "(default: the only one; the error lists them when there are several)",
     )
     group.add_argument(
+        "--stimulus-description",
+        default=None,
+        metavar="NAME",
+        help=".nwb files: load only the sweeps of this protocol (their series' "
+        "stimulus_description; default: all, and the error names them when the "
+        "sweeps differ in length)",
+    )
+    group.add_argument(
         "--window",
         type=_span,
         action="append",
@@ -267,6 +275,17 @@ def _base_params(args: argparse.Namespace) -> tuple[str, Any]:
     return name, one_cell(params, "argument --params")
 
 
+def _selectors(args: argparse.Namespace) -> dict:
+    """The options that pick one cell's signals (and an ``.nwb`` file's
+    protocol) in a recording (:data:`hhjax.recordings.SELECTORS`)."""
+    return {
+        "channel": args.channel,
+        "dac": args.dac,
+        "electrode": args.electrode,
+        "stimulus_description": args.stimulus_description,
+    }
+
+
 def _load(args: argparse.Namespace, c_m: float):
     import fitting
 
@@ -277,9 +296,7 @@ def _load(args: argparse.Namespace, c_m: float):
             windows=args.window,
             exclude=args.exclude,
             c_m=c_m,
-            channel=args.channel,
-            dac=args.dac,
-            electrode=args.electrode,
+            **_selectors(args),
         )
     except fitting.RecordingError as err:
         raise ValueError(str(err)) from None
@@ -877,7 +894,7 @@ def _run_protocol_fit(args: argparse.Namespace, protocol: Any) -> int:
                     free=args.free, seed=args.seed, method=args.method,
                     log=None if args.quiet else print, checkpoint=files[0],
                     c_pf=args.c_pf, series_resistance=args.series_resistance,
-                    channel=args.channel, dac=args.dac, electrode=args.electrode,
+                    **_selectors(args),
                 )  # fmt: skip
             except fitting.RecordingError as err:
                 raise ValueError(str(err)) from None
@@ -1077,8 +1094,7 @@ def _run_predict(args: argparse.Namespace) -> int:
             try:
                 report = protocol.predict_to_directory(
                     args.params_file, args.data, tmp, method=args.method,
-                    channel=args.channel, dac=args.dac, electrode=args.electrode,
-                    log=print,
+                    log=print, **_selectors(args),
                 )  # fmt: skip
             except fitting.RecordingError as err:
                 raise ValueError(str(err)) from None

@@ -242,6 +242,7 @@ def load_data(
     channel: int | None = None,
     dac: int | None = None,
     electrode: str | None = None,
+    stimulus_description: str | None = None,
 ) -> FitData:
     """Load a recording file (``.npz``, ``.csv``, ``.abf`` or ``.nwb``, see
     :func:`hhjax.recordings.load_recording`) as :class:`FitData`. Arguments as
@@ -259,12 +260,20 @@ def load_data(
             (:func:`hhjax.recordings.load_abf`).
         electrode: for ``.nwb`` files, the intracellular electrode (the cell)
             to load (:func:`hhjax.recordings.load_nwb`).
+        stimulus_description: for ``.nwb`` files, the protocol whose sweeps to
+            load (:func:`hhjax.recordings.load_nwb`).
 
     Raises:
         RecordingError: the file is missing, corrupt or violates the file
             contract, or a current in pA has no capacitance.
     """
-    recording = load_recording(path, channel=channel, dac=dac, electrode=electrode)
+    recording = load_recording(
+        path,
+        channel=channel,
+        dac=dac,
+        electrode=electrode,
+        stimulus_description=stimulus_description,
+    )
     if c_pf is not None:
         recording = recording.replace(c_pf=c_pf)
     return FitData.from_recording(

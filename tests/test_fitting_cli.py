@@ -280,6 +280,11 @@ def test_cell_options_reach_the_protocol(tmp_path, capsys, monkeypatch):
         capsys, "fit", RECORDING, "--electrode", "e1", "--out", tmp_path / "out"
     )
     assert status == 2 and seen["electrode"] == "e1"
+    status, _, _ = _run(
+        capsys, "fit", RECORDING, "--stimulus-description", "long steps", "--out",
+        tmp_path / "out",
+    )  # fmt: skip
+    assert status == 2 and seen["stimulus_description"] == "long steps"
     status, _, stderr = _run(
         capsys, "fit", RECORDING, "--c-pf", "0", "--out", tmp_path / "out"
     )

@@ -827,6 +827,17 @@ def test_predict_marks_training_sweeps_only_on_the_recording_fitted():
     old = {"data": {"source": "a/c.abf"}}
     assert _directories.fitted_on(old, other, "b/c.abf")
     assert not _directories.fitted_on(old, fitted, "b/d.abf")
+    # Predicting another recording says that every sweep is held out (a
+    # converted copy of the fit's file, .abf to .nwb, counted silently).
+    document["protocol"] = {"training_sweeps": [0, 2]}
+    said = []
+    train = _directories.training_sweeps
+    assert train(document, fitted, "c.abf", said.append) == [0, 2] and not said
+    assert train(document, other, "c.nwb", said.append) == []
+    assert said == [
+        "c.nwb is not the recording the fit was trained on (c.abf: the samples "
+        "differ), so every sweep counts as held out"
+    ]
 
 
 def test_the_polish_log_says_why_it_was_not_kept():

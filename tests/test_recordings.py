@@ -601,6 +601,150 @@ def test_nwb_data_stored_without_conversion_is_named(tmp_path, v, i_amp, message
         load_nwb(path)
 
 
+def test_nwb_timestamps_from_the_session_start_load(tmp_path):
+    # NWB's timestamps count seconds from the session start: sweep k at 20 k s.
+    # Their differences carry ~1e-10 relative rounding, and a comparison to 12
+    # decimals refused the file ("series differ in sample interval").
+    path = tmp_path / "session.nwb"
+
+    def series(icephys, electrode):
+        made = []
+        for k in range(3):
+            t = 20.0 * k + np.arange(1000) / 20000.0  # s
+            response, stimulus = _nwb_pair(icephys, electrode, k, k)
+            for s in (response, stimulus):
+                s.fields.pop("rate")
+                s.fields.pop("starting_time")
+                s.fields["timestamps"] = t
+            made.append((response, stimulus))
+        return [r for r, _ in made], [st for _, st in made]
+
+    _nwb_file(path, series)
+    rec = load_nwb(path)
+    assert rec.sweeps == (0, 1, 2) and rec.dt == 0.05  # ms, to 12 decimals
+    # a real difference in rate is still refused
+
+    def other_rate(icephys, electrode):
+        made = [_nwb_pair(icephys, electrode, k, k) for k in range(2)]
+        for s in made[1]:
+            s.fields["rate"] = 20010.0  # Hz
+        return [r for r, _ in made], [st for _, st in made]
+
+    _nwb_file(path, other_rate)
+    with pytest.raises(RecordingError, match=r"differ in sample interval \(\[0\.04997"):
+        load_nwb(path)
+
+
+def test_nwb_warnings_on_reading_come_once_per_kind(tmp_path):
+    # A unit label that NWB ignores (data labelled mV, conversion right) made
+    # pynwb warn once per series: 2 lines per sweep on the command line.
+    h5py = pytest.importorskip("h5py")
+    path = tmp_path / "labels.nwb"
+    _nwb_pairs(path, *[(k, k, {}) for k in range(4)])
+    with h5py.File(path, "r+") as f:
+        for k in range(4):
+            f[f"acquisition/r{k}/data"].attrs["unit"] = "mV"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rec = load_nwb(path)
+    assert rec.n_sweeps == 4
+    texts = [str(w.message) for w in caught if "Unit 'mV'" in str(w.message)]
+    assert len(texts) == 1, texts
+    assert texts[0].startswith(f"{path}: ") and "(and 3 more series alike)" in texts[0]
+
+
+def test_nwb_stimulus_converted_twice_is_named(tmp_path):
+    # Amperes stored with conversion 1e-12 loaded as ~1e-10 pA without a word
+    # (the real-cell fit then found "no hyperpolarising step: is the current in nA?").
+    path = tmp_path / "twice.nwb"
+
+    def series(icephys, electrode):
+        response, stimulus = _nwb_pair(icephys, electrode, 0, 0)
+        stimulus.fields["conversion"] = 1e-12
+        return [response], [stimulus]
+
+    _nwb_file(path, series)
+    with pytest.raises(
+        RecordingError,
+        match=r"twice\.nwb: the stimulus reaches at most 1e-10 pA .*need conversion=1,",
+    ):
+        load_nwb(path)
+    _nwb_pairs(path, (0, 0, {"i_amp": 0.0}))  # a sweep without current is no error
+    assert load_nwb(path).i.max() == 0.0
+
+
+def _two_protocols(path, descriptions):
+    """Sweeps 0, 1 of 1000 samples and sweep 2 of 400, their series described by
+    ``descriptions`` (one per sweep)."""
+
+    def series(icephys, electrode):
+        made = [_nwb_pair(icephys, electrode, k, k) for k in range(3)]
+        for (response, stimulus), name in zip(made, descriptions, strict=True):
+            for s in (response, stimulus):
+                s.fields["stimulus_description"] = name
+        for s in made[2]:
+            s.fields["data"] = np.asarray(s.data)[:400]
+        return [r for r, _ in made], [st for _, st in made]
+
+    _nwb_file(path, series)
+
+
+def test_nwb_protocol_is_chosen_by_stimulus_description(tmp_path):
+    # One file per cell holds all its protocols; sweeps of different lengths
+    # were refused with no way to choose.
+    path = tmp_path / "cell.nwb"
+    _two_protocols(path, ["steps", "steps", "ramp"])
+    with pytest.raises(
+        RecordingError,
+        match=r"cell\.nwb: sweeps differ in length: 2 sweeps \(0, 1\) of 1000 samples, "
+        r"stimulus_description 'steps'; 1 sweep \(2\) of 400 samples, "
+        r"stimulus_description 'ramp'\. .*`stimulus_description='steps'` "
+        r"\(`--stimulus-description steps`",
+    ):
+        load_nwb(path)
+    assert load_recording(path, stimulus_description="steps").sweeps == (0, 1)
+    ramp = load_nwb(path, stimulus_description="ramp")
+    assert ramp.sweeps == (2,) and ramp.n_samples == 400
+    with pytest.raises(
+        RecordingError, match=r"no current-clamp series with stimulus_description "
+        r"'Steps'; the file's are \['ramp', 'steps'\]",
+    ):  # fmt: skip
+        load_nwb(path, stimulus_description="Steps")
+    with pytest.raises(RecordingError, match=r"`stimulus_description` applies to .nwb"):
+        load_recording(tmp_path / "x.abf", stimulus_description="steps")
+    _two_protocols(path, ["N/A"] * 3)  # nothing tells them apart
+    with pytest.raises(RecordingError, match="does not tell the protocols apart"):
+        load_nwb(path)
+
+
+def test_nwb_table_row_without_a_stimulus_is_named(tmp_path):
+    # The error said the response had no row of its own in the table; it has one,
+    # whose stimulus is missing.
+    pynwb = pytest.importorskip("pynwb", reason="pynwb (hhjax[nwb]) not installed")
+    path = tmp_path / "nostim.nwb"
+    nwb = pynwb.NWBFile(
+        session_description="test",
+        identifier="nostim",
+        session_start_time=datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc),
+    )
+    device = nwb.create_device(name="amplifier")
+    electrode = nwb.create_icephys_electrode(
+        name="e0", description="patch", device=device
+    )
+    response, _ = _nwb_pair(pynwb.icephys, electrode, 0, 0)
+    nwb.add_intracellular_recording(electrode=electrode, response=response)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pynwb.NWBHDF5IO(str(path), "w") as io:
+            io.write(nwb)
+    with pytest.raises(
+        RecordingError,
+        match=r"row 0 of the intracellular-recordings table has the response 'r0' "
+        "but no current-clamp stimulus",
+    ):
+        load_nwb(path)
+
+
 def test_nwb_corrupt_and_missing_dependency(tmp_path, monkeypatch):
     bad = tmp_path / "junk.nwb"
     bad.write_bytes(b"\x89HDF junk" * 100)
@@ -1242,8 +1386,8 @@ def test_stored_dt_ms_is_optional_and_checked(tmp_path):
     assert load_csv(tmp_path / "dt.csv").dt == 0.1
 
 
-@pytest.mark.filterwarnings("ignore:Timeseries has a rate of 0.0 Hz")
-@pytest.mark.filterwarnings("ignore:Rate must not be a negative value")
+@pytest.mark.filterwarnings("ignore:.*Timeseries has a rate of 0.0 Hz")
+@pytest.mark.filterwarnings("ignore:.*Rate must not be a negative value")
 @pytest.mark.parametrize("rate", [0.0, float("nan"), -10000.0])
 def test_nwb_sample_rate_must_be_positive(tmp_path, rate):
     path = tmp_path / "rate.nwb"

@@ -5,6 +5,7 @@ command line hands to this protocol (:func:`wants_protocol`).
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,25 @@ def fitted_on(document: dict, recording: Recording, data_path) -> bool:
     return Path(data.get("source", "")).name == Path(data_path).name
 
 
+def training_sweeps(
+    document: dict, recording: Recording, data_path, log: Callable | None = None
+) -> list:
+    """The fit's training sweeps if ``recording`` is the one it was fitted to
+    (:func:`fitted_on`), else none, and then ``log`` is told so (a converted
+    copy of the file, e.g. ``.abf`` to ``.nwb``, has other samples in the last
+    digits and counts as another recording)."""
+    fitted = document.get("protocol", {}).get("training_sweeps", [])
+    if not fitted or fitted_on(document, recording, data_path):
+        return fitted
+    if log is not None:
+        source = Path(str(document.get("data", {}).get("source", "?"))).name
+        log(
+            f"{Path(data_path).name} is not the recording the fit was trained on "
+            f"({source}: the samples differ), so every sweep counts as held out"
+        )
+    return []
+
+
 def wants_protocol(path, document: dict | None = None) -> bool:
     """Whether ``hhjax fit``/``predict`` should use this protocol: the data is a
     raw whole-cell recording (``.abf``/``.nwb``, current in pA, capacitance
@@ -40,7 +60,8 @@ def wants_protocol(path, document: dict | None = None) -> bool:
 def _selection(data_path, given: dict, fitted: Any = None) -> dict:
     """Loader options that pick one cell's signals in a file
     (:data:`hhjax.recordings.SELECTORS`: an ``.abf`` file's ``channel`` and
-    ``dac``, an ``.nwb`` file's ``electrode``): those ``given`` (not ``None``),
+    ``dac``, an ``.nwb`` file's ``electrode`` and ``stimulus_description``):
+    those ``given`` (not ``None``),
     else those of the fit (``fitted``: the ``data`` block of its
     ``params.json``) that apply to this file type. Given for another file type,
     the loader refuses them."""
@@ -67,6 +88,7 @@ def fit_to_directory(
     channel: int | None = None,
     dac: int | None = None,
     electrode: str | None = None,
+    stimulus_description: str | None = None,
     **options,
 ) -> RealFit:
     """Fit a recording file and write ``params.json``, ``metrics.json`` (every
@@ -77,7 +99,8 @@ def fit_to_directory(
     ``series_resistance`` (MΩ) go to :func:`prepare` (default: measured on the
     hyperpolarising step; ``--c-pf``, ``--series-resistance``), ``channel``,
     ``dac`` (an ``.abf`` file's ADC channel and DAC, ``--channel``, ``--dac``)
-    and ``electrode`` (an ``.nwb`` file's, ``--electrode``) to
+    and ``electrode``, ``stimulus_description`` (an ``.nwb`` file's,
+    ``--electrode``, ``--stimulus-description``) to
     :func:`hhjax.recordings.load_recording`, and are kept in ``params.json`` for
     ``hhjax predict``; ``options`` go to :func:`fit_recording`.
     """
@@ -85,7 +108,12 @@ def fit_to_directory(
     from hhjax.recordings import load_recording
 
     out_dir = Path(out_dir)
-    given = {"channel": channel, "dac": dac, "electrode": electrode}
+    given = {
+        "channel": channel,
+        "dac": dac,
+        "electrode": electrode,
+        "stimulus_description": stimulus_description,
+    }
     selection = _selection(data_path, given)
     recording = load_recording(data_path, **selection)
     given = c_pf is not None or series_resistance is not None
@@ -125,6 +153,7 @@ def predict_to_directory(
     channel: int | None = None,
     dac: int | None = None,
     electrode: str | None = None,
+    stimulus_description: str | None = None,
     log: Callable[[str], Any] | None = None,
 ) -> dict:
     """Score a ``params.json`` of this protocol on a recording file and write
@@ -133,8 +162,8 @@ def predict_to_directory(
     sweeps are marked when the file is the one it was fitted to.
 
     ``channel`` and ``dac`` select an ``.abf`` file's ADC channel and DAC,
-    ``electrode`` an ``.nwb`` file's electrode
-    (:func:`hhjax.recordings.load_recording`); each one not given is the fit's
+    ``electrode`` and ``stimulus_description`` an ``.nwb`` file's electrode and
+    protocol (:func:`hhjax.recordings.load_recording`); each one not given is the fit's
     (``data.channel`` etc. of ``params.json``, written when the fit was given
     them) where it applies to this file type, else the loader's default;
     ``log`` is told when the fit's are used."""
@@ -145,17 +174,24 @@ def predict_to_directory(
     out_dir = Path(out_dir)
     params, document = load_result(params_path)
     method = method or document.get("settings", {}).get("method", "rk4")
-    given = {"channel": channel, "dac": dac, "electrode": electrode}
+    given = {
+        "channel": channel,
+        "dac": dac,
+        "electrode": electrode,
+        "stimulus_description": stimulus_description,
+    }
     selection = _selection(data_path, given, document.get("data"))
     from_fit = {k: v for k, v in selection.items() if given[k] is None}
     for key, value in from_fit.items():
-        kind = str if key == "electrode" else int
+        kind = int if key in ("channel", "dac") else str
         if isinstance(value, bool) or not isinstance(value, kind):
             raise RecordingError(
                 f"{params_path}: data.{key} must be "
                 f"{'a name' if kind is str else 'an index (integer)'}; got {value!r}."
             )
-    options = " ".join(f"--{k} {v}" for k, v in from_fit.items())
+    options = " ".join(
+        f"--{k.replace('_', '-')} {shlex.quote(str(v))}" for k, v in from_fit.items()
+    )
     if from_fit and log is not None:
         log(f"reading the cell the fit read: {options} (from {params_path})")
     try:
@@ -167,8 +203,7 @@ def predict_to_directory(
             f"{err} ({options} came from the fit's {params_path}; give them to "
             "override.)"
         ) from None
-    same_file = fitted_on(document, recording, data_path)
-    train = document.get("protocol", {}).get("training_sweeps", []) if same_file else []
+    train = training_sweeps(document, recording, data_path, log)
     doc, v_model, prepared = predict_recording(
         params,
         recording,

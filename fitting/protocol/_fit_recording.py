@@ -284,17 +284,20 @@ def _check_sweeps(prepared: Prepared, sweeps: Sequence[int]) -> tuple[int, ...]:
         else ", ".join(map(str, available))
     )
     where = f"{prepared.recording.source}: " if prepared.recording.source else ""
+    # An .abf file's sweeps are its 0-based indices, an .nwb file's its sweep
+    # numbers, which need not start at 0.
+    numbering = "0-based" if first == 0 else "the file's sweep numbers"
     missing = [s for s in train if s not in available]
     if missing:
         raise ValueError(
             f"{where}no sweep {', '.join(map(str, missing))}; the training sweeps "
-            f"must be among the recording's sweeps {span} (0-based)."
+            f"must be among the recording's sweeps {span} ({numbering})."
         )
     twice = sorted({s for s in train if train.count(s) > 1})
     if twice or not train:
         raise ValueError(
             "`sweeps` must list distinct sweeps of the recording "
-            f"({span}, 0-based); got {list(train)}."
+            f"({span}, {numbering}); got {list(train)}."
         )
     return train
 

@@ -7,7 +7,9 @@ current, amperes). Values are converted with each series' ``conversion`` and
 ``offset`` to mV and pA.
 
 A file with the series of several cells (intracellular electrodes) loads one of
-them, chosen with ``electrode``. Pairing is strict: each sweep number may appear
+them, chosen with ``electrode``; a file with several protocols of one cell (sweeps
+of different lengths) loads the sweeps of one, chosen by the ``stimulus_description``
+of its series. Pairing is strict: each sweep number may appear
 once among that electrode's responses and once among its stimuli; a file with a
 single response and a single stimulus needs them to have the same sweep number
 (or none); and a stimulus must start (its
@@ -21,6 +23,8 @@ one the row's index.
 from __future__ import annotations
 
 import os
+import re
+import warnings
 
 import numpy as np
 
@@ -92,7 +96,24 @@ def _dt_ms(series, where: str) -> float:
             f"{where}: series {series.name!r} has no uniform sample rate "
             "(expected >= 2 finite, increasing, evenly spaced timestamps, s)."
         )
-    return 1000.0 * float(np.median(steps))
+    # The span, not one difference: timestamps counted from the session start
+    # (seconds, as NWB defines them) carry rounding errors of ~1e-10 relative in
+    # each difference, far less in the whole span.
+    return 1000.0 * float(t[-1] - t[0]) / (t.size - 1)
+
+
+def _common_dt(pairs: list[tuple], where: str) -> float:
+    """The sampling interval (ms) shared by the responses and stimuli of
+    ``pairs``, equal to 1e-6 relative (as the timestamps of one series)."""
+    dts = np.array([_dt_ms(s, where) for _, r, st in pairs for s in (r, st)])
+    dt = float(np.median(dts))
+    if np.max(np.abs(dts - dt)) > 1e-6 * dt:
+        distinct = sorted({float(f"{d:.6g}") for d in dts})
+        raise RecordingError(
+            f"{where}: series differ in sample interval ({distinct} ms); a "
+            "Recording needs one."
+        )
+    return round(dt, 12)
 
 
 def _start_s(series) -> float:
@@ -171,25 +192,34 @@ def _pairs(responses: list, stimuli: list, where: str) -> list[tuple]:
     return sorted(pairs, key=lambda p: p[0])
 
 
-def _table_pairs(nwbfile, where: str, electrode: str | None) -> list[tuple] | None:
+def _table_pairs(nwbfile, where: str, wanted: list) -> list[tuple] | None:
     """``[(sweep, response, stimulus)]`` from the intracellular-recordings table,
-    for its rows with a current-clamp response (of ``electrode``, if given);
-    ``None`` when there are none or one of them has no current-clamp stimulus
-    (the table cannot pair them)."""
+    for its rows whose response is one of ``wanted``; ``None`` when there are
+    none or a sweep appears twice (the table cannot pair them).
+
+    Raises:
+        RecordingError: such a row without a current-clamp stimulus, or one that
+            refers to part of a series.
+    """
     table = getattr(nwbfile, "intracellular_recordings", None)
     if table is None or len(table) == 0:
         return None
     responses = table.category_tables["responses"]["response"]
     stimuli = table.category_tables["stimuli"]["stimulus"]
+    chosen = {r.name for r in wanted}  # unique in acquisition
     pairs = []
     for row in range(len(table)):
         response, stimulus = responses[row], stimuli[row]
-        if type(response.timeseries).__name__ != "CurrentClampSeries":
-            continue
-        if electrode is not None and _electrode_name(response.timeseries) != electrode:
+        if response.timeseries.name not in chosen:
             continue
         if type(stimulus.timeseries).__name__ != "CurrentClampStimulusSeries":
-            return None
+            raise RecordingError(
+                f"{where}: row {row} of the intracellular-recordings table has the "
+                f"response {response.timeseries.name!r} but no current-clamp "
+                "stimulus, and no CurrentClampStimulusSeries has its sweep_number "
+                f"({response.timeseries.sweep_number}); cannot tell which current "
+                "was injected."
+            )
         for ref in (response, stimulus):
             if ref.idx_start != 0 or ref.count != len(ref.timeseries.data):
                 raise RecordingError(
@@ -211,7 +241,12 @@ def _table_pairs(nwbfile, where: str, electrode: str | None) -> list[tuple] | No
     return sorted(pairs, key=lambda p: p[0])
 
 
-def load_nwb(path: str | os.PathLike, *, electrode: str | None = None) -> Recording:
+def load_nwb(
+    path: str | os.PathLike,
+    *,
+    electrode: str | None = None,
+    stimulus_description: str | None = None,
+) -> Recording:
     """Load the current-clamp sweeps of an NWB 2 file.
 
     Args:
@@ -219,30 +254,43 @@ def load_nwb(path: str | os.PathLike, *, electrode: str | None = None) -> Record
         electrode: name of the intracellular electrode whose series to load (one
             cell of a multi-cell recording); default: the only electrode with
             current-clamp series (an error naming them when there are several).
+        stimulus_description: load only the sweeps whose response series has
+            this ``stimulus_description`` (the protocol's name, as acquisition
+            software writes it), e.g. the current steps of a file that also holds
+            the cell's other protocols; default: every current-clamp sweep (an
+            error naming the descriptions when the sweeps differ in length).
 
     Returns:
         A :class:`Recording` with ``v`` in mV, ``i`` in pA (``i_unit="pA"``), ``dt``
         in ms, one row per sweep ordered by ``sweep_number`` (``sweeps`` are those
         numbers), ``t0 = 0`` at the start of each sweep.
 
+    Warns:
+        UserWarning: pynwb's warnings on reading the file, each kind once (with
+            the number of series it concerns), prefixed with the file name.
+
     Raises:
         ImportError: pynwb is not installed (``pip install 'hhjax[nwb]'``).
         RecordingError: missing or corrupt file; no current-clamp series (e.g. a
             voltage-clamp file); series of several electrodes and no
             ``electrode`` given, or an ``electrode`` without current-clamp
-            series; unpaired series, a sweep number used twice, or a
-            stimulus that starts at another time than its response; sweeps of
-            different length or sample rate; potentials beyond ±5 V or currents
-            beyond ±1 µA after ``conversion`` (data in mV or pA stored without the
-            conversion to volts or amperes).
+            series; a ``stimulus_description`` that no series of it has;
+            unpaired series, a sweep number used twice, or a stimulus that
+            starts at another time than its response; sweeps of different
+            length or sample rate; potentials beyond ±5 V or currents beyond
+            ±1 µA after ``conversion`` (data in mV or pA stored without the
+            conversion to volts or amperes), or a stimulus whose largest
+            value is below 10⁻³ pA (data in amperes converted once more).
     """
     where = str(path)
     pynwb = require("pynwb", "nwb", "Reading .nwb files")
     check_is_file(path, where)
     io = None
     try:
-        io = pynwb.NWBHDF5IO(str(path), mode="r")
-        nwbfile = io.read()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            io = pynwb.NWBHDF5IO(str(path), mode="r")
+            nwbfile = io.read()
     except Exception as err:  # noqa: BLE001 - h5py/hdmf raise many types on junk
         if io is not None:
             io.close()
@@ -250,6 +298,7 @@ def load_nwb(path: str | os.PathLike, *, electrode: str | None = None) -> Record
             f"{where}: not a readable NWB file, or truncated/corrupt "
             f"({type(err).__name__}: {err})."
         ) from None
+    _warn_once_each(caught, where)
     with io:
         responses = _series(nwbfile.acquisition, "CurrentClampSeries")
         if not responses:
@@ -264,18 +313,17 @@ def load_nwb(path: str | os.PathLike, *, electrode: str | None = None) -> Record
         if name is not None:
             responses = [s for s in responses if _electrode_name(s) == name]
             stimuli = [s for s in stimuli if _electrode_name(s) == name]
+        if stimulus_description is not None:
+            responses = _described(responses, stimulus_description, where)
+            numbers = {r.sweep_number for r in responses}
+            stimuli = [s for s in stimuli if s.sweep_number in numbers]
         try:
             pairs = _pairs(responses, stimuli, where)
         except RecordingError:
-            pairs = _table_pairs(nwbfile, where, name)
+            pairs = _table_pairs(nwbfile, where, responses)
             if pairs is None:
                 raise
-        dts = {round(_dt_ms(s, where), 12) for _, r, st in pairs for s in (r, st)}
-        if len(dts) != 1:
-            raise RecordingError(
-                f"{where}: series differ in sample interval ({sorted(dts)} ms)."
-            )
-        dt = dts.pop()
+        dt = _common_dt(pairs, where)
         for sweep, r, st in pairs:
             lag = 1e3 * (_start_s(st) - _start_s(r))  # ms
             if abs(lag) > 0.5 * dt:
@@ -293,12 +341,8 @@ def load_nwb(path: str | os.PathLike, *, electrode: str | None = None) -> Record
                     f"{i_k.size} samples but the response {r.name!r} has {v_k.size}; "
                     "they must cover the same samples."
                 )
-    lengths = {x.shape for x in v + i}
-    if len(lengths) != 1:
-        raise RecordingError(
-            f"{where}: sweeps differ in length ({sorted(lengths)}); a Recording "
-            "needs sweeps of one length."
-        )
+        _check_one_length(pairs, v, where)
+        _check_current_scale(pairs, i, where)
     return Recording(
         dt=dt,
         v=np.stack(v),
@@ -307,3 +351,86 @@ def load_nwb(path: str | os.PathLike, *, electrode: str | None = None) -> Record
         sweeps=tuple(s for s, _, _ in pairs),
         source=where,
     )
+
+
+def _warn_once_each(caught: list, where: str) -> None:
+    """Re-issue warnings ``caught`` while reading a file, once per kind of
+    message: pynwb warns once per series (e.g. for a unit label it ignores),
+    which in a file of 30 sweeps would be 60 lines. The kind is the message with
+    the series' names left out; the first message stands for the others."""
+    kinds: dict[tuple, list] = {}
+    for w in caught:
+        text = str(w.message)
+        key = (w.category, re.sub(r"(Series) '[^']*'", r"\1", text))
+        kinds.setdefault(key, []).append(text)
+    for (category, _), texts in kinds.items():
+        more = f" (and {len(texts) - 1} more series alike)" if len(texts) > 1 else ""
+        warnings.warn(f"{where}: {texts[0]}{more}", category, stacklevel=3)
+
+
+def _description(series) -> str:
+    return str(getattr(series, "stimulus_description", None) or "N/A")
+
+
+def _described(responses: list, description: str, where: str) -> list:
+    """The ``responses`` whose ``stimulus_description`` is ``description``."""
+    if not isinstance(description, str):
+        raise RecordingError(
+            f"{where}: `stimulus_description` must be a name (str); got "
+            f"{description!r}."
+        )
+    chosen = [r for r in responses if _description(r) == description]
+    if not chosen:
+        names = sorted({_description(r) for r in responses})
+        raise RecordingError(
+            f"{where}: no current-clamp series with stimulus_description "
+            f"{description!r}; the file's are {names}."
+        )
+    return chosen
+
+
+def _check_one_length(pairs: list[tuple], v: list, where: str) -> None:
+    """Refuse sweeps of different lengths, naming each group's sweeps and
+    ``stimulus_description`` so that one protocol can be chosen."""
+    groups: dict[int, list] = {}
+    for (sweep, r, _), v_k in zip(pairs, v, strict=True):
+        groups.setdefault(v_k.size, []).append((sweep, _description(r)))
+    if len(groups) == 1:
+        return
+    parts, separable = [], True
+    all_names = {name for members in groups.values() for _, name in members}
+    for length, members in sorted(groups.items(), key=lambda g: -len(g[1])):
+        names = sorted({name for _, name in members})
+        sweeps = [s for s, _ in members]
+        shown = ", ".join(map(str, sweeps[:6])) + (", ..." if len(sweeps) > 6 else "")
+        parts.append(
+            f"{len(sweeps)} sweep{'s' if len(sweeps) > 1 else ''} ({shown}) of "
+            f"{length} samples, stimulus_description {' / '.join(map(repr, names))}"
+        )
+        separable &= len(names) == 1 and len(all_names) == len(groups)
+    largest = max(groups.values(), key=len)[0][1]
+    advice = (
+        f"choose one protocol's sweeps with `stimulus_description={largest!r}` "
+        f"(`--stimulus-description {largest}` on the command line)"
+        if separable
+        else "their stimulus_description does not tell the protocols apart, so "
+        "write one protocol's sweeps to a file of their own"
+    )
+    raise RecordingError(
+        f"{where}: sweeps differ in length: {'; '.join(parts)}. A Recording needs "
+        f"sweeps of one length: {advice}."
+    )
+
+
+def _check_current_scale(pairs: list[tuple], i: list, where: str) -> None:
+    """Refuse a stimulus of at most 10⁻³ pA (but not all 0): data already in
+    amperes stored with ``conversion`` 1e-12 come out 10¹² times too small."""
+    largest = max(float(np.max(np.abs(x))) if x.size else 0.0 for x in i)
+    if 0.0 < largest < 1e-3:
+        conversion = float(pairs[0][2].conversion)
+        raise RecordingError(
+            f"{where}: the stimulus reaches at most {largest:.3g} pA (data x "
+            f"conversion {conversion:g}, in amperes); expected a whole-cell current "
+            "of pA to nA. NWB stores amperes: data already in amperes need "
+            "conversion=1, data in pA conversion=1e-12."
+        )

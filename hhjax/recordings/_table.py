@@ -256,9 +256,9 @@ def load_csv(path: str | os.PathLike) -> Recording:
     return _from_columns(columns, where)
 
 
-SELECTORS = {".abf": ("channel", "dac"), ".nwb": ("electrode",)}
-"""The options of :func:`load_recording` that select one cell's signals in a file,
-by file extension."""
+SELECTORS = {".abf": ("channel", "dac"), ".nwb": ("electrode", "stimulus_description")}
+"""The options of :func:`load_recording` that select one cell's signals in a file
+(and, in an ``.nwb`` file, one protocol's sweeps), by file extension."""
 
 
 def load_recording(
@@ -267,6 +267,7 @@ def load_recording(
     channel: int | None = None,
     dac: int | None = None,
     electrode: str | None = None,
+    stimulus_description: str | None = None,
 ) -> Recording:
     """Load any supported recording file, chosen by its extension.
 
@@ -281,6 +282,9 @@ def load_recording(
             :func:`load_abf`).
         electrode: for ``.nwb`` files, the name of the intracellular electrode
             (the cell) whose series to load (default: see :func:`load_nwb`).
+        stimulus_description: for ``.nwb`` files, load only the sweeps of the
+            protocol of this name (the series' ``stimulus_description``; default:
+            all, see :func:`load_nwb`).
 
     Raises:
         RecordingError: unsupported extension, a selector given for a file type
@@ -300,7 +304,12 @@ def load_recording(
             f"{path}: unsupported file type {suffix!r}; expected one of "
             f"{', '.join(sorted(loaders))}."
         )
-    given = {"channel": channel, "dac": dac, "electrode": electrode}
+    given = {
+        "channel": channel,
+        "dac": dac,
+        "electrode": electrode,
+        "stimulus_description": stimulus_description,
+    }
     given = {k: v for k, v in given.items() if v is not None}
     misplaced = [k for k in given if k not in SELECTORS.get(suffix, ())]
     if misplaced:
