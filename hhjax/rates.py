@@ -43,12 +43,21 @@ from jax.typing import ArrayLike
 # and 1.5x the CPU time (docs/benchmarks.md, item 12). A z**8 term made the
 # vectorised float32 step 2.5x slower.
 _SERIES = {8: (0.07, 6), 4: (0.3, 4), 2: (0.5, 4)}  # itemsize: (radius, last power)
+# Above these z, exp(z) overflows (float32: 88.7, float64: 709.8) and the direct
+# formula's derivative is inf/inf = NaN where its value is 0; z is capped there
+# (the value z e^-z < 1e-33 resp. 1e-301 stays, its gradient is 0). Reached at
+# unphysiological potentials only: e.g. HH's alpha_m caps below -760 mV in float32.
+_CAP = {8: 700.0, 4: 80.0, 2: 10.0}  # itemsize: largest z fed to exp
 # Bernoulli numbers: z/(e^z - 1) = sum_n B_n z^n / n!, B_1 = -1/2, odd n > 1 vanish.
 _B2, _B4, _B6 = 1.0 / 12.0, -1.0 / 720.0, 1.0 / 30240.0
 
 
 def x_over_expm1(z: ArrayLike) -> Array:
     """``z / (exp(z) - 1)``, finite with a finite, exact gradient at ``z = 0``.
+
+    Finite with a finite gradient for every finite ``z``: where ``exp(z)`` would
+    overflow (``z`` above 700 in float64, 80 in float32) ``z`` is capped, and the
+    value there (below 10⁻³⁰⁰ resp. 10⁻³²) has gradient 0.
 
     Args:
         z: dimensionless argument, any shape.
@@ -61,11 +70,13 @@ def x_over_expm1(z: ArrayLike) -> Array:
         z = z.astype(jnp.result_type(float))
     radius, last_power = _SERIES.get(z.dtype.itemsize, (0.5, 4))
     small = jnp.abs(z) < radius
-    # The unused branch gets a harmless argument, so its gradient stays finite.
-    safe_z = jnp.where(small, 1.0, z)
-    z2 = z * z
+    # Each unused branch gets a harmless argument, so its gradient stays finite
+    # (the series' z**2 overflows for |z| > 1.8e19 in float32).
+    safe_z = jnp.where(small, 1.0, jnp.minimum(z, _CAP.get(z.dtype.itemsize, 10.0)))
+    series_z = jnp.where(small, z, 0.0)
+    z2 = series_z * series_z
     tail = _B4 + z2 * _B6 if last_power == 6 else _B4
-    series = 1.0 - 0.5 * z + z2 * (_B2 + z2 * tail)
+    series = 1.0 - 0.5 * series_z + z2 * (_B2 + z2 * tail)
     return jnp.where(small, series, safe_z / (jnp.exp(safe_z) - 1.0))
 
 

@@ -125,6 +125,7 @@ def upward_crossings(sol, k, copy, level=0.0, n_grid=20000):
 
 
 # ----------------------------------------------------------------- spike times
+@pytest.mark.filterwarnings("ignore:The spike threshold")  # toy traces at it
 def test_spike_times_interpolate_inside_the_step_and_pad_with_nan():
     t = jnp.arange(6.0)
     v = jnp.array(
@@ -153,6 +154,7 @@ def test_spike_times_interpolate_inside_the_step_and_pad_with_nan():
     )
 
 
+@pytest.mark.filterwarnings("ignore:The spike threshold")  # toy traces at it
 def test_cubic_interpolation_is_exact_for_a_cubic_and_differentiable():
     t = jnp.linspace(0.0, 3.0, 7)  # uneven spacing is allowed too
     t = t.at[3].set(1.4)
@@ -848,6 +850,10 @@ def test_sensitivities_table_and_elasticities():
         sens.elasticities[0, 1], grad.g_k * 36.0 / sens.values[0], rtol=1e-12
     )
     assert "g_k" in sens.table() and "v_rest" in sens.table()
+    # e_l's elasticity would depend on the zero of the voltage convention: none
+    assert np.isnan(sens.elasticities[:, 3]).all() and np.isfinite(sens.gradients).all()
+    assert "n/a: e_l lie on an interval scale" in sens.table()
+    assert "n/a" not in sens.table(relative=False)
     with pytest.raises(ValueError, match="parameters"):
         analysis.sensitivities(lambda p: p.g_k, params, parameters=("nope",))
 
@@ -970,6 +976,8 @@ def test_searches_say_they_need_concrete_inputs(name, call):
         (lambda: analysis.fixed_point(hhjax.HHParams(), 5000.0), "i_ext"),
         (lambda: analysis.limit_cycle(hhjax.HHParams(), 5000.0), "i_ext"),
         (lambda: analysis.fi_curve(hhjax.HHParams(), [5000.0]), "currents"),
+        (lambda: analysis.hopf_points(hhjax.HHParams(), (0.0, 5000.0)), "i_range"),
+        (lambda: analysis.classify_hopf(hhjax.HHParams(), 5000.0), "i_hopf"),
     ],
 )
 def test_a_current_in_pa_is_named_without_an_option_the_function_lacks(call, name):
@@ -987,3 +995,49 @@ def test_fi_curve_refuses_a_duration_that_is_not_whole_steps():
         analysis.fi_curve(
             hhjax.HHParams(), [10.0], duration=100.0, dt=0.03, transient=10.0
         )
+
+
+def test_fi_curve_needs_sustained_firing_and_reports_the_single_spike_rheobase():
+    # Below its onset of repetitive firing (~6.26 uA/cm^2 from rest) squid HH
+    # fires a train that stops: 6.25 fired 8 spikes up to 141.6 ms of 500 and was
+    # reported repetitive (rheobase 6.25 at 46 Hz). The single-spike rheobase
+    # (~2.24 for a long step) was not reported at all.
+    currents = [2.0, 2.3, 6.0, 6.25, 7.0]
+    fi = analysis.fi_curve(hhjax.HHParams(), currents, duration=500.0, transient=100.0)
+    assert int(fi.counts[3]) >= 2  # in the window, but the train stops
+    assert fi.repetitive.tolist() == [False, False, False, False, True]
+    assert fi.rheobase == 7.0 and fi.single_spike_rheobase == 2.3
+
+
+def test_spike_threshold_at_the_mean_voltage_warns():
+    # HH's 1952 convention rests at 0 mV: the default 0 mV threshold counted the
+    # ripples of a subthreshold step as 3 spikes (63.7 Hz), silently.
+    dt = 0.01
+    i_ext = hhjax.stimulus.step(1.0, start=5.0, stop=45.0, duration=100.0, dt=dt)
+    trace = hhjax.simulate(hhjax.HHParams.hh1952(), i_ext, dt)
+    with pytest.warns(UserWarning, match=r"1952 convention .* about 65 mV"):
+        analysis.spike_count(trace)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert int(analysis.spike_count(trace, 65.0)) == 0
+        modern = hhjax.simulate(hhjax.HHParams(), i_ext, dt)
+        assert int(analysis.spike_count(modern)) == 0
+    with pytest.raises(ValueError, match=r"`threshold` \(-30 mV\) must be more than 5"):
+        analysis.fi_curve(hhjax.HHParams.hh1952(), [10.0], threshold=-30.0)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda p: analysis.fixed_point(p),
+        lambda p: analysis.classify_hopf(p, 5.0),
+        lambda p: analysis.fi_curve(p, [1.0], duration=50.0, transient=10.0),
+    ],
+)
+def test_parameters_without_a_resting_state_are_named(call):
+    # fixed_point returned NaN silently, classify_hopf raised numpy's LinAlgError
+    # and fi_curve told the user to pass a `state0` it does not take.
+    params = hhjax.HHParams(g_na=0.0, g_k=0.0, g_l=0.0)
+    with pytest.raises(ValueError, match=r"No fixed point found at i_ext = ") as err:
+        call(params)
+    assert "state0" not in str(err.value)

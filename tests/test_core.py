@@ -121,6 +121,33 @@ def test_x_over_expm1_and_its_derivative_against_50_digit_arithmetic(
         assert abs(sk / float(exact_slope) - 1) < slope_tol, (zk, sk)
 
 
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_x_over_expm1_gradient_is_finite_where_exp_overflows(dtype):
+    # exp(z) overflows above z = 88.7 (float32) / 709.8 (float64): the value was
+    # 0 but its gradient inf/inf = NaN, and with it jax.grad of a run under a
+    # strong hyperpolarising current (Pospischil RS, -50 uA/cm^2, float32,
+    # exp_euler: V -567 mV, grad NaN where finite differences give 3049).
+    z = jnp.asarray([30.0, 88.0, 89.0, 100.0, 709.0, 710.0, 1e4, 1e30], dtype)
+    value = rates.x_over_expm1(z)
+    slope = jax.vmap(jax.grad(rates.x_over_expm1))(z)
+    assert np.all(np.isfinite(value)) and np.all(np.isfinite(slope))
+    assert np.all(np.asarray(value) >= 0) and np.all(np.asarray(value) < 1e-11)
+    assert np.all(np.abs(np.asarray(slope)) < 1e-11)
+    params = jax.tree.map(lambda x: jnp.asarray(x, dtype), hhjax.PospischilParams.rs())
+    i_ext = jnp.full(400, -50.0, dtype)
+
+    def mean_v(g_l):
+        trace = hhjax.simulate(
+            params._replace(g_l=g_l), i_ext, 0.025, method="exp_euler", record="v"
+        )
+        return jnp.mean(trace.v)
+
+    g_l = jnp.asarray(0.1, dtype)
+    grad = float(jax.grad(mean_v)(g_l))
+    fd = (float(mean_v(g_l + 1e-3)) - float(mean_v(g_l - 1e-3))) / 2e-3
+    assert np.isfinite(grad) and grad == pytest.approx(fd, rel=1e-2)
+
+
 # -------------------------------------------------------------------- batching
 def test_batch_equals_one_by_one():
     amps = jnp.array([0.0, 8.0, 30.0])

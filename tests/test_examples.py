@@ -16,7 +16,9 @@ import pytest
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 OUTPUT = EXAMPLES / "output"
-SLOW = {"40_fit_real_recording.py"}
+# 40 fits a real cell (minutes); 50's channel and model are tested by
+# tests/test_custom_model.py, which imports it, and its fit takes ~30 s.
+SLOW = {"40_fit_real_recording.py", "50_custom_channel.py"}
 
 
 def _cases():

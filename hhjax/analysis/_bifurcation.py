@@ -25,7 +25,7 @@ import numpy as np
 from jax import Array, lax
 from jax.typing import ArrayLike
 
-from hhjax._checks import concrete_real, is_integer, is_traced
+from hhjax._checks import check_current, concrete_real, is_integer, is_traced
 from hhjax._model import document_fields
 from hhjax.analysis._fixed_points import (
     check_one_cell,
@@ -235,7 +235,8 @@ def hopf_points(
         Hopf currents in µA/cm², ascending, shape ``(k,)`` (``k = 0`` if none).
 
     Raises:
-        ValueError: a bad range or grid.
+        ValueError: a bad range or grid, or currents beyond
+            :data:`hhjax.MAX_PLAUSIBLE_CURRENT` (a range in pA by mistake).
     """
     grid = np.asarray(i_range, dtype=float)
     if grid.ndim != 1 or grid.size < 2:
@@ -252,6 +253,7 @@ def hopf_points(
         grid = np.linspace(grid[0], grid[1], int(n_grid))
     if not np.all(np.diff(grid) > 0) or not np.all(np.isfinite(grid)):
         raise ValueError("The grid of currents must be finite and strictly ascending.")
+    check_current(grid, "i_range", opt_out=False)  # not pA
     require_concrete(
         "hopf_points", params, i_range,
         hint="hopf_current, with a bracket from hopf_points, is differentiable",
@@ -376,9 +378,11 @@ def classify_hopf(params: Any, i_hopf: ArrayLike) -> HopfPoint:
         A :class:`HopfPoint`, at the refined current.
 
     Raises:
-        ValueError: ``i_hopf`` is not a finite number, or not near a Hopf point
-            (no complex eigenvalue pair with a real part within 1 % of its
-            modulus, or no crossing of the imaginary axis nearby).
+        ValueError: ``i_hopf`` is not a finite number (or beyond
+            :data:`hhjax.MAX_PLAUSIBLE_CURRENT`: pA by mistake), the parameters
+            have no fixed point there, or it is not near a Hopf point (no complex
+            eigenvalue pair with a real part within 1 % of its modulus, or no
+            crossing of the imaginary axis nearby).
     """
     require_concrete(
         "classify_hopf", params, i_hopf, hint="it refines and classifies one point"
@@ -388,6 +392,8 @@ def classify_hopf(params: Any, i_hopf: ArrayLike) -> HopfPoint:
         raise ValueError(
             f"`i_hopf` must be a finite current in uA/cm^2; got {i_hopf!r}."
         )
+    check_current(i_hopf, "i_hopf", opt_out=False)
+    fixed_point(params, i_hopf)  # a clear error where there is none
     x0, a = (np.asarray(x) for x in _fixed_point_and_jacobian(params, i_hopf))
     lam, vecs = np.linalg.eig(a)
     k = int(np.argmax(np.where(lam.imag > 0, -np.abs(lam.real), -np.inf)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any, NamedTuple
 
 import jax.numpy as jnp
@@ -21,8 +22,17 @@ from hhjax._equilibrium import resting_state
 from hhjax._integrators import DEFAULT_METHOD
 from hhjax._model import document_fields, model_of
 from hhjax._simulate import simulate
-from hhjax.analysis._fixed_points import check_one_cell, require_concrete
-from hhjax.analysis._spikes import firing_rate, first_spike_time, spike_count
+from hhjax.analysis._fixed_points import (
+    check_fixed_point,
+    check_one_cell,
+    require_concrete,
+)
+from hhjax.analysis._spikes import (
+    firing_rate,
+    first_spike_time,
+    spike_count,
+    spike_times,
+)
 from hhjax.stimulus import n_steps as whole_steps
 
 # A rate at rheobase more than this many times the rate increase that the slope just
@@ -31,6 +41,8 @@ from hhjax.stimulus import n_steps as whole_steps
 _JUMP_RATIO = 3.0
 # Default threshold: this far above the I = 0 resting potential, mV.
 _THRESHOLD_ABOVE_REST = 35.0
+# A threshold given must be at least this far above it, mV.
+_THRESHOLD_MIN_ABOVE_REST = 5.0
 
 
 @document_fields
@@ -48,6 +60,13 @@ class FICurve(NamedTuple):
         onset_type: ``"class 1"``, ``"class 2"`` or ``"unknown"`` (see :func:`fi_curve`)
         window: analysis window (start, stop), ms after onset
         threshold: spike-detection threshold, mV (convention of the params)
+        repetitive: whether each current fires repetitively (see :func:`fi_curve`),
+            booleans
+        single_spike_rheobase: lowest current with at least one spike after the
+            onset (the transient included), µA/cm²: the rheobase of
+            current-clamp practice, below ``rheobase`` for cells that fire a
+            single spike before firing repetitively (squid HH: ≈ 2.2 vs ≈ 6.3
+            µA/cm² from rest); NaN if none
     """
 
     currents: Array
@@ -58,6 +77,8 @@ class FICurve(NamedTuple):
     onset_type: str
     window: tuple[float, float]
     threshold: float
+    repetitive: np.ndarray
+    single_spike_rheobase: float
 
 
 def fi_curve(
@@ -79,9 +100,14 @@ def fi_curve(
     inverse mean inter-spike interval of the spikes in the analysis window
     ``[transient, duration)`` ms, which skips the onset transient.
 
-    *Repetitive firing* means at least ``min_spikes`` spikes in that window; the
-    **rheobase** is the lowest such current of the grid (so it is known to the grid
-    spacing, and, near a slow onset, to within what ``duration`` can reveal). The
+    *Repetitive firing* means at least ``min_spikes`` spikes in that window and
+    still firing at its end: the last spike at most two mean inter-spike intervals
+    before it (a train that stops, as squid HH's just below its onset of
+    repetitive firing, is not repetitive however many spikes it has). The
+    **rheobase** is the lowest repetitive current of the grid (so it is known to
+    the grid spacing, and, near a slow onset, to within what ``duration`` can
+    reveal). The lowest current with any spike is the
+    ``single_spike_rheobase``, the rheobase of current-clamp practice. The
     **onset type** (Hodgkin's classes) is judged from the rate at rheobase:
     ``"class 2"`` if it jumps there from 0 to a rate more than 3 times what the
     slope just above rheobase accounts for over one current step (a discontinuous
@@ -121,8 +147,9 @@ def fi_curve(
 
     Raises:
         ValueError: bad shapes (batched parameters among them), non-finite
-            currents, or timing arguments (``dt``, ``duration`` not positive,
-            an analysis window that holds no sample).
+            currents, timing arguments (``dt``, ``duration`` not positive, an
+            analysis window that holds no sample), parameters without a resting
+            state, or a ``threshold`` not more than 5 mV above it.
     """
     model_of(params)
     require_concrete(
@@ -177,16 +204,38 @@ def fi_curve(
     if threshold is not None:
         threshold = concrete_real(threshold, "threshold", "mV")
 
+    rest = resting_state(params)
+    check_fixed_point(
+        rest, 0.0, "fi_curve starts every run from the I = 0 resting state."
+    )
+    if threshold is None:
+        threshold = float(rest.v) + _THRESHOLD_ABOVE_REST
+    elif not threshold > float(rest.v) + _THRESHOLD_MIN_ABOVE_REST:
+        raise ValueError(
+            f"`threshold` ({threshold:g} mV) must be more than "
+            f"{_THRESHOLD_MIN_ABOVE_REST:g} mV above the I = 0 resting potential "
+            f"({float(rest.v):.4g} mV, in the convention of the params), or "
+            "fluctuations around rest count as spikes; leave it out for "
+            f"{_THRESHOLD_ABOVE_REST:g} mV above rest (HH's 1952 convention: rest "
+            "0 mV, spikes to ~ +100 mV)."
+        )
     i_ext = jnp.broadcast_to(currents, (n_steps,) + currents.shape)
     trace = simulate(params, i_ext, dt, method=method, record=("v",))
-    if threshold is None:
-        threshold = float(jnp.mean(resting_state(params).v) + _THRESHOLD_ABOVE_REST)
-    counts = spike_count(trace, threshold, t_start=transient)
-    rates = firing_rate(trace, threshold, t_start=transient)
-    latency = first_spike_time(trace, threshold)
+    with warnings.catch_warnings():  # the threshold is checked against rest above
+        warnings.filterwarnings("ignore", "The spike threshold", UserWarning)
+        counts = spike_count(trace, threshold, t_start=transient)
+        rates = firing_rate(trace, threshold, t_start=transient)
+        latency = first_spike_time(trace, threshold)
+        last = _last_spike_time(trace, threshold)
+    end = (n_steps - 1) * dt  # the last sample, ms
+    with np.errstate(divide="ignore"):
+        mean_isi = 1000.0 / np.asarray(rates)  # ms; inf at rate 0
+    repetitive = (np.asarray(counts) >= min_spikes) & (end - last <= 2.0 * mean_isi)
     rheobase, onset = _rheobase_and_onset(
-        np.asarray(currents), np.asarray(counts) >= min_spikes, np.asarray(rates)
+        np.asarray(currents), repetitive, np.asarray(rates)
     )
+    spiking = np.isfinite(np.asarray(latency))
+    single = float(np.min(np.asarray(currents)[spiking])) if spiking.any() else math.nan
     return FICurve(
         currents=currents,
         rates=rates,
@@ -196,7 +245,20 @@ def fi_curve(
         onset_type=onset,
         window=(float(transient), float(n_steps * dt)),
         threshold=float(threshold),
+        repetitive=repetitive,
+        single_spike_rheobase=single,
     )
+
+
+def _last_spike_time(trace: Any, threshold: float) -> np.ndarray:
+    """Time of each column's last spike, ms; −inf without one."""
+    most = int(np.max(np.asarray(spike_count(trace, threshold))))
+    if most == 0:
+        return np.full(trace.v.shape[1:], -np.inf)
+    times = np.asarray(
+        spike_times(trace, threshold, max_spikes=most, interpolation="linear")
+    )
+    return np.max(np.where(np.isnan(times), -np.inf, times), axis=0)
 
 
 def _rheobase_and_onset(

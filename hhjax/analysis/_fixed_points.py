@@ -87,10 +87,20 @@ def fixed_point(params: Any, i_ext: ArrayLike = 0.0) -> Any:
         i_ext: constant injected current, µA/cm² (inward positive).
 
     Returns:
-        The model's state tuple at the fixed point (V in mV, gates at steady state).
+        The model's state tuple at the fixed point (V in mV, gates at steady state),
+        with the broadcast batch shape of ``params`` and ``i_ext``.
+
+    Raises:
+        ValueError: a current in pA by mistake (|I| above
+            :data:`hhjax.MAX_PLAUSIBLE_CURRENT`), or, for concrete inputs (not
+            under ``jit``/``vmap``/``grad``), no fixed point (the steady-state
+            current does not cross ``i_ext``, e.g. every conductance is 0; traced,
+            the state is NaN there, as :func:`hhjax.resting_state` returns).
     """
     check_current(i_ext, "i_ext", opt_out=False)
-    return resting_state(params, i_ext)
+    state = resting_state(params, i_ext)
+    check_fixed_point(state, i_ext)
+    return state
 
 
 def jacobian(params: Any, i_ext: ArrayLike = 0.0, state: Any = None) -> Array:
@@ -114,31 +124,39 @@ def jacobian(params: Any, i_ext: ArrayLike = 0.0, state: Any = None) -> Array:
     """
     check_one_cell(params, "jacobian", i_ext)
     if state is None:
-        state = fixed_point(params, i_ext)
-        check_fixed_point(state, i_ext)
+        check_current(i_ext, "i_ext", opt_out=False)
+        state = resting_state(params, i_ext)
+        check_fixed_point(state, i_ext, "Pass a `state` to linearise elsewhere.")
     else:
         state = check_one_state(params, state, "jacobian")
     return jax.jacfwd(vector_field(params, i_ext))(state_to_vector(state))
 
 
-def check_fixed_point(state: Any, i_ext: Any) -> None:
+def check_fixed_point(state: Any, i_ext: Any, remedy: str = "") -> None:
     """A clear error when a concrete fixed point is NaN: no resting state was
-    found under ``i_ext`` (:func:`hhjax.resting_state` returns NaN then)."""
+    found under ``i_ext`` (:func:`hhjax.resting_state` returns NaN then);
+    ``remedy`` (a sentence) ends it."""
     if is_traced(state) or is_traced(i_ext):
         return
-    vector = np.asarray(state_to_vector(state))
-    if not np.all(np.isfinite(vector)):
+    v = np.asarray(state.v)
+    finite = np.isfinite(v)
+    for gate in state[1:]:
+        finite = finite & np.isfinite(np.asarray(gate))
+    if not np.all(finite):
         precision = (
             "; in float32 the rate functions can also overflow at large currents "
             "(enable float64: jax.config.update('jax_enable_x64', True))"
-            if vector.dtype.itemsize < 8
+            if v.dtype.itemsize < 8
             else ""
         )
+        first = np.unravel_index(int(np.argmin(finite)), finite.shape)
+        current = np.broadcast_to(np.asarray(i_ext, float), finite.shape)[first]
+        cell = f" (cell {tuple(map(int, first))})" if finite.ndim else ""
         raise ValueError(
-            f"No fixed point found at i_ext = {float(i_ext):g} uA/cm^2: the "
+            f"No fixed point found at i_ext = {float(current):g} uA/cm^2{cell}: the "
             "steady-state current does not cross it inside the searched voltage "
             "range (e.g. every conductance is 0; see hhjax.resting_state)"
-            f"{precision}. Pass a `state` to linearise elsewhere."
+            f"{precision}.{' ' + remedy if remedy else ''}"
         )
 
 

@@ -110,9 +110,9 @@ def plot_sensitivities(
     Each cell is annotated with its value. Elasticities (``relative=True``) are
     dimensionless and share one colour scale; they are meaningful for parameters
     with a natural zero (conductances, capacitance, time constants), not for
-    reversal potentials, voltage shifts or the temperature in °C, whose
-    elasticities scale with the arbitrary zero of their scale (see
-    :class:`hhjax.analysis.Sensitivity`): plot those with ``relative=False``.
+    reversal potentials, voltage shifts or the temperature in °C, whose cells are
+    blank and marked ``n/a`` (see :class:`hhjax.analysis.Sensitivity`): plot
+    those with ``relative=False``.
     Gradients (``relative=False``) have different units in each column (feature
     unit per parameter unit: e.g. ms per mV, ms per °C), so each column is
     coloured on its own scale (by the gradient over the column's largest
@@ -161,7 +161,7 @@ def plot_sensitivities(
             ax.text(
                 j,
                 i,
-                f"{data[i, j]:.2g}",
+                "n/a" if np.isnan(data[i, j]) else f"{data[i, j]:.2g}",
                 ha="center",
                 va="center",
                 fontsize="x-small",

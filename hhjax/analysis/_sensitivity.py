@@ -21,16 +21,17 @@ class Sensitivity(NamedTuple):
     ``elasticities[i, j] = (p_j / f_i) · ∂f_i/∂p_j`` is dimensionless: the relative
     change of feature ``i`` per relative change of parameter ``j`` (0.5 means a 1 %
     increase of the parameter raises the feature by 0.5 %). It is NaN where the
-    feature is 0.
+    feature is 0, and for the parameters on an interval scale (below).
 
     Elasticities suit parameters with a natural zero (conductances, capacitance,
     time constants, Q10s). For parameters on an interval scale — reversal
-    potentials and voltage shifts (mV: their zero is that of the voltage
-    convention) and the temperature (°C) — the elasticity is proportional to the
-    parameter's arbitrary distance from that zero: ``e_k`` is −77 mV in the modern
-    convention and −12 mV in HH's 1952 one, so the same cell gives elasticities
-    6.4× apart, and 0 °C is no more natural a zero than 0 K. Read the
-    ``gradients`` for those (per mV, per °C; ``table(relative=False)``,
+    potentials and voltage shifts (names ``e_*``, ``v_*``; mV: their zero is that
+    of the voltage convention) and the temperature (°C) — an elasticity would be
+    proportional to the parameter's arbitrary distance from that zero: ``e_k`` is
+    −77 mV in the modern convention and −12 mV in HH's 1952 one, so the same cell
+    would give elasticities 6.4× apart, and 0 °C is no more natural a zero than
+    0 K. Their elasticities are NaN (``n/a`` in the table and the plot); read
+    their ``gradients`` (per mV, per °C; ``table(relative=False)``,
     ``plot_sensitivities(relative=False)``).
 
     Attributes:
@@ -59,7 +60,11 @@ class Sensitivity(NamedTuple):
         data = self.elasticities if relative else self.gradients
         head = ["feature", "value", *self.parameters]
         rows = [
-            [name, f"{value:.{digits}g}", *(f"{x:.{digits}g}" for x in row)]
+            [
+                name,
+                f"{value:.{digits}g}",
+                *("n/a" if np.isnan(x) else f"{x:.{digits}g}" for x in row),
+            ]
             for name, value, row in zip(self.features, self.values, data, strict=True)
         ]
         widths = [max(len(r[c]) for r in [head, *rows]) for c in range(len(head))]
@@ -68,7 +73,21 @@ class Sensitivity(NamedTuple):
             for r in [head, *rows]
         ]
         kind = "elasticity (dlog f / dlog p)" if relative else "gradient df/dp"
-        return f"{kind}\n" + "\n".join(lines)
+        interval = [p for p in self.parameters if on_interval_scale(p)]
+        note = (
+            f"\nn/a: {', '.join(interval)} lie on an interval scale (mV, degC); "
+            "see their gradients: table(relative=False)"
+            if relative and interval
+            else ""
+        )
+        return f"{kind}\n" + "\n".join(lines) + note
+
+
+def on_interval_scale(name: str) -> bool:
+    """Whether a parameter's zero is arbitrary (a reversal potential ``e_*`` or a
+    voltage shift ``v_*``, mV, or the temperature, °C), so that it has no
+    elasticity (:class:`Sensitivity`)."""
+    return name.startswith(("e_", "v_")) or name == "temperature"
 
 
 def sensitivities(
@@ -87,9 +106,9 @@ def sensitivities(
         params: the parameter tuple to differentiate at (scalar leaves).
         parameters: names of the fields to report; default: every field whose value
             is non-zero (elasticities of zero-valued parameters are 0 by definition).
-            The elasticities of reversal potentials, voltage shifts and the
-            temperature depend on the zero of their scale: use the gradients for
-            those (see :class:`Sensitivity`).
+            Reversal potentials, voltage shifts and the temperature have
+            gradients but no elasticities (NaN: their scale's zero is arbitrary,
+            see :class:`Sensitivity`).
 
     Returns:
         A :class:`Sensitivity`; ``.table()`` prints it, and
@@ -159,6 +178,7 @@ def sensitivities(
             grads_arr * p_values[None, :] / values_arr[:, None],
             np.nan,
         )
+    elasticity[:, [on_interval_scale(p) for p in parameters]] = np.nan
     return Sensitivity(
         features=tuple(features),
         parameters=tuple(parameters),

@@ -34,6 +34,7 @@ shape does not broadcast to the batch shape, and an empty window
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from functools import partial, wraps
 from typing import Any
@@ -230,6 +231,7 @@ def _check_concrete(
                 f"V (mV) must be finite; sample {int(np.argmax(bad))} holds NaN or "
                 "inf, where a threshold crossing could not be detected."
             )
+        _warn_threshold_at_the_median(volts, threshold)
     window = (t_start, t_stop)
     for name, edge in (("t_start", t_start), ("t_stop", t_stop)):
         if edge is not None and not is_traced(edge):
@@ -243,6 +245,39 @@ def _check_concrete(
             f"The window must have `t_start` < `t_stop` (ms); got t_start = "
             f"{t_start}, t_stop = {t_stop}."
         )
+
+
+# A threshold less than this far above a trace's median voltage (mV) counts the
+# fluctuations around that level as spikes.
+_THRESHOLD_MARGIN = 5.0
+
+
+def _warn_threshold_at_the_median(volts: np.ndarray, threshold: Any) -> None:
+    """Warn when the threshold is not clearly above a trace's median voltage (the
+    level it spends most time at; brief spikes do not move it): the
+    default 0 mV (modern convention) on a trace in HH's 1952 convention, whose
+    rest is 0 mV, counts the ripples around rest as spikes."""
+    if is_traced(threshold) or volts.shape[0] < 2:
+        return
+    median = np.median(volts.reshape(volts.shape[0], -1), axis=0)
+    try:
+        level = np.broadcast_to(np.asarray(threshold, float), volts.shape[1:])
+    except ValueError:
+        return  # a shape error, named by _as_threshold
+    low = median >= level.ravel() - _THRESHOLD_MARGIN
+    if not low.any():
+        return
+    k = int(np.argmax(low))
+    which = f" of trace {k}" if median.size > 1 else ""
+    warnings.warn(
+        f"The spike threshold ({float(level.ravel()[k]):g} mV) is less than "
+        f"{_THRESHOLD_MARGIN:g} mV above the median voltage{which} "
+        f"({float(median[k]):.3g} mV): fluctuations around that level count as "
+        "spikes. A trace in HH's 1952 convention (rest at 0 mV) needs a threshold "
+        "of about 65 mV; 0 mV suits the modern convention (rest near -65 mV).",
+        UserWarning,
+        stacklevel=4,
+    )
 
 
 def _check_edge(name: str, edge: Any, volts: np.ndarray | None) -> None:
