@@ -52,7 +52,10 @@ def summary(obj) -> str:
         label = f" `{name!r}`" if isinstance(name, str) else ""
         return f"instance of `{type(obj).__name__}`{label}"
     doc = inspect.getdoc(obj)
-    return doc.strip().splitlines()[0] if doc else ""
+    if not doc:
+        return ""
+    first_paragraph = doc.strip().split("\n\n")[0]
+    return " ".join(line.strip() for line in first_paragraph.splitlines())
 
 
 def render() -> tuple[str, list[str]]:

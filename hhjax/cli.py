@@ -536,9 +536,10 @@ def _add_fi(subparsers: Any) -> None:
         help="f-I curve: firing rate against constant current, one batched run",
         description="Switch each constant current of a range on from rest, "
         "simulate all of them in one batched run, and write fi.csv "
-        "(current_uA_per_cm2, rate_Hz, spike_count, latency_ms) and fi.png. "
-        "Prints the onset of repetitive firing (the lowest current with at least "
-        "--min-spikes spikes in the analysis window). Rates in Hz.",
+        "(current_uA_per_cm2, rate_Hz, spike_count, latency_ms, repetitive) and "
+        "fi.png. Prints the onset of repetitive firing (the lowest current with at "
+        "least --min-spikes spikes in the analysis window, still firing at its "
+        "end) and the lowest current with any spike. Rates in Hz.",
         formatter_class=HelpFormatter,
     )
     group = parser.add_argument_group("currents (uA/cm^2) and timing (ms)")
@@ -662,12 +663,13 @@ def _run_fi(args: argparse.Namespace) -> int:
                 np.asarray(curve.rates, float),
                 np.asarray(curve.counts, float),
                 np.asarray(curve.latency, float),
+                np.asarray(curve.repetitive, float),
             ]
         )
     text = table_csv_text(
         table,
-        "current_uA_per_cm2,rate_Hz,spike_count,latency_ms",
-        fmt=("%.10g", "%.10g", "%d", "%.10g"),
+        "current_uA_per_cm2,rate_Hz,spike_count,latency_ms,repetitive",
+        fmt=("%.10g", "%.10g", "%d", "%.10g", "%d"),
     )
     written = [write_text_atomic(args.out / "fi.csv", text)]
     if not args.no_plot:
@@ -687,6 +689,8 @@ def _run_fi(args: argparse.Namespace) -> int:
             f"grid step {args.i_step:g} uA/cm^2, window {window}, threshold "
             f"{curve.threshold:.1f} mV)"
         )
+    if not math.isnan(curve.single_spike_rheobase):
+        print(f"first spike from {curve.single_spike_rheobase:g} uA/cm^2")
     for path in written:
         print(f"wrote {path}")
     return 0

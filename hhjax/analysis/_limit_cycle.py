@@ -62,7 +62,8 @@ class LimitCycle(NamedTuple):
 
     Attributes:
         state: state at the start of the cycle (a V extremum: the minimum unless
-            found from a ``guess`` nearer the maximum), model state tuple
+            found from a ``guess`` nearer the maximum), model state tuple (V in
+            mV, in the convention of the params; gates dimensionless)
         period: period of the orbit, ms
         current: injected current, µA/cm²
         multipliers: Floquet multipliers, complex, shape ``(d,)``, sorted by
@@ -361,6 +362,7 @@ class CycleFold(NamedTuple):
         current: injected current at the fold, µA/cm²
         period: period of the orbit at the fold, ms
         state: state of the orbit at the fold (a V extremum), model state tuple
+            (V in mV, in the convention of the params; gates dimensionless)
         branch_currents: currents visited by the continuation, µA/cm²
         branch_periods: their periods, ms
         n_steps: integration steps per period used for the shooting
