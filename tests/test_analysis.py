@@ -8,6 +8,7 @@ from hhjax. Units: mV, ms, µA/cm², mS/cm².
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import jax
@@ -1041,3 +1042,15 @@ def test_parameters_without_a_resting_state_are_named(call):
     with pytest.raises(ValueError, match=r"No fixed point found at i_ext = ") as err:
         call(params)
     assert "state0" not in str(err.value)
+
+
+def test_a_continuation_without_a_fold_says_how_far_it_went():
+    # The message named the currents reached, not the periods, nor that a branch
+    # ending in an orbit of infinite period (class 1) has no fold.
+    with pytest.raises(
+        ValueError, match=r"No fold .* within 2 continuation steps"
+    ) as err:
+        analysis.limit_cycle_fold(hhjax.HHParams(), 8.0, max_steps=2)
+    assert re.search(
+        r"periods [0-9.]+\.\.[0-9.]+ ms\)\. .*larger `step`", str(err.value)
+    )

@@ -464,10 +464,20 @@ def limit_cycle_fold(
             )
         z, t = z_new, t_new
         h = min(h * 1.5, step)
+    growth = periods[-1] / periods[0]
+    ending = (
+        f" The period grew {growth:.3g}-fold along the branch: it may end in an "
+        "orbit of infinite period (homoclinic, or a saddle-node on the cycle, "
+        "where firing starts at a rate near 0, class 1), which has no fold."
+        if growth > 1.2
+        else ""
+    )
     raise ValueError(
         f"No fold of limit cycles found from I = {i_start:g} uA/cm^2 within "
         f"{max_steps} continuation steps (currents reached "
-        f"{min(currents):g}..{max(currents):g} uA/cm^2)."
+        f"{min(currents):g}..{max(currents):g} uA/cm^2, periods "
+        f"{periods[0]:.4g}..{periods[-1]:.4g} ms).{ending} A larger `step` or "
+        "`max_steps` follows the branch further."
     )
 
 
