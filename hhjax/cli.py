@@ -690,7 +690,8 @@ def _run_fi(args: argparse.Namespace) -> int:
             f"{curve.threshold:.1f} mV)"
         )
     if not math.isnan(curve.single_spike_rheobase):
-        print(f"first spike from {curve.single_spike_rheobase:g} uA/cm^2")
+        at = "at or below" if curve.single_spike_rheobase == currents[0] else "from"
+        print(f"first spike {at} {curve.single_spike_rheobase:g} uA/cm^2")
     for path in written:
         print(f"wrote {path}")
     return 0

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import Array
 from jax.typing import ArrayLike
 
@@ -43,11 +44,11 @@ from jax.typing import ArrayLike
 # and 1.5x the CPU time (docs/benchmarks.md, item 12). A z**8 term made the
 # vectorised float32 step 2.5x slower.
 _SERIES = {8: (0.07, 6), 4: (0.3, 4), 2: (0.5, 4)}  # itemsize: (radius, last power)
-# Above these z, exp(z) overflows (float32: 88.7, float64: 709.8) and the direct
-# formula's derivative is inf/inf = NaN where its value is 0; z is capped there
-# (the value z e^-z < 1e-33 resp. 1e-301 stays, its gradient is 0). Reached at
-# unphysiological potentials only: e.g. HH's alpha_m caps below -760 mV in float32.
-_CAP = {8: 700.0, 4: 80.0, 2: 10.0}  # itemsize: largest z fed to exp
+# Above ln(largest float) (float32: 88.7, float64: 709.8) exp(z) overflows and the
+# direct formula's derivative is inf/inf = NaN where its value is 0; z is capped
+# 1 below it (the value there, 1.2e-36 resp. 2.2e-305, stays; its gradient is
+# 0). Reached at unphysiological potentials only: e.g. HH's alpha_m caps below
+# -907 mV in float32.
 # Bernoulli numbers: z/(e^z - 1) = sum_n B_n z^n / n!, B_1 = -1/2, odd n > 1 vanish.
 _B2, _B4, _B6 = 1.0 / 12.0, -1.0 / 720.0, 1.0 / 30240.0
 
@@ -56,8 +57,8 @@ def x_over_expm1(z: ArrayLike) -> Array:
     """``z / (exp(z) - 1)``, finite with a finite, exact gradient at ``z = 0``.
 
     Finite with a finite gradient for every finite ``z``: where ``exp(z)`` would
-    overflow (``z`` above 700 in float64, 80 in float32) ``z`` is capped, and the
-    value there (below 10⁻³⁰⁰ resp. 10⁻³²) has gradient 0.
+    overflow (``z`` above 708.8 in float64, 87.7 in float32) ``z`` is capped, and
+    the value there (below 10⁻³⁰⁴ resp. 10⁻³⁵) has gradient 0.
 
     Args:
         z: dimensionless argument, any shape.
@@ -72,7 +73,8 @@ def x_over_expm1(z: ArrayLike) -> Array:
     small = jnp.abs(z) < radius
     # Each unused branch gets a harmless argument, so its gradient stays finite
     # (the series' z**2 overflows for |z| > 1.8e19 in float32).
-    safe_z = jnp.where(small, 1.0, jnp.minimum(z, _CAP.get(z.dtype.itemsize, 10.0)))
+    cap = float(np.log(np.finfo(z.dtype).max)) - 1.0
+    safe_z = jnp.where(small, 1.0, jnp.minimum(z, cap))
     series_z = jnp.where(small, z, 0.0)
     z2 = series_z * series_z
     tail = _B4 + z2 * _B6 if last_power == 6 else _B4

@@ -129,7 +129,7 @@ def test_fi_onset_between_6_and_7(tmp_path, capsys):
     header = (tmp_path / "fi.csv").read_text().splitlines()[0]
     assert header == "current_uA_per_cm2,rate_Hz,spike_count,latency_ms,repetitive"
     assert table[:, 4].tolist() == [float(c >= onset) for c in currents]
-    assert "first spike from 5.5 uA/cm^2" in out  # single-spike rheobase ~2.2
+    assert "first spike at or below 5.5 uA/cm^2" in out  # single-spike rheobase ~2.2
 
 
 def _subprocess(command):

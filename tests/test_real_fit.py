@@ -835,8 +835,8 @@ def test_predict_marks_training_sweeps_only_on_the_recording_fitted():
     assert train(document, fitted, "c.abf", said.append) == [0, 2] and not said
     assert train(document, other, "c.nwb", said.append) == []
     assert said == [
-        "c.nwb is not the recording the fit was trained on (c.abf: the samples "
-        "differ), so every sweep counts as held out"
+        "c.nwb is not the recording the fit was trained on (c.abf), so every "
+        "sweep counts as held out"
     ]
 
 

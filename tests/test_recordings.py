@@ -712,6 +712,9 @@ def test_nwb_protocol_is_chosen_by_stimulus_description(tmp_path):
         load_nwb(path, stimulus_description="Steps")
     with pytest.raises(RecordingError, match=r"`stimulus_description` applies to .nwb"):
         load_recording(tmp_path / "x.abf", stimulus_description="steps")
+    _two_protocols(path, ["A", "B", "C"])  # two protocols of one length
+    with pytest.raises(RecordingError, match=r"`stimulus_description='A'`"):
+        load_nwb(path)
     _two_protocols(path, ["N/A"] * 3)  # nothing tells them apart
     with pytest.raises(RecordingError, match="does not tell the protocols apart"):
         load_nwb(path)

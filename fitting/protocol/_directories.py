@@ -43,7 +43,7 @@ def training_sweeps(
         source = Path(str(document.get("data", {}).get("source", "?"))).name
         log(
             f"{Path(data_path).name} is not the recording the fit was trained on "
-            f"({source}: the samples differ), so every sweep counts as held out"
+            f"({source}), so every sweep counts as held out"
         )
     return []
 

@@ -59,7 +59,7 @@ class HHParams(NamedTuple):
         ``e_na = 115``, ``e_k = −12``, ``e_l = 10.6`` mV and ``v_shift = 65`` mV;
         conductances and ``c_m`` as the defaults. Note ``e_l`` 10.6 ≠ −54.387 + 65,
         so this is not exactly the default cell shifted by 65 mV (it rests at
-        ≈ −0.0 mV rather than −65 + 65).
+        +0.0003 mV, where the shifted default cell would rest at +0.004 mV).
 
         Args:
             **overrides: any field to set differently.

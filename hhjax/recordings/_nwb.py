@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import warnings
 
 import numpy as np
@@ -397,8 +398,7 @@ def _check_one_length(pairs: list[tuple], v: list, where: str) -> None:
         groups.setdefault(v_k.size, []).append((sweep, _description(r)))
     if len(groups) == 1:
         return
-    parts, separable = [], True
-    all_names = {name for members in groups.values() for _, name in members}
+    parts = []
     for length, members in sorted(groups.items(), key=lambda g: -len(g[1])):
         names = sorted({name for _, name in members})
         sweeps = [s for s, _ in members]
@@ -407,12 +407,18 @@ def _check_one_length(pairs: list[tuple], v: list, where: str) -> None:
             f"{len(sweeps)} sweep{'s' if len(sweeps) > 1 else ''} ({shown}) of "
             f"{length} samples, stimulus_description {' / '.join(map(repr, names))}"
         )
-        separable &= len(names) == 1 and len(all_names) == len(groups)
-    largest = max(groups.values(), key=len)[0][1]
+    # A description can choose sweeps of one length when it appears in one group.
+    lengths_of: dict[str, set] = {}
+    for length, members in groups.items():
+        for _, name in members:
+            lengths_of.setdefault(name, set()).add(length)
+    largest = max(groups.values(), key=len)
+    choosable = sorted({name for _, name in largest if len(lengths_of[name]) == 1})
     advice = (
-        f"choose one protocol's sweeps with `stimulus_description={largest!r}` "
-        f"(`--stimulus-description {largest}` on the command line)"
-        if separable
+        f"choose one protocol's sweeps with `stimulus_description={choosable[0]!r}` "
+        f"(`--stimulus-description {shlex.quote(choosable[0])}` on the command "
+        "line)"
+        if choosable
         else "their stimulus_description does not tell the protocols apart, so "
         "write one protocol's sweeps to a file of their own"
     )
