@@ -46,9 +46,9 @@ from jax.typing import ArrayLike
 _SERIES = {8: (0.07, 6), 4: (0.3, 4), 2: (0.5, 4)}  # itemsize: (radius, last power)
 # Above ln(largest float) (float32: 88.7, float64: 709.8) exp(z) overflows and the
 # direct formula's derivative is inf/inf = NaN where its value is 0; z is capped
-# 1 below it (the value there, 1.2e-36 resp. 2.2e-305, stays; its gradient is
-# 0). Reached at unphysiological potentials only: e.g. HH's alpha_m caps below
-# -907 mV in float32.
+# 1 below it (the value there, 7e-37 resp. 1.1e-305, stays; its gradient is 0).
+# Reached at unphysiological potentials only: e.g. HH's alpha_m caps below
+# -917 mV in float32.
 # Bernoulli numbers: z/(e^z - 1) = sum_n B_n z^n / n!, B_1 = -1/2, odd n > 1 vanish.
 _B2, _B4, _B6 = 1.0 / 12.0, -1.0 / 720.0, 1.0 / 30240.0
 

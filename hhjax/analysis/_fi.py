@@ -255,8 +255,11 @@ def _last_spike_time(trace: Any, threshold: float) -> np.ndarray:
     most = int(np.max(np.asarray(spike_count(trace, threshold))))
     if most == 0:
         return np.full(trace.v.shape[1:], -np.inf)
+    # max_spikes is static: a power of 2 lets curves of similar counts share one
+    # compiled program (the extra slots are NaN).
+    slots = 1 << (most - 1).bit_length()
     times = np.asarray(
-        spike_times(trace, threshold, max_spikes=most, interpolation="linear")
+        spike_times(trace, threshold, max_spikes=slots, interpolation="linear")
     )
     return np.max(np.where(np.isnan(times), -np.inf, times), axis=0)
 

@@ -97,9 +97,15 @@ def fixed_point(params: Any, i_ext: ArrayLike = 0.0) -> Any:
             current does not cross ``i_ext``, e.g. every conductance is 0; traced,
             the state is NaN there, as :func:`hhjax.resting_state` returns).
     """
+    return _checked_rest(params, i_ext)
+
+
+def _checked_rest(params: Any, i_ext: ArrayLike, remedy: str = "") -> Any:
+    """:func:`hhjax.resting_state` under a current in µA/cm² (not pA), with
+    :func:`check_fixed_point`'s error (ended by ``remedy``) where there is none."""
     check_current(i_ext, "i_ext", opt_out=False)
     state = resting_state(params, i_ext)
-    check_fixed_point(state, i_ext)
+    check_fixed_point(state, i_ext, remedy)
     return state
 
 
@@ -124,9 +130,7 @@ def jacobian(params: Any, i_ext: ArrayLike = 0.0, state: Any = None) -> Array:
     """
     check_one_cell(params, "jacobian", i_ext)
     if state is None:
-        check_current(i_ext, "i_ext", opt_out=False)
-        state = resting_state(params, i_ext)
-        check_fixed_point(state, i_ext, "Pass a `state` to linearise elsewhere.")
+        state = _checked_rest(params, i_ext, "Pass a `state` to linearise elsewhere.")
     else:
         state = check_one_state(params, state, "jacobian")
     return jax.jacfwd(vector_field(params, i_ext))(state_to_vector(state))
